@@ -1,0 +1,108 @@
+//! What may be asked of a deployment. Each command carries everything its
+//! decision needs, "now" included.
+
+use chrono::{DateTime, Utc};
+
+use super::values::*;
+use crate::actor::Actor;
+
+/// A command to the Deployment aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeploymentCommand {
+    /// A cloud user asks for a new deployment.
+    Request {
+        /// The requesting user (becomes the owner).
+        owner: String,
+        /// Its name.
+        name: DeploymentName,
+        /// VM or cluster.
+        spec: WorkloadSpec,
+        /// Placement criteria.
+        placement: Placement,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Placement chose a node.
+    AssignNode {
+        /// The node.
+        node: NodeAssignment,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The node contract was created on chain.
+    RecordContractCreated {
+        /// TFChain contract id.
+        contract_id: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Every workload reported `ok`.
+    MarkRunning {
+        /// The states reported.
+        workloads: Vec<WorkloadStatus>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Deployment failed (a workload in error, or a stall).
+    MarkFailed {
+        /// The states reported.
+        workloads: Vec<WorkloadStatus>,
+        /// Why it failed.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Change the size of a running deployment.
+    Resize {
+        /// Who asks.
+        by: Actor,
+        /// The new size.
+        resize: ResizeSpec,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The balance could not pay a bill: workloads pause.
+    StartGracePeriod {
+        /// When the grace period began.
+        at: DateTime<Utc>,
+    },
+    /// A top-up paid the bill: workloads resume.
+    EndGracePeriod {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The owner or an operator cancels the deployment.
+    Cancel {
+        /// Who cancels.
+        by: Actor,
+        /// Why, optionally.
+        reason: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The contract is gone; the deployment with it.
+    Delete {
+        /// Why.
+        cause: DeletionCause,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DeploymentCommand {
+    /// The command's name, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeploymentCommand::Request { .. } => "request",
+            DeploymentCommand::AssignNode { .. } => "assign_node",
+            DeploymentCommand::RecordContractCreated { .. } => "record_contract_created",
+            DeploymentCommand::MarkRunning { .. } => "mark_running",
+            DeploymentCommand::MarkFailed { .. } => "mark_failed",
+            DeploymentCommand::Resize { .. } => "resize",
+            DeploymentCommand::StartGracePeriod { .. } => "start_grace_period",
+            DeploymentCommand::EndGracePeriod { .. } => "end_grace_period",
+            DeploymentCommand::Cancel { .. } => "cancel",
+            DeploymentCommand::Delete { .. } => "delete",
+        }
+    }
+}

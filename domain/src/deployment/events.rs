@@ -1,0 +1,135 @@
+//! What happened to a deployment. Event payloads are versioned by
+//! [`EVENT_VERSION`]; an old payload is upcast on read, never rewritten.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::values::*;
+use crate::actor::Actor;
+
+/// The payload version every deployment event is written with today.
+pub const EVENT_VERSION: &str = "1";
+
+/// An event of the Deployment aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DeploymentEvent {
+    /// A user asked for a deployment.
+    DeploymentRequested {
+        /// The owning user's subject.
+        owner: String,
+        /// Its name.
+        name: DeploymentName,
+        /// What it runs.
+        spec: WorkloadSpec,
+        /// Where it may go.
+        placement: Placement,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A node was chosen.
+    NodeAssigned {
+        /// The node.
+        node: NodeAssignment,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The node contract exists on chain.
+    ContractCreated {
+        /// TFChain contract id.
+        contract_id: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Every workload is up.
+    DeploymentRunning {
+        /// Reported states.
+        workloads: Vec<WorkloadStatus>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The deployment failed.
+    DeploymentFailed {
+        /// Reported states.
+        workloads: Vec<WorkloadStatus>,
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The deployment was resized.
+    DeploymentResized {
+        /// The spec after the resize.
+        spec: WorkloadSpec,
+        /// Who resized it.
+        by: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Workloads paused: the balance could not pay a bill.
+    GracePeriodStarted {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Workloads resumed.
+    GracePeriodEnded {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The owner or an operator cancelled.
+    DeploymentCancelled {
+        /// Who.
+        by: Actor,
+        /// Why, if said.
+        reason: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The deployment is gone.
+    DeploymentDeleted {
+        /// Why.
+        cause: DeletionCause,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DeploymentEvent {
+    /// When the event happened, by the clock of whoever issued the command.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            DeploymentEvent::DeploymentRequested { at, .. }
+            | DeploymentEvent::NodeAssigned { at, .. }
+            | DeploymentEvent::ContractCreated { at, .. }
+            | DeploymentEvent::DeploymentRunning { at, .. }
+            | DeploymentEvent::DeploymentFailed { at, .. }
+            | DeploymentEvent::DeploymentResized { at, .. }
+            | DeploymentEvent::GracePeriodStarted { at }
+            | DeploymentEvent::GracePeriodEnded { at }
+            | DeploymentEvent::DeploymentCancelled { at, .. }
+            | DeploymentEvent::DeploymentDeleted { at, .. } => *at,
+        }
+    }
+}
+
+impl DomainEvent for DeploymentEvent {
+    fn event_type(&self) -> String {
+        match self {
+            DeploymentEvent::DeploymentRequested { .. } => "DeploymentRequested",
+            DeploymentEvent::NodeAssigned { .. } => "NodeAssigned",
+            DeploymentEvent::ContractCreated { .. } => "ContractCreated",
+            DeploymentEvent::DeploymentRunning { .. } => "DeploymentRunning",
+            DeploymentEvent::DeploymentFailed { .. } => "DeploymentFailed",
+            DeploymentEvent::DeploymentResized { .. } => "DeploymentResized",
+            DeploymentEvent::GracePeriodStarted { .. } => "GracePeriodStarted",
+            DeploymentEvent::GracePeriodEnded { .. } => "GracePeriodEnded",
+            DeploymentEvent::DeploymentCancelled { .. } => "DeploymentCancelled",
+            DeploymentEvent::DeploymentDeleted { .. } => "DeploymentDeleted",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_string()
+    }
+}

@@ -1,0 +1,16 @@
+//! The Deployment aggregate: a VM or a Kubernetes cluster a cloud user asks
+//! for, from request through placement, contract, running, resizes and grace
+//! periods, to cancellation and deletion.
+
+mod aggregate;
+mod commands;
+mod events;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::{Deployment, DeploymentError, DeploymentState, Status};
+pub use commands::DeploymentCommand;
+pub use events::{DeploymentEvent, EVENT_VERSION};
+pub use values::*;

@@ -1,0 +1,14 @@
+//! The marketplace's business rules, pure and synchronous.
+//!
+//! Every aggregate decides from its current state and a command, and answers
+//! either the events that happened or a typed error. Nothing in this crate
+//! performs IO, reads a clock or draws randomness: whatever a decision needs
+//! from outside (the time, a price, a node) is put into the command first.
+
+pub mod actor;
+pub mod deployment;
+pub mod money;
+pub mod pricing;
+
+pub use actor::{Actor, Role};
+pub use money::{TftAmount, TftPrice, UsdAmount};
