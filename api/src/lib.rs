@@ -1,1 +1,169 @@
+//! The HTTP API: a thin axum layer that authenticates, authorises by role
+//! and ownership, turns requests into commands, and answers reads from the
+//! read models.
 
+pub mod auth;
+pub mod commands;
+pub mod deployments;
+pub mod dev_keys;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod idempotency;
+pub mod quotes;
+pub mod views_watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, Request};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use jsonwebtoken::jwk::JwkSet;
+use marketplace_domain::pricing::PricingPolicy;
+use marketplace_domain::TftPrice;
+use sqlx::PgPool;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Authenticator;
+use crate::commands::DeploymentStore;
+use crate::error::ApiError;
+use crate::views_watch::ViewWatcher;
+
+/// Settings the handlers read.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long a read with `min_version` may wait for its view.
+    pub read_wait: Duration,
+    /// The TFT price quotes convert at.
+    pub tft_price: TftPrice,
+    /// The pricing policy quotes use.
+    pub pricing: PricingPolicy,
+    /// Dev mode only: the JWKS to publish at `/dev/jwks.json`.
+    pub dev_jwks: Option<JwkSet>,
+}
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// The deployment event store.
+    pub store: Arc<DeploymentStore>,
+    /// Token verification.
+    pub auth: Arc<Authenticator>,
+    /// Settings.
+    pub settings: Arc<ApiSettings>,
+    /// Wakes reads waiting for their own writes.
+    pub views: ViewWatcher,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ThreeFold Grid cloud marketplace",
+        description = "Commands answer 202 with the aggregate's new version; reads can wait for that version with `min_version`. Errors are RFC 9457 problem documents."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "deployments", description = "Cloud users' VMs and Kubernetes clusters"),
+        (name = "operations", description = "Operator-driven life-cycle steps"),
+        (name = "quotes", description = "Prices"),
+        (name = "health", description = "Liveness and readiness")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes with their OpenAPI description.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(deployments::router())
+        .routes(routes!(quotes::create_quote))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+}
+
+/// The OpenAPI document the API serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+async fn dev_jwks(State(state): State<AppState>) -> Result<Json<JwkSet>, ApiError> {
+    state
+        .settings
+        .dev_jwks
+        .clone()
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::NotFound
+}
+
+/// The application with its layers: request ids, tracing spans, body limit.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = routes().split_for_parts();
+    let doc = Arc::new(doc);
+    let request_id = HeaderName::from_static(extract::REQUEST_ID);
+    router
+        .route(
+            "/v1/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
+        .route("/dev/jwks.json", get(dev_jwks))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.settings.body_limit))
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let request_id = req
+                    .headers()
+                    .get(extract::REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let correlation_id = req
+                    .headers()
+                    .get(extract::CORRELATION_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(request_id);
+                tracing::info_span!(
+                    "http",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id,
+                    correlation_id,
+                    subject = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

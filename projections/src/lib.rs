@@ -1,1 +1,85 @@
+//! Read models and the runners that build them from the event store.
+//!
+//! A projection turns stored events into rows of its view tables. The same
+//! projection code runs behind any event source; the one here tails the
+//! PostgreSQL store in commit order ([`tail`]), committing its checkpoint in
+//! the same transaction as the view change, so a crash at any point neither
+//! loses nor doubles an event.
 
+pub mod deployments;
+pub mod tail;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// One event as stored, with its place in the store.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    /// Insertion position (unique, not commit order).
+    pub position: i64,
+    /// The writing transaction's id.
+    pub txid: i64,
+    /// Aggregate type (`deployment`).
+    pub aggregate_type: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// Sequence within the aggregate, from 1.
+    pub sequence: i64,
+    /// Event type name.
+    pub event_type: String,
+    /// Payload version, for upcasting.
+    pub event_version: String,
+    /// The event itself.
+    pub payload: Value,
+    /// Actor, correlation, causation and request ids.
+    pub metadata: Value,
+    /// When the store committed it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// A metadata entry, if present.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).and_then(Value::as_str)
+    }
+}
+
+/// Why a projection could not apply an event. The runner dead-letters it and
+/// goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event does not fit the view (unknown version, malformed payload,
+    /// a gap in the aggregate's sequence): retrying will not help until the
+    /// cause is fixed.
+    #[error("{0}")]
+    Poison(String),
+    /// The database failed; the whole batch is retried.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A read model built from events.
+pub trait Projection: Send + Sync + 'static {
+    /// The projection's name: its checkpoint and dead letters are kept under it.
+    fn name(&self) -> &'static str;
+
+    /// Whether the projection reads events of this aggregate type.
+    fn handles(&self, aggregate_type: &str) -> bool;
+
+    /// Applies one event inside the caller's transaction. Must be a no-op
+    /// for an event already applied (each row remembers its last sequence).
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
+
+    /// Empties the projection's tables, for a rebuild from scratch.
+    fn reset<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'a;
+}

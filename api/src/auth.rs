@@ -1,0 +1,232 @@
+//! Bearer-token authentication, Auth0-compatible: RS256 tokens verified
+//! against the keys of a JWKS URL (cached, refreshed when an unknown `kid`
+//! appears), issuer and audience checked, roles read from a configurable claim.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use marketplace_domain::{Actor, Role};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, RwLock};
+use tracing::{info, warn};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Where tokens come from and what they must say.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The issuer's JWKS document.
+    pub jwks_url: String,
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud` (one of).
+    pub audience: String,
+    /// The claim holding the roles: an array of strings or a space-separated string.
+    pub roles_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+/// A refresh of the JWKS caused by an unknown `kid` happens at most this often,
+/// so tokens with random key ids cannot make us hammer the issuer.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Verifies tokens and caches the issuer's keys.
+pub struct Authenticator {
+    config: AuthConfig,
+    http: reqwest::Client,
+    keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    last_refresh: Mutex<Option<Instant>>,
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's `sub`.
+    pub subject: String,
+    /// The marketplace roles it carries.
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    /// Whether the principal may act as an operator.
+    pub fn is_operator(&self) -> bool {
+        self.roles.contains(&Role::CloudOperator)
+    }
+
+    /// The actor for a command that needs one of `allowed` roles; the first
+    /// allowed role the principal has wins (operator listed first where it
+    /// should take precedence). 403 without any.
+    pub fn act_as(&self, allowed: &[Role]) -> Result<Actor, ApiError> {
+        allowed
+            .iter()
+            .find(|r| self.roles.contains(r))
+            .map(|role| Actor::new(self.subject.clone(), *role))
+            .ok_or(ApiError::Forbidden)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(flatten)]
+    rest: HashMap<String, Value>,
+}
+
+impl Authenticator {
+    /// An authenticator that fetches keys from the configured JWKS URL.
+    pub fn new(config: AuthConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self {
+            config,
+            http,
+            keys: RwLock::new(HashMap::new()),
+            last_refresh: Mutex::new(None),
+        }
+    }
+
+    /// Puts keys in the cache up front (dev mode knows its own key).
+    pub async fn preload(&self, jwks: &JwkSet) {
+        let keys = decoding_keys(jwks);
+        self.keys.write().await.extend(keys);
+    }
+
+    /// Verifies a token and returns its principal.
+    pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let unauthorized = |why: &str| ApiError::Unauthorized(why.to_string());
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed token"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(unauthorized("only RS256 tokens are accepted"));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| unauthorized("token has no key id"))?;
+        let key = self.key(&kid).await?;
+
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = self.config.leeway_secs;
+        validation.validate_nbf = true;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            let why = match e.kind() {
+                K::ExpiredSignature => "token expired",
+                K::ImmatureSignature => "token not yet valid",
+                K::InvalidIssuer => "wrong issuer",
+                K::InvalidAudience => "wrong audience",
+                K::InvalidSignature => "bad signature",
+                K::MissingRequiredClaim(_) => "a required claim is missing",
+                _ => "invalid token",
+            };
+            unauthorized(why)
+        })?;
+        let roles = match data.claims.rest.get(&self.config.roles_claim) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(Role::parse)
+                .collect(),
+            Some(Value::String(s)) => s.split_whitespace().filter_map(Role::parse).collect(),
+            _ => Vec::new(),
+        };
+        if data.claims.sub.is_empty() {
+            return Err(unauthorized("empty subject"));
+        }
+        Ok(Principal {
+            subject: data.claims.sub,
+            roles,
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, ApiError> {
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Ok(key.clone());
+        }
+        self.refresh().await;
+        self.keys
+            .read()
+            .await
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("unknown signing key".into()))
+    }
+
+    /// Fetches the JWKS again, unless that was done very recently.
+    async fn refresh(&self) {
+        let mut last = self.last_refresh.lock().await;
+        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let fetched = async {
+            self.http
+                .get(&self.config.jwks_url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<JwkSet>()
+                .await
+        }
+        .await;
+        match fetched {
+            Ok(set) => {
+                let keys = decoding_keys(&set);
+                info!(url = %self.config.jwks_url, keys = keys.len(), "JWKS refreshed");
+                *self.keys.write().await = keys;
+            }
+            Err(e) => warn!(url = %self.config.jwks_url, error = %e, "JWKS refresh failed"),
+        }
+    }
+}
+
+fn decoding_keys(set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
+    set.keys
+        .iter()
+        .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            Some((kid, Arc::new(key)))
+        })
+        .collect()
+}
+
+/// The authenticated caller; answers 401 when the token is missing or bad.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Principal);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+        let principal = state.auth.verify(token.trim()).await?;
+        tracing::Span::current().record("subject", principal.subject.as_str());
+        Ok(AuthUser(principal))
+    }
+}

@@ -1,0 +1,566 @@
+//! Deployment endpoints: users request, resize and cancel their own
+//! deployments and read them back; operators (and, later, the provisioning
+//! workers) drive the rest of the life cycle.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::Json;
+use chrono::Utc;
+use marketplace_domain::deployment::{DeploymentCommand, NodeAssignment, Status};
+use marketplace_domain::Role;
+use marketplace_projections::deployments::{self as views, Cursor, DeploymentRow, ListQuery};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::commands::{accept, fingerprint, new_deployment_id, owned_by};
+use crate::dto::*;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
+use crate::AppState;
+
+/// The deployment routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(request_deployment, list_deployments))
+        .routes(routes!(get_deployment))
+        .routes(routes!(resize_deployment))
+        .routes(routes!(cancel_deployment))
+        .routes(routes!(assign_node))
+        .routes(routes!(record_contract))
+        .routes(routes!(mark_running))
+        .routes(routes!(mark_failed))
+        .routes(routes!(start_grace_period))
+        .routes(routes!(end_grace_period))
+        .routes(routes!(delete_deployment))
+}
+
+fn invalid(e: marketplace_domain::deployment::SpecError) -> ApiError {
+    ApiError::Invalid {
+        detail: e.reason,
+        field: Some(e.field),
+    }
+}
+
+/// Ask for a new deployment.
+#[utoipa::path(
+    post, path = "/v1/deployments", tag = "deployments",
+    request_body = RequestDeploymentBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first answer"),
+        ("X-Correlation-Id" = Option<String>, Header, description = "Ties this command's events to a conversation"),
+    ),
+    responses(
+        (status = 202, body = CommandAccepted, description = "Accepted; read it back with min_version"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn request_deployment(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiJson(body): ApiJson<RequestDeploymentBody>,
+) -> Response {
+    let actor = match principal.act_as(&[Role::CloudUser]) {
+        Ok(a) => a,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    let id = new_deployment_id(&actor.subject, &ctx);
+    let fingerprint = fingerprint(("POST /v1/deployments", &body));
+    let owner = actor.subject.clone();
+    accept(&state, &ctx, &actor, id, fingerprint, move |_| {
+        let (name, spec, placement) = body.into_domain().map_err(invalid)?;
+        Ok(DeploymentCommand::Request {
+            owner,
+            name,
+            spec,
+            placement,
+            at: Utc::now(),
+        })
+    })
+    .await
+}
+
+/// List filters and page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only deployments in this status.
+    pub status: Option<String>,
+    /// Only `vm` or `kubernetes`.
+    pub kind: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+}
+
+/// List deployments, newest first: a user's own, or everyone's for an operator.
+#[utoipa::path(
+    get, path = "/v1/deployments", tag = "deployments",
+    params(ListParams),
+    responses(
+        (status = 200, body = DeploymentPage),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_deployments(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<DeploymentPage>, ApiError> {
+    let actor = principal.act_as(&[Role::CloudOperator, Role::CloudUser])?;
+    let bad = |what: &str| ApiError::BadRequest(what.to_string());
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| Status::parse(s).ok_or_else(|| bad("unknown status")))
+        .transpose()?;
+    let kind = match params.kind.as_deref() {
+        None => None,
+        Some(k @ ("vm" | "kubernetes")) => Some(k.to_string()),
+        Some(_) => return Err(bad("kind is vm or kubernetes")),
+    };
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c).ok_or_else(|| bad("invalid cursor")))
+        .transpose()?;
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(bad("limit is 1 to 100"));
+    }
+    let query = ListQuery {
+        owner: (!actor.is_operator()).then(|| actor.subject.clone()),
+        status,
+        kind,
+        after,
+        limit,
+    };
+    let (rows, next) = views::list(&state.pool, &query).await?;
+    Ok(Json(DeploymentPage {
+        items: rows.into_iter().map(summary).collect(),
+        next_cursor: next.map(|c| c.encode()),
+    }))
+}
+
+fn summary(row: DeploymentRow) -> DeploymentSummary {
+    DeploymentSummary {
+        id: row.id,
+        owner: row.owner,
+        name: row.name,
+        kind: row.kind,
+        status: row.status,
+        node_id: row.node_id,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        version: row.version,
+    }
+}
+
+/// Read-your-writes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    /// Wait (bounded) until the view has reached this version, as returned by a command.
+    pub min_version: Option<i64>,
+}
+
+/// One deployment with its history of states.
+#[utoipa::path(
+    get, path = "/v1/deployments/{id}", tag = "deployments",
+    params(("id" = Uuid, Path, description = "Deployment id"), GetParams),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 503, body = Problem, description = "The view did not reach min_version in time")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_deployment(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<GetParams>,
+) -> Result<Json<DeploymentDetail>, ApiError> {
+    let actor = principal.act_as(&[Role::CloudOperator, Role::CloudUser])?;
+    let visible = |row: &DeploymentRow| actor.is_operator() || row.owner == actor.subject;
+    let min_version = params.min_version.unwrap_or(0);
+    let wait = if min_version > 0 {
+        state.settings.read_wait
+    } else {
+        Duration::ZERO
+    };
+    let pool = state.pool.clone();
+    let found = state
+        .views
+        .wait_for(wait, || {
+            let pool = pool.clone();
+            async move {
+                let row = views::get(&pool, id).await?;
+                // A foreign row answers at once (as not found); only our own waits.
+                Ok(row.filter(|r| !visible(r) || r.version >= min_version))
+            }
+        })
+        .await?;
+    let row = match found {
+        Some(row) if visible(&row) => row,
+        Some(_) => return Err(ApiError::NotFound),
+        None => match views::get(&state.pool, id).await? {
+            Some(row) if visible(&row) => return Err(ApiError::ViewLagging),
+            _ => return Err(ApiError::NotFound),
+        },
+    };
+    let history = views::history(&state.pool, id).await?;
+    detail(row, history).map(Json)
+}
+
+fn detail(
+    row: DeploymentRow,
+    history: Vec<views::HistoryRow>,
+) -> Result<DeploymentDetail, ApiError> {
+    let read = |what: &str, e: serde_json::Error| {
+        ApiError::Internal(format!("deployment {} {what}: {e}", row.id))
+    };
+    Ok(DeploymentDetail {
+        spec: serde_json::from_value(row.spec.clone()).map_err(|e| read("spec", e))?,
+        placement: serde_json::from_value(row.placement.clone())
+            .map_err(|e| read("placement", e))?,
+        workloads: serde_json::from_value(row.workloads.clone())
+            .map_err(|e| read("workloads", e))?,
+        id: row.id,
+        owner: row.owner,
+        name: row.name,
+        kind: row.kind,
+        status: row.status,
+        node_id: row.node_id,
+        farm_id: row.farm_id,
+        contract_id: row.contract_id,
+        failure_reason: row.failure_reason,
+        cancel_reason: row.cancel_reason,
+        deletion_cause: row.deletion_cause,
+        grace_since: row.grace_since,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        version: row.version,
+        history: history
+            .into_iter()
+            .map(|h| HistoryEntry {
+                sequence: h.sequence,
+                event: h.event_type,
+                status: h.status,
+                at: h.at,
+                actor: h.actor_subject,
+                actor_role: h.actor_role,
+                detail: h.detail,
+            })
+            .collect(),
+    })
+}
+
+/// Resize a running deployment (its owner or an operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/resize", tag = "deployments",
+    request_body = ResizeBody,
+    params(
+        ("id" = Uuid, Path, description = "Deployment id"),
+        ("If-Match" = Option<String>, Header, description = "The version you read; 409 if it moved"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first answer"),
+    ),
+    responses(
+        (status = 202, body = CommandAccepted),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resize_deployment(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ResizeBody>,
+) -> Response {
+    let actor = match principal.act_as(&[Role::CloudOperator, Role::CloudUser]) {
+        Ok(a) => a,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    let fingerprint = fingerprint((format!("POST /v1/deployments/{id}/resize"), &body));
+    let by = actor.clone();
+    accept(&state, &ctx, &actor, id, fingerprint, move |d| {
+        owned_by(d, &by)?;
+        let resize = body.into_domain().map_err(invalid)?;
+        Ok(DeploymentCommand::Resize {
+            by,
+            resize,
+            at: Utc::now(),
+        })
+    })
+    .await
+}
+
+/// Cancel a deployment (its owner or an operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/cancel", tag = "deployments",
+    request_body = CancelBody,
+    params(
+        ("id" = Uuid, Path, description = "Deployment id"),
+        ("If-Match" = Option<String>, Header, description = "The version you read; 409 if it moved"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first answer"),
+    ),
+    responses(
+        (status = 202, body = CommandAccepted),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_deployment(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CancelBody>,
+) -> Response {
+    let actor = match principal.act_as(&[Role::CloudOperator, Role::CloudUser]) {
+        Ok(a) => a,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    let fingerprint = fingerprint((format!("POST /v1/deployments/{id}/cancel"), &body));
+    let by = actor.clone();
+    accept(&state, &ctx, &actor, id, fingerprint, move |d| {
+        owned_by(d, &by)?;
+        Ok(DeploymentCommand::Cancel {
+            by,
+            reason: body.reason,
+            at: Utc::now(),
+        })
+    })
+    .await
+}
+
+/// Runs an operator-only life-cycle command.
+async fn operator_command(
+    state: AppState,
+    principal: crate::auth::Principal,
+    ctx: RequestContext,
+    id: Uuid,
+    fingerprint: Vec<u8>,
+    command: DeploymentCommand,
+) -> Response {
+    let actor = match principal.act_as(&[Role::CloudOperator]) {
+        Ok(a) => a,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    let by = actor.clone();
+    accept(&state, &ctx, &actor, id, fingerprint, move |d| {
+        owned_by(d, &by)?;
+        Ok(command)
+    })
+    .await
+}
+
+/// Record the node placement chose (operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/node", tag = "operations", request_body = AssignNodeBody,
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn assign_node(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<AssignNodeBody>,
+) -> Response {
+    let command = DeploymentCommand::AssignNode {
+        node: NodeAssignment {
+            node_id: body.node_id,
+            farm_id: body.farm_id,
+        },
+        at: Utc::now(),
+    };
+    operator_command(
+        state,
+        principal,
+        ctx,
+        id,
+        fingerprint((format!("node {id}"), &body)),
+        command,
+    )
+    .await
+}
+
+/// Record the node contract created on chain (operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/contract", tag = "operations", request_body = ContractBody,
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn record_contract(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ContractBody>,
+) -> Response {
+    let command = DeploymentCommand::RecordContractCreated {
+        contract_id: body.contract_id,
+        at: Utc::now(),
+    };
+    operator_command(
+        state,
+        principal,
+        ctx,
+        id,
+        fingerprint((format!("contract {id}"), &body)),
+        command,
+    )
+    .await
+}
+
+/// Record that every workload is up (operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/running", tag = "operations", request_body = WorkloadsBody,
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn mark_running(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<WorkloadsBody>,
+) -> Response {
+    let fingerprint = fingerprint((format!("running {id}"), &body));
+    let command = DeploymentCommand::MarkRunning {
+        workloads: body.workloads.clone().into_iter().map(Into::into).collect(),
+        at: Utc::now(),
+    };
+    operator_command(state, principal, ctx, id, fingerprint, command).await
+}
+
+/// Record that the deployment failed (operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/failed", tag = "operations", request_body = FailedBody,
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn mark_failed(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<FailedBody>,
+) -> Response {
+    let fingerprint = fingerprint((format!("failed {id}"), &body));
+    let command = DeploymentCommand::MarkFailed {
+        workloads: body.workloads.clone().into_iter().map(Into::into).collect(),
+        reason: body.reason.clone(),
+        at: Utc::now(),
+    };
+    operator_command(state, principal, ctx, id, fingerprint, command).await
+}
+
+/// Start the grace period: the balance could not pay (operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/grace-period/start", tag = "operations", request_body = EmptyBody,
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn start_grace_period(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(_body): ApiJson<EmptyBody>,
+) -> Response {
+    let command = DeploymentCommand::StartGracePeriod { at: Utc::now() };
+    operator_command(
+        state,
+        principal,
+        ctx,
+        id,
+        fingerprint(format!("grace start {id}")),
+        command,
+    )
+    .await
+}
+
+/// End the grace period: a top-up paid (operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/grace-period/end", tag = "operations", request_body = EmptyBody,
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn end_grace_period(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(_body): ApiJson<EmptyBody>,
+) -> Response {
+    let command = DeploymentCommand::EndGracePeriod { at: Utc::now() };
+    operator_command(
+        state,
+        principal,
+        ctx,
+        id,
+        fingerprint(format!("grace end {id}")),
+        command,
+    )
+    .await
+}
+
+/// Record that the contract is gone (operator).
+#[utoipa::path(
+    post, path = "/v1/deployments/{id}/delete", tag = "operations", request_body = DeleteBody,
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn delete_deployment(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<DeleteBody>,
+) -> Response {
+    let command = DeploymentCommand::Delete {
+        cause: body.cause,
+        at: Utc::now(),
+    };
+    operator_command(
+        state,
+        principal,
+        ctx,
+        id,
+        fingerprint((format!("delete {id}"), &body)),
+        command,
+    )
+    .await
+}

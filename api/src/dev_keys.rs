@@ -1,0 +1,120 @@
+//! The signing key of `marketplace dev`: it mints tokens for local use and
+//! publishes the matching JWKS. Only dev mode loads it; `serve` trusts only
+//! its configured JWKS URL, issuer and audience.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPrivateKey;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// The issuer dev tokens carry.
+pub const DEV_ISSUER: &str = "https://marketplace.dev.local/";
+/// The audience dev tokens carry.
+pub const DEV_AUDIENCE: &str = "marketplace-dev";
+/// The claim dev tokens carry their roles in.
+pub const DEV_ROLES_CLAIM: &str = "roles";
+
+/// An RSA key pair with its key id.
+pub struct SigningKey {
+    kid: String,
+    private: RsaPrivateKey,
+    encoding: EncodingKey,
+}
+
+impl SigningKey {
+    /// A fresh 2048-bit key.
+    pub fn generate() -> anyhow::Result<Self> {
+        let private = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)?;
+        Self::from_private(private)
+    }
+
+    /// The key stored at `path`, created (mode 0600) if missing.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        if path.exists() {
+            let pem = std::fs::read_to_string(path)?;
+            let private = RsaPrivateKey::from_pkcs1_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("{} is not an RSA key: {e}", path.display()))?;
+            return Self::from_private(private);
+        }
+        let key = Self::generate()?;
+        let pem = key.private.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, pem.as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(key)
+    }
+
+    fn from_private(private: RsaPrivateKey) -> anyhow::Result<Self> {
+        let pem = private.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)?;
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())?;
+        // The key id is a digest of the public modulus: stable across restarts.
+        let digest = Sha256::digest(private.n().to_bytes_be());
+        let kid = URL_SAFE_NO_PAD.encode(&digest[..12]);
+        Ok(Self {
+            kid,
+            private,
+            encoding,
+        })
+    }
+
+    /// The key id tokens carry in their header.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public half as a JWKS document.
+    pub fn jwks(&self) -> JwkSet {
+        let n = URL_SAFE_NO_PAD.encode(self.private.n().to_bytes_be());
+        let e = URL_SAFE_NO_PAD.encode(self.private.e().to_bytes_be());
+        let doc = json!({ "keys": [{ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": n, "e": e }] });
+        serde_json::from_value(doc).unwrap_or(JwkSet { keys: Vec::new() })
+    }
+
+    /// Signs arbitrary claims with RS256 under this key's id.
+    pub fn sign(&self, claims: &serde_json::Value) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+
+    /// A dev token for `sub` with the given roles, valid for `ttl_secs`.
+    pub fn mint_dev_token(
+        &self,
+        sub: &str,
+        roles: &[&str],
+        ttl_secs: i64,
+    ) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        self.sign(&json!({
+            "iss": DEV_ISSUER,
+            "aud": DEV_AUDIENCE,
+            "sub": sub,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_secs,
+            DEV_ROLES_CLAIM: roles,
+        }))
+    }
+
+    /// The public key in PEM (for tests that forge HS256 tokens with it).
+    pub fn public_pem(&self) -> anyhow::Result<String> {
+        use rsa::pkcs8::EncodePublicKey;
+        Ok(self
+            .private
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)?)
+    }
+}

@@ -1,0 +1,457 @@
+//! Request and response bodies. Their JSON shapes equal what the domain
+//! stores, so a view's stored spec reads back as the same body a client sent.
+//! Requests refuse unknown fields; turning a body into a domain value runs
+//! the domain's validating constructors.
+
+use chrono::{DateTime, Utc};
+use marketplace_domain::deployment::{
+    Country, DeletionCause, DeploymentName, FlistImage, KubernetesSpec, MachineSize, Placement,
+    ResizeSpec, SpecError, SshPublicKey, VmSpec, WorkloadSpec, WorkloadState, WorkloadStatus,
+};
+use marketplace_domain::pricing::{DiscountLevel, Quote};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// CPU, memory and root disk of one machine.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SizeBody {
+    /// Virtual CPUs (1 to 32).
+    pub cpu: u32,
+    /// Memory in MiB (256 to 262,144).
+    pub memory_mib: u32,
+    /// Root filesystem in GB (1 to 10,000).
+    pub rootfs_gb: u32,
+}
+
+impl SizeBody {
+    fn into_domain(self, field: &str) -> Result<MachineSize, SpecError> {
+        MachineSize::new(self.cpu, self.memory_mib, self.rootfs_gb).map_err(|e| e.under(field))
+    }
+}
+
+/// A single VM.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmBody {
+    /// Its size.
+    pub size: SizeBody,
+    /// Extra SSD disks in GB (at most 8, each 1 to 10,000).
+    #[serde(default)]
+    pub disks_gb: Vec<u32>,
+    /// Whether it gets a public IPv4 address.
+    #[serde(default)]
+    pub public_ipv4: bool,
+    /// The flist image URL (`https://….flist`).
+    pub image: String,
+    /// An OpenSSH public key line.
+    pub ssh_key: String,
+}
+
+/// A Kubernetes cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesBody {
+    /// Masters: 1, 3 or 5.
+    pub masters: u8,
+    /// Workers: 0 to 50.
+    pub workers: u8,
+    /// Size of each master.
+    pub master_size: SizeBody,
+    /// Size of each worker.
+    pub worker_size: SizeBody,
+    /// Whether each master gets a public IPv4 address.
+    #[serde(default)]
+    pub public_ipv4: bool,
+    /// The flist image URL.
+    pub image: String,
+    /// An OpenSSH public key line.
+    pub ssh_key: String,
+}
+
+/// What a deployment runs, tagged by `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SpecBody {
+    /// One VM.
+    Vm(VmBody),
+    /// A Kubernetes cluster.
+    Kubernetes(KubernetesBody),
+}
+
+impl SpecBody {
+    /// Validates the spec into the domain's value.
+    pub fn into_domain(self) -> Result<WorkloadSpec, SpecError> {
+        let under = |e: SpecError| e.under("spec");
+        match self {
+            SpecBody::Vm(vm) => {
+                let size = vm.size.into_domain("size").map_err(under)?;
+                let image = FlistImage::new(&vm.image).map_err(under)?;
+                let key = SshPublicKey::new(&vm.ssh_key).map_err(under)?;
+                let spec =
+                    VmSpec::new(size, vm.disks_gb, vm.public_ipv4, image, key).map_err(under)?;
+                Ok(WorkloadSpec::Vm(spec))
+            }
+            SpecBody::Kubernetes(k) => {
+                let master = k.master_size.into_domain("master_size").map_err(under)?;
+                let worker = k.worker_size.into_domain("worker_size").map_err(under)?;
+                let image = FlistImage::new(&k.image).map_err(under)?;
+                let key = SshPublicKey::new(&k.ssh_key).map_err(under)?;
+                let spec = KubernetesSpec::new(
+                    k.masters,
+                    k.workers,
+                    master,
+                    worker,
+                    k.public_ipv4,
+                    image,
+                    key,
+                )
+                .map_err(under)?;
+                Ok(WorkloadSpec::Kubernetes(spec))
+            }
+        }
+    }
+}
+
+/// Where a deployment may be placed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementBody {
+    /// Only nodes in this country.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Only nodes of this farm.
+    #[serde(default)]
+    pub farm_id: Option<u32>,
+    /// Only certified nodes.
+    #[serde(default)]
+    pub certified_only: bool,
+    /// A dedicated node.
+    #[serde(default)]
+    pub dedicated: bool,
+    /// Minimum node uptime in basis points (9,500 = 95%).
+    #[serde(default)]
+    pub min_uptime_bps: u16,
+}
+
+impl PlacementBody {
+    /// Validates placement criteria.
+    pub fn into_domain(self) -> Result<Placement, SpecError> {
+        let under = |e: SpecError| e.under("placement");
+        let country = self
+            .country
+            .as_deref()
+            .map(Country::new)
+            .transpose()
+            .map_err(under)?;
+        Placement::new(
+            country,
+            self.farm_id,
+            self.certified_only,
+            self.dedicated,
+            self.min_uptime_bps,
+        )
+        .map_err(under)
+    }
+}
+
+/// `POST /v1/deployments`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestDeploymentBody {
+    /// 2 to 50 lowercase letters and digits, starting with a letter.
+    pub name: String,
+    /// What to run.
+    pub spec: SpecBody,
+    /// Where it may go.
+    #[serde(default)]
+    pub placement: PlacementBody,
+}
+
+impl RequestDeploymentBody {
+    /// Validates every field.
+    pub fn into_domain(self) -> Result<(DeploymentName, WorkloadSpec, Placement), SpecError> {
+        Ok((
+            DeploymentName::new(&self.name)?,
+            self.spec.into_domain()?,
+            self.placement.into_domain()?,
+        ))
+    }
+}
+
+/// `POST /v1/deployments/{id}/resize`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeBody {
+    /// The new size of the VM, or of every worker of a cluster.
+    pub size: SizeBody,
+    /// For a cluster, a new worker count.
+    #[serde(default)]
+    pub workers: Option<u8>,
+}
+
+impl ResizeBody {
+    /// Validates the resize.
+    pub fn into_domain(self) -> Result<ResizeSpec, SpecError> {
+        ResizeSpec::new(self.size.into_domain("size")?, self.workers)
+    }
+}
+
+/// `POST /v1/deployments/{id}/cancel`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Why, optionally (at most 1,000 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The node placement chose.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignNodeBody {
+    /// Grid node id.
+    pub node_id: u32,
+    /// The node's farm.
+    pub farm_id: u32,
+}
+
+/// The contract created on chain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContractBody {
+    /// TFChain contract id.
+    pub contract_id: u64,
+}
+
+/// A workload's state as the node reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadBody {
+    /// Workload name.
+    pub name: String,
+    /// `init`, `ok`, `error`, `deleted`, `paused` or `unchanged`.
+    #[schema(value_type = String, example = "ok")]
+    pub state: WorkloadState,
+    /// The node's message.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl From<WorkloadBody> for WorkloadStatus {
+    fn from(w: WorkloadBody) -> Self {
+        WorkloadStatus {
+            name: w.name,
+            state: w.state,
+            message: w.message,
+        }
+    }
+}
+
+/// Workload states reported by the node.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadsBody {
+    /// One entry per workload.
+    pub workloads: Vec<WorkloadBody>,
+}
+
+/// A failed deployment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailedBody {
+    /// One entry per workload.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadBody>,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// A deleted deployment's cause.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBody {
+    /// `canceled_by_user`, `out_of_funds` or `canceled_by_collective`.
+    #[schema(value_type = String, example = "canceled_by_user")]
+    pub cause: DeletionCause,
+}
+
+/// An empty command body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
+/// A command was accepted: the aggregate and its version after the command.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct CommandAccepted {
+    /// The deployment's id.
+    pub id: Uuid,
+    /// Its version now; read with `min_version` to see your own write.
+    pub version: u64,
+}
+
+/// One deployment in a list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentSummary {
+    /// Id.
+    pub id: Uuid,
+    /// Owner's subject.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// `vm` or `kubernetes`.
+    pub kind: String,
+    /// Status.
+    pub status: String,
+    /// Assigned node.
+    pub node_id: Option<i64>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Version of the view.
+    pub version: i64,
+}
+
+/// A page of deployments, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentPage {
+    /// The page.
+    pub items: Vec<DeploymentSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One step of a deployment's history.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HistoryEntry {
+    /// The event's sequence (the deployment's version after it).
+    pub sequence: i64,
+    /// What happened.
+    pub event: String,
+    /// Status after it.
+    pub status: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who caused it.
+    pub actor: Option<String>,
+    /// In which role.
+    pub actor_role: Option<String>,
+    /// Event-specific facts.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// A deployment with its history of states.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentDetail {
+    /// Id.
+    pub id: Uuid,
+    /// Owner's subject.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// `vm` or `kubernetes`.
+    pub kind: String,
+    /// Status.
+    pub status: String,
+    /// What it runs now.
+    pub spec: SpecBody,
+    /// Placement criteria.
+    pub placement: PlacementBody,
+    /// Assigned node.
+    pub node_id: Option<i64>,
+    /// The node's farm.
+    pub farm_id: Option<i64>,
+    /// Chain contract.
+    pub contract_id: Option<i64>,
+    /// Last reported workload states.
+    pub workloads: Vec<WorkloadBody>,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// Why it was deleted.
+    pub deletion_cause: Option<String>,
+    /// Start of the current grace period.
+    pub grace_since: Option<DateTime<Utc>>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Version of the view (last event applied).
+    pub version: i64,
+    /// Every state it went through, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// `POST /v1/quotes`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequestBody {
+    /// The spec to price.
+    pub spec: SpecBody,
+    /// Price on a certified node (x1.25 on CU and SU).
+    #[serde(default)]
+    pub certified: bool,
+    /// The payer's TFT balance in base units, for the staking discount.
+    #[serde(default)]
+    pub balance_tft_units: Option<u64>,
+}
+
+/// A quote. Amounts are integers in 7-decimal base units
+/// (1 USD = 1 TFT = 10,000,000 units).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QuoteBody {
+    /// Compute units, in thousandths.
+    pub cu_milli: u64,
+    /// Storage units, in thousandths.
+    pub su_milli: u64,
+    /// Public IPv4 addresses.
+    pub ipv4: u64,
+    /// USD units per TFT used for the TFT figures.
+    pub tft_price_usd_units: u64,
+    /// Hourly cost, USD units.
+    pub hourly_usd_units: u64,
+    /// 30-day monthly cost, USD units.
+    pub monthly_usd_units: u64,
+    /// Hourly cost, TFT base units.
+    pub hourly_tft_units: u64,
+    /// Monthly cost, TFT base units.
+    pub monthly_tft_units: u64,
+    /// `none`, `default`, `bronze`, `silver` or `gold`.
+    #[schema(value_type = String, example = "none")]
+    pub discount: DiscountLevel,
+    /// Discount in percent.
+    pub discount_percent: u64,
+    /// Hourly cost after discount, USD units.
+    pub discounted_hourly_usd_units: u64,
+    /// Monthly cost after discount, USD units.
+    pub discounted_monthly_usd_units: u64,
+    /// Hourly cost after discount, TFT base units.
+    pub discounted_hourly_tft_units: u64,
+    /// Monthly cost after discount, TFT base units.
+    pub discounted_monthly_tft_units: u64,
+}
+
+impl From<Quote> for QuoteBody {
+    fn from(q: Quote) -> Self {
+        QuoteBody {
+            cu_milli: q.cu_milli,
+            su_milli: q.su_milli,
+            ipv4: q.ipv4,
+            tft_price_usd_units: q.tft_price.usd_units(),
+            hourly_usd_units: q.hourly_usd.units(),
+            monthly_usd_units: q.monthly_usd.units(),
+            hourly_tft_units: q.hourly_tft.base_units(),
+            monthly_tft_units: q.monthly_tft.base_units(),
+            discount: q.discount,
+            discount_percent: q.discount.percent(),
+            discounted_hourly_usd_units: q.discounted_hourly_usd.units(),
+            discounted_monthly_usd_units: q.discounted_monthly_usd.units(),
+            discounted_hourly_tft_units: q.discounted_hourly_tft.base_units(),
+            discounted_monthly_tft_units: q.discounted_monthly_tft.base_units(),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Quotes: what a spec would cost under the current pricing policy.
+
+use axum::extract::State;
+use axum::Json;
+use marketplace_domain::pricing::quote;
+use marketplace_domain::TftAmount;
+
+use crate::auth::AuthUser;
+use crate::dto::{QuoteBody, QuoteRequestBody};
+use crate::error::{ApiError, Problem};
+use crate::extract::ApiJson;
+use crate::AppState;
+
+/// Prices a spec: hourly and 30-day monthly, in USD and TFT, with the
+/// staking discount a balance would earn.
+#[utoipa::path(
+    post, path = "/v1/quotes", tag = "quotes",
+    request_body = QuoteRequestBody,
+    responses(
+        (status = 200, body = QuoteBody),
+        (status = 401, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_quote(
+    State(state): State<AppState>,
+    AuthUser(_principal): AuthUser,
+    ApiJson(body): ApiJson<QuoteRequestBody>,
+) -> Result<Json<QuoteBody>, ApiError> {
+    let spec = body.spec.into_domain().map_err(|e| ApiError::Invalid {
+        detail: e.reason,
+        field: Some(e.field),
+    })?;
+    let q = quote(
+        &spec.machines(),
+        body.certified,
+        &state.settings.pricing,
+        state.settings.tft_price,
+        body.balance_tft_units.map(TftAmount::from_base_units),
+    );
+    Ok(Json(q.into()))
+}

@@ -1,0 +1,79 @@
+//! Lets a read wait, bounded, until its view has caught up with a version:
+//! projection runners notify the `views` channel when they commit, and
+//! waiting readers look again on each notification (and every 100 ms in case
+//! one is missed).
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// A counter that moves whenever some view committed.
+#[derive(Clone)]
+pub struct ViewWatcher {
+    rx: watch::Receiver<u64>,
+}
+
+impl ViewWatcher {
+    /// Starts listening; the task ends with `cancel`.
+    pub fn spawn(pool: PgPool, cancel: CancellationToken) -> Self {
+        let (tx, rx) = watch::channel(0u64);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            while !cancel.is_cancelled() {
+                let mut listener = match PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for view changes; reads poll meanwhile");
+                        tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = cancel.cancelled() => return }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                if let Err(e) = listener.listen("views").await {
+                    tracing::warn!(error = %e, "cannot listen for view changes");
+                    continue;
+                }
+                backoff = Duration::from_millis(100);
+                loop {
+                    tokio::select! {
+                        n = listener.recv() => match n {
+                            Ok(_) => { tx.send_modify(|c| *c = c.wrapping_add(1)); }
+                            Err(e) => { tracing::warn!(error = %e, "view notifications lost; reconnecting"); break; }
+                        },
+                        _ = cancel.cancelled() => return,
+                    }
+                }
+            }
+        });
+        Self { rx }
+    }
+
+    /// Calls `look` until it answers `Some`, or `timeout` passes (`None`).
+    pub async fn wait_for<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        mut look: F,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, sqlx::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.rx.clone();
+        loop {
+            rx.mark_unchanged();
+            if let Some(found) = look().await? {
+                return Ok(Some(found));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let nap = (deadline - now).min(Duration::from_millis(100));
+            let _ = tokio::time::timeout(nap, rx.changed()).await;
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The deployment views: the owner's list and the detail view with its
+//! history of states. Every column comes from events, never from the clock,
+//! so a rebuild reproduces the table exactly (ARCHITECTURE.md, invariant 6).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use marketplace_domain::deployment::{DeploymentEvent, Status, EVENT_VERSION};
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{ApplyError, Projection, StoredEvent};
+
+/// Builds `deployment_views` and `deployment_history`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeploymentProjection;
+
+/// The projection's name, under which its checkpoint is kept.
+pub const NAME: &str = "deployments";
+
+/// Reads a stored deployment event, upcasting older payload versions.
+pub fn upcast(event: &StoredEvent) -> Result<DeploymentEvent, ApplyError> {
+    match event.event_version.as_str() {
+        EVENT_VERSION => {
+            // The payload is `{ "<EventType>": { ... } }`; its tag must agree with event_type.
+            let parsed: DeploymentEvent =
+                serde_json::from_value(event.payload.clone()).map_err(|e| {
+                    ApplyError::Poison(format!("malformed {} payload: {e}", event.event_type))
+                })?;
+            Ok(parsed)
+        }
+        other => Err(ApplyError::Poison(format!(
+            "unknown version {other} of {}",
+            event.event_type
+        ))),
+    }
+}
+
+fn status_after(event: &DeploymentEvent) -> Option<Status> {
+    use DeploymentEvent as E;
+    match event {
+        E::DeploymentRequested { .. } => Some(Status::Requested),
+        E::NodeAssigned { .. } => Some(Status::Placed),
+        E::ContractCreated { .. } => Some(Status::Provisioning),
+        E::DeploymentRunning { .. } => Some(Status::Running),
+        E::DeploymentFailed { .. } => Some(Status::Failed),
+        E::GracePeriodStarted { .. } => Some(Status::Suspended),
+        E::GracePeriodEnded { .. } => Some(Status::Running),
+        E::DeploymentCancelled { .. } => Some(Status::Cancelled),
+        E::DeploymentDeleted { .. } => Some(Status::Deleted),
+        E::DeploymentResized { .. } => None,
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApplyError> {
+    serde_json::to_value(value).map_err(|e| ApplyError::Poison(format!("cannot serialise: {e}")))
+}
+
+impl Projection for DeploymentProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handles(&self, aggregate_type: &str) -> bool {
+        aggregate_type == "deployment"
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, stored: &StoredEvent) -> Result<(), ApplyError> {
+        use DeploymentEvent as E;
+        let id = Uuid::parse_str(&stored.aggregate_id)
+            .map_err(|e| ApplyError::Poison(format!("aggregate id is not a uuid: {e}")))?;
+        let event = upcast(stored)?;
+        let seq = stored.sequence;
+        let at = event.at();
+
+        if let E::DeploymentRequested {
+            owner,
+            name,
+            spec,
+            placement,
+            at,
+        } = &event
+        {
+            if seq != 1 {
+                return Err(ApplyError::Poison(format!(
+                    "DeploymentRequested at sequence {seq}"
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO deployment_views
+                    (id, owner, name, kind, status, spec, placement, created_at, updated_at, version)
+                 VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $7, 1)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(name.as_str())
+            .bind(spec.kind().as_str())
+            .bind(to_json(spec)?)
+            .bind(to_json(placement)?)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        } else {
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM deployment_views WHERE id = $1 FOR UPDATE")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match current {
+                None => {
+                    return Err(ApplyError::Poison(format!(
+                        "{} for a deployment the view does not have",
+                        stored.event_type
+                    )))
+                }
+                Some(v) if v >= seq => return Ok(()), // already applied
+                Some(v) if v != seq - 1 => {
+                    return Err(ApplyError::Poison(format!(
+                        "sequence gap: view at {v}, event at {seq}"
+                    )))
+                }
+                Some(_) => {}
+            }
+            // $1 id, $2 the event's sequence, $3 when it happened; the rest per event.
+            let head = |sql: &'static str| sqlx::query(sql).bind(id).bind(seq).bind(at);
+            let query = match &event {
+                E::DeploymentRequested { .. } => {
+                    return Err(ApplyError::Poison("a second DeploymentRequested".into()));
+                }
+                E::NodeAssigned { node, .. } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3,
+                        status = 'placed', node_id = $4, farm_id = $5 WHERE id = $1",
+                )
+                .bind(i64::from(node.node_id))
+                .bind(i64::from(node.farm_id)),
+                E::ContractCreated { contract_id, .. } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3,
+                        status = 'provisioning', contract_id = $4 WHERE id = $1",
+                )
+                .bind(
+                    i64::try_from(*contract_id)
+                        .map_err(|_| ApplyError::Poison("contract id out of range".into()))?,
+                ),
+                E::DeploymentRunning { workloads, .. } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3,
+                        status = 'running', workloads = $4 WHERE id = $1",
+                )
+                .bind(to_json(workloads)?),
+                E::DeploymentFailed { workloads, reason, .. } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3,
+                        status = 'failed', workloads = $4, failure_reason = $5 WHERE id = $1",
+                )
+                .bind(to_json(workloads)?)
+                .bind(reason.clone()),
+                E::DeploymentResized { spec, .. } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3, spec = $4 WHERE id = $1",
+                )
+                .bind(to_json(spec)?),
+                E::GracePeriodStarted { at } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3,
+                        status = 'suspended', grace_since = $4 WHERE id = $1",
+                )
+                .bind(*at),
+                E::GracePeriodEnded { .. } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3,
+                        status = 'running', grace_since = NULL WHERE id = $1",
+                ),
+                E::DeploymentCancelled { reason, .. } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3,
+                        status = 'cancelled', cancel_reason = $4 WHERE id = $1",
+                )
+                .bind(reason.clone()),
+                E::DeploymentDeleted { cause, .. } => head(
+                    "UPDATE deployment_views SET version = $2, updated_at = $3,
+                        status = 'deleted', deletion_cause = $4 WHERE id = $1",
+                )
+                .bind(to_json(cause)?.as_str().map(str::to_string)),
+            };
+            query.execute(&mut *conn).await?;
+        }
+
+        let status = match status_after(&event) {
+            Some(s) => s.as_str().to_string(),
+            None => {
+                sqlx::query_scalar("SELECT status FROM deployment_views WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
+        };
+        sqlx::query(
+            "INSERT INTO deployment_history
+                (deployment_id, sequence, event_type, status, at, actor_subject, actor_role, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (deployment_id, sequence) DO NOTHING",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(&stored.event_type)
+        .bind(&status)
+        .bind(at)
+        .bind(stored.meta("actor_subject"))
+        .bind(stored.meta("actor_role"))
+        .bind(history_detail(&event))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE deployment_views, deployment_history")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// What the history keeps of an event besides its type and resulting status.
+fn history_detail(event: &DeploymentEvent) -> Value {
+    use DeploymentEvent as E;
+    match event {
+        E::NodeAssigned { node, .. } => json!({ "node_id": node.node_id, "farm_id": node.farm_id }),
+        E::ContractCreated { contract_id, .. } => json!({ "contract_id": contract_id }),
+        E::DeploymentFailed { reason, .. } => json!({ "reason": reason }),
+        E::DeploymentCancelled { reason, .. } => json!({ "reason": reason }),
+        E::DeploymentDeleted { cause, .. } => json!({ "cause": cause }),
+        _ => json!({}),
+    }
+}
+
+/// One row of `deployment_views`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DeploymentRow {
+    /// Deployment id.
+    pub id: Uuid,
+    /// Owner's subject.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// `vm` or `kubernetes`.
+    pub kind: String,
+    /// Status name.
+    pub status: String,
+    /// The spec, as the domain serialises it.
+    pub spec: Value,
+    /// Placement criteria.
+    pub placement: Value,
+    /// Assigned node.
+    pub node_id: Option<i64>,
+    /// The node's farm.
+    pub farm_id: Option<i64>,
+    /// Chain contract.
+    pub contract_id: Option<i64>,
+    /// Last reported workload states.
+    pub workloads: Value,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// Why it was deleted.
+    pub deletion_cause: Option<String>,
+    /// Start of the current grace period.
+    pub grace_since: Option<DateTime<Utc>>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Last aggregate sequence applied.
+    pub version: i64,
+}
+
+/// One entry of a deployment's history.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct HistoryRow {
+    /// The event's sequence.
+    pub sequence: i64,
+    /// The event's type.
+    pub event_type: String,
+    /// Status after the event.
+    pub status: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who caused it.
+    pub actor_subject: Option<String>,
+    /// In which role.
+    pub actor_role: Option<String>,
+    /// Event-specific facts.
+    pub detail: Value,
+}
+
+/// Filters and page of a list query.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this owner's deployments (`None`: everyone's, for operators).
+    pub owner: Option<String>,
+    /// Only in this status.
+    pub status: Option<Status>,
+    /// Only `vm` or `kubernetes`.
+    pub kind: Option<String>,
+    /// Continue after this cursor.
+    pub after: Option<Cursor>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A position in the newest-first list: the last row's creation time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    created_at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl Cursor {
+    /// The cursor after a row.
+    pub fn after(row: &DeploymentRow) -> Self {
+        Self {
+            created_at: row.created_at,
+            id: row.id,
+        }
+    }
+
+    /// Opaque text form for clients.
+    pub fn encode(&self) -> String {
+        let raw = format!("{}|{}", self.created_at.timestamp_micros(), self.id);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Parses a cursor a client sent back; `None` if it is not one of ours.
+    pub fn decode(text: &str) -> Option<Self> {
+        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let (micros, id) = raw.split_once('|')?;
+        Some(Self {
+            created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
+}
+
+/// Lists deployments newest first; returns the page and the cursor of the next one.
+pub async fn list(
+    pool: &PgPool,
+    query: &ListQuery,
+) -> Result<(Vec<DeploymentRow>, Option<Cursor>), sqlx::Error> {
+    let mut sql = sqlx::QueryBuilder::new("SELECT * FROM deployment_views WHERE true");
+    if let Some(owner) = &query.owner {
+        sql.push(" AND owner = ").push_bind(owner);
+    }
+    if let Some(status) = query.status {
+        sql.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(kind) = &query.kind {
+        sql.push(" AND kind = ").push_bind(kind);
+    }
+    if let Some(after) = query.after {
+        sql.push(" AND (created_at, id) < (")
+            .push_bind(after.created_at)
+            .push(", ")
+            .push_bind(after.id)
+            .push(")");
+    }
+    // One extra row tells whether there is a next page.
+    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(query.limit + 1);
+    let mut rows: Vec<DeploymentRow> = sql.build_query_as().fetch_all(pool).await?;
+    let next = if rows.len() as i64 > query.limit {
+        rows.truncate(query.limit as usize);
+        rows.last().map(Cursor::after)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// One deployment's row.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<DeploymentRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM deployment_views WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// One deployment's history, oldest first.
+pub async fn history(pool: &PgPool, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sequence, event_type, status, at, actor_subject, actor_role, detail
+           FROM deployment_history WHERE deployment_id = $1 ORDER BY sequence",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("valid"),
+            id: Uuid::new_v4(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("not-a-cursor"), None);
+        assert_eq!(Cursor::decode(""), None);
+    }
+}

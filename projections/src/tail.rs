@@ -1,0 +1,327 @@
+//! Tailing the event store in commit order.
+//!
+//! Rows are read in `(txid, position)` order, and only rows whose writing
+//! transaction id lies below the reader's snapshot `xmin`. Every transaction
+//! below `xmin` has finished, so no row can later appear behind the
+//! checkpoint; a transaction still running holds the reader back until it
+//! ends instead of being skipped (ARCHITECTURE.md, invariant 2). The view
+//! change and the checkpoint commit together (invariant 3).
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::{Acquire, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::{ApplyError, Projection, StoredEvent};
+
+/// Tuning of a tailing runner.
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Events read and applied per transaction.
+    pub batch_size: i64,
+    /// How often to look for events when no notification arrives.
+    pub poll_interval: Duration,
+}
+
+impl Default for TailOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Another runner holds this projection; nothing was read.
+    Busy,
+    /// This many events were read (some may have been dead-lettered).
+    Applied(usize),
+}
+
+/// Reads up to `batch_size` events past the checkpoint, applies them and
+/// moves the checkpoint, all in one transaction.
+pub async fn step<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    batch_size: i64,
+) -> Result<Step, sqlx::Error> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    // One runner per projection at a time; an advisory lock takes no
+    // transaction id, so it does not hold back any reader's xmin.
+    let locked: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !locked {
+        return Ok(Step::Busy);
+    }
+    let checkpoint: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT last_txid, last_position FROM projection_checkpoints WHERE projection = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (last_txid, last_position) = checkpoint.unwrap_or((0, 0));
+
+    let events: Vec<StoredEvent> = sqlx::query_as(
+        "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload, metadata, recorded_at
+           FROM events
+          WHERE (txid, position) > ($1, $2)
+            AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+          ORDER BY txid, position
+          LIMIT $3",
+    )
+    .bind(last_txid)
+    .bind(last_position)
+    .bind(batch_size)
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let Some(last) = events.last() else {
+        return Ok(Step::Applied(0));
+    };
+    let (new_txid, new_position) = (last.txid, last.position);
+
+    for event in &events {
+        if !projection.handles(&event.aggregate_type) {
+            continue;
+        }
+        let mut savepoint = tx.begin().await?;
+        match projection.apply(&mut savepoint, event).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(ApplyError::Poison(reason)) => {
+                savepoint.rollback().await?;
+                warn!(
+                    projection = name,
+                    position = event.position,
+                    aggregate_id = %event.aggregate_id,
+                    sequence = event.sequence,
+                    event_type = %event.event_type,
+                    error = %reason,
+                    "event dead-lettered"
+                );
+                dead_letter(&mut tx, name, event, &reason).await?;
+            }
+            Err(ApplyError::Database(e)) => return Err(e),
+        }
+    }
+
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, last_txid, last_position, updated_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT (projection) DO UPDATE
+            SET last_txid = EXCLUDED.last_txid, last_position = EXCLUDED.last_position, updated_at = now()",
+    )
+    .bind(name)
+    .bind(new_txid)
+    .bind(new_position)
+    .execute(&mut *tx)
+    .await?;
+    // Readers waiting for their own writes listen on this channel.
+    sqlx::query("SELECT pg_notify('views', $1)")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    debug!(projection = name, events = events.len(), "batch applied");
+    Ok(Step::Applied(events.len()))
+}
+
+async fn dead_letter(
+    conn: &mut sqlx::PgConnection,
+    projection: &str,
+    event: &StoredEvent,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_dead_letters
+            (projection, event_position, aggregate_type, aggregate_id, sequence, event_type, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (projection, event_position) DO UPDATE SET error = EXCLUDED.error, failed_at = now()",
+    )
+    .bind(projection)
+    .bind(event.position)
+    .bind(&event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .bind(event.sequence)
+    .bind(&event.event_type)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies everything committed so far and returns how many events were read.
+pub async fn catch_up<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    batch_size: i64,
+) -> Result<usize, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        match step(pool, projection, batch_size).await? {
+            Step::Applied(0) => return Ok(total),
+            Step::Applied(n) => total += n,
+            Step::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Empties the projection's tables and its checkpoint, then applies the whole
+/// store again. Used by tests and by operators; live processing of the same
+/// projection waits on the runner lock meanwhile only per batch, so callers
+/// stop the live runner first.
+pub async fn rebuild<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    batch_size: i64,
+) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    projection.reset(&mut tx).await?;
+    sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM projection_dead_letters WHERE projection = $1")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    catch_up(pool, projection, batch_size).await
+}
+
+/// Retries a projection's unresolved dead letters in store order. Each one
+/// that applies now is marked resolved; one that still fails keeps its
+/// record with the new error. Returns (resolved, still failing).
+pub async fn retry_dead_letters<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+) -> Result<(usize, usize), sqlx::Error> {
+    let letters: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, event_position FROM projection_dead_letters
+          WHERE projection = $1 AND resolved_at IS NULL ORDER BY event_position",
+    )
+    .bind(projection.name())
+    .fetch_all(pool)
+    .await?;
+    let (mut resolved, mut failing) = (0, 0);
+    for (id, position) in letters {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(projection.name())
+            .execute(&mut *tx)
+            .await?;
+        let event: StoredEvent = sqlx::query_as(
+            "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata, recorded_at
+               FROM events WHERE position = $1",
+        )
+        .bind(position)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut savepoint = tx.begin().await?;
+        match projection.apply(&mut savepoint, &event).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                sqlx::query("UPDATE projection_dead_letters SET resolved_at = now() WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                resolved += 1;
+            }
+            Err(ApplyError::Poison(reason)) => {
+                savepoint.rollback().await?;
+                dead_letter(&mut tx, projection.name(), &event, &reason).await?;
+                failing += 1;
+            }
+            Err(ApplyError::Database(e)) => return Err(e),
+        }
+        tx.commit().await?;
+    }
+    Ok((resolved, failing))
+}
+
+/// Runs a projection until cancelled: applies batches while there are any,
+/// then waits for a commit notification or the poll interval. Database
+/// errors are logged and retried with backoff; the runner never gives up.
+pub async fn run<P: Projection>(
+    pool: PgPool,
+    projection: P,
+    options: TailOptions,
+    cancel: CancellationToken,
+) {
+    let name = projection.name();
+    info!(
+        projection = name,
+        "projection runner started (tailing the event store)"
+    );
+    let mut listener = connect_listener(&pool).await;
+    let mut backoff = Duration::from_millis(100);
+    while !cancel.is_cancelled() {
+        match step(&pool, &projection, options.batch_size).await {
+            Ok(Step::Applied(n)) if n as i64 >= options.batch_size => {
+                backoff = Duration::from_millis(100);
+                continue;
+            }
+            Ok(_) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                error!(projection = name, error = %e, retry_in_ms = backoff.as_millis() as u64, "projection step failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = cancel.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                if listener.is_none() {
+                    listener = connect_listener(&pool).await;
+                }
+                continue;
+            }
+        }
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = notified => {
+                if let Err(e) = result {
+                    warn!(projection = name, error = %e, "event notifications lost; polling until reconnected");
+                    listener = None;
+                }
+            }
+            _ = tokio::time::sleep(options.poll_interval) => {}
+            _ = cancel.cancelled() => break,
+        }
+    }
+    info!(projection = name, "projection runner stopped");
+}
+
+async fn connect_listener(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = match PgListener::connect_with(pool).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "cannot listen for event notifications; polling instead");
+            return None;
+        }
+    };
+    match listener.listen("events").await {
+        Ok(()) => Some(listener),
+        Err(e) => {
+            warn!(error = %e, "cannot listen for event notifications; polling instead");
+            None
+        }
+    }
+}

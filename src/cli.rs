@@ -1,0 +1,169 @@
+//! Command-line and environment configuration. Every flag has an
+//! environment variable; a wrong value stops start-up with a message that
+//! names it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The ThreeFold Grid cloud marketplace backend.
+#[derive(Debug, Parser)]
+#[command(name = "marketplace", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything in one process on a private PostgreSQL (or DATABASE_URL), with dev tokens.
+    Dev(DevArgs),
+    /// The HTTP API (production mode: tokens from the configured JWKS only).
+    Serve(ServeArgs),
+    /// The projection runners, tailing the event store.
+    Project(ProjectArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Print a token the dev server accepts.
+    Token(TokenArgs),
+}
+
+/// Database connection.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub database_max_connections: u32,
+}
+
+/// HTTP settings shared by `dev` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MARKETPLACE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MARKETPLACE_BODY_LIMIT", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    pub body_limit: u64,
+    /// How long a read with `min_version` waits for its view, in milliseconds.
+    #[arg(long, env = "MARKETPLACE_READ_WAIT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=30_000))]
+    pub read_wait_ms: u64,
+    /// TFT price in USD that quotes convert at (up to 7 decimals), until the chain price feed lands.
+    #[arg(long, env = "MARKETPLACE_TFT_PRICE_USD", default_value = "0.01", value_parser = parse_price)]
+    pub tft_price_usd: u64,
+}
+
+fn parse_price(text: &str) -> Result<u64, String> {
+    match marketplace_domain::money::parse_decimal_units(text) {
+        Some(units) if units > 0 => Ok(units),
+        _ => Err(
+            "expected a positive decimal number of USD with at most 7 decimals, like 0.0125".into(),
+        ),
+    }
+}
+
+/// `marketplace dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Use this PostgreSQL instead of starting a private one.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where dev mode keeps its PostgreSQL data and signing key.
+    #[arg(long, env = "MARKETPLACE_DATA_DIR", default_value = ".marketplace")]
+    pub data_dir: PathBuf,
+    /// HTTP settings.
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// `marketplace serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// HTTP settings.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Token verification.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
+/// Token verification (Auth0-compatible).
+#[derive(Debug, Clone, Args)]
+pub struct JwtArgs {
+    /// The issuer's JWKS URL (for Auth0: https://TENANT/.well-known/jwks.json).
+    #[arg(long, env = "JWT_JWKS_URL")]
+    pub jwks_url: String,
+    /// Expected `iss` claim (for Auth0: https://TENANT/).
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: String,
+    /// Expected `aud` claim (the API identifier).
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: String,
+    /// The claim that lists roles (Auth0 needs a namespaced claim, e.g. https://example.com/roles).
+    #[arg(long, env = "JWT_ROLES_CLAIM", default_value = "roles")]
+    pub jwt_roles_claim: String,
+    /// Clock skew allowed on exp/nbf, seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub jwt_leeway_secs: u64,
+}
+
+/// `marketplace project`.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Events per transaction.
+    #[arg(long, env = "PROJECTION_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub batch_size: i64,
+    /// Rebuild every view from the whole store first, then go on tailing.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Catch up once and exit instead of tailing.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// `marketplace token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Role: cloud-user, cloud-provider or cloud-operator (repeat for several).
+    #[arg(long = "role", required = true, value_parser = ["cloud-user", "cloud-provider", "cloud-operator"])]
+    pub roles: Vec<String>,
+    /// Subject (the user id).
+    #[arg(long)]
+    pub sub: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_secs: i64,
+    /// The dev data directory holding the signing key.
+    #[arg(long, env = "MARKETPLACE_DATA_DIR", default_value = ".marketplace")]
+    pub data_dir: PathBuf,
+}
