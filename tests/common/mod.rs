@@ -1,0 +1,335 @@
+//! Shared test harness: one private PostgreSQL per test binary with a
+//! migrated template database, a fresh database per test, the API on port 0,
+//! and a JWKS endpoint served by the test itself with its own RS256 key.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Json;
+use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use marketplace_api::auth::{AuthConfig, Authenticator};
+use marketplace_api::dev_keys::SigningKey;
+use marketplace_api::ApiSettings;
+use marketplace_domain::pricing::PricingPolicy;
+use marketplace_domain::TftPrice;
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+pub const ISSUER: &str = "https://issuer.test/";
+pub const AUDIENCE: &str = "marketplace-api";
+pub const ROLES_CLAIM: &str = "https://marketplace.test/roles";
+
+struct Server {
+    pg: EmbeddedPostgres,
+}
+
+static SERVER: OnceCell<Server> = OnceCell::const_new();
+static KEY: OnceLock<SigningKey> = OnceLock::new();
+static OTHER_KEY: OnceLock<SigningKey> = OnceLock::new();
+
+/// The key the test JWKS publishes.
+pub fn key() -> &'static SigningKey {
+    KEY.get_or_init(|| SigningKey::generate().expect("rsa key"))
+}
+
+/// A key nobody publishes.
+pub fn stranger_key() -> &'static SigningKey {
+    OTHER_KEY.get_or_init(|| SigningKey::generate().expect("rsa key"))
+}
+
+async fn server() -> &'static Server {
+    SERVER
+        .get_or_init(|| async {
+            let dir = std::env::temp_dir().join(format!("marketplace-test-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let pg = EmbeddedPostgres::start(EmbeddedOptions {
+                data_dir: dir.join("pgdata"),
+                port: 0,
+                durable: false,
+                max_connections: 400,
+            })
+            .await
+            .expect("start private PostgreSQL");
+            pg.ensure_database("template_marketplace")
+                .await
+                .expect("template db");
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&pg.url("template_marketplace"))
+                .await
+                .expect("connect template");
+            marketplace::MIGRATOR
+                .run(&pool)
+                .await
+                .expect("migrate template");
+            pool.close().await;
+            Server { pg }
+        })
+        .await
+}
+
+/// A fresh, migrated database.
+pub async fn fresh_database() -> (PgPool, String) {
+    let server = server().await;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&server.pg.url("postgres"))
+        .await
+        .expect("admin connection");
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} TEMPLATE template_marketplace"
+    ))
+    .execute(&admin)
+    .await
+    .expect("create test database");
+    admin.close().await;
+    let url = server.pg.url(&name);
+    let pool = PgPoolOptions::new()
+        .max_connections(40)
+        .connect(&url)
+        .await
+        .expect("connect test database");
+    (pool, url)
+}
+
+/// A running API (and projection runner) on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    pub cancel: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Options of [`spawn_app_with`].
+pub struct AppOptions {
+    pub projections: bool,
+    pub body_limit: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            projections: true,
+            body_limit: 16 * 1024,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+/// Serves `jwks` on port 0 and returns its URL.
+pub async fn serve_jwks(jwks: Value, cancel: CancellationToken) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind jwks");
+    let addr = listener.local_addr().expect("addr");
+    let doc = Arc::new(jwks);
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await;
+    });
+    format!("http://{addr}/.well-known/jwks.json")
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let (pool, database_url) = fresh_database().await;
+    let cancel = CancellationToken::new();
+    let jwks = serde_json::to_value(key().jwks()).expect("jwks json");
+    let jwks_url = serve_jwks(jwks, cancel.clone()).await;
+    let auth = Authenticator::new(AuthConfig {
+        jwks_url,
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        roles_claim: ROLES_CLAIM.into(),
+        leeway_secs: 5,
+    });
+    let settings = ApiSettings {
+        body_limit: options.body_limit,
+        read_wait: Duration::from_secs(5),
+        tft_price: TftPrice::from_usd_units(100_000).expect("price"),
+        pricing: PricingPolicy::default(),
+        dev_jwks: None,
+    };
+    let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
+    if options.projections {
+        marketplace::server::spawn_projections(pool.clone(), 100, cancel.clone());
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    marketplace::server::spawn_api(listener, state, cancel.clone());
+    TestApp {
+        base,
+        pool,
+        database_url,
+        client: reqwest::Client::new(),
+        cancel,
+    }
+}
+
+/// Claims of a valid token for `sub` with `roles`.
+pub fn claims(sub: &str, roles: &[&str]) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": sub,
+        "iat": now, "nbf": now - 1, "exp": now + 600,
+        ROLES_CLAIM: roles,
+    })
+}
+
+/// A valid token.
+pub fn token(sub: &str, roles: &[&str]) -> String {
+    key().sign(&claims(sub, roles)).expect("sign")
+}
+
+pub fn alice() -> String {
+    token("alice", &["cloud-user"])
+}
+pub fn bob() -> String {
+    token("bob", &["cloud-user"])
+}
+pub fn operator() -> String {
+    token("ops", &["cloud-operator"])
+}
+
+pub fn vm_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "spec": {
+            "kind": "vm",
+            "size": { "cpu": 2, "memory_mib": 4096, "rootfs_gb": 20 },
+            "disks_gb": [50],
+            "public_ipv4": true,
+            "image": "https://hub.grid.tf/tf-official-apps/base:latest.flist",
+            "ssh_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqtest alice@laptop"
+        },
+        "placement": { "country": "Belgium", "certified_only": false, "min_uptime_bps": 9500 }
+    })
+}
+
+pub fn k8s_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "spec": {
+            "kind": "kubernetes",
+            "masters": 1, "workers": 2,
+            "master_size": { "cpu": 2, "memory_mib": 4096, "rootfs_gb": 20 },
+            "worker_size": { "cpu": 2, "memory_mib": 4096, "rootfs_gb": 20 },
+            "image": "https://hub.grid.tf/tf-official-apps/k3s:latest.flist",
+            "ssh_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqtest alice@laptop"
+        }
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Requests a deployment as `token`'s user and returns (id, version).
+    pub async fn request(&self, token: &str, body: &Value) -> (String, u64) {
+        let r = self.post("/v1/deployments", token, body).await;
+        assert_eq!(
+            r.status(),
+            202,
+            "request refused: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let v: Value = r.json().await.expect("json");
+        (
+            v["id"].as_str().expect("id").to_string(),
+            v["version"].as_u64().expect("version"),
+        )
+    }
+
+    /// Reads a deployment once its view reached `version`.
+    pub async fn read(&self, token: &str, id: &str, version: u64) -> Value {
+        let r = self
+            .get(
+                &format!("/v1/deployments/{id}?min_version={version}"),
+                token,
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            200,
+            "read failed: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json().await.expect("json")
+    }
+
+    /// Number of events stored for an aggregate.
+    pub async fn event_count(&self, id: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    pub async fn total_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
+
+/// Asserts an answer is a problem document with this status; returns it.
+pub async fn expect_problem(r: reqwest::Response, status: u16) -> Value {
+    assert_eq!(r.status().as_u16(), status, "unexpected status");
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = r.json().await.expect("problem json");
+    assert_eq!(body["status"].as_u64(), Some(status as u64));
+    assert!(body["type"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("/problems/")));
+    body
+}
