@@ -3,6 +3,7 @@
 //! and a JWKS endpoint served by the test itself with its own RS256 key.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -106,6 +107,8 @@ pub struct TestApp {
     pub database_url: String,
     pub client: reqwest::Client,
     pub cancel: CancellationToken,
+    /// How often the API fetched the test JWKS.
+    pub jwks_fetches: Arc<AtomicUsize>,
 }
 
 impl Drop for TestApp {
@@ -133,15 +136,18 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default()).await
 }
 
-/// Serves `jwks` on port 0 and returns its URL.
-pub async fn serve_jwks(jwks: Value, cancel: CancellationToken) -> String {
+/// Serves `jwks` on port 0 and returns its URL and a count of fetches.
+pub async fn serve_jwks(jwks: Value, cancel: CancellationToken) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind jwks");
     let addr = listener.local_addr().expect("addr");
     let doc = Arc::new(jwks);
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
     let app = axum::Router::new().route(
         "/.well-known/jwks.json",
         get(move || {
             let doc = doc.clone();
+            counter.fetch_add(1, Ordering::SeqCst);
             async move { Json(doc.as_ref().clone()) }
         }),
     );
@@ -150,14 +156,14 @@ pub async fn serve_jwks(jwks: Value, cancel: CancellationToken) -> String {
             .with_graceful_shutdown(cancel.cancelled_owned())
             .await;
     });
-    format!("http://{addr}/.well-known/jwks.json")
+    (format!("http://{addr}/.well-known/jwks.json"), hits)
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let (pool, database_url) = fresh_database().await;
     let cancel = CancellationToken::new();
     let jwks = serde_json::to_value(key().jwks()).expect("jwks json");
-    let jwks_url = serve_jwks(jwks, cancel.clone()).await;
+    let (jwks_url, jwks_fetches) = serve_jwks(jwks, cancel.clone()).await;
     let auth = Authenticator::new(AuthConfig {
         jwks_url,
         issuer: ISSUER.into(),
@@ -185,6 +191,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         database_url,
         client: reqwest::Client::new(),
         cancel,
+        jwks_fetches,
     }
 }
 
