@@ -28,6 +28,13 @@ pub fn upcast(event: &StoredEvent) -> Result<DeploymentEvent, ApplyError> {
                 serde_json::from_value(event.payload.clone()).map_err(|e| {
                     ApplyError::Poison(format!("malformed {} payload: {e}", event.event_type))
                 })?;
+            let tag = cqrs_es::DomainEvent::event_type(&parsed);
+            if tag != event.event_type {
+                return Err(ApplyError::Poison(format!(
+                    "payload is a {tag} but the row says {}",
+                    event.event_type
+                )));
+            }
             Ok(parsed)
         }
         other => Err(ApplyError::Poison(format!(

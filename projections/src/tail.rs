@@ -145,7 +145,8 @@ async fn dead_letter(
         "INSERT INTO projection_dead_letters
             (projection, event_position, aggregate_type, aggregate_id, sequence, event_type, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (projection, event_position) DO UPDATE SET error = EXCLUDED.error, failed_at = now()",
+         ON CONFLICT (projection, event_position)
+            DO UPDATE SET error = EXCLUDED.error, failed_at = now(), resolved_at = NULL",
     )
     .bind(projection)
     .bind(event.position)
@@ -159,16 +160,41 @@ async fn dead_letter(
     Ok(())
 }
 
-/// Applies everything committed so far and returns how many events were read.
+/// Applies everything committed before the call and returns how many events
+/// were read. A step can read nothing while an older transaction anywhere on
+/// the server is still open (it holds the snapshot xmin back), so "nothing
+/// read" is not "done": done is when every transaction that existed at the
+/// call has ended and a step then reads nothing.
 pub async fn catch_up<P: Projection>(
     pool: &PgPool,
     projection: &P,
     batch_size: i64,
 ) -> Result<usize, sqlx::Error> {
+    let target: i64 =
+        sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+            .fetch_one(pool)
+            .await?;
     let mut total = 0;
     loop {
         match step(pool, projection, batch_size).await? {
-            Step::Applied(0) => return Ok(total),
+            Step::Applied(0) => {
+                let horizon: i64 = sqlx::query_scalar(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                )
+                .fetch_one(pool)
+                .await?;
+                if horizon >= target {
+                    // Everything before `target` has ended; one more step takes what it committed.
+                    if let Step::Applied(n) = step(pool, projection, batch_size).await? {
+                        if n == 0 {
+                            return Ok(total);
+                        }
+                        total += n;
+                    }
+                    continue;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             Step::Applied(n) => total += n,
             Step::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
         }
@@ -176,9 +202,10 @@ pub async fn catch_up<P: Projection>(
 }
 
 /// Empties the projection's tables and its checkpoint, then applies the whole
-/// store again. Used by tests and by operators; live processing of the same
-/// projection waits on the runner lock meanwhile only per batch, so callers
-/// stop the live runner first.
+/// store again, in place: reads see a partial view until it finishes (the
+/// build-aside-and-swap rebuild is still to come). Unresolved dead letters
+/// are dropped, as the replay meets their events again; resolved ones stay
+/// for the audit trail.
 pub async fn rebuild<P: Projection>(
     pool: &PgPool,
     projection: &P,
@@ -194,10 +221,12 @@ pub async fn rebuild<P: Projection>(
         .bind(projection.name())
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM projection_dead_letters WHERE projection = $1")
-        .bind(projection.name())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "DELETE FROM projection_dead_letters WHERE projection = $1 AND resolved_at IS NULL",
+    )
+    .bind(projection.name())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     catch_up(pool, projection, batch_size).await
 }
