@@ -53,10 +53,10 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL")]
     pub database_url: String,
     /// Connections in the pool.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_name = "DATABASE_MAX_CONNECTIONS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub database_max_connections: u32,
 }
 
@@ -64,16 +64,21 @@ pub struct DbArgs {
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
     /// Address to listen on.
-    #[arg(long, env = "MARKETPLACE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "MARKETPLACE_LISTEN",
+        value_name = "MARKETPLACE_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "MARKETPLACE_BODY_LIMIT", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    #[arg(long, env = "MARKETPLACE_BODY_LIMIT", value_name = "MARKETPLACE_BODY_LIMIT", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
     pub body_limit: u64,
     /// How long a read with `min_version` waits for its view, in milliseconds.
-    #[arg(long, env = "MARKETPLACE_READ_WAIT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=30_000))]
+    #[arg(long, env = "MARKETPLACE_READ_WAIT_MS", value_name = "MARKETPLACE_READ_WAIT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=30_000))]
     pub read_wait_ms: u64,
     /// TFT price in USD that quotes convert at (up to 7 decimals), until the chain price feed lands.
-    #[arg(long, env = "MARKETPLACE_TFT_PRICE_USD", default_value = "0.01", value_parser = parse_price)]
+    #[arg(long, env = "MARKETPLACE_TFT_PRICE_USD", value_name = "MARKETPLACE_TFT_PRICE_USD", default_value = "0.01", value_parser = parse_price)]
     pub tft_price_usd: u64,
 }
 
@@ -90,10 +95,15 @@ fn parse_price(text: &str) -> Result<u64, String> {
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
     /// Use this PostgreSQL instead of starting a private one.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Where dev mode keeps its PostgreSQL data and signing key.
-    #[arg(long, env = "MARKETPLACE_DATA_DIR", default_value = ".marketplace")]
+    #[arg(
+        long,
+        env = "MARKETPLACE_DATA_DIR",
+        value_name = "MARKETPLACE_DATA_DIR",
+        default_value = ".marketplace"
+    )]
     pub data_dir: PathBuf,
     /// HTTP settings.
     #[command(flatten)]
@@ -118,19 +128,24 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct JwtArgs {
     /// The issuer's JWKS URL (for Auth0: https://TENANT/.well-known/jwks.json).
-    #[arg(long, env = "JWT_JWKS_URL")]
+    #[arg(long, env = "JWT_JWKS_URL", value_name = "JWT_JWKS_URL")]
     pub jwks_url: String,
     /// Expected `iss` claim (for Auth0: https://TENANT/).
-    #[arg(long, env = "JWT_ISSUER")]
+    #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER")]
     pub jwt_issuer: String,
     /// Expected `aud` claim (the API identifier).
-    #[arg(long, env = "JWT_AUDIENCE")]
+    #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE")]
     pub jwt_audience: String,
     /// The claim that lists roles (Auth0 needs a namespaced claim, e.g. https://example.com/roles).
-    #[arg(long, env = "JWT_ROLES_CLAIM", default_value = "roles")]
+    #[arg(
+        long,
+        env = "JWT_ROLES_CLAIM",
+        value_name = "JWT_ROLES_CLAIM",
+        default_value = "roles"
+    )]
     pub jwt_roles_claim: String,
     /// Clock skew allowed on exp/nbf, seconds.
-    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
+    #[arg(long, env = "JWT_LEEWAY_SECS", value_name = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub jwt_leeway_secs: u64,
 }
 
@@ -141,7 +156,7 @@ pub struct ProjectArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Events per transaction.
-    #[arg(long, env = "PROJECTION_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    #[arg(long, env = "PROJECTION_BATCH_SIZE", value_name = "PROJECTION_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub batch_size: i64,
     /// Rebuild every view from the whole store first, then go on tailing.
     #[arg(long)]
@@ -164,6 +179,11 @@ pub struct TokenArgs {
     #[arg(long, default_value_t = 3600)]
     pub ttl_secs: i64,
     /// The dev data directory holding the signing key.
-    #[arg(long, env = "MARKETPLACE_DATA_DIR", default_value = ".marketplace")]
+    #[arg(
+        long,
+        env = "MARKETPLACE_DATA_DIR",
+        value_name = "MARKETPLACE_DATA_DIR",
+        default_value = ".marketplace"
+    )]
     pub data_dir: PathBuf,
 }
