@@ -147,6 +147,19 @@ async fn roles_gate_endpoints_with_403() {
         )
         .await;
     expect_problem(r, 403).await;
+    // The role is checked before the body is read.
+    let r = app
+        .post(
+            &format!("/v1/deployments/{id}/node"),
+            &alice(),
+            &json!({ "nonsense": true }),
+        )
+        .await;
+    expect_problem(r, 403).await;
+    let r = app
+        .post("/v1/deployments", &provider, &json!({ "nonsense": true }))
+        .await;
+    expect_problem(r, 403).await;
     assert_eq!(app.event_count(&id).await, 1);
     assert_eq!(
         app.total_events().await,

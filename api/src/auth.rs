@@ -230,3 +230,35 @@ impl FromRequestParts<AppState> for AuthUser {
         Ok(AuthUser(principal))
     }
 }
+
+/// Extractors that authenticate and check the role before anything else
+/// (a body is not even read for a caller without the role: 401, then 403).
+macro_rules! acting_as {
+    ($(#[$doc:meta])* $name:ident: [$($role:expr),+]) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Actor);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                let AuthUser(principal) = AuthUser::from_request_parts(parts, state).await?;
+                Ok(Self(principal.act_as(&[$($role),+])?))
+            }
+        }
+    };
+}
+
+acting_as!(
+    /// A cloud user acting for themselves.
+    AsUser: [Role::CloudUser]
+);
+acting_as!(
+    /// An operator (acting across tenants) or else a cloud user (acting on their own).
+    AsUserOrOperator: [Role::CloudOperator, Role::CloudUser]
+);
+acting_as!(
+    /// An operator.
+    AsOperator: [Role::CloudOperator]
+);

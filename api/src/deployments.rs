@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::Json;
 use chrono::Utc;
 use marketplace_domain::deployment::{DeploymentCommand, NodeAssignment, Status};
-use marketplace_domain::Role;
+use marketplace_domain::Actor;
 use marketplace_projections::deployments::{self as views, Cursor, DeploymentRow, ListQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::auth::{AsOperator, AsUser, AsUserOrOperator};
 use crate::commands::{accept, fingerprint, new_deployment_id, owned_by};
 use crate::dto::*;
 use crate::error::{ApiError, Problem};
@@ -65,14 +65,10 @@ fn invalid(e: marketplace_domain::deployment::SpecError) -> ApiError {
 )]
 pub async fn request_deployment(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsUser(actor): AsUser,
     ctx: RequestContext,
     ApiJson(body): ApiJson<RequestDeploymentBody>,
 ) -> Response {
-    let actor = match principal.act_as(&[Role::CloudUser]) {
-        Ok(a) => a,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
-    };
     let id = new_deployment_id(&actor.subject, &ctx);
     let fingerprint = fingerprint(("POST /v1/deployments", &body));
     let owner = actor.subject.clone();
@@ -116,10 +112,9 @@ pub struct ListParams {
 )]
 pub async fn list_deployments(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsUserOrOperator(actor): AsUserOrOperator,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<DeploymentPage>, ApiError> {
-    let actor = principal.act_as(&[Role::CloudOperator, Role::CloudUser])?;
     let bad = |what: &str| ApiError::BadRequest(what.to_string());
     let status = params
         .status
@@ -190,11 +185,10 @@ pub struct GetParams {
 )]
 pub async fn get_deployment(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsUserOrOperator(actor): AsUserOrOperator,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<GetParams>,
 ) -> Result<Json<DeploymentDetail>, ApiError> {
-    let actor = principal.act_as(&[Role::CloudOperator, Role::CloudUser])?;
     let visible = |row: &DeploymentRow| actor.is_operator() || row.owner == actor.subject;
     let min_version = params.min_version.unwrap_or(0);
     let wait = if min_version > 0 {
@@ -287,15 +281,11 @@ fn detail(
 )]
 pub async fn resize_deployment(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsUserOrOperator(actor): AsUserOrOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ResizeBody>,
 ) -> Response {
-    let actor = match principal.act_as(&[Role::CloudOperator, Role::CloudUser]) {
-        Ok(a) => a,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
-    };
     let fingerprint = fingerprint((format!("POST /v1/deployments/{id}/resize"), &body));
     let by = actor.clone();
     accept(&state, &ctx, &actor, id, fingerprint, move |d| {
@@ -328,15 +318,11 @@ pub async fn resize_deployment(
 )]
 pub async fn cancel_deployment(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsUserOrOperator(actor): AsUserOrOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CancelBody>,
 ) -> Response {
-    let actor = match principal.act_as(&[Role::CloudOperator, Role::CloudUser]) {
-        Ok(a) => a,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
-    };
     let fingerprint = fingerprint((format!("POST /v1/deployments/{id}/cancel"), &body));
     let by = actor.clone();
     accept(&state, &ctx, &actor, id, fingerprint, move |d| {
@@ -353,16 +339,12 @@ pub async fn cancel_deployment(
 /// Runs an operator-only life-cycle command.
 async fn operator_command(
     state: AppState,
-    principal: crate::auth::Principal,
+    actor: Actor,
     ctx: RequestContext,
     id: Uuid,
     fingerprint: Vec<u8>,
     command: DeploymentCommand,
 ) -> Response {
-    let actor = match principal.act_as(&[Role::CloudOperator]) {
-        Ok(a) => a,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
-    };
     let by = actor.clone();
     accept(&state, &ctx, &actor, id, fingerprint, move |d| {
         owned_by(d, &by)?;
@@ -381,7 +363,7 @@ async fn operator_command(
 )]
 pub async fn assign_node(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsOperator(actor): AsOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<AssignNodeBody>,
@@ -395,7 +377,7 @@ pub async fn assign_node(
     };
     operator_command(
         state,
-        principal,
+        actor,
         ctx,
         id,
         fingerprint((format!("node {id}"), &body)),
@@ -414,7 +396,7 @@ pub async fn assign_node(
 )]
 pub async fn record_contract(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsOperator(actor): AsOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ContractBody>,
@@ -425,7 +407,7 @@ pub async fn record_contract(
     };
     operator_command(
         state,
-        principal,
+        actor,
         ctx,
         id,
         fingerprint((format!("contract {id}"), &body)),
@@ -444,7 +426,7 @@ pub async fn record_contract(
 )]
 pub async fn mark_running(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsOperator(actor): AsOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<WorkloadsBody>,
@@ -454,7 +436,7 @@ pub async fn mark_running(
         workloads: body.workloads.clone().into_iter().map(Into::into).collect(),
         at: Utc::now(),
     };
-    operator_command(state, principal, ctx, id, fingerprint, command).await
+    operator_command(state, actor, ctx, id, fingerprint, command).await
 }
 
 /// Record that the deployment failed (operator).
@@ -467,7 +449,7 @@ pub async fn mark_running(
 )]
 pub async fn mark_failed(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsOperator(actor): AsOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<FailedBody>,
@@ -478,7 +460,7 @@ pub async fn mark_failed(
         reason: body.reason.clone(),
         at: Utc::now(),
     };
-    operator_command(state, principal, ctx, id, fingerprint, command).await
+    operator_command(state, actor, ctx, id, fingerprint, command).await
 }
 
 /// Start the grace period: the balance could not pay (operator).
@@ -491,7 +473,7 @@ pub async fn mark_failed(
 )]
 pub async fn start_grace_period(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsOperator(actor): AsOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(_body): ApiJson<EmptyBody>,
@@ -499,7 +481,7 @@ pub async fn start_grace_period(
     let command = DeploymentCommand::StartGracePeriod { at: Utc::now() };
     operator_command(
         state,
-        principal,
+        actor,
         ctx,
         id,
         fingerprint(format!("grace start {id}")),
@@ -518,7 +500,7 @@ pub async fn start_grace_period(
 )]
 pub async fn end_grace_period(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsOperator(actor): AsOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(_body): ApiJson<EmptyBody>,
@@ -526,7 +508,7 @@ pub async fn end_grace_period(
     let command = DeploymentCommand::EndGracePeriod { at: Utc::now() };
     operator_command(
         state,
-        principal,
+        actor,
         ctx,
         id,
         fingerprint(format!("grace end {id}")),
@@ -545,7 +527,7 @@ pub async fn end_grace_period(
 )]
 pub async fn delete_deployment(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AsOperator(actor): AsOperator,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<DeleteBody>,
@@ -556,7 +538,7 @@ pub async fn delete_deployment(
     };
     operator_command(
         state,
-        principal,
+        actor,
         ctx,
         id,
         fingerprint((format!("delete {id}"), &body)),
