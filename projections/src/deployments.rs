@@ -44,22 +44,6 @@ pub fn upcast(event: &StoredEvent) -> Result<DeploymentEvent, ApplyError> {
     }
 }
 
-fn status_after(event: &DeploymentEvent) -> Option<Status> {
-    use DeploymentEvent as E;
-    match event {
-        E::DeploymentRequested { .. } => Some(Status::Requested),
-        E::NodeAssigned { .. } => Some(Status::Placed),
-        E::ContractCreated { .. } => Some(Status::Provisioning),
-        E::DeploymentRunning { .. } => Some(Status::Running),
-        E::DeploymentFailed { .. } => Some(Status::Failed),
-        E::GracePeriodStarted { .. } => Some(Status::Suspended),
-        E::GracePeriodEnded { .. } => Some(Status::Running),
-        E::DeploymentCancelled { .. } => Some(Status::Cancelled),
-        E::DeploymentDeleted { .. } => Some(Status::Deleted),
-        E::DeploymentResized { .. } => None,
-    }
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApplyError> {
     serde_json::to_value(value).map_err(|e| ApplyError::Poison(format!("cannot serialise: {e}")))
 }
@@ -73,147 +57,118 @@ impl Projection for DeploymentProjection {
         aggregate_type == "deployment"
     }
 
+    /// One statement per event: the view change and its history row together,
+    /// the change guarded by `version = sequence - 1`. When it changes no row,
+    /// a second look tells a duplicate (no-op) from a gap or a missing row
+    /// (poison).
     async fn apply(&self, conn: &mut PgConnection, stored: &StoredEvent) -> Result<(), ApplyError> {
         use DeploymentEvent as E;
         let id = Uuid::parse_str(&stored.aggregate_id)
             .map_err(|e| ApplyError::Poison(format!("aggregate id is not a uuid: {e}")))?;
         let event = upcast(stored)?;
         let seq = stored.sequence;
-        let at = event.at();
-
-        if let E::DeploymentRequested {
-            owner,
-            name,
-            spec,
-            placement,
-            at,
-        } = &event
-        {
-            if seq != 1 {
-                return Err(ApplyError::Poison(format!(
-                    "DeploymentRequested at sequence {seq}"
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO deployment_views
-                    (id, owner, name, kind, status, spec, placement, created_at, updated_at, version)
-                 VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $7, 1)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(id)
-            .bind(owner)
-            .bind(name.as_str())
-            .bind(spec.kind().as_str())
-            .bind(to_json(spec)?)
-            .bind(to_json(placement)?)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-        } else {
-            let current: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM deployment_views WHERE id = $1 FOR UPDATE")
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            match current {
-                None => {
+        // $1 id, $2 sequence, $3 when, $4-$7 the history row; the rest per event.
+        let head = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(seq)
+                .bind(event.at())
+                .bind(&stored.event_type)
+                .bind(stored.meta("actor_subject"))
+                .bind(stored.meta("actor_role"))
+                .bind(history_detail(&event))
+        };
+        macro_rules! update {
+            ($set:literal) => {
+                head(concat!(
+                    "WITH changed AS (UPDATE deployment_views SET version = $2, updated_at = $3, ",
+                    $set,
+                    " WHERE id = $1 AND version = $2 - 1 RETURNING status)
+                     INSERT INTO deployment_history
+                        (deployment_id, sequence, event_type, status, at, actor_subject, actor_role, detail)
+                     SELECT $1, $2, $4, status, $3, $5, $6, $7 FROM changed"
+                ))
+            };
+        }
+        let query = match &event {
+            E::DeploymentRequested {
+                owner,
+                name,
+                spec,
+                placement,
+                ..
+            } => {
+                if seq != 1 {
                     return Err(ApplyError::Poison(format!(
-                        "{} for a deployment the view does not have",
-                        stored.event_type
-                    )))
+                        "DeploymentRequested at sequence {seq}"
+                    )));
                 }
-                Some(v) if v >= seq => return Ok(()), // already applied
-                Some(v) if v != seq - 1 => {
-                    return Err(ApplyError::Poison(format!(
-                        "sequence gap: view at {v}, event at {seq}"
-                    )))
-                }
-                Some(_) => {}
+                head(
+                    "WITH created AS (
+                        INSERT INTO deployment_views
+                            (id, owner, name, kind, status, spec, placement, created_at, updated_at, version)
+                        VALUES ($1, $8, $9, $10, 'requested', $11, $12, $3, $3, $2)
+                        ON CONFLICT (id) DO NOTHING RETURNING status)
+                     INSERT INTO deployment_history
+                        (deployment_id, sequence, event_type, status, at, actor_subject, actor_role, detail)
+                     SELECT $1, $2, $4, status, $3, $5, $6, $7 FROM created",
+                )
+                .bind(owner)
+                .bind(name.as_str())
+                .bind(spec.kind().as_str())
+                .bind(to_json(spec)?)
+                .bind(to_json(placement)?)
             }
-            // $1 id, $2 the event's sequence, $3 when it happened; the rest per event.
-            let head = |sql: &'static str| sqlx::query(sql).bind(id).bind(seq).bind(at);
-            let query = match &event {
-                E::DeploymentRequested { .. } => {
-                    return Err(ApplyError::Poison("a second DeploymentRequested".into()));
-                }
-                E::NodeAssigned { node, .. } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3,
-                        status = 'placed', node_id = $4, farm_id = $5 WHERE id = $1",
-                )
-                .bind(i64::from(node.node_id))
-                .bind(i64::from(node.farm_id)),
-                E::ContractCreated { contract_id, .. } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3,
-                        status = 'provisioning', contract_id = $4 WHERE id = $1",
-                )
-                .bind(
+            E::NodeAssigned { node, .. } => {
+                update!("status = 'placed', node_id = $8, farm_id = $9")
+                    .bind(i64::from(node.node_id))
+                    .bind(i64::from(node.farm_id))
+            }
+            E::ContractCreated { contract_id, .. } => {
+                update!("status = 'provisioning', contract_id = $8").bind(
                     i64::try_from(*contract_id)
                         .map_err(|_| ApplyError::Poison("contract id out of range".into()))?,
-                ),
-                E::DeploymentRunning { workloads, .. } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3,
-                        status = 'running', workloads = $4 WHERE id = $1",
                 )
-                .bind(to_json(workloads)?),
-                E::DeploymentFailed { workloads, reason, .. } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3,
-                        status = 'failed', workloads = $4, failure_reason = $5 WHERE id = $1",
-                )
+            }
+            E::DeploymentRunning { workloads, .. } => {
+                update!("status = 'running', workloads = $8").bind(to_json(workloads)?)
+            }
+            E::DeploymentFailed {
+                workloads, reason, ..
+            } => update!("status = 'failed', workloads = $8, failure_reason = $9")
                 .bind(to_json(workloads)?)
                 .bind(reason.clone()),
-                E::DeploymentResized { spec, .. } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3, spec = $4 WHERE id = $1",
-                )
-                .bind(to_json(spec)?),
-                E::GracePeriodStarted { at } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3,
-                        status = 'suspended', grace_since = $4 WHERE id = $1",
-                )
-                .bind(*at),
-                E::GracePeriodEnded { .. } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3,
-                        status = 'running', grace_since = NULL WHERE id = $1",
-                ),
-                E::DeploymentCancelled { reason, .. } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3,
-                        status = 'cancelled', cancel_reason = $4 WHERE id = $1",
-                )
-                .bind(reason.clone()),
-                E::DeploymentDeleted { cause, .. } => head(
-                    "UPDATE deployment_views SET version = $2, updated_at = $3,
-                        status = 'deleted', deletion_cause = $4 WHERE id = $1",
-                )
-                .bind(to_json(cause)?.as_str().map(str::to_string)),
-            };
-            query.execute(&mut *conn).await?;
-        }
-
-        let status = match status_after(&event) {
-            Some(s) => s.as_str().to_string(),
-            None => {
-                sqlx::query_scalar("SELECT status FROM deployment_views WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *conn)
-                    .await?
+            E::DeploymentResized { spec, .. } => update!("spec = $8").bind(to_json(spec)?),
+            E::GracePeriodStarted { at } => {
+                update!("status = 'suspended', grace_since = $8").bind(*at)
+            }
+            E::GracePeriodEnded { .. } => update!("status = 'running', grace_since = NULL"),
+            E::DeploymentCancelled { reason, .. } => {
+                update!("status = 'cancelled', cancel_reason = $8").bind(reason.clone())
+            }
+            E::DeploymentDeleted { cause, .. } => {
+                update!("status = 'deleted', deletion_cause = $8")
+                    .bind(to_json(cause)?.as_str().map(str::to_string))
             }
         };
-        sqlx::query(
-            "INSERT INTO deployment_history
-                (deployment_id, sequence, event_type, status, at, actor_subject, actor_role, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (deployment_id, sequence) DO NOTHING",
-        )
-        .bind(id)
-        .bind(seq)
-        .bind(&stored.event_type)
-        .bind(&status)
-        .bind(at)
-        .bind(stored.meta("actor_subject"))
-        .bind(stored.meta("actor_role"))
-        .bind(history_detail(&event))
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        if query.execute(&mut *conn).await?.rows_affected() == 1 {
+            return Ok(());
+        }
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM deployment_views WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        match current {
+            Some(v) if v >= seq => Ok(()), // already applied
+            Some(v) => Err(ApplyError::Poison(format!(
+                "sequence gap: view at {v}, event at {seq}"
+            ))),
+            None => Err(ApplyError::Poison(format!(
+                "{} for a deployment the view does not have",
+                stored.event_type
+            ))),
+        }
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {

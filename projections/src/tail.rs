@@ -45,11 +45,31 @@ pub enum Step {
 
 /// Reads up to `batch_size` events past the checkpoint, applies them and
 /// moves the checkpoint, all in one transaction.
+///
+/// A batch is first applied without savepoints (two round trips fewer per
+/// event). If an event turns out to be poison, that attempt is rolled back and
+/// the batch is applied again with a savepoint around each event, so the
+/// poison is dead-lettered and the rest still applied.
 pub async fn step<P: Projection>(
     pool: &PgPool,
     projection: &P,
     batch_size: i64,
 ) -> Result<Step, sqlx::Error> {
+    match attempt(pool, projection, batch_size, false).await? {
+        Some(step) => Ok(step),
+        None => Ok(attempt(pool, projection, batch_size, true)
+            .await?
+            .unwrap_or(Step::Applied(0))),
+    }
+}
+
+/// One try at a batch; `None` when the fast path met poison.
+async fn attempt<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    batch_size: i64,
+    isolate_each_event: bool,
+) -> Result<Option<Step>, sqlx::Error> {
     let name = projection.name();
     let mut tx = pool.begin().await?;
     // One runner per projection at a time; an advisory lock takes no
@@ -60,7 +80,7 @@ pub async fn step<P: Projection>(
             .fetch_one(&mut *tx)
             .await?;
     if !locked {
-        return Ok(Step::Busy);
+        return Ok(Some(Step::Busy));
     }
     let checkpoint: Option<(i64, i64)> = sqlx::query_as(
         "SELECT last_txid, last_position FROM projection_checkpoints WHERE projection = $1",
@@ -86,13 +106,21 @@ pub async fn step<P: Projection>(
     .await?;
 
     let Some(last) = events.last() else {
-        return Ok(Step::Applied(0));
+        return Ok(Some(Step::Applied(0)));
     };
     let (new_txid, new_position) = (last.txid, last.position);
 
     for event in &events {
         if !projection.handles(&event.aggregate_type) {
             continue;
+        }
+        if !isolate_each_event {
+            match projection.apply(&mut tx, event).await {
+                Ok(()) => continue,
+                // Dropping the transaction rolls the attempt back.
+                Err(ApplyError::Poison(_)) => return Ok(None),
+                Err(ApplyError::Database(e)) => return Err(e),
+            }
         }
         let mut savepoint = tx.begin().await?;
         match projection.apply(&mut savepoint, event).await {
@@ -132,7 +160,7 @@ pub async fn step<P: Projection>(
         .await?;
     tx.commit().await?;
     debug!(projection = name, events = events.len(), "batch applied");
-    Ok(Step::Applied(events.len()))
+    Ok(Some(Step::Applied(events.len())))
 }
 
 async fn dead_letter(
