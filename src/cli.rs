@@ -43,6 +43,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// The projection runners, tailing the event store.
     Project(ProjectArgs),
+    /// Rebuild a projection from the whole store, aside, and swap it in (reads keep working).
+    Replay(ReplayArgs),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
     /// Print a token the dev server accepts.
@@ -164,6 +166,19 @@ pub struct ProjectArgs {
     /// Catch up once and exit instead of tailing.
     #[arg(long)]
     pub once: bool,
+}
+
+/// `marketplace replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The projection to rebuild (`deployments`).
+    pub projection: String,
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Events per transaction.
+    #[arg(long, env = "PROJECTION_BATCH_SIZE", value_name = "PROJECTION_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub batch_size: i64,
 }
 
 /// `marketplace token`.

@@ -41,6 +41,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Project(args) => project(args).await,
+        Command::Replay(args) => {
+            if args.projection != marketplace_projections::deployments::NAME {
+                bail!(
+                    "unknown projection {:?}; known: {}",
+                    args.projection,
+                    marketplace_projections::deployments::NAME
+                );
+            }
+            let pool = connect(&args.db.database_url, 4).await?;
+            let n = tail::rebuild(&pool, &DeploymentProjection, args.batch_size).await?;
+            info!(events = n, "rebuilt and swapped in");
+            Ok(())
+        }
         Command::Migrate(db) => {
             let pool = connect(&db.database_url, 2).await?;
             migrate(&pool).await

@@ -171,11 +171,8 @@ impl Projection for DeploymentProjection {
         }
     }
 
-    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE deployment_views, deployment_history")
-            .execute(conn)
-            .await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["deployment_views", "deployment_history"]
     }
 }
 

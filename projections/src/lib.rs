@@ -77,9 +77,8 @@ pub trait Projection: Send + Sync + 'static {
         event: &'a StoredEvent,
     ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
 
-    /// Empties the projection's tables, for a rebuild from scratch.
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'a;
+    /// The projection's view tables. Its SQL names them unqualified, so a
+    /// rebuild can build them aside in another schema (through the
+    /// `search_path`) and swap them in.
+    fn tables(&self) -> &'static [&'static str];
 }

@@ -55,9 +55,37 @@ pub async fn step<P: Projection>(
     projection: &P,
     batch_size: i64,
 ) -> Result<Step, sqlx::Error> {
-    match attempt(pool, projection, batch_size, false).await? {
+    step_on(pool, projection, batch_size, Target::Live).await
+}
+
+/// Which copy of a projection's tables a step writes.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    /// The tables readers use.
+    Live,
+    /// A rebuild's tables, in this schema.
+    Shadow(&'a str),
+}
+
+impl Target<'_> {
+    /// The runner lock: the live runner and a rebuild's runner do not exclude each other.
+    fn lock_key(self, name: &str) -> String {
+        match self {
+            Target::Live => name.to_string(),
+            Target::Shadow(_) => format!("{name}#rebuild"),
+        }
+    }
+}
+
+async fn step_on<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    batch_size: i64,
+    target: Target<'_>,
+) -> Result<Step, sqlx::Error> {
+    match attempt(pool, projection, batch_size, false, target).await? {
         Some(step) => Ok(step),
-        None => Ok(attempt(pool, projection, batch_size, true)
+        None => Ok(attempt(pool, projection, batch_size, true, target)
             .await?
             .unwrap_or(Step::Applied(0))),
     }
@@ -69,14 +97,21 @@ async fn attempt<P: Projection>(
     projection: &P,
     batch_size: i64,
     isolate_each_event: bool,
+    target: Target<'_>,
 ) -> Result<Option<Step>, sqlx::Error> {
     let name = projection.name();
     let mut tx = pool.begin().await?;
+    if let Target::Shadow(schema) = target {
+        // Unqualified names (views, checkpoint, dead letters) now mean the shadow copies.
+        sqlx::query(&format!("SET LOCAL search_path = {schema}, public"))
+            .execute(&mut *tx)
+            .await?;
+    }
     // One runner per projection at a time; an advisory lock takes no
     // transaction id, so it does not hold back any reader's xmin.
     let locked: bool =
         sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))")
-            .bind(name)
+            .bind(target.lock_key(name))
             .fetch_one(&mut *tx)
             .await?;
     if !locked {
@@ -229,34 +264,165 @@ pub async fn catch_up<P: Projection>(
     }
 }
 
-/// Empties the projection's tables and its checkpoint, then applies the whole
-/// store again, in place: reads see a partial view until it finishes (the
-/// build-aside-and-swap rebuild is still to come). Unresolved dead letters
-/// are dropped, as the replay meets their events again; resolved ones stay
-/// for the audit trail.
+/// Rebuilds a projection from the whole store without taking reads down
+/// (ARCHITECTURE.md, invariant 6): the views are built aside, in a schema of
+/// their own, in commit order, then swapped in while the live runner is held
+/// between batches; the live runner then goes on from the rebuild's
+/// checkpoint. Progress (events done, rate, time left) is logged. Returns the
+/// number of events the rebuild read.
 pub async fn rebuild<P: Projection>(
     pool: &PgPool,
     projection: &P,
     batch_size: i64,
 ) -> Result<usize, sqlx::Error> {
+    let name = projection.name();
+    let shadow = schema_name("rebuild", name);
+    let retired = schema_name("retired", name);
+    let mut tables: Vec<&str> = projection.tables().to_vec();
+    let bookkeeping = ["projection_checkpoints", "projection_dead_letters"];
+
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE"))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!("CREATE SCHEMA {shadow}"))
+        .execute(&mut *tx)
+        .await?;
+    for table in tables.iter().chain(bookkeeping.iter()) {
+        sqlx::query(&format!(
+            "CREATE TABLE {shadow}.{table} (LIKE public.{table} INCLUDING ALL)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?;
+    let started = std::time::Instant::now();
+    let mut last_report = started;
+    let mut done = 0usize;
+    info!(
+        projection = name,
+        events = total,
+        "rebuild started, building aside in {shadow}"
+    );
+    loop {
+        match step_on(pool, projection, batch_size, Target::Shadow(&shadow)).await? {
+            Step::Busy => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Step::Applied(n) => {
+                done += n;
+                if last_report.elapsed() >= Duration::from_secs(2) || (n as i64) < batch_size {
+                    last_report = std::time::Instant::now();
+                    let secs = started.elapsed().as_secs_f64().max(1e-3);
+                    let rate = done as f64 / secs;
+                    let left = (total as f64 - done as f64).max(0.0) / rate.max(1.0);
+                    info!(
+                        projection = name,
+                        done,
+                        total,
+                        rate_per_s = rate as u64,
+                        seconds_left = left as u64,
+                        "rebuild progress"
+                    );
+                }
+                if (n as i64) < batch_size {
+                    break;
+                }
+            }
+        }
+    }
+
+    // Swap: hold the live runner between batches, move the live tables out
+    // and the rebuilt ones in, and hand the rebuild's checkpoint and dead
+    // letters to the live runner. Readers wait for the moment this takes.
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-        .bind(projection.name())
+        .bind(name)
         .execute(&mut *tx)
         .await?;
-    projection.reset(&mut tx).await?;
-    sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
-        .bind(projection.name())
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE"))
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "DELETE FROM projection_dead_letters WHERE projection = $1 AND resolved_at IS NULL",
-    )
-    .bind(projection.name())
+    sqlx::query(&format!("CREATE SCHEMA {retired}"))
+        .execute(&mut *tx)
+        .await?;
+    tables.sort_unstable();
+    for table in &tables {
+        sqlx::query(&format!("ALTER TABLE public.{table} SET SCHEMA {retired}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!("ALTER TABLE {shadow}.{table} SET SCHEMA public"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM public.projection_checkpoints WHERE projection = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO public.projection_checkpoints SELECT * FROM {shadow}.projection_checkpoints WHERE projection = $1"
+    ))
+    .bind(name)
     .execute(&mut *tx)
     .await?;
+    // Unresolved dead letters are replaced by what the rebuild met; resolved
+    // ones stay for the audit trail.
+    sqlx::query(
+        "DELETE FROM public.projection_dead_letters WHERE projection = $1 AND resolved_at IS NULL",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&format!(
+        "INSERT INTO public.projection_dead_letters
+            (projection, event_position, aggregate_type, aggregate_id, sequence, event_type, error, failed_at)
+         SELECT projection, event_position, aggregate_type, aggregate_id, sequence, event_type, error, failed_at
+           FROM {shadow}.projection_dead_letters WHERE projection = $1
+         ON CONFLICT (projection, event_position)
+            DO UPDATE SET error = EXCLUDED.error, failed_at = EXCLUDED.failed_at, resolved_at = NULL"
+    ))
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify('views', $1)")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    catch_up(pool, projection, batch_size).await
+
+    for schema in [&retired, &shadow] {
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(pool)
+            .await?;
+    }
+    info!(
+        projection = name,
+        events = done,
+        seconds = started.elapsed().as_secs(),
+        "rebuild swapped in"
+    );
+    Ok(done)
+}
+
+/// A schema name for a projection's rebuild; projection names are ours and
+/// plain, but keep only identifier characters all the same.
+fn schema_name(prefix: &str, projection: &str) -> String {
+    let clean: String = projection
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{prefix}_{clean}")
 }
 
 /// Retries a projection's unresolved dead letters in store order. Each one
