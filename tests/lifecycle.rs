@@ -321,3 +321,62 @@ async fn health_and_request_ids() {
     let r = app.get("/no/such/route", &alice()).await;
     expect_problem(r, 404).await;
 }
+
+#[tokio::test]
+async fn metrics_report_projection_lag_and_dead_letters() {
+    let app = spawn_app_with(AppOptions {
+        projections: false,
+        ..Default::default()
+    })
+    .await;
+    let scrape = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    let text = scrape().await;
+    assert!(
+        text.contains("marketplace_projection_lag_events{projection=\"deployments\"} 0"),
+        "{text}"
+    );
+    for i in 0..3 {
+        app.request(&alice(), &vm_body(&format!("vm{i}"))).await;
+    }
+    // No runner: the three events wait.
+    let text = scrape().await;
+    assert!(
+        text.contains("marketplace_projection_lag_events{projection=\"deployments\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "marketplace_projection_checkpoint_age_seconds{projection=\"deployments\"} -1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("marketplace_event_store_position 3"),
+        "{text}"
+    );
+    marketplace_projections::tail::catch_up(
+        &app.pool,
+        &marketplace_projections::deployments::DeploymentProjection,
+        100,
+    )
+    .await
+    .expect("catch up");
+    let text = scrape().await;
+    assert!(
+        text.contains("marketplace_projection_lag_events{projection=\"deployments\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("marketplace_projection_dead_letters{projection=\"deployments\"} 0"),
+        "{text}"
+    );
+}

@@ -148,6 +148,7 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/quotes", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
+        ("/metrics", "get"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {
@@ -176,8 +177,14 @@ async fn the_document_describes_what_the_api_does() {
         .await
         .expect("send");
         let status = r.status().as_u16();
-        let is_health = path == "/healthz" || path == "/readyz";
+        let is_health = ["/healthz", "/readyz", "/metrics"].contains(&path.as_str());
         assert_eq!(status, if is_health { 200 } else { 401 }, "{method} {path}");
+        if path == "/metrics" {
+            assert!(r.headers()["content-type"]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("text/plain")));
+            continue;
+        }
         let body: Value = r.json().await.expect("json body");
         assert_fits(&doc, response_schema(&doc, path, method, status), &body);
     }

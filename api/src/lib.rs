@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod metrics;
 pub mod quotes;
 pub mod views_watch;
 
@@ -108,6 +109,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
 }
 
 /// The OpenAPI document the API serves.

@@ -1,0 +1,97 @@
+//! Prometheus metrics: how far each projection lags behind the store, how
+//! long since it last committed, its unresolved dead letters, and keyed
+//! commands left pending. Computed from the database on each scrape, so
+//! any API replica reports the same figures.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The projections every deployment runs; one without a checkpoint yet lags by the whole store.
+const PROJECTIONS: [&str; 1] = [marketplace_projections::deployments::NAME];
+
+/// Metrics in the Prometheus text format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let lag: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT p.name,
+                (SELECT count(*) FROM events e
+                  WHERE (e.txid, e.position) > (coalesce(c.last_txid, 0), coalesce(c.last_position, 0))),
+                coalesce(extract(epoch FROM now() - c.updated_at)::float8, -1)
+           FROM unnest($1::text[]) AS p(name)
+           LEFT JOIN projection_checkpoints c ON c.projection = p.name
+          ORDER BY p.name",
+    )
+    .bind(PROJECTIONS.as_slice())
+    .fetch_all(&state.pool)
+    .await?;
+    let dead: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT projection, count(*) FROM projection_dead_letters WHERE resolved_at IS NULL GROUP BY projection ORDER BY 1",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let (position, pending): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT (SELECT max(position) FROM events),
+                (SELECT count(*) FROM idempotency_keys WHERE state = 'pending')",
+    )
+    .fetch_one(&state.pool)
+    .await?;
+
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP marketplace_projection_lag_events Committed events a projection has not applied yet.");
+    let _ = writeln!(out, "# TYPE marketplace_projection_lag_events gauge");
+    for (name, events, _) in &lag {
+        let _ = writeln!(
+            out,
+            "marketplace_projection_lag_events{{projection=\"{name}\"}} {events}"
+        );
+    }
+    let _ = writeln!(out, "# HELP marketplace_projection_checkpoint_age_seconds Seconds since the projection last committed (-1: never).");
+    let _ = writeln!(
+        out,
+        "# TYPE marketplace_projection_checkpoint_age_seconds gauge"
+    );
+    for (name, _, age) in &lag {
+        let _ = writeln!(
+            out,
+            "marketplace_projection_checkpoint_age_seconds{{projection=\"{name}\"}} {age:.3}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP marketplace_projection_dead_letters Unresolved dead letters."
+    );
+    let _ = writeln!(out, "# TYPE marketplace_projection_dead_letters gauge");
+    for name in PROJECTIONS {
+        let n = dead.iter().find(|(p, _)| p == name).map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            out,
+            "marketplace_projection_dead_letters{{projection=\"{name}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP marketplace_event_store_position Highest position written to the event store."
+    );
+    let _ = writeln!(out, "# TYPE marketplace_event_store_position gauge");
+    let _ = writeln!(
+        out,
+        "marketplace_event_store_position {}",
+        position.unwrap_or(0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP marketplace_idempotency_pending Keyed commands claimed but not answered yet."
+    );
+    let _ = writeln!(out, "# TYPE marketplace_idempotency_pending gauge");
+    let _ = writeln!(out, "marketplace_idempotency_pending {pending}");
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
