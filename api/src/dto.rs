@@ -447,7 +447,7 @@ impl From<Quote> for QuoteBody {
             hourly_tft_units: q.hourly_tft.base_units(),
             monthly_tft_units: q.monthly_tft.base_units(),
             discount: q.discount,
-            discount_percent: q.discount.percent(),
+            discount_percent: q.discount_percent,
             discounted_hourly_usd_units: q.discounted_hourly_usd.units(),
             discounted_monthly_usd_units: q.discounted_monthly_usd.units(),
             discounted_hourly_tft_units: q.discounted_hourly_tft.base_units(),

@@ -8,7 +8,10 @@
 pub mod actor;
 pub mod deployment;
 pub mod money;
+pub mod node;
 pub mod pricing;
+pub mod pricing_policy;
+pub mod provider;
 
 pub use actor::{Actor, Role};
 pub use money::{TftAmount, TftPrice, UsdAmount};

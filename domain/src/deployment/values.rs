@@ -18,7 +18,8 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn new(field: &str, reason: impl Into<String>) -> Self {
+    /// An error about one field.
+    pub fn new(field: &str, reason: impl Into<String>) -> Self {
         Self {
             field: field.to_string(),
             reason: reason.into(),
