@@ -104,7 +104,7 @@ pub fn app_state(
     cancel: &CancellationToken,
 ) -> AppState {
     AppState {
-        store: Arc::new(marketplace_api::commands::deployment_store(pool.clone())),
+        stores: Arc::new(marketplace_api::commands::Stores::new(&pool)),
         views: ViewWatcher::spawn(pool.clone(), cancel.clone()),
         pool,
         auth: Arc::new(auth),

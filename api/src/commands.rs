@@ -1,14 +1,17 @@
 //! Running a command: load the aggregate, check the caller's expected
 //! version and tenancy, decide, commit with metadata; all behind the
-//! Idempotency-Key protocol.
+//! Idempotency-Key protocol. The same path serves every aggregate.
 
 use std::collections::HashMap;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::EventStore;
-use marketplace_domain::deployment::{Deployment, DeploymentCommand};
+use cqrs_es::{Aggregate, AggregateError, EventStore};
+use marketplace_domain::deployment::Deployment;
+use marketplace_domain::node::Node;
+use marketplace_domain::pricing_policy::PricingPolicyAggregate;
+use marketplace_domain::provider::ProviderRequest;
 use marketplace_domain::Actor;
 use postgres_es::PostgresEventRepository;
 use sha2::{Digest, Sha256};
@@ -20,15 +23,76 @@ use crate::extract::RequestContext;
 use crate::idempotency::{self, Claim};
 use crate::AppState;
 
-/// The deployment event store.
-pub type DeploymentStore = PersistedEventStore<PostgresEventRepository, Deployment>;
+/// An aggregate's event store.
+pub type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
 
 /// Keeps a snapshot every this many events, so loading stays short.
 pub const SNAPSHOT_EVERY: usize = 20;
 
-/// Builds the store over a pool.
-pub fn deployment_store(pool: sqlx::PgPool) -> DeploymentStore {
+/// Builds an aggregate's store over a pool.
+pub fn store<A: Aggregate>(pool: sqlx::PgPool) -> Store<A> {
     PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool), SNAPSHOT_EVERY)
+}
+
+/// The event stores of every aggregate.
+pub struct Stores {
+    /// Deployments.
+    pub deployments: Store<Deployment>,
+    /// Provider requests (one per farm).
+    pub providers: Store<ProviderRequest>,
+    /// Grid nodes.
+    pub nodes: Store<Node>,
+    /// The pricing policy.
+    pub pricing: Store<PricingPolicyAggregate>,
+}
+
+impl Stores {
+    /// Every store over one pool.
+    pub fn new(pool: &sqlx::PgPool) -> Self {
+        Self {
+            deployments: store(pool.clone()),
+            providers: store(pool.clone()),
+            nodes: store(pool.clone()),
+            pricing: store(pool.clone()),
+        }
+    }
+}
+
+/// A pure decision, as each aggregate makes it.
+pub trait Decide: Aggregate + 'static {
+    /// The events a command causes, or why it is refused.
+    fn decide_command(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+}
+
+impl Decide for Deployment {
+    fn decide_command(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
+        self.decide(command)
+    }
+}
+impl Decide for ProviderRequest {
+    fn decide_command(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
+        self.decide(command)
+    }
+}
+impl Decide for Node {
+    fn decide_command(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
+        self.decide(command)
+    }
+}
+impl Decide for PricingPolicyAggregate {
+    fn decide_command(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
+        self.decide(command)
+    }
+}
+
+/// Which aggregate a command goes to, and where its resource lives.
+pub struct Target<'a, A: Aggregate> {
+    /// The aggregate's store.
+    pub store: &'a Store<A>,
+    /// The aggregate id.
+    pub id: String,
+    /// The resource's URL path, for `Location`.
+    pub location: String,
 }
 
 /// Namespace of deployment ids derived from Idempotency-Keys.
@@ -62,31 +126,37 @@ fn metadata(ctx: &RequestContext, actor: &Actor) -> HashMap<String, String> {
 
 /// Loads, authorises, decides and commits. `build` sees the current
 /// aggregate and returns the command, or refuses (tenancy: 404).
-async fn execute(
-    state: &AppState,
+async fn execute<A>(
+    target: &Target<'_, A>,
     ctx: &RequestContext,
     actor: &Actor,
-    id: Uuid,
-    build: impl FnOnce(&Deployment) -> Result<DeploymentCommand, ApiError>,
-) -> Result<CommandAccepted, ApiError> {
-    let context = state.store.load_aggregate(&id.to_string()).await?;
+    build: impl FnOnce(&A) -> Result<A::Command, ApiError>,
+) -> Result<CommandAccepted, ApiError>
+where
+    A: Decide,
+    ApiError: From<A::Error> + From<AggregateError<A::Error>>,
+{
+    let context = target.store.load_aggregate(&target.id).await?;
     let command = build(&context.aggregate)?;
     if let Some(expected) = ctx.expected_version {
         if context.current_sequence as u64 != expected {
             return Err(ApiError::Conflict(format!(
-                "expected version {expected}, the deployment is at {}",
+                "expected version {expected}, the resource is at {}",
                 context.current_sequence
             )));
         }
     }
-    let events = context.aggregate.decide(command)?;
+    let events = context.aggregate.decide_command(command)?;
     let version = (context.current_sequence + events.len()) as u64;
-    state
+    target
         .store
         .commit(events, context, metadata(ctx, actor))
         .await?;
-    tracing::info!(deployment_id = %id, version, "command accepted");
-    Ok(CommandAccepted { id, version })
+    tracing::info!(aggregate = A::TYPE, id = %target.id, version, "command accepted");
+    Ok(CommandAccepted {
+        id: target.id.clone(),
+        version,
+    })
 }
 
 /// Only the owner (or an operator) reaches an existing deployment; anyone
@@ -98,10 +168,10 @@ pub fn owned_by(aggregate: &Deployment, actor: &Actor) -> Result<(), ApiError> {
     }
 }
 
-fn accepted(body: &CommandAccepted) -> Response {
+fn accepted(body: &CommandAccepted, location: &str) -> Response {
     let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/deployments/{}", body.id)) {
+    if let Ok(v) = HeaderValue::from_str(location) {
         headers.insert(header::LOCATION, v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", body.version)) {
@@ -110,11 +180,11 @@ fn accepted(body: &CommandAccepted) -> Response {
     response
 }
 
-fn replay(status: u16, body: serde_json::Value) -> Response {
+fn replay(status: u16, body: serde_json::Value, location: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     if status.is_success() {
         match serde_json::from_value::<CommandAccepted>(body) {
-            Ok(accepted_body) => accepted(&accepted_body),
+            Ok(accepted_body) => accepted(&accepted_body, location),
             Err(e) => ApiError::Internal(format!("stored answer unreadable: {e}")).into_response(),
         }
     } else {
@@ -133,29 +203,33 @@ pub fn fingerprint(request: impl serde::Serialize) -> Vec<u8> {
 
 /// Runs a command under the Idempotency-Key protocol and answers 202 with
 /// the aggregate's id and new version, or a problem.
-pub async fn accept(
+pub async fn accept<A>(
     state: &AppState,
     ctx: &RequestContext,
     actor: &Actor,
-    id: Uuid,
+    target: Target<'_, A>,
     fingerprint: Vec<u8>,
-    build: impl FnOnce(&Deployment) -> Result<DeploymentCommand, ApiError>,
-) -> Response {
+    build: impl FnOnce(&A) -> Result<A::Command, ApiError>,
+) -> Response
+where
+    A: Decide,
+    ApiError: From<A::Error> + From<AggregateError<A::Error>>,
+{
     let Some(key) = ctx.idempotency_key.as_deref() else {
-        return match execute(state, ctx, actor, id, build).await {
-            Ok(body) => accepted(&body),
+        return match execute(&target, ctx, actor, build).await {
+            Ok(body) => accepted(&body, &target.location),
             Err(e) => e.into_response(),
         };
     };
     let hash = fingerprint;
     let subject = actor.subject.as_str();
-    match idempotency::claim(&state.pool, subject, key, &hash, id).await {
+    match idempotency::claim(&state.pool, subject, key, &hash, A::TYPE, &target.id).await {
         Err(e) => ApiError::from(e).into_response(),
         Ok(Claim::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
         Ok(Claim::InProgress) => ApiError::IdempotencyInProgress.into_response(),
-        Ok(Claim::Replay { status, body }) => replay(status, body),
+        Ok(Claim::Replay { status, body }) => replay(status, body, &target.location),
         Ok(Claim::Fresh) => {
-            let outcome = execute(state, ctx, actor, id, build).await;
+            let outcome = execute(&target, ctx, actor, build).await;
             let stored = match &outcome {
                 Ok(body) => Some((202, serde_json::to_value(body).unwrap_or_default())),
                 Err(e) if !e.is_transient() => {
@@ -178,7 +252,7 @@ pub async fn accept(
                 tracing::warn!(error = %e, "could not record the idempotency answer");
             }
             match outcome {
-                Ok(body) => accepted(&body),
+                Ok(body) => accepted(&body, &target.location),
                 Err(e) => e.into_response(),
             }
         }

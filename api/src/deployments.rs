@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use chrono::Utc;
-use marketplace_domain::deployment::{DeploymentCommand, NodeAssignment, Status};
+use marketplace_domain::deployment::{Deployment, DeploymentCommand, NodeAssignment, Status};
 use marketplace_domain::Actor;
 use marketplace_projections::deployments::{self as views, Cursor, DeploymentRow, ListQuery};
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{AsOperator, AsUser, AsUserOrOperator};
-use crate::commands::{accept, fingerprint, new_deployment_id, owned_by};
+use crate::commands::{accept, fingerprint, new_deployment_id, owned_by, Target};
 use crate::dto::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
@@ -38,6 +38,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_grace_period))
         .routes(routes!(end_grace_period))
         .routes(routes!(delete_deployment))
+}
+
+fn deployment(state: &AppState, id: Uuid) -> Target<'_, Deployment> {
+    Target {
+        store: &state.stores.deployments,
+        id: id.to_string(),
+        location: format!("/v1/deployments/{id}"),
+    }
 }
 
 fn invalid(e: marketplace_domain::deployment::SpecError) -> ApiError {
@@ -72,16 +80,23 @@ pub async fn request_deployment(
     let id = new_deployment_id(&actor.subject, &ctx);
     let fingerprint = fingerprint(("POST /v1/deployments", &body));
     let owner = actor.subject.clone();
-    accept(&state, &ctx, &actor, id, fingerprint, move |_| {
-        let (name, spec, placement) = body.into_domain().map_err(invalid)?;
-        Ok(DeploymentCommand::Request {
-            owner,
-            name,
-            spec,
-            placement,
-            at: Utc::now(),
-        })
-    })
+    accept(
+        &state,
+        &ctx,
+        &actor,
+        deployment(&state, id),
+        fingerprint,
+        move |_| {
+            let (name, spec, placement) = body.into_domain().map_err(invalid)?;
+            Ok(DeploymentCommand::Request {
+                owner,
+                name,
+                spec,
+                placement,
+                at: Utc::now(),
+            })
+        },
+    )
     .await
 }
 
@@ -288,15 +303,22 @@ pub async fn resize_deployment(
 ) -> Response {
     let fingerprint = fingerprint((format!("POST /v1/deployments/{id}/resize"), &body));
     let by = actor.clone();
-    accept(&state, &ctx, &actor, id, fingerprint, move |d| {
-        owned_by(d, &by)?;
-        let resize = body.into_domain().map_err(invalid)?;
-        Ok(DeploymentCommand::Resize {
-            by,
-            resize,
-            at: Utc::now(),
-        })
-    })
+    accept(
+        &state,
+        &ctx,
+        &actor,
+        deployment(&state, id),
+        fingerprint,
+        move |d| {
+            owned_by(d, &by)?;
+            let resize = body.into_domain().map_err(invalid)?;
+            Ok(DeploymentCommand::Resize {
+                by,
+                resize,
+                at: Utc::now(),
+            })
+        },
+    )
     .await
 }
 
@@ -325,14 +347,21 @@ pub async fn cancel_deployment(
 ) -> Response {
     let fingerprint = fingerprint((format!("POST /v1/deployments/{id}/cancel"), &body));
     let by = actor.clone();
-    accept(&state, &ctx, &actor, id, fingerprint, move |d| {
-        owned_by(d, &by)?;
-        Ok(DeploymentCommand::Cancel {
-            by,
-            reason: body.reason,
-            at: Utc::now(),
-        })
-    })
+    accept(
+        &state,
+        &ctx,
+        &actor,
+        deployment(&state, id),
+        fingerprint,
+        move |d| {
+            owned_by(d, &by)?;
+            Ok(DeploymentCommand::Cancel {
+                by,
+                reason: body.reason,
+                at: Utc::now(),
+            })
+        },
+    )
     .await
 }
 
@@ -346,10 +375,17 @@ async fn operator_command(
     command: DeploymentCommand,
 ) -> Response {
     let by = actor.clone();
-    accept(&state, &ctx, &actor, id, fingerprint, move |d| {
-        owned_by(d, &by)?;
-        Ok(command)
-    })
+    accept(
+        &state,
+        &ctx,
+        &actor,
+        deployment(&state, id),
+        fingerprint,
+        move |d| {
+            owned_by(d, &by)?;
+            Ok(command)
+        },
+    )
     .await
 }
 

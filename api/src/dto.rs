@@ -285,8 +285,8 @@ pub struct EmptyBody {}
 /// A command was accepted: the aggregate and its version after the command.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct CommandAccepted {
-    /// The deployment's id.
-    pub id: Uuid,
+    /// The aggregate's id (a deployment's uuid, a farm or node id, `current` for the pricing policy).
+    pub id: String,
     /// Its version now; read with `min_version` to see your own write.
     pub version: u64,
 }

@@ -5,6 +5,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cqrs_es::AggregateError;
 use marketplace_domain::deployment::DeploymentError;
+use marketplace_domain::node::NodeError;
+use marketplace_domain::pricing_policy::PricingPolicyError;
+use marketplace_domain::provider::ProviderRequestError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -260,16 +263,82 @@ impl From<DeploymentError> for ApiError {
     }
 }
 
-impl From<AggregateError<DeploymentError>> for ApiError {
-    fn from(e: AggregateError<DeploymentError>) -> Self {
+impl<E> From<AggregateError<E>> for ApiError
+where
+    E: std::error::Error,
+    ApiError: From<E>,
+{
+    fn from(e: AggregateError<E>) -> Self {
         match e {
             AggregateError::UserError(e) => e.into(),
             AggregateError::AggregateConflict => {
-                ApiError::Conflict("another command changed this deployment first".into())
+                ApiError::Conflict("another command changed this resource first".into())
             }
             AggregateError::DatabaseConnectionError(e) => ApiError::Unavailable(e.to_string()),
             AggregateError::DeserializationError(e) => ApiError::Internal(e.to_string()),
             AggregateError::UnexpectedError(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+fn spec_invalid(e: &marketplace_domain::deployment::SpecError) -> ApiError {
+    ApiError::Invalid {
+        detail: e.reason.clone(),
+        field: Some(e.field.clone()),
+    }
+}
+
+impl From<ProviderRequestError> for ApiError {
+    fn from(e: ProviderRequestError) -> Self {
+        match &e {
+            ProviderRequestError::NotFound => ApiError::NotFound,
+            // Another provider's request answers as if it did not exist.
+            ProviderRequestError::NotPermitted => ApiError::NotFound,
+            ProviderRequestError::OpenRequestExists | ProviderRequestError::AlreadyApproved => {
+                ApiError::Conflict(e.to_string())
+            }
+            ProviderRequestError::Invalid(spec) => spec_invalid(spec),
+            ProviderRequestError::FarmMismatch { .. }
+            | ProviderRequestError::InvalidTransition { .. } => ApiError::Invalid {
+                detail: e.to_string(),
+                field: None,
+            },
+        }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let invalid = |e: &NodeError| ApiError::Invalid {
+            detail: e.to_string(),
+            field: None,
+        };
+        match &e {
+            // A node of another provider's farm answers as if it did not exist.
+            NodeError::NotFound | NodeError::NotPermitted | NodeError::MaintenanceNotFound => {
+                ApiError::NotFound
+            }
+            NodeError::MaintenanceExists => ApiError::Conflict(e.to_string()),
+            NodeError::Invalid(spec) => spec_invalid(spec),
+            NodeError::NodeMismatch { .. }
+            | NodeError::MaintenanceInThePast
+            | NodeError::MaintenanceEndsBeforeStart
+            | NodeError::MaintenanceTooLong { .. }
+            | NodeError::MaintenanceOverlap { .. }
+            | NodeError::MaintenanceStarted => invalid(&e),
+        }
+    }
+}
+
+impl From<PricingPolicyError> for ApiError {
+    fn from(e: PricingPolicyError) -> Self {
+        match &e {
+            PricingPolicyError::NotPermitted => ApiError::Forbidden,
+            PricingPolicyError::InvalidPolicy(spec) => spec_invalid(spec),
+            PricingPolicyError::PolicyUnchanged => ApiError::Invalid {
+                detail: e.to_string(),
+                field: None,
+            },
         }
     }
 }

@@ -9,7 +9,6 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::dto::CommandAccepted;
 
@@ -52,7 +51,8 @@ pub async fn claim(
     subject: &str,
     key: &str,
     hash: &[u8],
-    aggregate_id: Uuid,
+    aggregate_type: &str,
+    aggregate_id: &str,
 ) -> Result<Claim, sqlx::Error> {
     // Two rounds at most: a record deleted between our insert and our read
     // (its command failed transiently) is claimed afresh.
@@ -64,7 +64,7 @@ pub async fn claim(
         .bind(subject)
         .bind(key)
         .bind(hash)
-        .bind(aggregate_id.to_string())
+        .bind(aggregate_id)
         .execute(pool)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -96,18 +96,19 @@ pub async fn claim(
         // Stale: did the abandoned command commit before the crash?
         let committed: Option<i64> = sqlx::query_scalar(
             "SELECT max(sequence) FROM events
-              WHERE aggregate_type = 'deployment' AND aggregate_id = $1
+              WHERE aggregate_type = $4 AND aggregate_id = $1
                 AND metadata ? 'idempotency_key'
                 AND metadata->>'idempotency_key' = $2 AND metadata->>'actor_subject' = $3",
         )
         .bind(&record.aggregate_id)
         .bind(key)
         .bind(subject)
+        .bind(aggregate_type)
         .fetch_one(pool)
         .await?;
-        if let (Some(version), Ok(id)) = (committed, Uuid::parse_str(&record.aggregate_id)) {
+        if let Some(version) = committed {
             let body = serde_json::to_value(CommandAccepted {
-                id,
+                id: record.aggregate_id.clone(),
                 version: version as u64,
             })
             .unwrap_or(Value::Null);

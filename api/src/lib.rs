@@ -35,7 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Authenticator;
-use crate::commands::DeploymentStore;
+use crate::commands::Stores;
 use crate::error::ApiError;
 use crate::views_watch::ViewWatcher;
 
@@ -59,8 +59,8 @@ pub struct ApiSettings {
 pub struct AppState {
     /// The database.
     pub pool: PgPool,
-    /// The deployment event store.
-    pub store: Arc<DeploymentStore>,
+    /// The event stores.
+    pub stores: Arc<Stores>,
     /// Token verification.
     pub auth: Arc<Authenticator>,
     /// Settings.
