@@ -1,3 +1,8 @@
 //! Background workers: process managers that react to events and external
 //! feeds (provisioning, Stripe, the chain). None run yet; the projection
 //! runners live in `marketplace-projections`.
+//!
+//! [`grid`] reads the grid proxy's node and farm catalog, and simulates the
+//! proxy for development and tests.
+
+pub mod grid;
