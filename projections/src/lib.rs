@@ -7,6 +7,9 @@
 //! loses nor doubles an event.
 
 pub mod deployments;
+pub mod nodes;
+pub mod pricing;
+pub mod providers;
 pub mod tail;
 
 use std::future::Future;
