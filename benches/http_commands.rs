@@ -34,7 +34,6 @@ use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use marketplace_api::auth::{AuthConfig, Authenticator};
 use marketplace_api::dev_keys::SigningKey;
 use marketplace_api::ApiSettings;
-use marketplace_domain::pricing::PricingPolicy;
 use marketplace_domain::TftPrice;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -170,7 +169,6 @@ async fn start(durable: bool, cfg: &Config, key: &SigningKey) -> anyhow::Result<
         body_limit: 64 * 1024,
         read_wait: Duration::from_secs(2),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
-        pricing: PricingPolicy::default(),
         dev_jwks: None,
     };
     let cancel = CancellationToken::new();

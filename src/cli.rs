@@ -49,6 +49,10 @@ pub enum Command {
     Migrate(DbArgs),
     /// Print a token the dev server accepts.
     Token(TokenArgs),
+    /// The grid sync worker: keeps the node catalog in step with a grid proxy.
+    Sync(SyncArgs),
+    /// A grid proxy SIMULATOR serving a made-up node catalog (development and tests only).
+    GridSim(GridSimArgs),
 }
 
 /// Database connection.
@@ -110,6 +114,57 @@ pub struct DevArgs {
     /// HTTP settings.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Sync the node catalog from this grid proxy instead of the built-in simulator.
+    #[arg(long, env = "GRID_PROXY_URL", value_name = "GRID_PROXY_URL")]
+    pub grid_url: Option<String>,
+    /// Seconds from one grid sync to the next (the first runs at start).
+    #[arg(long, env = "GRID_SYNC_INTERVAL_SECS", value_name = "GRID_SYNC_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub grid_sync_interval_secs: u64,
+}
+
+/// `marketplace sync`.
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The grid proxy to read (e.g. https://gridproxy.grid.tf).
+    #[arg(long, env = "GRID_PROXY_URL", value_name = "GRID_PROXY_URL")]
+    pub grid_url: String,
+    /// Seconds from the start of one sync to the start of the next.
+    #[arg(long, env = "GRID_SYNC_INTERVAL_SECS", value_name = "GRID_SYNC_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval_secs: u64,
+    /// Nodes asked for per page of the grid proxy's /nodes.
+    #[arg(long, env = "GRID_PAGE_SIZE", value_name = "GRID_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub page_size: u32,
+    /// Node commands in flight at once.
+    #[arg(long, env = "GRID_SYNC_CONCURRENCY", value_name = "GRID_SYNC_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// Sync once and exit (non-zero if the proxy or the view cannot be read).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// `marketplace grid-sim`.
+#[derive(Debug, Clone, Args)]
+pub struct GridSimArgs {
+    /// Address to serve the simulator on.
+    #[arg(
+        long,
+        env = "GRID_SIM_LISTEN",
+        value_name = "GRID_SIM_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
+    pub listen: SocketAddr,
+    /// Start from this seed file (JSON: {"now", "farms", "nodes"} in the proxy's shapes); the built-in dev catalog when neither this nor --generate-nodes is given.
+    #[arg(long, env = "GRID_SIM_SEED", value_name = "GRID_SIM_SEED", conflicts_with_all = ["generate_nodes", "generate_farms"])]
+    pub seed: Option<PathBuf>,
+    /// Generate a catalog of this many nodes instead.
+    #[arg(long, env = "GRID_SIM_NODES", value_name = "GRID_SIM_NODES", value_parser = clap::value_parser!(u32).range(1..=64_000))]
+    pub generate_nodes: Option<u32>,
+    /// Farms of a generated catalog (default: one per 20 nodes).
+    #[arg(long, env = "GRID_SIM_FARMS", value_name = "GRID_SIM_FARMS", requires = "generate_nodes", value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub generate_farms: Option<u32>,
 }
 
 /// `marketplace serve`.

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod embedded_pg;
+pub mod grid_sync;
 pub mod server;
 
 /// The schema, embedded at build time from `migrations/`.

@@ -1,4 +1,5 @@
-//! Wiring: pools, migrations, the API server, projection runners, dev mode.
+//! Wiring: pools, migrations, the API server, projection runners, the grid
+//! sync worker and grid proxy simulator, dev mode.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +9,14 @@ use marketplace_api::auth::{AuthConfig, Authenticator};
 use marketplace_api::dev_keys::{self, SigningKey};
 use marketplace_api::views_watch::ViewWatcher;
 use marketplace_api::{ApiSettings, AppState};
-use marketplace_domain::pricing::PricingPolicy;
 use marketplace_domain::TftPrice;
-use marketplace_projections::deployments::DeploymentProjection;
+use marketplace_projections::deployments::{self, DeploymentProjection};
+use marketplace_projections::nodes::{self, NodeProjection};
+use marketplace_projections::pricing::{self, PricingPolicyProjection};
+use marketplace_projections::providers::{self, ProviderRequestProjection};
 use marketplace_projections::tail::{self, TailOptions};
+use marketplace_projections::Projection;
+use marketplace_workers::grid::{sim, GridClient, Seed};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -19,8 +24,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::cli::{Cli, Command, DevArgs, HttpArgs, LogFormat, ProjectArgs, ServeArgs, TokenArgs};
+use crate::cli::{
+    Cli, Command, DevArgs, GridSimArgs, HttpArgs, LogFormat, ProjectArgs, ServeArgs, SyncArgs,
+    TokenArgs,
+};
 use crate::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use crate::grid_sync::{GridSync, GridSyncOptions, SystemClock};
 
 /// Sets up logging: `RUST_LOG` filters (default `info`), text or JSON lines.
 pub fn init_tracing(format: &LogFormat) {
@@ -42,15 +51,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Project(args) => project(args).await,
         Command::Replay(args) => {
-            if args.projection != marketplace_projections::deployments::NAME {
+            if !PROJECTIONS.contains(&args.projection.as_str()) {
                 bail!(
                     "unknown projection {:?}; known: {}",
                     args.projection,
-                    marketplace_projections::deployments::NAME
+                    PROJECTIONS.join(", ")
                 );
             }
             let pool = connect(&args.db.database_url, 4).await?;
-            let n = tail::rebuild(&pool, &DeploymentProjection, args.batch_size).await?;
+            let n = rebuild_named(&pool, &args.projection, args.batch_size).await?;
             info!(events = n, "rebuilt and swapped in");
             Ok(())
         }
@@ -59,6 +68,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             migrate(&pool).await
         }
         Command::Token(args) => token(args),
+        Command::Sync(args) => sync(args).await,
+        Command::GridSim(args) => grid_sim(args).await,
     }
 }
 
@@ -91,7 +102,6 @@ fn settings(
         read_wait: Duration::from_millis(http.read_wait_ms),
         tft_price: TftPrice::from_usd_units(http.tft_price_usd)
             .context("MARKETPLACE_TFT_PRICE_USD")?,
-        pricing: PricingPolicy::default(),
         dev_jwks,
     })
 }
@@ -129,7 +139,17 @@ pub fn spawn_api(
     })
 }
 
-/// Starts every projection runner, tailing the store.
+/// Every projection's name, as `replay` takes it.
+pub const PROJECTIONS: [&str; 4] = [
+    deployments::NAME,
+    nodes::NAME,
+    providers::NAME,
+    pricing::NAME,
+];
+
+/// Starts one tail runner per projection (deployments, the node catalog,
+/// provider requests, the pricing policy); the handle ends when they all
+/// have (after `cancel`).
 pub fn spawn_projections(
     pool: PgPool,
     batch_size: i64,
@@ -139,7 +159,62 @@ pub fn spawn_projections(
         batch_size,
         ..TailOptions::default()
     };
-    tokio::spawn(tail::run(pool, DeploymentProjection, options, cancel))
+    let runners = spawn_projection_runners(&pool, &options, &cancel);
+    tokio::spawn(async move {
+        for runner in runners {
+            let _ = runner.await;
+        }
+    })
+}
+
+/// One tail runner per projection, each its own task.
+pub fn spawn_projection_runners(
+    pool: &PgPool,
+    options: &TailOptions,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    fn runner<P: Projection>(
+        pool: &PgPool,
+        projection: P,
+        options: &TailOptions,
+        cancel: &CancellationToken,
+    ) -> JoinHandle<()> {
+        tokio::spawn(tail::run(
+            pool.clone(),
+            projection,
+            options.clone(),
+            cancel.clone(),
+        ))
+    }
+    vec![
+        runner(pool, DeploymentProjection, options, cancel),
+        runner(pool, NodeProjection, options, cancel),
+        runner(pool, ProviderRequestProjection, options, cancel),
+        runner(pool, PricingPolicyProjection, options, cancel),
+    ]
+}
+
+/// Rebuilds the projection called `name` (one of [`PROJECTIONS`]) aside
+/// and swaps it in; returns the events read.
+async fn rebuild_named(pool: &PgPool, name: &str, batch_size: i64) -> anyhow::Result<usize> {
+    let n = match name {
+        deployments::NAME => tail::rebuild(pool, &DeploymentProjection, batch_size).await?,
+        nodes::NAME => tail::rebuild(pool, &NodeProjection, batch_size).await?,
+        providers::NAME => tail::rebuild(pool, &ProviderRequestProjection, batch_size).await?,
+        pricing::NAME => tail::rebuild(pool, &PricingPolicyProjection, batch_size).await?,
+        other => bail!("unknown projection {other:?}"),
+    };
+    Ok(n)
+}
+
+/// Catches every projection up with the store once; returns the events read.
+async fn catch_up_all(pool: &PgPool, batch_size: i64) -> anyhow::Result<usize> {
+    Ok(
+        tail::catch_up(pool, &DeploymentProjection, batch_size).await?
+            + tail::catch_up(pool, &NodeProjection, batch_size).await?
+            + tail::catch_up(pool, &ProviderRequestProjection, batch_size).await?
+            + tail::catch_up(pool, &PricingPolicyProjection, batch_size).await?,
+    )
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -193,11 +268,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn project(args: ProjectArgs) -> anyhow::Result<()> {
     let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
     if args.rebuild {
-        let n = tail::rebuild(&pool, &DeploymentProjection, args.batch_size).await?;
-        info!(events = n, "deployment views rebuilt");
+        for name in PROJECTIONS {
+            let n = rebuild_named(&pool, name, args.batch_size).await?;
+            info!(projection = name, events = n, "views rebuilt");
+        }
     }
     if args.once {
-        let n = tail::catch_up(&pool, &DeploymentProjection, args.batch_size).await?;
+        let n = catch_up_all(&pool, args.batch_size).await?;
         info!(events = n, "caught up");
         return Ok(());
     }
@@ -264,6 +341,21 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let state = app_state(pool.clone(), auth, settings, &cancel);
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
+    let grid_url = match &args.grid_url {
+        Some(url) => url.clone(),
+        None => spawn_dev_grid_sim(&cancel).await?,
+    };
+    let client = GridClient::new(&grid_url).context("GRID_PROXY_URL")?;
+    let worker = GridSync::new(
+        client,
+        pool.clone(),
+        Arc::new(SystemClock),
+        GridSyncOptions {
+            interval: Duration::from_secs(args.grid_sync_interval_secs),
+            ..GridSyncOptions::default()
+        },
+    );
+    let grid_sync = tokio::spawn(worker.run(cancel.clone()));
     let api = spawn_api(listener, state, cancel.clone());
     info!(
         "dev mode ready on http://{local} — get a token with: marketplace token --role cloud-user --sub alice"
@@ -272,9 +364,121 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     cancel.cancel();
     let served = api.await.context("API task")?;
     let _ = runner.await;
+    let _ = grid_sync.await;
     pool.close().await;
     if let Some(pg) = embedded {
         pg.stop().await?;
     }
     served
+}
+
+/// How often a grid node reports, and so how far dev mode moves the
+/// simulator's clock each time.
+const DEV_REPORT_EVERY: Duration = Duration::from_secs(40 * 60);
+
+/// Dev mode's grid: the grid proxy SIMULATOR on a free loopback port with
+/// the small dev catalog ([`Seed::dev`]). Its clock starts at the wall
+/// clock but only moves when told to; so that the catalog does not read
+/// `down` after 80 minutes of dev mode, its clock is advanced by 40 minutes
+/// every 40 minutes (the grid's report cadence), as if every node reported.
+/// Returns the simulator's URL.
+async fn spawn_dev_grid_sim(cancel: &CancellationToken) -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen for the dev grid proxy simulator")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let seed = Seed::dev();
+    let (farms, nodes) = (seed.farms.len(), seed.nodes.len());
+    let served = cancel.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sim::serve(listener, seed, served).await {
+            tracing::error!(error = %e, "dev grid proxy SIMULATOR failed");
+        }
+    });
+    info!(
+        %url, farms, nodes,
+        "dev mode syncs from a grid proxy SIMULATOR (made-up catalog; set GRID_PROXY_URL for a real grid proxy). \
+         Try POST {url}/sim/nodes/3/fill, /sim/nodes/1/down, /sim/clock/advance?minutes=81"
+    );
+    let cancel = cancel.clone();
+    let advance = format!(
+        "{url}/sim/clock/advance?minutes={}",
+        DEV_REPORT_EVERY.as_secs() / 60
+    );
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut every = tokio::time::interval(DEV_REPORT_EVERY);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = cancel.cancelled() => return,
+            }
+            if let Err(e) = http.post(&advance).send().await {
+                tracing::warn!(error = %e, "could not advance the dev grid simulator's clock");
+            }
+        }
+    });
+    Ok(url)
+}
+
+/// `marketplace sync`: the grid sync worker, or one run with `--once`.
+async fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    let client = GridClient::new(&args.grid_url)
+        .context("GRID_PROXY_URL")?
+        .with_page_size(args.page_size);
+    let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
+    let options = GridSyncOptions {
+        interval: Duration::from_secs(args.interval_secs),
+        concurrency: args.concurrency as usize,
+        ..GridSyncOptions::default()
+    };
+    let worker = GridSync::new(client, pool.clone(), Arc::new(SystemClock), options);
+    if args.once {
+        let stats = worker.sync_once().await.context("grid sync failed")?;
+        pool.close().await;
+        if stats.failed > 0 {
+            bail!("{} of {} nodes failed to sync", stats.failed, stats.fetched);
+        }
+        return Ok(());
+    }
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(worker.run(cancel.clone()));
+    shutdown_signal().await;
+    cancel.cancel();
+    task.await.context("grid sync task")?;
+    pool.close().await;
+    Ok(())
+}
+
+/// `marketplace grid-sim`: the grid proxy SIMULATOR until SIGINT/SIGTERM.
+async fn grid_sim(args: GridSimArgs) -> anyhow::Result<()> {
+    let seed = match (&args.seed, args.generate_nodes) {
+        (Some(path), _) => Seed::from_file(path).context("GRID_SIM_SEED")?,
+        (None, Some(nodes)) => {
+            let farms = args
+                .generate_farms
+                .unwrap_or(nodes.div_ceil(20))
+                .clamp(1, 512);
+            Seed::generate(farms, nodes, 1)
+        }
+        (None, None) => Seed::dev(),
+    };
+    tracing::warn!(
+        "starting a grid proxy SIMULATOR: it serves a made-up catalog, not the ThreeFold Grid"
+    );
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (GRID_SIM_LISTEN)", args.listen))?;
+    let cancel = CancellationToken::new();
+    let mut server = tokio::spawn(sim::serve(listener, seed, cancel.clone()));
+    tokio::select! {
+        served = &mut server => return served.context("simulator task")?.context("grid proxy simulator failed"),
+        _ = shutdown_signal() => {}
+    }
+    cancel.cancel();
+    server
+        .await
+        .context("simulator task")?
+        .context("grid proxy simulator failed")
 }

@@ -149,6 +149,28 @@ async fn the_document_describes_what_the_api_does() {
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
+        ("/v1/pricing", "get"),
+        ("/v1/pricing", "put"),
+        ("/v1/pricing/history", "get"),
+        ("/v1/provider-requests", "get"),
+        ("/v1/provider-requests", "post"),
+        ("/v1/provider-requests/{farm_id}", "get"),
+        ("/v1/provider-requests/{farm_id}/answer", "post"),
+        ("/v1/provider-requests/{farm_id}/approve", "post"),
+        ("/v1/provider-requests/{farm_id}/reject", "post"),
+        (
+            "/v1/provider-requests/{farm_id}/request-information",
+            "post",
+        ),
+        ("/v1/provider-requests/{farm_id}/withdraw", "post"),
+        ("/v1/nodes", "get"),
+        ("/v1/nodes/{node_id}", "get"),
+        ("/v1/nodes/{node_id}/maintenance", "post"),
+        ("/v1/nodes/{node_id}/maintenance/{window_id}", "put"),
+        ("/v1/nodes/{node_id}/maintenance/{window_id}/cancel", "post"),
+        ("/v1/provider/farms", "get"),
+        ("/v1/provider/nodes", "get"),
+        ("/v1/provider/maintenance", "get"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {
@@ -168,14 +190,20 @@ async fn the_document_describes_what_the_api_does() {
     // documented 401 (the health checks answer 200), never a 404 or 405.
     let some_id = uuid::Uuid::new_v4().to_string();
     for (path, method) in &documented {
-        let url = app.url(&path.replace("{id}", &some_id));
-        let r = match method.as_str() {
-            "get" => app.client.get(&url),
-            _ => app.client.post(&url).json(&json!({})),
+        let url = app.url(
+            &path
+                .replace("{id}", &some_id)
+                .replace("{farm_id}", "7")
+                .replace("{node_id}", "11")
+                .replace("{window_id}", &some_id),
+        );
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let mut request = app.client.request(method.clone(), &url);
+        if method != reqwest::Method::GET {
+            request = request.json(&json!({}));
         }
-        .send()
-        .await
-        .expect("send");
+        let r = request.send().await.expect("send");
+        let method = method.as_str().to_lowercase();
         let status = r.status().as_u16();
         let is_health = ["/healthz", "/readyz", "/metrics"].contains(&path.as_str());
         assert_eq!(status, if is_health { 200 } else { 401 }, "{method} {path}");
@@ -186,7 +214,7 @@ async fn the_document_describes_what_the_api_does() {
             continue;
         }
         let body: Value = r.json().await.expect("json body");
-        assert_fits(&doc, response_schema(&doc, path, method, status), &body);
+        assert_fits(&doc, response_schema(&doc, path, &method, status), &body);
     }
 
     // Real answers fit their documented schemas.
@@ -254,6 +282,47 @@ async fn the_document_describes_what_the_api_does() {
         response_schema(&doc, "/v1/deployments", "post", 422),
         &problem,
     );
+
+    // Supply-side answers fit too.
+    let farmer = token("farmer", &["cloud-provider"]);
+    let submit = json!({
+        "company": "Green Edge BV", "contact_email": "ops@greenedge.example",
+        "farm_id": 7, "node_ids": [1, 2], "country": "Belgium"
+    });
+    assert_eq!(
+        app.post("/v1/provider-requests", &farmer, &submit)
+            .await
+            .status(),
+        202
+    );
+    let r = app
+        .get("/v1/provider-requests/7?min_version=1", &farmer)
+        .await;
+    assert_eq!(r.status(), 200);
+    let request: Value = r.json().await.expect("json");
+    assert_fits(
+        &doc,
+        response_schema(&doc, "/v1/provider-requests/{farm_id}", "get", 200),
+        &request,
+    );
+    let pricing: Value = app
+        .get("/v1/pricing", &alice())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_fits(
+        &doc,
+        response_schema(&doc, "/v1/pricing", "get", 200),
+        &pricing,
+    );
+    let nodes: Value = app
+        .get("/v1/nodes", &alice())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_fits(&doc, response_schema(&doc, "/v1/nodes", "get", 200), &nodes);
 
     // The checker itself catches an undocumented field.
     let mut extra = accepted.clone();

@@ -262,3 +262,11 @@ acting_as!(
     /// An operator.
     AsOperator: [Role::CloudOperator]
 );
+acting_as!(
+    /// A cloud provider (a farmer).
+    AsProvider: [Role::CloudProvider]
+);
+acting_as!(
+    /// An operator (across tenants) or else a provider (on their own farms).
+    AsProviderOrOperator: [Role::CloudOperator, Role::CloudProvider]
+);

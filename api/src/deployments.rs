@@ -2,8 +2,6 @@
 //! deployments and read them back; operators (and, later, the provisioning
 //! workers) drive the rest of the life cycle.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
@@ -22,6 +20,7 @@ use crate::commands::{accept, fingerprint, new_deployment_id, owned_by, Target};
 use crate::dto::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
+use crate::views_watch::read_visible;
 use crate::AppState;
 
 /// The deployment routes.
@@ -204,40 +203,28 @@ pub async fn get_deployment(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<GetParams>,
 ) -> Result<Json<DeploymentDetail>, ApiError> {
-    let visible = |row: &DeploymentRow| actor.is_operator() || row.owner == actor.subject;
-    let min_version = params.min_version.unwrap_or(0);
-    let wait = if min_version > 0 {
-        state.settings.read_wait
-    } else {
-        Duration::ZERO
-    };
-    let pool = state.pool.clone();
-    let found = state
-        .views
-        .wait_for(wait, || {
-            let pool = pool.clone();
-            async move {
-                let row = views::get(&pool, id).await?;
-                // A foreign row answers at once (as not found); only our own waits.
-                Ok(row.filter(|r| !visible(r) || r.version >= min_version))
-            }
-        })
-        .await?;
-    let row = match found {
-        Some(row) if visible(&row) => row,
-        Some(_) => return Err(ApiError::NotFound),
-        None => match views::get(&state.pool, id).await? {
-            Some(row) if visible(&row) => return Err(ApiError::ViewLagging),
-            _ => return Err(ApiError::NotFound),
-        },
-    };
+    let pool = &state.pool;
+    let row = read_visible(
+        &state.views,
+        state.settings.read_wait,
+        params.min_version.unwrap_or(0),
+        || views::get(pool, id),
+        |row: &DeploymentRow| actor.is_operator() || row.owner == actor.subject,
+        |row| row.version,
+    )
+    .await?;
     let history = views::history(&state.pool, id).await?;
-    detail(row, history).map(Json)
+    let maintenance = match row.node_id.and_then(|n| u32::try_from(n).ok()) {
+        Some(node) => crate::nodes::upcoming_maintenance(&state, node).await?,
+        None => Vec::new(),
+    };
+    detail(row, history, maintenance).map(Json)
 }
 
 fn detail(
     row: DeploymentRow,
     history: Vec<views::HistoryRow>,
+    maintenance: Vec<crate::nodes::MaintenanceBody>,
 ) -> Result<DeploymentDetail, ApiError> {
     let read = |what: &str, e: serde_json::Error| {
         ApiError::Internal(format!("deployment {} {what}: {e}", row.id))
@@ -275,6 +262,7 @@ fn detail(
                 detail: h.detail,
             })
             .collect(),
+        maintenance,
     })
 }
 

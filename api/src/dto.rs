@@ -384,6 +384,8 @@ pub struct DeploymentDetail {
     pub version: i64,
     /// Every state it went through, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Maintenance scheduled on its node that has not ended, by start.
+    pub maintenance: Vec<crate::nodes::MaintenanceBody>,
 }
 
 /// `POST /v1/quotes`.

@@ -12,6 +12,9 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod metrics;
+pub mod nodes;
+pub mod pricing;
+pub mod providers;
 pub mod quotes;
 pub mod views_watch;
 
@@ -24,7 +27,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use jsonwebtoken::jwk::JwkSet;
-use marketplace_domain::pricing::PricingPolicy;
 use marketplace_domain::TftPrice;
 use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -48,8 +50,6 @@ pub struct ApiSettings {
     pub read_wait: Duration,
     /// The TFT price quotes convert at.
     pub tft_price: TftPrice,
-    /// The pricing policy quotes use.
-    pub pricing: PricingPolicy,
     /// Dev mode only: the JWKS to publish at `/dev/jwks.json`.
     pub dev_jwks: Option<JwkSet>,
 }
@@ -80,6 +80,10 @@ pub struct AppState {
         (name = "deployments", description = "Cloud users' VMs and Kubernetes clusters"),
         (name = "operations", description = "Operator-driven life-cycle steps"),
         (name = "quotes", description = "Prices"),
+        (name = "providers", description = "Providers' requests to sell through the marketplace"),
+        (name = "pricing", description = "The operators' pricing policy"),
+        (name = "nodes", description = "The node catalog, synced from the grid"),
+        (name = "maintenance", description = "Providers' maintenance windows"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -106,6 +110,9 @@ impl utoipa::Modify for BearerAuth {
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(deployments::router())
+        .merge(providers::router())
+        .merge(pricing::router())
+        .merge(nodes::router())
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

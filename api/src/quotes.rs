@@ -31,10 +31,11 @@ pub async fn create_quote(
         detail: e.reason,
         field: Some(e.field),
     })?;
+    let policy = crate::pricing::load_current(&state).await?;
     let q = quote(
         &spec.machines(),
         body.certified,
-        &state.settings.pricing,
+        policy.policy(),
         state.settings.tft_price,
         body.balance_tft_units.map(TftAmount::from_base_units),
     );

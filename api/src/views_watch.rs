@@ -77,3 +77,45 @@ impl ViewWatcher {
         }
     }
 }
+
+/// Reads one row a caller may see, waiting (bounded by `wait`) until its
+/// version reaches `min_version`: a row the caller may not see answers 404
+/// at once; a visible row that stays behind answers 503 (retry shortly).
+pub async fn read_visible<T, F, Fut>(
+    views: &ViewWatcher,
+    wait: Duration,
+    min_version: i64,
+    fetch: F,
+    visible: impl Fn(&T) -> bool,
+    version: impl Fn(&T) -> i64,
+) -> Result<T, crate::error::ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, sqlx::Error>>,
+{
+    use crate::error::ApiError;
+    let wait = if min_version > 0 {
+        wait
+    } else {
+        Duration::ZERO
+    };
+    let found = views
+        .wait_for(wait, || {
+            let row = fetch();
+            let (visible, version) = (&visible, &version);
+            async move {
+                Ok(row
+                    .await?
+                    .filter(|r| !visible(r) || version(r) >= min_version))
+            }
+        })
+        .await?;
+    match found {
+        Some(row) if visible(&row) => Ok(row),
+        Some(_) => Err(ApiError::NotFound),
+        None => match fetch().await? {
+            Some(row) if visible(&row) => Err(ApiError::ViewLagging),
+            _ => Err(ApiError::NotFound),
+        },
+    }
+}

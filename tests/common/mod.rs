@@ -13,7 +13,6 @@ use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use marketplace_api::auth::{AuthConfig, Authenticator};
 use marketplace_api::dev_keys::SigningKey;
 use marketplace_api::ApiSettings;
-use marketplace_domain::pricing::PricingPolicy;
 use marketplace_domain::TftPrice;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
@@ -175,7 +174,6 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         body_limit: options.body_limit,
         read_wait: Duration::from_secs(5),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
-        pricing: PricingPolicy::default(),
         dev_jwks: None,
     };
     let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
