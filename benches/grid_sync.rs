@@ -13,6 +13,11 @@
 //! concurrently with `fetch`), `compare` (conversion and diff), and `total`
 //! (the whole `sync_once`, including `info!` logging).
 //!
+//! Then, on the same 10,000 loaded nodes, catalog query latency: three
+//! typical filters, each run BENCH_QUERIES times through
+//! `nodes::catalog` (the function the API's `GET /v1/nodes` calls, one page
+//! of 20), reporting p50 and p99.
+//!
 //! `cargo bench --bench grid_sync`. Environment: BENCH_NODES (10000),
 //! BENCH_FARMS (400), BENCH_RUNS (5), BENCH_PAGE_SIZES (`100,1000`: the
 //! client's default page, and a larger one), BENCH_DURABLE (1). Exits
@@ -171,6 +176,8 @@ async fn bench() -> anyhow::Result<()> {
         );
     }
 
+    catalog_latency(&pool).await?;
+
     cancel.cancel();
     let _ = simulator.await;
     pool.close().await;
@@ -178,6 +185,69 @@ async fn bench() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     if !ok {
         anyhow::bail!("an unchanged sync issued commands");
+    }
+    Ok(())
+}
+
+/// p50/p99 of three typical catalog queries.
+async fn catalog_latency(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    use marketplace_domain::node::NodeStatus;
+    use marketplace_domain::pricing::PricingPolicy;
+    use marketplace_projections::nodes::{catalog, CatalogQuery, Sort};
+
+    let queries = env_num("BENCH_QUERIES", 300) as usize;
+    let base = || CatalogQuery {
+        policy: PricingPolicy::default(),
+        limit: 20,
+        ..Default::default()
+    };
+    let cases: Vec<(&str, CatalogQuery)> = vec![
+        (
+            "up nodes with >= 8 free vCPUs and 16 GiB, by node id",
+            CatalogQuery {
+                min_free_cru: Some(8),
+                min_free_mru: Some(16 << 30),
+                status: vec![NodeStatus::Up],
+                ..base()
+            },
+        ),
+        (
+            "certified in one country with public IPv4, cheapest first",
+            CatalogQuery {
+                certified: Some(true),
+                has_ipv4: Some(true),
+                country: Some("Belgium".into()),
+                sort: Sort::PriceAsc,
+                ..base()
+            },
+        ),
+        (
+            "GPU nodes, rentable, most free memory first",
+            CatalogQuery {
+                has_gpu: Some(true),
+                rentable: Some(true),
+                sort: Sort::FreeMruDesc,
+                ..base()
+            },
+        ),
+    ];
+    println!("\ncatalog query latency over the loaded nodes ({queries} runs each, page of 20):");
+    println!(
+        "{:<62} {:>6} {:>9} {:>9}",
+        "query", "rows", "p50 ms", "p99 ms"
+    );
+    for (name, query) in cases {
+        let mut times = Vec::with_capacity(queries);
+        let mut rows = 0;
+        for _ in 0..queries {
+            let t = Instant::now();
+            let (page, _) = catalog(pool, &query).await?;
+            times.push(t.elapsed());
+            rows = page.len();
+        }
+        times.sort();
+        let p = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        println!("{name:<62} {rows:>6} {:>9} {:>9}", ms(p(0.50)), ms(p(0.99)));
     }
     Ok(())
 }

@@ -674,8 +674,11 @@ pub async fn catalog(
     }
     let limit = query.limit.clamp(1, MAX_PAGE);
     let mut sql = sqlx::QueryBuilder::new("SELECT n.* FROM (SELECT c.*, ");
-    push_price(&mut sql, &query.policy);
-    sql.push(" AS hourly_usd, ");
+    // The price costs numeric arithmetic on every row: only when filtered on.
+    if query.min_price.is_some() || query.max_price.is_some() {
+        push_price(&mut sql, &query.policy);
+        sql.push(" AS hourly_usd, ");
+    }
     match query.sort {
         Sort::NodeId => sql.push("c.node_id"),
         Sort::FreeCruDesc => sql.push("c.free_cru"),
