@@ -13,7 +13,12 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// The projections every deployment runs; one without a checkpoint yet lags by the whole store.
-const PROJECTIONS: [&str; 1] = [marketplace_projections::deployments::NAME];
+const PROJECTIONS: [&str; 4] = [
+    marketplace_projections::deployments::NAME,
+    marketplace_projections::nodes::NAME,
+    marketplace_projections::providers::NAME,
+    marketplace_projections::pricing::NAME,
+];
 
 /// Metrics in the Prometheus text format.
 #[utoipa::path(
