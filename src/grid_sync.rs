@@ -177,6 +177,7 @@ pub fn snapshot_of(node: &GridNode) -> Result<NodeSnapshot, SnapshotError> {
         total: resources(&node.total_resources),
         used: resources(&node.used_resources),
         public_ipv4: node.public_config.has_ipv4(),
+        farm_free_ips: node.farm_free_ips,
         public_ipv6: node.public_config.has_ipv6(),
         certification,
         dedicated: node.dedicated,

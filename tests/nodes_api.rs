@@ -36,6 +36,7 @@ fn snapshot(node_id: u32, farm_id: u32, cru: u64, certified: bool) -> NodeSnapsh
             hru: 0,
         },
         public_ipv4: node_id.is_multiple_of(2),
+        farm_free_ips: if node_id.is_multiple_of(2) { 3 } else { 0 },
         public_ipv6: true,
         certification: if certified {
             Certification::Certified

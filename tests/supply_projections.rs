@@ -611,6 +611,7 @@ fn snapshot(node_id: u32, farm_id: u32) -> NodeSnapshot {
         },
         public_ipv4: true,
         public_ipv6: false,
+        farm_free_ips: 2,
         certification: Certification::Certified,
         dedicated: false,
         rentable: true,
@@ -917,6 +918,11 @@ fn generate_snapshot(rng: &mut Rng, node_id: u32) -> NodeSnapshot {
         used,
         public_ipv4: rng.chance(30),
         public_ipv6: rng.chance(50),
+        farm_free_ips: if rng.chance(40) {
+            1 + rng.below(8) as u32
+        } else {
+            0
+        },
         certification: if rng.chance(25) {
             Certification::Certified
         } else {
@@ -1017,7 +1023,7 @@ impl Model {
             && is(q.dedicated, s.dedicated)
             && is(q.rentable, s.rentable)
             && is(q.rented, s.rented)
-            && is(q.has_ipv4, s.public_ipv4)
+            && is(q.has_ipv4, s.farm_free_ips > 0)
             && is(q.has_gpu, s.gpus > 0)
             && (q.status.is_empty() || q.status.contains(&self.status))
             && q.min_price.is_none_or(|m| price >= m.units())

@@ -64,7 +64,7 @@ pub struct CatalogParams {
     pub rentable: Option<bool>,
     /// Rented nodes.
     pub rented: Option<bool>,
-    /// With a free public IPv4 address.
+    /// On a farm with a free public IPv4 address.
     pub has_ipv4: Option<bool>,
     /// With a GPU.
     pub has_gpu: Option<bool>,
@@ -111,8 +111,10 @@ pub struct NodeBody {
     pub free_sru: i64,
     /// Free HDD, bytes.
     pub free_hru: i64,
-    /// Has a public IPv4 configuration.
+    /// Has a public IPv4 configuration of its own.
     pub public_ipv4: bool,
+    /// Free public IPv4 addresses of its farm (a deployment's public IPv4 comes from these).
+    pub farm_free_ips: i32,
     /// Has a public IPv6 configuration.
     pub public_ipv6: bool,
     /// Certified hardware.
@@ -155,6 +157,7 @@ fn node_body(row: NodeRow, policy: &marketplace_domain::pricing::PricingPolicy) 
         free_sru: row.free_sru,
         free_hru: row.free_hru,
         public_ipv4: row.public_ipv4,
+        farm_free_ips: row.farm_free_ips,
         public_ipv6: row.public_ipv6,
         certified: row.certified,
         dedicated: row.dedicated,

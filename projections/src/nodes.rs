@@ -148,6 +148,7 @@ struct SnapshotColumns {
     free: [i64; 4],
     public_ipv4: bool,
     public_ipv6: bool,
+    farm_free_ips: i32,
     certified: bool,
     dedicated: bool,
     rentable: bool,
@@ -180,6 +181,7 @@ impl SnapshotColumns {
             .map(big),
             public_ipv4: snapshot.public_ipv4,
             public_ipv6: snapshot.public_ipv6,
+            farm_free_ips: i32::try_from(snapshot.farm_free_ips).unwrap_or(i32::MAX),
             certified: snapshot.certification == Certification::Certified,
             dedicated: snapshot.dedicated,
             rentable: snapshot.rentable,
@@ -224,6 +226,7 @@ impl SnapshotColumns {
             .bind(self.cu_milli)
             .bind(self.su_milli)
             .bind(self.snapshot)
+            .bind(self.farm_free_ips)
     }
 }
 
@@ -235,9 +238,9 @@ const INSERT_NODE: &str = "INSERT INTO node_catalog
      farm_id, twin_id, country, city,
      total_cru, total_mru, total_sru, total_hru, free_cru, free_mru, free_sru, free_hru,
      public_ipv4, public_ipv6, certified, dedicated, rentable, rented, gpus, extra_fee,
-     uptime_seconds, last_report, cu_milli, su_milli, snapshot)
+     uptime_seconds, last_report, cu_milli, su_milli, snapshot, farm_free_ips)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)
+          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
   ON CONFLICT (node_id) DO NOTHING";
 
 /// `UPDATE` of a known node's snapshot, same parameters, guarded.
@@ -247,7 +250,8 @@ const UPDATE_NODE: &str = "UPDATE node_catalog SET version = $2, updated_at = $3
      free_cru = $13, free_mru = $14, free_sru = $15, free_hru = $16,
      public_ipv4 = $17, public_ipv6 = $18, certified = $19, dedicated = $20,
      rentable = $21, rented = $22, gpus = $23, extra_fee = $24,
-     uptime_seconds = $25, last_report = $26, cu_milli = $27, su_milli = $28, snapshot = $29
+     uptime_seconds = $25, last_report = $26, cu_milli = $27, su_milli = $28, snapshot = $29,
+     farm_free_ips = $30
   WHERE node_id = $1 AND version = $2 - 1";
 
 /// A maintenance statement: the node's guarded version move, then the
@@ -461,6 +465,8 @@ pub struct NodeRow {
     pub free_hru: i64,
     /// Has a public IPv4 address.
     pub public_ipv4: bool,
+    /// Free public IPv4 addresses of the node's farm.
+    pub farm_free_ips: i32,
     /// Has a public IPv6 address.
     pub public_ipv6: bool,
     /// Certified hardware.
@@ -627,7 +633,7 @@ pub struct CatalogQuery {
     pub rentable: Option<bool>,
     /// Rented (or not).
     pub rented: Option<bool>,
-    /// With a public IPv4 address (or without).
+    /// On a farm with a free public IPv4 address (or without).
     pub has_ipv4: Option<bool>,
     /// With at least one GPU (or none).
     pub has_gpu: Option<bool>,
@@ -721,12 +727,20 @@ pub async fn catalog(
         ("dedicated", query.dedicated),
         ("rentable", query.rentable),
         ("rented", query.rented),
-        ("public_ipv4", query.has_ipv4),
     ] {
         if let Some(wanted) = wanted {
             sql.push(format_args!(" AND n.{column} = "))
                 .push_bind(wanted);
         }
+    }
+    match query.has_ipv4 {
+        Some(true) => {
+            sql.push(" AND n.farm_free_ips > 0");
+        }
+        Some(false) => {
+            sql.push(" AND n.farm_free_ips = 0");
+        }
+        None => {}
     }
     match query.has_gpu {
         Some(true) => {

@@ -62,6 +62,7 @@ fn snapshot() -> NodeSnapshot {
         },
         public_ipv4: true,
         public_ipv6: true,
+        farm_free_ips: 0,
         certification: Certification::Certified,
         dedicated: false,
         rentable: true,

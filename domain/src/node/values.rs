@@ -60,6 +60,10 @@ pub struct NodeSnapshot {
     pub public_ipv4: bool,
     /// Whether the node has a public IPv6 address.
     pub public_ipv6: bool,
+    /// Free public IPv4 addresses of the node's farm (what a deployment's
+    /// public IPv4 is taken from). Absent in snapshots recorded before it was kept.
+    #[serde(default)]
+    pub farm_free_ips: u32,
     /// DIY or certified.
     pub certification: Certification,
     /// Whether the node is only rented whole.
