@@ -422,12 +422,13 @@ impl GridSync {
         let started = Instant::now();
         let correlation = Uuid::new_v4().to_string();
 
-        // The proxy and the view are read at the same time.
-        let (grid, known) = tokio::join!(
+        // The proxy's nodes and farms and the view are read at the same time.
+        let (grid, farms, known) = tokio::join!(
             async {
                 let t = Instant::now();
                 (self.client.nodes().await, t.elapsed())
             },
+            self.client.farms(),
             async {
                 let t = Instant::now();
                 (nodes::snapshots(&self.pool).await, t.elapsed())
@@ -435,8 +436,26 @@ impl GridSync {
         );
         let (grid, fetch) = grid;
         let (known, view) = known;
-        let grid = grid.map_err(SyncError::Fetch)?;
+        let mut grid = grid.map_err(SyncError::Fetch)?;
         let known = known.map_err(SyncError::View)?;
+        // A farm's free public IPv4 addresses, counted from /farms (the
+        // authority for them); the figure on each node item is the fallback.
+        match farms {
+            Ok(farms) => {
+                let free: HashMap<u32, u32> = farms
+                    .iter()
+                    .map(|f| (f.farm_id, u32::try_from(f.free_ips()).unwrap_or(u32::MAX)))
+                    .collect();
+                for node in &mut grid {
+                    if let Some(ips) = free.get(&node.farm_id) {
+                        node.farm_free_ips = *ips;
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "grid sync: farms unreadable; using the nodes' own farm IP counts")
+            }
+        }
         let now = self.clock.now();
 
         let t = Instant::now();

@@ -215,6 +215,45 @@ async fn a_first_sync_discovers_every_node_and_an_unchanged_one_writes_nothing()
     }
     assert!(catalog.values().any(|s| s == "standby") && catalog.values().any(|s| s == "down"));
 
+    // Each node carries its farm's free public IPv4 count, read from /farms.
+    let farms: Vec<Value> = f
+        .sim
+        .http
+        .get(format!("{}/farms?size=500", f.sim.base))
+        .send()
+        .await
+        .expect("farms")
+        .json()
+        .await
+        .expect("json");
+    let free_of = |farm: u64| {
+        farms
+            .iter()
+            .find(|x| x["farmId"].as_u64() == Some(farm))
+            .and_then(|x| x["publicIps"].as_array())
+            .map_or(0, |ips| {
+                ips.iter()
+                    .filter(|ip| ip["contract_id"].as_u64().unwrap_or(0) == 0)
+                    .count()
+            })
+    };
+    let rows: Vec<(i64, i64, i32)> =
+        sqlx::query_as("SELECT node_id, farm_id, farm_free_ips FROM node_catalog")
+            .fetch_all(&f.pool)
+            .await
+            .expect("catalog");
+    assert!(
+        rows.iter().any(|(_, _, ips)| *ips > 0),
+        "some farms have free IPs"
+    );
+    for (node, farm, ips) in rows {
+        assert_eq!(
+            ips as usize,
+            free_of(farm as u64),
+            "node {node} of farm {farm}"
+        );
+    }
+
     // Every event says who wrote it and why; one correlation id per run.
     let metas: Vec<Value> =
         sqlx::query_scalar("SELECT metadata FROM events WHERE aggregate_type = 'node'")
