@@ -21,27 +21,7 @@ pub const NAME: &str = "deployments";
 
 /// Reads a stored deployment event, upcasting older payload versions.
 pub fn upcast(event: &StoredEvent) -> Result<DeploymentEvent, ApplyError> {
-    match event.event_version.as_str() {
-        EVENT_VERSION => {
-            // The payload is `{ "<EventType>": { ... } }`; its tag must agree with event_type.
-            let parsed: DeploymentEvent =
-                serde_json::from_value(event.payload.clone()).map_err(|e| {
-                    ApplyError::Poison(format!("malformed {} payload: {e}", event.event_type))
-                })?;
-            let tag = cqrs_es::DomainEvent::event_type(&parsed);
-            if tag != event.event_type {
-                return Err(ApplyError::Poison(format!(
-                    "payload is a {tag} but the row says {}",
-                    event.event_type
-                )));
-            }
-            Ok(parsed)
-        }
-        other => Err(ApplyError::Poison(format!(
-            "unknown version {other} of {}",
-            event.event_type
-        ))),
-    }
+    crate::decode_event(event, EVENT_VERSION)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApplyError> {
@@ -159,16 +139,7 @@ impl Projection for DeploymentProjection {
                 .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?;
-        match current {
-            Some(v) if v >= seq => Ok(()), // already applied
-            Some(v) => Err(ApplyError::Poison(format!(
-                "sequence gap: view at {v}, event at {seq}"
-            ))),
-            None => Err(ApplyError::Poison(format!(
-                "{} for a deployment the view does not have",
-                stored.event_type
-            ))),
-        }
+        crate::unchanged(current, stored, "deployment")
     }
 
     fn tables(&self) -> &'static [&'static str] {

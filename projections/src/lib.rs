@@ -85,3 +85,50 @@ pub trait Projection: Send + Sync + 'static {
     /// `search_path`) and swap them in.
     fn tables(&self) -> &'static [&'static str];
 }
+
+/// Reads a stored event's payload as the domain event of `current_version`,
+/// refusing unknown versions and payloads whose tag disagrees with the row.
+/// Older versions, once there are any, are upcast here before parsing.
+pub fn decode_event<E>(stored: &StoredEvent, current_version: &str) -> Result<E, ApplyError>
+where
+    E: cqrs_es::DomainEvent,
+{
+    if stored.event_version != current_version {
+        return Err(ApplyError::Poison(format!(
+            "unknown version {} of {}",
+            stored.event_version, stored.event_type
+        )));
+    }
+    // The payload is `{ "<EventType>": { ... } }`; its tag must agree with event_type.
+    let parsed: E = serde_json::from_value(stored.payload.clone())
+        .map_err(|e| ApplyError::Poison(format!("malformed {} payload: {e}", stored.event_type)))?;
+    let tag = parsed.event_type();
+    if tag != stored.event_type {
+        return Err(ApplyError::Poison(format!(
+            "payload is a {tag} but the row says {}",
+            stored.event_type
+        )));
+    }
+    Ok(parsed)
+}
+
+/// What a change guarded by `version = sequence - 1` that changed no row
+/// means, given the row's version (`None`: no row): a duplicate is a no-op;
+/// a gap or a missing row is poison.
+pub fn unchanged(
+    current: Option<i64>,
+    stored: &StoredEvent,
+    subject: &str,
+) -> Result<(), ApplyError> {
+    let seq = stored.sequence;
+    match current {
+        Some(v) if v >= seq => Ok(()), // already applied
+        Some(v) => Err(ApplyError::Poison(format!(
+            "sequence gap: view at {v}, event at {seq}"
+        ))),
+        None => Err(ApplyError::Poison(format!(
+            "{} at sequence {seq} for a {subject} the view does not have",
+            stored.event_type
+        ))),
+    }
+}

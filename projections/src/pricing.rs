@@ -27,26 +27,7 @@ pub const AGGREGATE_TYPE: &str = "pricing_policy";
 
 /// Reads a stored pricing policy event, upcasting older payload versions.
 pub fn upcast(event: &StoredEvent) -> Result<PricingPolicyEvent, ApplyError> {
-    match event.event_version.as_str() {
-        EVENT_VERSION => {
-            let parsed: PricingPolicyEvent = serde_json::from_value(event.payload.clone())
-                .map_err(|e| {
-                    ApplyError::Poison(format!("malformed {} payload: {e}", event.event_type))
-                })?;
-            let tag = cqrs_es::DomainEvent::event_type(&parsed);
-            if tag != event.event_type {
-                return Err(ApplyError::Poison(format!(
-                    "payload is a {tag} but the row says {}",
-                    event.event_type
-                )));
-            }
-            Ok(parsed)
-        }
-        other => Err(ApplyError::Poison(format!(
-            "unknown version {other} of {}",
-            event.event_type
-        ))),
-    }
+    crate::decode_event(event, EVENT_VERSION)
 }
 
 impl Projection for PricingPolicyProjection {

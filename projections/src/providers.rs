@@ -26,26 +26,7 @@ pub const AGGREGATE_TYPE: &str = "provider_request";
 
 /// Reads a stored provider request event, upcasting older payload versions.
 pub fn upcast(event: &StoredEvent) -> Result<ProviderRequestEvent, ApplyError> {
-    match event.event_version.as_str() {
-        EVENT_VERSION => {
-            let parsed: ProviderRequestEvent = serde_json::from_value(event.payload.clone())
-                .map_err(|e| {
-                    ApplyError::Poison(format!("malformed {} payload: {e}", event.event_type))
-                })?;
-            let tag = cqrs_es::DomainEvent::event_type(&parsed);
-            if tag != event.event_type {
-                return Err(ApplyError::Poison(format!(
-                    "payload is a {tag} but the row says {}",
-                    event.event_type
-                )));
-            }
-            Ok(parsed)
-        }
-        other => Err(ApplyError::Poison(format!(
-            "unknown version {other} of {}",
-            event.event_type
-        ))),
-    }
+    crate::decode_event(event, EVENT_VERSION)
 }
 
 /// The farm id an aggregate id names.
@@ -154,16 +135,7 @@ impl Projection for ProviderRequestProjection {
                 .bind(farm_id)
                 .fetch_optional(&mut *conn)
                 .await?;
-        match current {
-            Some(v) if v >= seq => Ok(()), // already applied
-            Some(v) => Err(ApplyError::Poison(format!(
-                "sequence gap: view at {v}, event at {seq}"
-            ))),
-            None => Err(ApplyError::Poison(format!(
-                "{} at sequence {seq} for a farm the view does not have",
-                stored.event_type
-            ))),
-        }
+        crate::unchanged(current, stored, "farm")
     }
 
     fn tables(&self) -> &'static [&'static str] {
