@@ -14,6 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use marketplace_domain::{Actor, Role};
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
 use tracing::{info, warn};
 
@@ -45,7 +46,15 @@ pub struct Authenticator {
     http: reqwest::Client,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
     last_refresh: Mutex<Option<Instant>>,
+    /// Tokens already verified, by digest, until they expire: an SPA sends
+    /// the same token on every request, and RS256 verification is the
+    /// costliest step of a request.
+    verified: std::sync::Mutex<HashMap<[u8; 32], (Principal, i64)>>,
 }
+
+/// At most this many verified tokens are remembered; past it the cache
+/// drops expired entries, and if that is not enough, starts over.
+const VERIFIED_CACHE_MAX: usize = 10_000;
 
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +86,7 @@ impl Principal {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: i64,
     #[serde(flatten)]
     rest: HashMap<String, Value>,
 }
@@ -93,6 +103,7 @@ impl Authenticator {
             http,
             keys: RwLock::new(HashMap::new()),
             last_refresh: Mutex::new(None),
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -104,6 +115,31 @@ impl Authenticator {
 
     /// Verifies a token and returns its principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        if let Ok(cache) = self.verified.lock() {
+            if let Some((principal, exp)) = cache.get(&digest) {
+                if now <= *exp + self.config.leeway_secs as i64 {
+                    return Ok(principal.clone());
+                }
+            }
+        }
+        let (principal, exp) = self.verify_fully(token).await?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CACHE_MAX {
+                let leeway = self.config.leeway_secs as i64;
+                cache.retain(|_, (_, exp)| now <= *exp + leeway);
+                if cache.len() >= VERIFIED_CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(digest, (principal.clone(), exp));
+        }
+        Ok(principal)
+    }
+
+    /// Checks signature, key, issuer, audience and times.
+    async fn verify_fully(&self, token: &str) -> Result<(Principal, i64), ApiError> {
         let unauthorized = |why: &str| ApiError::Unauthorized(why.to_string());
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed token"))?;
@@ -146,10 +182,13 @@ impl Authenticator {
         if data.claims.sub.is_empty() {
             return Err(unauthorized("empty subject"));
         }
-        Ok(Principal {
-            subject: data.claims.sub,
-            roles,
-        })
+        Ok((
+            Principal {
+                subject: data.claims.sub,
+                roles,
+            },
+            data.claims.exp,
+        ))
     }
 
     async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, ApiError> {
@@ -270,3 +309,63 @@ acting_as!(
     /// An operator (across tenants) or else a provider (on their own farms).
     AsProviderOrOperator: [Role::CloudOperator, Role::CloudProvider]
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev_keys::SigningKey;
+    use serde_json::json;
+
+    async fn authenticator(key: &SigningKey) -> Authenticator {
+        let auth = Authenticator::new(AuthConfig {
+            jwks_url: "http://127.0.0.1:1/unused".into(),
+            issuer: "https://issuer.test/".into(),
+            audience: "api".into(),
+            roles_claim: "roles".into(),
+            leeway_secs: 0,
+        });
+        auth.preload(&key.jwks()).await;
+        auth
+    }
+
+    fn token(key: &SigningKey, exp_in: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        key.sign(&json!({
+            "iss": "https://issuer.test/", "aud": "api", "sub": "alice",
+            "exp": now + exp_in, "roles": ["cloud-user"]
+        }))
+        .expect("sign")
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_still_expires() {
+        let key = SigningKey::generate().expect("key");
+        let auth = authenticator(&key).await;
+        let t = token(&key, 1);
+        assert_eq!(auth.verify(&t).await.expect("valid").subject, "alice");
+        assert!(auth.verify(&t).await.is_ok(), "served from the cache");
+        tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+        assert!(
+            auth.verify(&t).await.is_err(),
+            "the cache never outlives exp"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_verified_tokens_are_cached() {
+        let key = SigningKey::generate().expect("key");
+        let auth = authenticator(&key).await;
+        let good = token(&key, 600);
+        auth.verify(&good).await.expect("valid");
+        // The same claims under another key: a different token, verified on its own.
+        let stranger = SigningKey::generate().expect("key");
+        assert!(auth.verify(&token(&stranger, 600)).await.is_err());
+        let mut parts: Vec<&str> = good.split('.').collect();
+        let forged_payload = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"iss":"https://issuer.test/","aud":"api","sub":"mallory","exp":9999999999,"roles":["cloud-operator"]}"#,
+        );
+        parts[1] = &forged_payload;
+        assert!(auth.verify(&parts.join(".")).await.is_err());
+    }
+}
