@@ -12,6 +12,7 @@ pub mod node;
 pub mod pricing;
 pub mod pricing_policy;
 pub mod provider;
+pub mod wallet;
 
 pub use actor::{Actor, Role};
 pub use money::{TftAmount, TftPrice, UsdAmount};

@@ -1,0 +1,886 @@
+//! The wallet's state, its decisions and how events change it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::commands::WalletCommand;
+use super::events::WalletEvent;
+use super::values::*;
+use crate::money::{TftAmount, TftPrice};
+
+/// Everything a decision about an open wallet needs.
+///
+/// The balance is kept beside the ledger it sums; both change in one place
+/// only (`WalletState::post`), so `balance == sum(ledger amounts)` always.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalletState {
+    /// The owning user's subject.
+    pub owner: String,
+    /// When the wallet was opened.
+    pub opened_at: DateTime<Utc>,
+    /// The TFChain account proved by the latest completed challenge.
+    pub linked: Option<LinkedAccount>,
+    /// Every challenge issued, in order.
+    pub challenges: Vec<LinkChallenge>,
+    /// Card top-ups by Stripe payment intent.
+    pub top_ups: BTreeMap<StripeId, TopUp>,
+    /// Debits done, by id, with their amount.
+    pub debits: BTreeMap<DebitId, TftAmount>,
+    /// Refunds recorded, by Stripe refund id.
+    pub refunds: BTreeMap<StripeId, Clawback>,
+    /// Disputes recorded, by Stripe dispute id.
+    pub disputes: BTreeMap<StripeId, Clawback>,
+    /// The auto top-up rule, when on.
+    pub auto_top_up: Option<AutoTopUpConfig>,
+    ledger: Vec<LedgerEntry>,
+    balance: i128,
+}
+
+impl WalletState {
+    /// The balance in TFT base units: the sum of the ledger. Negative only
+    /// when a refund or dispute took back TFT that had been spent.
+    pub fn balance(&self) -> i128 {
+        self.balance
+    }
+
+    /// Every credit and debit, oldest first.
+    pub fn ledger(&self) -> &[LedgerEntry] {
+        &self.ledger
+    }
+
+    /// A challenge by id.
+    pub fn challenge(&self, challenge_id: Uuid) -> Option<&LinkChallenge> {
+        self.challenges
+            .iter()
+            .find(|c| c.challenge_id == challenge_id)
+    }
+
+    /// A top-up by its payment intent.
+    pub fn top_up(&self, payment_intent_id: &StripeId) -> Option<&TopUp> {
+        self.top_ups.get(payment_intent_id)
+    }
+
+    /// The credited top-up a charge paid.
+    pub fn top_up_by_charge(&self, charge_id: &StripeId) -> Option<&TopUp> {
+        self.top_ups
+            .values()
+            .find(|t| t.charge_id.as_ref() == Some(charge_id))
+    }
+
+    /// An automatic top-up still waiting for Stripe, if any.
+    pub fn pending_auto_top_up(&self) -> Option<&TopUp> {
+        self.top_ups
+            .values()
+            .find(|t| t.origin == TopUpOrigin::Auto && t.status == TopUpStatus::Pending)
+    }
+
+    /// Cents of automatic top-ups, pending or credited, created in the
+    /// calendar month (UTC) of `at`: what counts against the monthly cap.
+    pub fn auto_top_up_cents_in_month(&self, at: DateTime<Utc>) -> u64 {
+        self.top_ups
+            .values()
+            .filter(|t| {
+                t.origin == TopUpOrigin::Auto
+                    && t.counts_against_cap()
+                    && t.created_at.year() == at.year()
+                    && t.created_at.month() == at.month()
+            })
+            .map(|t| t.usd_cents)
+            .sum()
+    }
+
+    fn top_up_by_id(&self, top_up_id: Uuid) -> Option<&TopUp> {
+        self.top_ups.values().find(|t| t.top_up_id == top_up_id)
+    }
+
+    /// Adds a ledger line and moves the balance with it: the only place
+    /// either changes.
+    fn post(&mut self, kind: EntryKind, amount: i128, reference: &str, at: DateTime<Utc>) {
+        self.ledger.push(LedgerEntry {
+            kind,
+            amount,
+            reference: reference.to_string(),
+            at,
+        });
+        self.balance += amount;
+    }
+}
+
+/// The Wallet aggregate of one cloud user (the aggregate id is the user's
+/// subject): `None` until opened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Wallet {
+    state: Option<WalletState>,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WalletError {
+    /// A command other than opening for a wallet never opened.
+    #[error("no such wallet")]
+    NotOpened,
+    /// The wallet is already open.
+    #[error("the wallet is already open")]
+    AlreadyOpened,
+    /// A field is out of range or malformed.
+    #[error("invalid wallet command: {0}")]
+    Invalid(#[from] SpecError),
+    /// A challenge with this id was already issued.
+    #[error("a link challenge with this id already exists")]
+    DuplicateChallenge,
+    /// No challenge with this id.
+    #[error("no such link challenge")]
+    ChallengeNotFound,
+    /// The challenge ran out before it was answered.
+    #[error("the link challenge expired at {expires_at}")]
+    ChallengeExpired {
+        /// When it expired.
+        expires_at: DateTime<Utc>,
+    },
+    /// The challenge was already answered, rightly or wrongly.
+    #[error("the link challenge was already used")]
+    ChallengeUsed,
+    /// The signature did not verify (see [`WalletEvent::refusal`]).
+    #[error("the signature does not verify for the challenge's account")]
+    SignatureInvalid,
+    /// A top-up with this id or payment intent already exists.
+    #[error("a top-up with this id or payment intent already exists")]
+    DuplicateTopUp,
+    /// No top-up was created for this payment intent.
+    #[error("no top-up for payment intent {0}")]
+    UnknownPaymentIntent(StripeId),
+    /// Stripe received another amount than the top-up's price.
+    #[error("payment of {received_cents} cents for a top-up of {expected_cents} cents")]
+    AmountMismatch {
+        /// The top-up's price.
+        expected_cents: u64,
+        /// What Stripe received.
+        received_cents: u64,
+    },
+    /// No credited top-up was paid by this charge.
+    #[error("no credited top-up for charge {0}")]
+    UnknownCharge(StripeId),
+    /// Refunds and disputes of a charge would return more than it paid.
+    #[error(
+        "charge paid {paid_cents} cents, {returned_cents} already returned, \
+         cannot return {asked_cents} more"
+    )]
+    RefundExceedsPayment {
+        /// What the charge paid.
+        paid_cents: u64,
+        /// Refunded or disputed so far.
+        returned_cents: u64,
+        /// Asked now.
+        asked_cents: u64,
+    },
+    /// A debit would take the balance below zero.
+    #[error("balance of {balance} base units cannot pay {needed}")]
+    InsufficientBalance {
+        /// The balance, in TFT base units.
+        balance: i128,
+        /// The debit.
+        needed: TftAmount,
+    },
+    /// A debit, refund or dispute id was already recorded with other figures.
+    #[error("{id} was already recorded with different figures")]
+    IdConflict {
+        /// The id.
+        id: String,
+    },
+    /// An automatic top-up without a rule.
+    #[error("automatic top-ups are not configured")]
+    AutoTopUpNotConfigured,
+    /// An automatic top-up while the balance is at or above the threshold.
+    #[error("balance of {balance} base units is not below the threshold {threshold}")]
+    AutoTopUpNotNeeded {
+        /// The balance, in TFT base units.
+        balance: i128,
+        /// The rule's threshold.
+        threshold: TftAmount,
+    },
+    /// Another automatic top-up is still waiting for Stripe.
+    #[error("an automatic top-up is already pending")]
+    AutoTopUpPending,
+    /// The automatic top-up would pass the monthly cap.
+    #[error("monthly cap of {cap_cents} cents: {used_cents} used, {asked_cents} more asked")]
+    MonthlyCapReached {
+        /// The rule's cap.
+        cap_cents: u64,
+        /// Used this month.
+        used_cents: u64,
+        /// Asked now.
+        asked_cents: u64,
+    },
+}
+
+/// Refunds and disputes differ only in which ids they are kept under.
+#[derive(Clone, Copy)]
+enum ClawbackKind {
+    Refund,
+    Dispute,
+}
+
+fn check_owner(owner: &str) -> Result<(), SpecError> {
+    let ok = (1..=255).contains(&owner.len())
+        && !owner.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            "owner",
+            "must be a subject of 1 to 255 characters without spaces",
+        ))
+    }
+}
+
+fn check_reason(reason: &str) -> Result<(), SpecError> {
+    if reason.trim().is_empty() || reason.chars().count() > MAX_REASON {
+        Err(SpecError::new(
+            "reason",
+            format!("must be 1 to {MAX_REASON} characters, not blank"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn cut(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+impl Wallet {
+    /// The current state, once opened.
+    pub fn state(&self) -> Option<&WalletState> {
+        self.state.as_ref()
+    }
+
+    /// The balance in TFT base units; zero before the wallet is opened.
+    pub fn balance(&self) -> i128 {
+        self.state.as_ref().map_or(0, WalletState::balance)
+    }
+
+    /// The ledger, oldest first; empty before the wallet is opened.
+    pub fn ledger(&self) -> &[LedgerEntry] {
+        self.state.as_ref().map_or(&[], WalletState::ledger)
+    }
+
+    /// What may be spent: the balance, or zero when it is negative.
+    pub fn spendable(&self) -> TftAmount {
+        let units = u64::try_from(self.balance().max(0)).unwrap_or(u64::MAX);
+        TftAmount::from_base_units(units)
+    }
+
+    /// Decides what a command does: the events (none when it was already
+    /// done), or why not.
+    pub fn decide(&self, command: WalletCommand) -> Result<Vec<WalletEvent>, WalletError> {
+        use WalletCommand as C;
+        use WalletError as Error;
+        use WalletEvent as E;
+
+        let Some(s) = &self.state else {
+            return match command {
+                C::Open { owner, at } => {
+                    check_owner(&owner)?;
+                    Ok(vec![E::WalletOpened { owner, at }])
+                }
+                _ => Err(Error::NotOpened),
+            };
+        };
+
+        match command {
+            C::Open { .. } => Err(Error::AlreadyOpened),
+            C::IssueLinkChallenge {
+                challenge_id,
+                nonce,
+                account,
+                key_type,
+                expires_at,
+                at,
+            } => {
+                if s.challenge(challenge_id).is_some() {
+                    return Err(Error::DuplicateChallenge);
+                }
+                if expires_at <= at || expires_at - at > MAX_CHALLENGE_TTL {
+                    return Err(SpecError::new(
+                        "expires_at",
+                        format!(
+                            "must be after now and at most {} minutes later",
+                            MAX_CHALLENGE_TTL.num_minutes()
+                        ),
+                    )
+                    .into());
+                }
+                Ok(vec![E::LinkChallengeIssued {
+                    challenge_id,
+                    nonce,
+                    account,
+                    key_type,
+                    expires_at,
+                    at,
+                }])
+            }
+            C::CompleteLink {
+                challenge_id,
+                signature_verified,
+                at,
+            } => {
+                let c = s.challenge(challenge_id).ok_or(Error::ChallengeNotFound)?;
+                if c.status != ChallengeStatus::Open {
+                    return Err(Error::ChallengeUsed);
+                }
+                if at >= c.expires_at {
+                    return Err(Error::ChallengeExpired {
+                        expires_at: c.expires_at,
+                    });
+                }
+                let account = c.account.clone();
+                if signature_verified {
+                    Ok(vec![E::AccountLinked {
+                        challenge_id,
+                        account,
+                        key_type: c.key_type,
+                        at,
+                    }])
+                } else {
+                    Ok(vec![E::LinkAttemptFailed {
+                        challenge_id,
+                        account,
+                        at,
+                    }])
+                }
+            }
+            C::CreateTopUp {
+                top_up_id,
+                payment_intent_id,
+                usd_cents,
+                tft_price,
+                quote_expires_at,
+                at,
+            } => {
+                check_top_up_cents("usd_cents", usd_cents)?;
+                let quote = Quote {
+                    top_up_id,
+                    payment_intent_id,
+                    usd_cents,
+                    tft_price,
+                    quote_expires_at,
+                    origin: TopUpOrigin::Manual,
+                    at,
+                };
+                Ok(vec![quote.created(s)?])
+            }
+            C::CreateAutoTopUp {
+                top_up_id,
+                payment_intent_id,
+                tft_price,
+                quote_expires_at,
+                at,
+            } => {
+                let rule = s
+                    .auto_top_up
+                    .as_ref()
+                    .ok_or(Error::AutoTopUpNotConfigured)?;
+                if s.balance >= i128::from(rule.threshold.base_units()) {
+                    return Err(Error::AutoTopUpNotNeeded {
+                        balance: s.balance,
+                        threshold: rule.threshold,
+                    });
+                }
+                if s.pending_auto_top_up().is_some() {
+                    return Err(Error::AutoTopUpPending);
+                }
+                let used_cents = s.auto_top_up_cents_in_month(at);
+                if used_cents.saturating_add(rule.amount_cents) > rule.monthly_cap_cents {
+                    return Err(Error::MonthlyCapReached {
+                        cap_cents: rule.monthly_cap_cents,
+                        used_cents,
+                        asked_cents: rule.amount_cents,
+                    });
+                }
+                let quote = Quote {
+                    top_up_id,
+                    payment_intent_id,
+                    usd_cents: rule.amount_cents,
+                    tft_price,
+                    quote_expires_at,
+                    origin: TopUpOrigin::Auto,
+                    at,
+                };
+                Ok(vec![quote.created(s)?])
+            }
+            C::RecordPaymentSucceeded {
+                payment_intent_id,
+                amount_received_cents,
+                charge_id,
+                receipt_url,
+                at,
+            } => {
+                let t = s
+                    .top_up(&payment_intent_id)
+                    .ok_or_else(|| Error::UnknownPaymentIntent(payment_intent_id.clone()))?;
+                if t.status == TopUpStatus::Credited {
+                    // The webhook again: the money was credited once already.
+                    return Ok(vec![]);
+                }
+                if amount_received_cents != t.usd_cents {
+                    return Err(Error::AmountMismatch {
+                        expected_cents: t.usd_cents,
+                        received_cents: amount_received_cents,
+                    });
+                }
+                // Credited at the quote even if the quote has expired by `at`:
+                // the amount was fixed when the intent was created, and Stripe
+                // may report a payment the user confirmed in time well after.
+                Ok(vec![E::TopUpCredited {
+                    top_up_id: t.top_up_id,
+                    payment_intent_id,
+                    charge_id,
+                    tft_amount: t.tft_amount,
+                    receipt_url,
+                    at,
+                }])
+            }
+            C::RecordPaymentFailed {
+                payment_intent_id,
+                code,
+                message,
+                at,
+            } => {
+                let t = s
+                    .top_up(&payment_intent_id)
+                    .ok_or_else(|| Error::UnknownPaymentIntent(payment_intent_id.clone()))?;
+                let code = cut(&code, MAX_FAILURE_CODE);
+                let message = cut(&message, MAX_FAILURE_MESSAGE);
+                let failure = PaymentFailure { code, message };
+                let redelivered =
+                    t.status == TopUpStatus::Failed && t.last_failure.as_ref() == Some(&failure);
+                if t.status == TopUpStatus::Credited || redelivered {
+                    // Out of order after the success, or the same failure again.
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::TopUpFailed {
+                    top_up_id: t.top_up_id,
+                    payment_intent_id,
+                    code: failure.code,
+                    message: failure.message,
+                    at,
+                }])
+            }
+            C::Debit {
+                debit_id,
+                amount,
+                reason,
+                at,
+            } => {
+                if let Some(done) = s.debits.get(&debit_id) {
+                    return if *done == amount {
+                        Ok(vec![])
+                    } else {
+                        Err(Error::IdConflict {
+                            id: debit_id.as_str().to_string(),
+                        })
+                    };
+                }
+                if amount.base_units() == 0 {
+                    return Err(SpecError::new("amount", "must be more than zero").into());
+                }
+                check_reason(&reason)?;
+                if s.balance < i128::from(amount.base_units()) {
+                    return Err(Error::InsufficientBalance {
+                        balance: s.balance,
+                        needed: amount,
+                    });
+                }
+                Ok(vec![E::WalletDebited {
+                    debit_id,
+                    amount,
+                    reason,
+                    at,
+                }])
+            }
+            C::RecordRefund {
+                charge_id,
+                refund_id,
+                amount_cents,
+                at,
+            } => Ok(
+                match clawback(
+                    s,
+                    ClawbackKind::Refund,
+                    &charge_id,
+                    &refund_id,
+                    amount_cents,
+                )? {
+                    None => vec![],
+                    Some((top_up_id, tft_amount)) => vec![E::RefundRecorded {
+                        refund_id,
+                        charge_id,
+                        top_up_id,
+                        amount_cents,
+                        tft_amount,
+                        at,
+                    }],
+                },
+            ),
+            C::RecordDispute {
+                charge_id,
+                dispute_id,
+                amount_cents,
+                at,
+            } => Ok(
+                match clawback(
+                    s,
+                    ClawbackKind::Dispute,
+                    &charge_id,
+                    &dispute_id,
+                    amount_cents,
+                )? {
+                    None => vec![],
+                    Some((top_up_id, tft_amount)) => vec![E::DisputeRecorded {
+                        dispute_id,
+                        charge_id,
+                        top_up_id,
+                        amount_cents,
+                        tft_amount,
+                        at,
+                    }],
+                },
+            ),
+            C::ConfigureAutoTopUp { config, at } => {
+                if s.auto_top_up.as_ref() == Some(&config) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::AutoTopUpConfigured { config, at }])
+            }
+            C::DisableAutoTopUp { at } => {
+                if s.auto_top_up.is_none() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::AutoTopUpDisabled { at }])
+            }
+        }
+    }
+
+    /// Changes the state by one event. Never fails: events are facts.
+    pub fn apply_event(&mut self, event: &WalletEvent) {
+        use WalletEvent as E;
+        if let E::WalletOpened { owner, at } = event {
+            self.state = Some(WalletState {
+                owner: owner.clone(),
+                opened_at: *at,
+                linked: None,
+                challenges: Vec::new(),
+                top_ups: BTreeMap::new(),
+                debits: BTreeMap::new(),
+                refunds: BTreeMap::new(),
+                disputes: BTreeMap::new(),
+                auto_top_up: None,
+                ledger: Vec::new(),
+                balance: 0,
+            });
+            return;
+        }
+        let Some(s) = &mut self.state else {
+            return;
+        };
+        match event {
+            E::WalletOpened { .. } => {}
+            E::LinkChallengeIssued {
+                challenge_id,
+                nonce,
+                account,
+                key_type,
+                expires_at,
+                at,
+            } => s.challenges.push(LinkChallenge {
+                challenge_id: *challenge_id,
+                nonce: nonce.clone(),
+                account: account.clone(),
+                key_type: *key_type,
+                issued_at: *at,
+                expires_at: *expires_at,
+                status: ChallengeStatus::Open,
+            }),
+            E::AccountLinked {
+                challenge_id,
+                account,
+                key_type,
+                at,
+            } => {
+                set_challenge_status(s, *challenge_id, ChallengeStatus::Linked);
+                s.linked = Some(LinkedAccount {
+                    account: account.clone(),
+                    key_type: *key_type,
+                    challenge_id: *challenge_id,
+                    linked_at: *at,
+                });
+            }
+            E::LinkAttemptFailed { challenge_id, .. } => {
+                set_challenge_status(s, *challenge_id, ChallengeStatus::Failed);
+            }
+            E::TopUpCreated {
+                top_up_id,
+                payment_intent_id,
+                usd_cents,
+                tft_amount,
+                tft_price,
+                quote_expires_at,
+                origin,
+                at,
+            } => {
+                s.top_ups.insert(
+                    payment_intent_id.clone(),
+                    TopUp {
+                        top_up_id: *top_up_id,
+                        payment_intent_id: payment_intent_id.clone(),
+                        usd_cents: *usd_cents,
+                        tft_price: *tft_price,
+                        tft_amount: *tft_amount,
+                        quote_expires_at: *quote_expires_at,
+                        origin: *origin,
+                        created_at: *at,
+                        status: TopUpStatus::Pending,
+                        last_failure: None,
+                        charge_id: None,
+                        receipt_url: None,
+                        returned_cents: 0,
+                        returned_tft: TftAmount::default(),
+                    },
+                );
+            }
+            E::TopUpCredited {
+                payment_intent_id,
+                charge_id,
+                tft_amount,
+                receipt_url,
+                at,
+                ..
+            } => {
+                if let Some(t) = s.top_ups.get_mut(payment_intent_id) {
+                    t.status = TopUpStatus::Credited;
+                    t.charge_id = Some(charge_id.clone());
+                    t.receipt_url = receipt_url.clone();
+                }
+                s.post(
+                    EntryKind::TopUp,
+                    i128::from(tft_amount.base_units()),
+                    payment_intent_id.as_str(),
+                    *at,
+                );
+            }
+            E::TopUpFailed {
+                payment_intent_id,
+                code,
+                message,
+                ..
+            } => {
+                if let Some(t) = s.top_ups.get_mut(payment_intent_id) {
+                    t.status = TopUpStatus::Failed;
+                    t.last_failure = Some(PaymentFailure {
+                        code: code.clone(),
+                        message: message.clone(),
+                    });
+                }
+            }
+            E::WalletDebited {
+                debit_id,
+                amount,
+                at,
+                ..
+            } => {
+                s.debits.insert(debit_id.clone(), *amount);
+                s.post(
+                    EntryKind::Debit,
+                    -i128::from(amount.base_units()),
+                    debit_id.as_str(),
+                    *at,
+                );
+            }
+            E::RefundRecorded {
+                refund_id,
+                charge_id,
+                top_up_id,
+                amount_cents,
+                tft_amount,
+                at,
+            } => {
+                let c = returned(s, charge_id, *top_up_id, *amount_cents, *tft_amount);
+                s.refunds.insert(refund_id.clone(), c);
+                s.post(
+                    EntryKind::Refund,
+                    -i128::from(tft_amount.base_units()),
+                    refund_id.as_str(),
+                    *at,
+                );
+            }
+            E::DisputeRecorded {
+                dispute_id,
+                charge_id,
+                top_up_id,
+                amount_cents,
+                tft_amount,
+                at,
+            } => {
+                let c = returned(s, charge_id, *top_up_id, *amount_cents, *tft_amount);
+                s.disputes.insert(dispute_id.clone(), c);
+                s.post(
+                    EntryKind::Dispute,
+                    -i128::from(tft_amount.base_units()),
+                    dispute_id.as_str(),
+                    *at,
+                );
+            }
+            E::AutoTopUpConfigured { config, .. } => s.auto_top_up = Some(config.clone()),
+            E::AutoTopUpDisabled { .. } => s.auto_top_up = None,
+        }
+    }
+}
+
+/// The figures of a new top-up, manual or automatic.
+struct Quote {
+    top_up_id: Uuid,
+    payment_intent_id: StripeId,
+    usd_cents: u64,
+    tft_price: TftPrice,
+    quote_expires_at: DateTime<Utc>,
+    origin: TopUpOrigin,
+    at: DateTime<Utc>,
+}
+
+impl Quote {
+    /// The `TopUpCreated` event, or why the quote is refused.
+    fn created(self, s: &WalletState) -> Result<WalletEvent, WalletError> {
+        if s.top_ups.contains_key(&self.payment_intent_id)
+            || s.top_up_by_id(self.top_up_id).is_some()
+        {
+            return Err(WalletError::DuplicateTopUp);
+        }
+        if self.quote_expires_at <= self.at || self.quote_expires_at - self.at > MAX_QUOTE_TTL {
+            return Err(SpecError::new(
+                "quote_expires_at",
+                format!(
+                    "must be after now and at most {} minutes later",
+                    MAX_QUOTE_TTL.num_minutes()
+                ),
+            )
+            .into());
+        }
+        let tft_amount = tft_for_cents(self.usd_cents, self.tft_price)
+            .filter(|t| t.base_units() > 0)
+            .ok_or_else(|| SpecError::new("tft_price", "the quote must buy some TFT"))?;
+        Ok(WalletEvent::TopUpCreated {
+            top_up_id: self.top_up_id,
+            payment_intent_id: self.payment_intent_id,
+            usd_cents: self.usd_cents,
+            tft_amount,
+            tft_price: self.tft_price,
+            quote_expires_at: self.quote_expires_at,
+            origin: self.origin,
+            at: self.at,
+        })
+    }
+}
+
+/// Decides a refund or dispute: `None` when this id was already recorded
+/// with the same figures, else the top-up it returns money from and the TFT
+/// to take back.
+fn clawback(
+    s: &WalletState,
+    kind: ClawbackKind,
+    charge_id: &StripeId,
+    id: &StripeId,
+    amount_cents: u64,
+) -> Result<Option<(Uuid, TftAmount)>, WalletError> {
+    let done = match kind {
+        ClawbackKind::Refund => s.refunds.get(id),
+        ClawbackKind::Dispute => s.disputes.get(id),
+    };
+    if let Some(done) = done {
+        return if done.charge_id == *charge_id && done.amount_cents == amount_cents {
+            Ok(None)
+        } else {
+            Err(WalletError::IdConflict {
+                id: id.as_str().to_string(),
+            })
+        };
+    }
+    if amount_cents == 0 {
+        return Err(SpecError::new("amount_cents", "must be more than zero").into());
+    }
+    let t = s
+        .top_up_by_charge(charge_id)
+        .ok_or_else(|| WalletError::UnknownCharge(charge_id.clone()))?;
+    let total = t.returned_cents.saturating_add(amount_cents);
+    if total > t.usd_cents {
+        return Err(WalletError::RefundExceedsPayment {
+            paid_cents: t.usd_cents,
+            returned_cents: t.returned_cents,
+            asked_cents: amount_cents,
+        });
+    }
+    let tft = tft_to_return(t.tft_amount, t.usd_cents, total, t.returned_tft);
+    Ok(Some((t.top_up_id, tft)))
+}
+
+fn set_challenge_status(s: &mut WalletState, challenge_id: Uuid, status: ChallengeStatus) {
+    if let Some(c) = s
+        .challenges
+        .iter_mut()
+        .find(|c| c.challenge_id == challenge_id)
+    {
+        c.status = status;
+    }
+}
+
+/// Counts a refund or dispute against its top-up and answers the record kept
+/// under its id.
+fn returned(
+    s: &mut WalletState,
+    charge_id: &StripeId,
+    top_up_id: Uuid,
+    amount_cents: u64,
+    tft_amount: TftAmount,
+) -> Clawback {
+    if let Some(t) = s.top_ups.values_mut().find(|t| t.top_up_id == top_up_id) {
+        t.returned_cents = t.returned_cents.saturating_add(amount_cents);
+        t.returned_tft = TftAmount::from_base_units(
+            t.returned_tft
+                .base_units()
+                .saturating_add(tft_amount.base_units()),
+        );
+    }
+    Clawback {
+        charge_id: charge_id.clone(),
+        amount_cents,
+        tft_amount,
+    }
+}
+
+impl Aggregate for Wallet {
+    const TYPE: &'static str = "wallet";
+    type Command = WalletCommand;
+    type Event = WalletEvent;
+    type Error = WalletError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.apply_event(&event);
+    }
+}

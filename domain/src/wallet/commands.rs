@@ -1,0 +1,164 @@
+//! What may be asked of a wallet. Each command carries everything its
+//! decision needs, "now", random nonces, prices and the result of a
+//! signature check included.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::values::*;
+use crate::money::{TftAmount, TftPrice};
+
+/// A command to the Wallet aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WalletCommand {
+    /// Open the wallet of a cloud user.
+    Open {
+        /// The user's subject (also the aggregate id).
+        owner: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Start linking a TFChain account: the user will sign the challenge's message.
+    IssueLinkChallenge {
+        /// The new challenge's id.
+        challenge_id: Uuid,
+        /// Random, drawn outside.
+        nonce: LinkNonce,
+        /// The account to link.
+        account: TfchainAccount,
+        /// The scheme of its key.
+        key_type: KeyType,
+        /// When it stops being usable; after `at`, at most [`MAX_CHALLENGE_TTL`] later.
+        expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The user sent a signature of the challenge's message; it was checked outside.
+    CompleteLink {
+        /// The challenge answered.
+        challenge_id: Uuid,
+        /// Whether the signature verified against the challenge's account and key type.
+        signature_verified: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A user's card top-up: a Stripe payment intent was created for a quote.
+    CreateTopUp {
+        /// The marketplace's id.
+        top_up_id: Uuid,
+        /// Stripe's payment intent.
+        payment_intent_id: StripeId,
+        /// The price, [`MIN_TOP_UP_CENTS`] to [`MAX_TOP_UP_CENTS`].
+        usd_cents: u64,
+        /// The TFT price quoted.
+        tft_price: TftPrice,
+        /// Until when the user may confirm; after `at`, at most [`MAX_QUOTE_TTL`] later.
+        quote_expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The auto top-up rule charges the card on file: the amount is the
+    /// rule's, and the balance must be below its threshold, within its cap.
+    CreateAutoTopUp {
+        /// The marketplace's id.
+        top_up_id: Uuid,
+        /// Stripe's payment intent, created off-session.
+        payment_intent_id: StripeId,
+        /// The TFT price quoted.
+        tft_price: TftPrice,
+        /// Until when the quote holds.
+        quote_expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Stripe says a payment intent succeeded (`payment_intent.succeeded`).
+    RecordPaymentSucceeded {
+        /// The payment intent.
+        payment_intent_id: StripeId,
+        /// What Stripe received, in cents.
+        amount_received_cents: u64,
+        /// The charge that paid it.
+        charge_id: StripeId,
+        /// The receipt, if Stripe gave a well-formed one.
+        receipt_url: Option<ReceiptUrl>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Stripe says an attempt to pay failed (`payment_intent.payment_failed`
+    /// or `.canceled`).
+    RecordPaymentFailed {
+        /// The payment intent.
+        payment_intent_id: StripeId,
+        /// Stripe's code; cut to [`MAX_FAILURE_CODE`] characters.
+        code: String,
+        /// Stripe's message; cut to [`MAX_FAILURE_MESSAGE`] characters.
+        message: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Charge the wallet (a bill, a fee).
+    Debit {
+        /// The same id twice debits once.
+        debit_id: DebitId,
+        /// How much, more than zero.
+        amount: TftAmount,
+        /// What for, 1 to [`MAX_REASON`] characters.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Stripe refunded (part of) a charge: the TFT it bought goes back.
+    RecordRefund {
+        /// The refunded charge.
+        charge_id: StripeId,
+        /// Stripe's refund; the same id twice counts once.
+        refund_id: StripeId,
+        /// Cents refunded, more than zero.
+        amount_cents: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A cardholder disputed (part of) a charge: the TFT it bought goes back.
+    RecordDispute {
+        /// The disputed charge.
+        charge_id: StripeId,
+        /// Stripe's dispute; the same id twice counts once.
+        dispute_id: StripeId,
+        /// Cents disputed, more than zero.
+        amount_cents: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Turn on, or change, automatic top-ups.
+    ConfigureAutoTopUp {
+        /// The rule.
+        config: AutoTopUpConfig,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Turn automatic top-ups off.
+    DisableAutoTopUp {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl WalletCommand {
+    /// The command's name, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WalletCommand::Open { .. } => "open",
+            WalletCommand::IssueLinkChallenge { .. } => "issue_link_challenge",
+            WalletCommand::CompleteLink { .. } => "complete_link",
+            WalletCommand::CreateTopUp { .. } => "create_top_up",
+            WalletCommand::CreateAutoTopUp { .. } => "create_auto_top_up",
+            WalletCommand::RecordPaymentSucceeded { .. } => "record_payment_succeeded",
+            WalletCommand::RecordPaymentFailed { .. } => "record_payment_failed",
+            WalletCommand::Debit { .. } => "debit",
+            WalletCommand::RecordRefund { .. } => "record_refund",
+            WalletCommand::RecordDispute { .. } => "record_dispute",
+            WalletCommand::ConfigureAutoTopUp { .. } => "configure_auto_top_up",
+            WalletCommand::DisableAutoTopUp { .. } => "disable_auto_top_up",
+        }
+    }
+}

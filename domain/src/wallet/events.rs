@@ -1,0 +1,218 @@
+//! What happened to a wallet. Event payloads are versioned by
+//! [`EVENT_VERSION`]; an old payload is upcast on read, never rewritten.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::aggregate::WalletError;
+use super::values::*;
+use crate::money::{TftAmount, TftPrice};
+
+/// The payload version every wallet event is written with today.
+pub const EVENT_VERSION: &str = "1";
+
+/// An event of the Wallet aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WalletEvent {
+    /// A user's wallet was opened.
+    WalletOpened {
+        /// The user's subject.
+        owner: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A challenge to link a TFChain account was issued.
+    LinkChallengeIssued {
+        /// Its id.
+        challenge_id: Uuid,
+        /// Its random part.
+        nonce: LinkNonce,
+        /// The account to link.
+        account: TfchainAccount,
+        /// The scheme of its key.
+        key_type: KeyType,
+        /// When it stops being usable.
+        expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The account's signature verified: the wallet is linked to it,
+    /// replacing any earlier link.
+    AccountLinked {
+        /// The challenge answered.
+        challenge_id: Uuid,
+        /// The account.
+        account: TfchainAccount,
+        /// The scheme of its key.
+        key_type: KeyType,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A signature did not verify; the challenge is burned.
+    LinkAttemptFailed {
+        /// The challenge answered.
+        challenge_id: Uuid,
+        /// The account it was for.
+        account: TfchainAccount,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A card top-up was quoted and its payment intent created.
+    TopUpCreated {
+        /// The marketplace's id.
+        top_up_id: Uuid,
+        /// Stripe's payment intent.
+        payment_intent_id: StripeId,
+        /// The price, in cents.
+        usd_cents: u64,
+        /// The TFT to credit once paid.
+        tft_amount: TftAmount,
+        /// The TFT price quoted.
+        tft_price: TftPrice,
+        /// Until when the quote holds.
+        quote_expires_at: DateTime<Utc>,
+        /// Manual or automatic.
+        origin: TopUpOrigin,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A top-up was paid and its quoted TFT credited.
+    TopUpCredited {
+        /// The marketplace's id.
+        top_up_id: Uuid,
+        /// Stripe's payment intent.
+        payment_intent_id: StripeId,
+        /// The charge that paid it.
+        charge_id: StripeId,
+        /// TFT credited.
+        tft_amount: TftAmount,
+        /// The receipt, if any.
+        receipt_url: Option<ReceiptUrl>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An attempt to pay a top-up failed.
+    TopUpFailed {
+        /// The marketplace's id.
+        top_up_id: Uuid,
+        /// Stripe's payment intent.
+        payment_intent_id: StripeId,
+        /// Stripe's code.
+        code: String,
+        /// Stripe's message.
+        message: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The wallet was charged.
+    WalletDebited {
+        /// The debit's id.
+        debit_id: DebitId,
+        /// TFT taken.
+        amount: TftAmount,
+        /// What for.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A card refund took back the TFT it had bought.
+    RefundRecorded {
+        /// Stripe's refund.
+        refund_id: StripeId,
+        /// The refunded charge.
+        charge_id: StripeId,
+        /// The top-up the charge paid.
+        top_up_id: Uuid,
+        /// Cents refunded.
+        amount_cents: u64,
+        /// TFT taken back.
+        tft_amount: TftAmount,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A card dispute took back the TFT it had bought.
+    DisputeRecorded {
+        /// Stripe's dispute.
+        dispute_id: StripeId,
+        /// The disputed charge.
+        charge_id: StripeId,
+        /// The top-up the charge paid.
+        top_up_id: Uuid,
+        /// Cents disputed.
+        amount_cents: u64,
+        /// TFT taken back.
+        tft_amount: TftAmount,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Automatic top-ups were turned on or changed.
+    AutoTopUpConfigured {
+        /// The rule.
+        config: AutoTopUpConfig,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Automatic top-ups were turned off.
+    AutoTopUpDisabled {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl WalletEvent {
+    /// When the event happened, by the clock of whoever issued the command.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            WalletEvent::WalletOpened { at, .. }
+            | WalletEvent::LinkChallengeIssued { at, .. }
+            | WalletEvent::AccountLinked { at, .. }
+            | WalletEvent::LinkAttemptFailed { at, .. }
+            | WalletEvent::TopUpCreated { at, .. }
+            | WalletEvent::TopUpCredited { at, .. }
+            | WalletEvent::TopUpFailed { at, .. }
+            | WalletEvent::WalletDebited { at, .. }
+            | WalletEvent::RefundRecorded { at, .. }
+            | WalletEvent::DisputeRecorded { at, .. }
+            | WalletEvent::AutoTopUpConfigured { at, .. }
+            | WalletEvent::AutoTopUpDisabled { at } => *at,
+        }
+    }
+
+    /// The refusal an event stands for, if it records a refused attempt.
+    ///
+    /// A failed link attempt must burn its challenge, so it is an event, not
+    /// an error (cqrs-es drops the events of a command that errs). Once the
+    /// event is committed, the caller answers with this error.
+    pub fn refusal(&self) -> Option<WalletError> {
+        match self {
+            WalletEvent::LinkAttemptFailed { .. } => Some(WalletError::SignatureInvalid),
+            _ => None,
+        }
+    }
+}
+
+impl DomainEvent for WalletEvent {
+    fn event_type(&self) -> String {
+        match self {
+            WalletEvent::WalletOpened { .. } => "WalletOpened",
+            WalletEvent::LinkChallengeIssued { .. } => "LinkChallengeIssued",
+            WalletEvent::AccountLinked { .. } => "AccountLinked",
+            WalletEvent::LinkAttemptFailed { .. } => "LinkAttemptFailed",
+            WalletEvent::TopUpCreated { .. } => "TopUpCreated",
+            WalletEvent::TopUpCredited { .. } => "TopUpCredited",
+            WalletEvent::TopUpFailed { .. } => "TopUpFailed",
+            WalletEvent::WalletDebited { .. } => "WalletDebited",
+            WalletEvent::RefundRecorded { .. } => "RefundRecorded",
+            WalletEvent::DisputeRecorded { .. } => "DisputeRecorded",
+            WalletEvent::AutoTopUpConfigured { .. } => "AutoTopUpConfigured",
+            WalletEvent::AutoTopUpDisabled { .. } => "AutoTopUpDisabled",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_string()
+    }
+}
