@@ -380,3 +380,32 @@ async fn metrics_report_projection_lag_and_dead_letters() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_projection_with_nothing_to_do_still_moves_its_checkpoint() {
+    // The pricing runner handles no deployment events: it skips them in
+    // memory and stores its position within a few seconds, so its lag
+    // reads zero and a restart does not read the whole store again.
+    let app = spawn_app().await;
+    for i in 0..5 {
+        app.request(&alice(), &vm_body(&format!("vm{i}"))).await;
+    }
+    let last: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .expect("position");
+    let mut stored = 0i64;
+    for _ in 0..100 {
+        stored = sqlx::query_scalar(
+            "SELECT coalesce(max(last_position), 0) FROM projection_checkpoints WHERE projection = 'pricing_policy'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("checkpoint");
+        if stored == last {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored, last, "the idle runner stored its position");
+}

@@ -55,8 +55,35 @@ pub async fn step<P: Projection>(
     projection: &P,
     batch_size: i64,
 ) -> Result<Step, sqlx::Error> {
-    step_on(pool, projection, batch_size, Target::Live).await
+    Ok(step_on(
+        pool,
+        projection,
+        batch_size,
+        Target::Live,
+        &mut Skip::default(),
+        true,
+    )
+    .await?
+    .0)
 }
+
+/// Where a runner has read past its stored checkpoint without writing it: a
+/// batch with no event the projection handles changes no view, so the live
+/// runner keeps that position in memory instead of committing a checkpoint
+/// for every other aggregate's commit (several projections each wrote one
+/// per command otherwise). It is stored at least every [`PERSIST_IDLE_EVERY`]
+/// and with the next batch that changes a view; after a crash the skipped
+/// events are only read again, never applied twice.
+#[derive(Debug, Default, Clone, Copy)]
+struct Skip {
+    /// (the stored checkpoint it was read past, the position read to). It
+    /// counts only while the stored checkpoint is still that one: a rebuild
+    /// that swaps in another checkpoint voids it.
+    ahead: Option<((i64, i64), (i64, i64))>,
+}
+
+/// How often an idle runner still stores the position it read to.
+const PERSIST_IDLE_EVERY: Duration = Duration::from_secs(2);
 
 /// Which copy of a projection's tables a step writes.
 #[derive(Debug, Clone, Copy)]
@@ -77,17 +104,38 @@ impl Target<'_> {
     }
 }
 
+/// A step; the flag says whether it stored its checkpoint.
 async fn step_on<P: Projection>(
     pool: &PgPool,
     projection: &P,
     batch_size: i64,
     target: Target<'_>,
-) -> Result<Step, sqlx::Error> {
-    match attempt(pool, projection, batch_size, false, target).await? {
+    skip: &mut Skip,
+    persist_idle: bool,
+) -> Result<(Step, bool), sqlx::Error> {
+    match attempt(
+        pool,
+        projection,
+        batch_size,
+        false,
+        target,
+        skip,
+        persist_idle,
+    )
+    .await?
+    {
         Some(step) => Ok(step),
-        None => Ok(attempt(pool, projection, batch_size, true, target)
-            .await?
-            .unwrap_or(Step::Applied(0))),
+        None => Ok(attempt(
+            pool,
+            projection,
+            batch_size,
+            true,
+            target,
+            skip,
+            persist_idle,
+        )
+        .await?
+        .unwrap_or((Step::Applied(0), false))),
     }
 }
 
@@ -98,7 +146,9 @@ async fn attempt<P: Projection>(
     batch_size: i64,
     isolate_each_event: bool,
     target: Target<'_>,
-) -> Result<Option<Step>, sqlx::Error> {
+    skip: &mut Skip,
+    persist_idle: bool,
+) -> Result<Option<(Step, bool)>, sqlx::Error> {
     let name = projection.name();
     let mut tx = pool.begin().await?;
     if let Target::Shadow(schema) = target {
@@ -115,7 +165,7 @@ async fn attempt<P: Projection>(
             .fetch_one(&mut *tx)
             .await?;
     if !locked {
-        return Ok(Some(Step::Busy));
+        return Ok(Some((Step::Busy, false)));
     }
     let checkpoint: Option<(i64, i64)> = sqlx::query_as(
         "SELECT last_txid, last_position FROM projection_checkpoints WHERE projection = $1",
@@ -123,7 +173,11 @@ async fn attempt<P: Projection>(
     .bind(name)
     .fetch_optional(&mut *tx)
     .await?;
-    let (last_txid, last_position) = checkpoint.unwrap_or((0, 0));
+    let stored = checkpoint.unwrap_or((0, 0));
+    let (last_txid, last_position) = match skip.ahead {
+        Some((base, ahead)) if base == stored => ahead,
+        _ => stored,
+    };
 
     let events: Vec<StoredEvent> = sqlx::query_as(
         "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -141,9 +195,21 @@ async fn attempt<P: Projection>(
     .await?;
 
     let Some(last) = events.last() else {
-        return Ok(Some(Step::Applied(0)));
+        if persist_idle && (last_txid, last_position) > stored {
+            // Idle, with a skipped position not yet stored: store it now.
+            store_checkpoint(&mut tx, name, last_txid, last_position).await?;
+            tx.commit().await?;
+            skip.ahead = None;
+            return Ok(Some((Step::Applied(0), true)));
+        }
+        return Ok(Some((Step::Applied(0), false)));
     };
     let (new_txid, new_position) = (last.txid, last.position);
+    if !persist_idle && !events.iter().any(|e| projection.handles(&e.aggregate_type)) {
+        // Nothing here for this projection: remember the position, write nothing.
+        skip.ahead = Some((stored, (new_txid, new_position)));
+        return Ok(Some((Step::Applied(events.len()), false)));
+    }
 
     for event in &events {
         if !projection.handles(&event.aggregate_type) {
@@ -177,17 +243,7 @@ async fn attempt<P: Projection>(
         }
     }
 
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, last_txid, last_position, updated_at)
-         VALUES ($1, $2, $3, now())
-         ON CONFLICT (projection) DO UPDATE
-            SET last_txid = EXCLUDED.last_txid, last_position = EXCLUDED.last_position, updated_at = now()",
-    )
-    .bind(name)
-    .bind(new_txid)
-    .bind(new_position)
-    .execute(&mut *tx)
-    .await?;
+    store_checkpoint(&mut tx, name, new_txid, new_position).await?;
     // Readers waiting for their own writes listen on this channel.
     sqlx::query("SELECT pg_notify('views', $1)")
         .bind(name)
@@ -195,7 +251,28 @@ async fn attempt<P: Projection>(
         .await?;
     tx.commit().await?;
     debug!(projection = name, events = events.len(), "batch applied");
-    Ok(Some(Step::Applied(events.len())))
+    skip.ahead = None;
+    Ok(Some((Step::Applied(events.len()), true)))
+}
+
+async fn store_checkpoint(
+    conn: &mut sqlx::PgConnection,
+    projection: &str,
+    txid: i64,
+    position: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, last_txid, last_position, updated_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT (projection) DO UPDATE
+            SET last_txid = EXCLUDED.last_txid, last_position = EXCLUDED.last_position, updated_at = now()",
+    )
+    .bind(projection)
+    .bind(txid)
+    .bind(position)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn dead_letter(
@@ -309,7 +386,16 @@ pub async fn rebuild<P: Projection>(
         "rebuild started, building aside in {shadow}"
     );
     loop {
-        match step_on(pool, projection, batch_size, Target::Shadow(&shadow)).await? {
+        let mut skip = Skip::default();
+        let step = step_on(
+            pool,
+            projection,
+            batch_size,
+            Target::Shadow(&shadow),
+            &mut skip,
+            true,
+        );
+        match step.await?.0 {
             Step::Busy => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -492,8 +578,26 @@ pub async fn run<P: Projection>(
     );
     let mut listener = connect_listener(&pool).await;
     let mut backoff = Duration::from_millis(100);
+    let mut skip = Skip::default();
+    let mut persisted = std::time::Instant::now();
     while !cancel.is_cancelled() {
-        match step(&pool, &projection, options.batch_size).await {
+        let persist_idle = persisted.elapsed() >= PERSIST_IDLE_EVERY;
+        let result = step_on(
+            &pool,
+            &projection,
+            options.batch_size,
+            Target::Live,
+            &mut skip,
+            persist_idle,
+        )
+        .await
+        .map(|(step, stored)| {
+            if stored {
+                persisted = std::time::Instant::now();
+            }
+            step
+        });
+        match result {
             Ok(Step::Applied(n)) if n as i64 >= options.batch_size => {
                 backoff = Duration::from_millis(100);
                 continue;
