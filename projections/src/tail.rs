@@ -616,9 +616,19 @@ pub async fn run<P: Projection>(
                 continue;
             }
         }
+        // Wake for a commit of an aggregate type this projection handles
+        // (the payload names it); others wait for the poll.
         let notified = async {
             match listener.as_mut() {
-                Some(l) => l.recv().await.map(|_| ()),
+                Some(l) => loop {
+                    match l.recv().await {
+                        Ok(n) if n.payload().is_empty() || projection.handles(n.payload()) => {
+                            return Ok(());
+                        }
+                        Ok(_) => continue,
+                        Err(e) => return Err(e),
+                    }
+                },
                 None => std::future::pending().await,
             }
         };
