@@ -7,7 +7,6 @@ use axum::response::Response;
 use axum::Json;
 use chrono::Utc;
 use marketplace_domain::deployment::{Deployment, DeploymentCommand, NodeAssignment, Status};
-use marketplace_domain::Actor;
 use marketplace_projections::deployments::{self as views, Cursor, DeploymentRow, ListQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -353,220 +352,83 @@ pub async fn cancel_deployment(
     .await
 }
 
-/// Runs an operator-only life-cycle command.
-async fn operator_command(
-    state: AppState,
-    actor: Actor,
-    ctx: RequestContext,
-    id: Uuid,
-    fingerprint: Vec<u8>,
-    command: DeploymentCommand,
-) -> Response {
-    let by = actor.clone();
-    accept(
-        &state,
-        &ctx,
-        &actor,
-        deployment(&state, id),
-        fingerprint,
-        move |d| {
-            owned_by(d, &by)?;
-            Ok(command)
-        },
-    )
-    .await
-}
-
-/// Record the node placement chose (operator).
-#[utoipa::path(
-    post, path = "/v1/deployments/{id}/node", tag = "operations", request_body = AssignNodeBody,
-    params(("id" = Uuid, Path, description = "Deployment id")),
-    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
-    security(("bearer" = []))
-)]
-pub async fn assign_node(
-    State(state): State<AppState>,
-    AsOperator(actor): AsOperator,
-    ctx: RequestContext,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<AssignNodeBody>,
-) -> Response {
-    let command = DeploymentCommand::AssignNode {
-        node: NodeAssignment {
-            node_id: body.node_id,
-            farm_id: body.farm_id,
-        },
-        at: Utc::now(),
+/// An operator-driven life-cycle step: authorised before the body is read,
+/// routed through the same command path as every other command.
+macro_rules! operator_step {
+    ($(#[$doc:meta])* $fn_name:ident, $path:literal, $body:ty, |$b:ident| $command:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(
+            post, path = $path, tag = "operations", request_body = $body,
+            params(("id" = Uuid, Path, description = "Deployment id")),
+            responses(
+                (status = 202, body = CommandAccepted), (status = 400, body = Problem),
+                (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+                (status = 409, body = Problem), (status = 422, body = Problem)
+            ),
+            security(("bearer" = []))
+        )]
+        pub async fn $fn_name(
+            State(state): State<AppState>,
+            AsOperator(actor): AsOperator,
+            ctx: RequestContext,
+            ApiPath(id): ApiPath<Uuid>,
+            ApiJson(body): ApiJson<$body>,
+        ) -> Response {
+            let fingerprint = fingerprint((concat!("POST ", $path), id, &body));
+            let by = actor.clone();
+            let $b = body;
+            let command: DeploymentCommand = $command;
+            accept(&state, &ctx, &actor, deployment(&state, id), fingerprint, move |d| {
+                owned_by(d, &by)?;
+                Ok(command)
+            })
+            .await
+        }
     };
-    operator_command(
-        state,
-        actor,
-        ctx,
-        id,
-        fingerprint((format!("node {id}"), &body)),
-        command,
-    )
-    .await
 }
 
-/// Record the node contract created on chain (operator).
-#[utoipa::path(
-    post, path = "/v1/deployments/{id}/contract", tag = "operations", request_body = ContractBody,
-    params(("id" = Uuid, Path, description = "Deployment id")),
-    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
-    security(("bearer" = []))
-)]
-pub async fn record_contract(
-    State(state): State<AppState>,
-    AsOperator(actor): AsOperator,
-    ctx: RequestContext,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<ContractBody>,
-) -> Response {
-    let command = DeploymentCommand::RecordContractCreated {
-        contract_id: body.contract_id,
+operator_step!(
+    /// Record the node placement chose (operator).
+    assign_node, "/v1/deployments/{id}/node", AssignNodeBody,
+    |b| DeploymentCommand::AssignNode {
+        node: NodeAssignment { node_id: b.node_id, farm_id: b.farm_id },
         at: Utc::now(),
-    };
-    operator_command(
-        state,
-        actor,
-        ctx,
-        id,
-        fingerprint((format!("contract {id}"), &body)),
-        command,
-    )
-    .await
-}
-
-/// Record that every workload is up (operator).
-#[utoipa::path(
-    post, path = "/v1/deployments/{id}/running", tag = "operations", request_body = WorkloadsBody,
-    params(("id" = Uuid, Path, description = "Deployment id")),
-    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
-    security(("bearer" = []))
-)]
-pub async fn mark_running(
-    State(state): State<AppState>,
-    AsOperator(actor): AsOperator,
-    ctx: RequestContext,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<WorkloadsBody>,
-) -> Response {
-    let fingerprint = fingerprint((format!("running {id}"), &body));
-    let command = DeploymentCommand::MarkRunning {
-        workloads: body.workloads.clone().into_iter().map(Into::into).collect(),
+    }
+);
+operator_step!(
+    /// Record the node contract created on chain (operator).
+    record_contract, "/v1/deployments/{id}/contract", ContractBody,
+    |b| DeploymentCommand::RecordContractCreated { contract_id: b.contract_id, at: Utc::now() }
+);
+operator_step!(
+    /// Record that every workload is up (operator).
+    mark_running, "/v1/deployments/{id}/running", WorkloadsBody,
+    |b| DeploymentCommand::MarkRunning {
+        workloads: b.workloads.into_iter().map(Into::into).collect(),
         at: Utc::now(),
-    };
-    operator_command(state, actor, ctx, id, fingerprint, command).await
-}
-
-/// Record that the deployment failed (operator).
-#[utoipa::path(
-    post, path = "/v1/deployments/{id}/failed", tag = "operations", request_body = FailedBody,
-    params(("id" = Uuid, Path, description = "Deployment id")),
-    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
-    security(("bearer" = []))
-)]
-pub async fn mark_failed(
-    State(state): State<AppState>,
-    AsOperator(actor): AsOperator,
-    ctx: RequestContext,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<FailedBody>,
-) -> Response {
-    let fingerprint = fingerprint((format!("failed {id}"), &body));
-    let command = DeploymentCommand::MarkFailed {
-        workloads: body.workloads.clone().into_iter().map(Into::into).collect(),
-        reason: body.reason.clone(),
+    }
+);
+operator_step!(
+    /// Record that the deployment failed (operator).
+    mark_failed, "/v1/deployments/{id}/failed", FailedBody,
+    |b| DeploymentCommand::MarkFailed {
+        workloads: b.workloads.into_iter().map(Into::into).collect(),
+        reason: b.reason,
         at: Utc::now(),
-    };
-    operator_command(state, actor, ctx, id, fingerprint, command).await
-}
-
-/// Start the grace period: the balance could not pay (operator).
-#[utoipa::path(
-    post, path = "/v1/deployments/{id}/grace-period/start", tag = "operations", request_body = EmptyBody,
-    params(("id" = Uuid, Path, description = "Deployment id")),
-    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
-    security(("bearer" = []))
-)]
-pub async fn start_grace_period(
-    State(state): State<AppState>,
-    AsOperator(actor): AsOperator,
-    ctx: RequestContext,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(_body): ApiJson<EmptyBody>,
-) -> Response {
-    let command = DeploymentCommand::StartGracePeriod { at: Utc::now() };
-    operator_command(
-        state,
-        actor,
-        ctx,
-        id,
-        fingerprint(format!("grace start {id}")),
-        command,
-    )
-    .await
-}
-
-/// End the grace period: a top-up paid (operator).
-#[utoipa::path(
-    post, path = "/v1/deployments/{id}/grace-period/end", tag = "operations", request_body = EmptyBody,
-    params(("id" = Uuid, Path, description = "Deployment id")),
-    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
-    security(("bearer" = []))
-)]
-pub async fn end_grace_period(
-    State(state): State<AppState>,
-    AsOperator(actor): AsOperator,
-    ctx: RequestContext,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(_body): ApiJson<EmptyBody>,
-) -> Response {
-    let command = DeploymentCommand::EndGracePeriod { at: Utc::now() };
-    operator_command(
-        state,
-        actor,
-        ctx,
-        id,
-        fingerprint(format!("grace end {id}")),
-        command,
-    )
-    .await
-}
-
-/// Record that the contract is gone (operator).
-#[utoipa::path(
-    post, path = "/v1/deployments/{id}/delete", tag = "operations", request_body = DeleteBody,
-    params(("id" = Uuid, Path, description = "Deployment id")),
-    responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
-    security(("bearer" = []))
-)]
-pub async fn delete_deployment(
-    State(state): State<AppState>,
-    AsOperator(actor): AsOperator,
-    ctx: RequestContext,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<DeleteBody>,
-) -> Response {
-    let command = DeploymentCommand::Delete {
-        cause: body.cause,
-        at: Utc::now(),
-    };
-    operator_command(
-        state,
-        actor,
-        ctx,
-        id,
-        fingerprint((format!("delete {id}"), &body)),
-        command,
-    )
-    .await
-}
+    }
+);
+operator_step!(
+    /// Start the grace period: the balance could not pay (operator).
+    start_grace_period, "/v1/deployments/{id}/grace-period/start", EmptyBody,
+    |_b| DeploymentCommand::StartGracePeriod { at: Utc::now() }
+);
+operator_step!(
+    /// End the grace period: a top-up paid (operator).
+    end_grace_period, "/v1/deployments/{id}/grace-period/end", EmptyBody,
+    |_b| DeploymentCommand::EndGracePeriod { at: Utc::now() }
+);
+operator_step!(
+    /// Record that the contract is gone (operator).
+    delete_deployment, "/v1/deployments/{id}/delete", DeleteBody,
+    |b| DeploymentCommand::Delete { cause: b.cause, at: Utc::now() }
+);
