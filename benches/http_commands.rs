@@ -169,6 +169,7 @@ async fn start(durable: bool, cfg: &Config, key: &SigningKey) -> anyhow::Result<
         body_limit: 64 * 1024,
         read_wait: Duration::from_secs(2),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
+        stripe_webhook_secret: None,
         dev_jwks: None,
     };
     let cancel = CancellationToken::new();

@@ -86,6 +86,14 @@ pub struct HttpArgs {
     /// TFT price in USD that quotes convert at (up to 7 decimals), until the chain price feed lands.
     #[arg(long, env = "MARKETPLACE_TFT_PRICE_USD", value_name = "MARKETPLACE_TFT_PRICE_USD", default_value = "0.01", value_parser = parse_price)]
     pub tft_price_usd: u64,
+    /// The signing secret of the Stripe webhook endpoint (whsec_…); unset: payments are not configured.
+    #[arg(
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        value_name = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub stripe_webhook_secret: Option<String>,
 }
 
 fn parse_price(text: &str) -> Result<u64, String> {

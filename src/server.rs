@@ -102,6 +102,7 @@ fn settings(
         read_wait: Duration::from_millis(http.read_wait_ms),
         tft_price: TftPrice::from_usd_units(http.tft_price_usd)
             .context("MARKETPLACE_TFT_PRICE_USD")?,
+        stripe_webhook_secret: http.stripe_webhook_secret.clone().filter(|s| !s.is_empty()),
         dev_jwks,
     })
 }

@@ -17,6 +17,7 @@ pub mod pricing;
 pub mod providers;
 pub mod quotes;
 pub mod views_watch;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct ApiSettings {
     pub read_wait: Duration,
     /// The TFT price quotes convert at.
     pub tft_price: TftPrice,
+    /// The Stripe webhook endpoint's signing secret; without it, payments are not configured.
+    pub stripe_webhook_secret: Option<String>,
     /// Dev mode only: the JWKS to publish at `/dev/jwks.json`.
     pub dev_jwks: Option<JwkSet>,
 }
@@ -84,6 +87,7 @@ pub struct AppState {
         (name = "pricing", description = "The operators' pricing policy"),
         (name = "nodes", description = "The node catalog, synced from the grid"),
         (name = "maintenance", description = "Providers' maintenance windows"),
+        (name = "payments", description = "Stripe webhooks"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -113,6 +117,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(providers::router())
         .merge(pricing::router())
         .merge(nodes::router())
+        .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

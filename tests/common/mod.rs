@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 pub const ISSUER: &str = "https://issuer.test/";
 pub const AUDIENCE: &str = "marketplace-api";
 pub const ROLES_CLAIM: &str = "https://marketplace.test/roles";
+/// The Stripe webhook signing secret the test API is configured with.
+pub const STRIPE_SECRET: &str = "whsec_test_marketplace";
 
 struct Server {
     pg: EmbeddedPostgres,
@@ -174,6 +176,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         body_limit: options.body_limit,
         read_wait: Duration::from_secs(5),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
+        stripe_webhook_secret: Some(STRIPE_SECRET.to_string()),
         dev_jwks: None,
     };
     let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
