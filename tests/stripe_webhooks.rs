@@ -122,3 +122,21 @@ async fn a_signed_event_is_stored_once_and_a_bad_one_not_at_all() {
     .await;
     assert_eq!(inbox(&app).await, 2);
 }
+
+#[tokio::test]
+async fn without_stripe_configured_payments_say_so() {
+    let app = spawn_app_with(AppOptions {
+        payments: false,
+        ..Default::default()
+    })
+    .await;
+    let body = event("evt_1", "payment_intent.succeeded");
+    let now = chrono::Utc::now().timestamp();
+    let r = deliver(&app, &body, &sign(STRIPE_SECRET, now, &body)).await;
+    let p = expect_problem(r, 503).await;
+    assert_eq!(p["type"], "/problems/not-configured");
+    assert!(p["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("payments are not configured")));
+    assert_eq!(inbox(&app).await, 0);
+}

@@ -70,6 +70,9 @@ pub enum ApiError {
     /// The read model has not caught up within the wait allowed.
     #[error("the view has not caught up yet")]
     ViewLagging,
+    /// A feature this deployment has not been configured for (payments without Stripe keys).
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
     /// A dependency (the database) is unreachable.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -88,6 +91,7 @@ impl ApiError {
                 | ApiError::IdempotencyInProgress
                 | ApiError::ViewLagging
                 | ApiError::Unavailable(_)
+                | ApiError::NotConfigured(_)
                 | ApiError::Internal(_)
         )
     }
@@ -164,6 +168,13 @@ impl ApiError {
                 "view-lagging",
                 "The view has not caught up with that version yet; retry shortly",
                 None,
+                None,
+            ),
+            ApiError::NotConfigured(what) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-configured",
+                "This marketplace is not configured for that",
+                Some(what.to_string()),
                 None,
             ),
             ApiError::Unavailable(_) => (

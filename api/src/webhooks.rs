@@ -112,8 +112,8 @@ pub async fn stripe_webhook(
     body: Bytes,
 ) -> Result<Json<Received>, ApiError> {
     let Some(secret) = state.settings.stripe_webhook_secret.as_deref() else {
-        return Err(ApiError::Unavailable(
-            "payments are not configured (STRIPE_WEBHOOK_SECRET is unset)".into(),
+        return Err(ApiError::NotConfigured(
+            "payments are not configured: STRIPE_WEBHOOK_SECRET is unset",
         ));
     };
     let header = headers

@@ -122,6 +122,8 @@ impl Drop for TestApp {
 pub struct AppOptions {
     pub projections: bool,
     pub body_limit: usize,
+    /// Configure the Stripe webhook secret (payments on).
+    pub payments: bool,
 }
 
 impl Default for AppOptions {
@@ -129,6 +131,7 @@ impl Default for AppOptions {
         Self {
             projections: true,
             body_limit: 16 * 1024,
+            payments: true,
         }
     }
 }
@@ -176,7 +179,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         body_limit: options.body_limit,
         read_wait: Duration::from_secs(5),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
-        stripe_webhook_secret: Some(STRIPE_SECRET.to_string()),
+        stripe_webhook_secret: options.payments.then(|| STRIPE_SECRET.to_string()),
         dev_jwks: None,
     };
     let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
