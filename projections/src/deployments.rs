@@ -33,8 +33,8 @@ impl Projection for DeploymentProjection {
         NAME
     }
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == "deployment"
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["deployment"]
     }
 
     /// One statement per event: the view change and its history row together,

@@ -18,8 +18,36 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 
-/// One event as stored, with its place in the store.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Every projection's name, as runners, rebuilds and dead letters know it.
+pub const NAMES: [&str; 4] = [
+    deployments::NAME,
+    nodes::NAME,
+    providers::NAME,
+    pricing::NAME,
+];
+
+/// Retries the unresolved dead letters of the projection called `name`;
+/// `None` if there is no such projection. See [`tail::retry_dead_letters`].
+pub async fn retry_dead_letters_named(
+    pool: &sqlx::PgPool,
+    name: &str,
+) -> Result<Option<(usize, usize)>, sqlx::Error> {
+    Ok(Some(match name {
+        deployments::NAME => {
+            tail::retry_dead_letters(pool, &deployments::DeploymentProjection).await?
+        }
+        nodes::NAME => tail::retry_dead_letters(pool, &nodes::NodeProjection).await?,
+        providers::NAME => {
+            tail::retry_dead_letters(pool, &providers::ProviderRequestProjection).await?
+        }
+        pricing::NAME => tail::retry_dead_letters(pool, &pricing::PricingPolicyProjection).await?,
+        _ => return Ok(None),
+    }))
+}
+
+/// One event as stored, with its place in the store. Serialised as JSON, it
+/// is also the envelope the relay publishes to Kafka.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct StoredEvent {
     /// Insertion position (unique, not commit order).
     pub position: i64,
@@ -69,8 +97,14 @@ pub trait Projection: Send + Sync + 'static {
     /// The projection's name: its checkpoint and dead letters are kept under it.
     fn name(&self) -> &'static str;
 
+    /// The aggregate types whose events the projection reads (a Kafka worker
+    /// subscribes to their topics).
+    fn aggregate_types(&self) -> &'static [&'static str];
+
     /// Whether the projection reads events of this aggregate type.
-    fn handles(&self, aggregate_type: &str) -> bool;
+    fn handles(&self, aggregate_type: &str) -> bool {
+        self.aggregate_types().contains(&aggregate_type)
+    }
 
     /// Applies one event inside the caller's transaction. Must be a no-op
     /// for an event already applied (each row remembers its last sequence).
@@ -131,4 +165,51 @@ pub fn unchanged(
             stored.event_type
         ))),
     }
+}
+
+/// Applies `events` (those the projection handles) inside the caller's
+/// transaction. Without `isolate_each_event` the first poison event stops the
+/// attempt and `None` is returned: the caller rolls back and tries again with
+/// isolation. With it, each event runs in a savepoint and poison is
+/// dead-lettered; the number dead-lettered is returned.
+pub async fn apply_events<P: Projection>(
+    tx: &mut PgConnection,
+    projection: &P,
+    events: &[StoredEvent],
+    isolate_each_event: bool,
+) -> Result<Option<Vec<(usize, String)>>, sqlx::Error> {
+    use sqlx::Acquire;
+    let mut dead = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if !projection.handles(&event.aggregate_type) {
+            continue;
+        }
+        if !isolate_each_event {
+            match projection.apply(tx, event).await {
+                Ok(()) => continue,
+                Err(ApplyError::Poison(_)) => return Ok(None),
+                Err(ApplyError::Database(e)) => return Err(e),
+            }
+        }
+        let mut savepoint = tx.begin().await?;
+        match projection.apply(&mut savepoint, event).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(ApplyError::Poison(reason)) => {
+                savepoint.rollback().await?;
+                tracing::warn!(
+                    projection = projection.name(),
+                    position = event.position,
+                    aggregate_id = %event.aggregate_id,
+                    sequence = event.sequence,
+                    event_type = %event.event_type,
+                    error = %reason,
+                    "event dead-lettered"
+                );
+                tail::dead_letter(tx, projection.name(), event, &reason).await?;
+                dead.push((i, reason));
+            }
+            Err(ApplyError::Database(e)) => return Err(e),
+        }
+    }
+    Ok(Some(dead))
 }

@@ -257,8 +257,8 @@ impl Projection for NodeProjection {
         NAME
     }
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == AGGREGATE_TYPE
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[AGGREGATE_TYPE]
     }
 
     /// One statement per event, guarded by `version = sequence - 1` on the

@@ -35,8 +35,8 @@ impl Projection for PricingPolicyProjection {
         NAME
     }
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == AGGREGATE_TYPE
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[AGGREGATE_TYPE]
     }
 
     /// One insert per change, keyed by the sequence, made only when the

@@ -211,36 +211,12 @@ async fn attempt<P: Projection>(
         return Ok(Some((Step::Applied(events.len()), false)));
     }
 
-    for event in &events {
-        if !projection.handles(&event.aggregate_type) {
-            continue;
-        }
-        if !isolate_each_event {
-            match projection.apply(&mut tx, event).await {
-                Ok(()) => continue,
-                // Dropping the transaction rolls the attempt back.
-                Err(ApplyError::Poison(_)) => return Ok(None),
-                Err(ApplyError::Database(e)) => return Err(e),
-            }
-        }
-        let mut savepoint = tx.begin().await?;
-        match projection.apply(&mut savepoint, event).await {
-            Ok(()) => savepoint.commit().await?,
-            Err(ApplyError::Poison(reason)) => {
-                savepoint.rollback().await?;
-                warn!(
-                    projection = name,
-                    position = event.position,
-                    aggregate_id = %event.aggregate_id,
-                    sequence = event.sequence,
-                    event_type = %event.event_type,
-                    error = %reason,
-                    "event dead-lettered"
-                );
-                dead_letter(&mut tx, name, event, &reason).await?;
-            }
-            Err(ApplyError::Database(e)) => return Err(e),
-        }
+    if crate::apply_events(&mut tx, projection, &events, isolate_each_event)
+        .await?
+        .is_none()
+    {
+        // Dropping the transaction rolls the attempt back.
+        return Ok(None);
     }
 
     store_checkpoint(&mut tx, name, new_txid, new_position).await?;
@@ -275,7 +251,8 @@ async fn store_checkpoint(
     Ok(())
 }
 
-async fn dead_letter(
+/// Records (or re-records) an event a projection could not apply.
+pub async fn dead_letter(
     conn: &mut sqlx::PgConnection,
     projection: &str,
     event: &StoredEvent,
@@ -310,13 +287,22 @@ pub async fn catch_up<P: Projection>(
     projection: &P,
     batch_size: i64,
 ) -> Result<usize, sqlx::Error> {
+    catch_up_on(pool, projection, batch_size, Target::Live).await
+}
+
+async fn catch_up_on<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    batch_size: i64,
+    into: Target<'_>,
+) -> Result<usize, sqlx::Error> {
     let target: i64 =
         sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
             .fetch_one(pool)
             .await?;
     let mut total = 0;
     loop {
-        match step(pool, projection, batch_size).await? {
+        match step_once(pool, projection, batch_size, into).await? {
             Step::Applied(0) => {
                 let horizon: i64 = sqlx::query_scalar(
                     "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
@@ -325,7 +311,7 @@ pub async fn catch_up<P: Projection>(
                 .await?;
                 if horizon >= target {
                     // Everything before `target` has ended; one more step takes what it committed.
-                    if let Step::Applied(n) = step(pool, projection, batch_size).await? {
+                    if let Step::Applied(n) = step_once(pool, projection, batch_size, into).await? {
                         if n == 0 {
                             return Ok(total);
                         }
@@ -339,6 +325,25 @@ pub async fn catch_up<P: Projection>(
             Step::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
+}
+
+/// One step on `target`, checkpoint stored.
+async fn step_once<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    batch_size: i64,
+    target: Target<'_>,
+) -> Result<Step, sqlx::Error> {
+    Ok(step_on(
+        pool,
+        projection,
+        batch_size,
+        target,
+        &mut Skip::default(),
+        true,
+    )
+    .await?
+    .0)
 }
 
 /// Rebuilds a projection from the whole store without taking reads down
@@ -423,14 +428,21 @@ pub async fn rebuild<P: Projection>(
         }
     }
 
-    // Swap: hold the live runner between batches, move the live tables out
-    // and the rebuilt ones in, and hand the rebuild's checkpoint and dead
-    // letters to the live runner. Readers wait for the moment this takes.
+    // Swap: hold the live runners between batches (the tailing runner, or
+    // every Kafka worker of this projection), take the rebuild up to
+    // everything committed, so it holds every event the live tables hold
+    // whatever fed them, move the live tables out and the rebuilt ones in,
+    // and hand the rebuild's checkpoint and dead letters to the live runner.
+    // A live runner then goes on from its own position: events the rebuild
+    // already holds are duplicates, which every view ignores by sequence.
+    // Readers wait only for the moment the swap takes.
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
         .bind(name)
         .execute(&mut *tx)
         .await?;
+    // The lock takes no transaction id, so this waits on nobody but writers.
+    done += catch_up_on(pool, projection, batch_size, Target::Shadow(&shadow)).await?;
     sqlx::query(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE"))
         .execute(&mut *tx)
         .await?;
