@@ -41,8 +41,13 @@ pub enum Command {
     Dev(DevArgs),
     /// The HTTP API (production mode: tokens from the configured JWKS only).
     Serve(ServeArgs),
-    /// The projection runners, tailing the event store.
+    /// The projection runners: tailing the event store, or as Kafka consumer groups.
     Project(ProjectArgs),
+    /// Publish every committed event to Kafka, in commit order (one relay publishes at a time).
+    Relay(RelayArgs),
+    /// List or retry the events projections could not apply.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
     /// Rebuild a projection from the whole store, aside, and swap it in (reads keep working).
     Replay(ReplayArgs),
     /// Apply database migrations and exit.
@@ -214,12 +219,136 @@ pub struct JwtArgs {
     pub jwt_leeway_secs: u64,
 }
 
+/// Kafka connection and naming.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port, comma-separated).
+    #[arg(long, env = "KAFKA_BROKERS", value_name = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// First part of every topic and consumer group name (marketplace.deployment.v1).
+    #[arg(long, env = "KAFKA_TOPIC_PREFIX", value_name = "KAFKA_TOPIC_PREFIX", default_value = "marketplace", value_parser = parse_topic_prefix)]
+    pub kafka_topic_prefix: String,
+    /// Partitions of each topic the marketplace creates.
+    #[arg(long, env = "KAFKA_PARTITIONS", value_name = "KAFKA_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub kafka_partitions: i32,
+    /// Replicas of each topic the marketplace creates.
+    #[arg(long, env = "KAFKA_REPLICATION", value_name = "KAFKA_REPLICATION", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub kafka_replication: i32,
+    /// Consumer session timeout in milliseconds: how soon a dead worker's partitions move.
+    #[arg(long, env = "KAFKA_SESSION_TIMEOUT_MS", value_name = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1_000..=300_000))]
+    pub kafka_session_timeout_ms: u64,
+}
+
+impl KafkaArgs {
+    /// The configuration, or an error naming KAFKA_BROKERS when it is unset.
+    pub fn config(&self) -> Result<marketplace_workers::kafka::KafkaConfig, String> {
+        let brokers = self
+            .kafka_brokers
+            .clone()
+            .filter(|b| !b.trim().is_empty())
+            .ok_or("KAFKA_BROKERS (--kafka-brokers) is required to use Kafka")?;
+        Ok(marketplace_workers::kafka::KafkaConfig {
+            brokers,
+            topic_prefix: self.kafka_topic_prefix.clone(),
+            partitions: self.kafka_partitions,
+            replication: self.kafka_replication,
+            session_timeout: std::time::Duration::from_millis(self.kafka_session_timeout_ms),
+        })
+    }
+}
+
+fn parse_topic_prefix(text: &str) -> Result<String, String> {
+    if !text.is_empty()
+        && text.len() <= 100
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        Ok(text.to_string())
+    } else {
+        Err("expected 1 to 100 of the characters Kafka allows in names: letters, digits, '.', '_', '-'".into())
+    }
+}
+
+/// Where projection runners read events from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// Tail the PostgreSQL event store (single node).
+    Store,
+    /// Consume the relay's topics as one Kafka consumer group per projection.
+    Kafka,
+}
+
+/// `marketplace relay`.
+#[derive(Debug, Clone, Args)]
+pub struct RelayArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Kafka.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The relay's name: relays of one name share a checkpoint, and one of them publishes.
+    #[arg(
+        long,
+        env = "RELAY_NAME",
+        value_name = "RELAY_NAME",
+        default_value = "main"
+    )]
+    pub relay_name: String,
+    /// Events read and published per batch.
+    #[arg(long, env = "RELAY_BATCH_SIZE", value_name = "RELAY_BATCH_SIZE", default_value_t = 2000, value_parser = clap::value_parser!(i64).range(1..=50_000))]
+    pub batch_size: i64,
+}
+
+/// `marketplace dead-letters`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Print unresolved dead letters (JSON lines).
+    List {
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Only this projection's.
+        #[arg(long)]
+        projection: Option<String>,
+    },
+    /// Retry a projection's unresolved dead letters, in store order.
+    Retry {
+        /// The projection (`deployments`).
+        projection: String,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
 /// `marketplace project`.
 #[derive(Debug, Clone, Args)]
 pub struct ProjectArgs {
     /// Database.
     #[command(flatten)]
     pub db: DbArgs,
+    /// Where events come from.
+    #[arg(
+        long,
+        env = "PROJECTION_SOURCE",
+        value_name = "PROJECTION_SOURCE",
+        value_enum,
+        default_value = "store"
+    )]
+    pub source: Source,
+    /// Kafka (with --source kafka).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Run only these projections (comma-separated); all by default.
+    #[arg(
+        long,
+        env = "PROJECTIONS",
+        value_name = "PROJECTIONS",
+        value_delimiter = ','
+    )]
+    pub only: Vec<String>,
     /// Events per transaction.
     #[arg(long, env = "PROJECTION_BATCH_SIZE", value_name = "PROJECTION_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub batch_size: i64,

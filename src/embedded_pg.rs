@@ -729,6 +729,14 @@ fn server_command(
 
 type SpawnRequest = (Command, tokio::sync::oneshot::Sender<io::Result<Child>>);
 
+/// Spawns `cmd` from the thread that lives as long as the process, so a
+/// `PR_SET_PDEATHSIG` the command sets in its `pre_exec` fires when this
+/// process ends, not when some runtime thread does. Test harnesses use it to
+/// tie their brokers and child processes to the test binary.
+pub async fn spawn_tied(cmd: Command) -> anyhow::Result<Child> {
+    spawn_from_spawner_thread(cmd).await
+}
+
 /// Spawns `cmd` from a dedicated thread that lives as long as the process.
 ///
 /// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not

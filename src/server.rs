@@ -17,6 +17,9 @@ use marketplace_projections::providers::{self, ProviderRequestProjection};
 use marketplace_projections::tail::{self, TailOptions};
 use marketplace_projections::Projection;
 use marketplace_workers::grid::{sim, GridClient, Seed};
+use marketplace_workers::kafka::consumer::{self, WorkerOptions};
+use marketplace_workers::kafka::relay::{self, RelayOptions};
+use marketplace_workers::kafka::KafkaConfig;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -25,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::cli::{
-    Cli, Command, DevArgs, GridSimArgs, HttpArgs, LogFormat, ProjectArgs, ServeArgs, SyncArgs,
-    TokenArgs,
+    Cli, Command, DeadLettersCommand, DevArgs, GridSimArgs, HttpArgs, LogFormat, ProjectArgs,
+    RelayArgs, ServeArgs, Source, SyncArgs, TokenArgs,
 };
 use crate::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use crate::grid_sync::{GridSync, GridSyncOptions, SystemClock};
@@ -50,6 +53,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Project(args) => project(args).await,
+        Command::Relay(args) => relay(args).await,
+        Command::DeadLetters(command) => dead_letters(command).await,
         Command::Replay(args) => {
             if !PROJECTIONS.contains(&args.projection.as_str()) {
                 bail!(
@@ -141,12 +146,7 @@ pub fn spawn_api(
 }
 
 /// Every projection's name, as `replay` takes it.
-pub const PROJECTIONS: [&str; 4] = [
-    deployments::NAME,
-    nodes::NAME,
-    providers::NAME,
-    pricing::NAME,
-];
+pub const PROJECTIONS: [&str; 4] = marketplace_projections::NAMES;
 
 /// Starts one tail runner per projection (deployments, the node catalog,
 /// provider requests, the pricing policy); the handle ends when they all
@@ -267,9 +267,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn project(args: ProjectArgs) -> anyhow::Result<()> {
+    for name in &args.only {
+        if !PROJECTIONS.contains(&name.as_str()) {
+            bail!(
+                "PROJECTIONS names an unknown projection {name:?}; known: {}",
+                PROJECTIONS.join(", ")
+            );
+        }
+    }
+    let kafka = match args.source {
+        Source::Store => None,
+        Source::Kafka => {
+            if args.once {
+                bail!("--once tails the store; it does not apply with PROJECTION_SOURCE=kafka");
+            }
+            Some(args.kafka.config().map_err(anyhow::Error::msg)?)
+        }
+    };
     let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
+    let selected: Vec<&str> = PROJECTIONS
+        .into_iter()
+        .filter(|n| args.only.is_empty() || args.only.iter().any(|o| o == n))
+        .collect();
     if args.rebuild {
-        for name in PROJECTIONS {
+        for name in &selected {
             let n = rebuild_named(&pool, name, args.batch_size).await?;
             info!(projection = name, events = n, "views rebuilt");
         }
@@ -280,11 +301,155 @@ async fn project(args: ProjectArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let cancel = CancellationToken::new();
-    let runner = spawn_projections(pool, args.batch_size, cancel.clone());
+    let runners = match kafka {
+        None => spawn_projection_runners(
+            &pool,
+            &TailOptions {
+                batch_size: args.batch_size,
+                ..TailOptions::default()
+            },
+            &cancel,
+        )
+        .into_iter()
+        .zip(PROJECTIONS)
+        .filter(|(_, name)| selected.contains(name))
+        .map(|(runner, _)| runner)
+        .collect::<Vec<_>>(),
+        Some(config) => {
+            let options = WorkerOptions {
+                batch_size: usize::try_from(args.batch_size)?,
+                ..WorkerOptions::default()
+            };
+            spawn_kafka_workers(&pool, &config, &options, &selected, &cancel)
+        }
+    };
     shutdown_signal().await;
     cancel.cancel();
-    runner.await.context("projection task")?;
+    for runner in runners {
+        runner.await.context("projection task")?;
+    }
     Ok(())
+}
+
+/// One Kafka projection worker per selected projection, each its own task.
+pub fn spawn_kafka_workers(
+    pool: &PgPool,
+    config: &KafkaConfig,
+    options: &WorkerOptions,
+    selected: &[&str],
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    fn worker<P: Projection>(
+        pool: &PgPool,
+        config: &KafkaConfig,
+        projection: P,
+        options: &WorkerOptions,
+        cancel: &CancellationToken,
+    ) -> JoinHandle<()> {
+        tokio::spawn(consumer::run(
+            pool.clone(),
+            config.clone(),
+            projection,
+            options.clone(),
+            cancel.clone(),
+        ))
+    }
+    selected
+        .iter()
+        .filter_map(|name| {
+            Some(match *name {
+                deployments::NAME => worker(pool, config, DeploymentProjection, options, cancel),
+                nodes::NAME => worker(pool, config, NodeProjection, options, cancel),
+                providers::NAME => worker(pool, config, ProviderRequestProjection, options, cancel),
+                pricing::NAME => worker(pool, config, PricingPolicyProjection, options, cancel),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+async fn relay(args: RelayArgs) -> anyhow::Result<()> {
+    let config = args.kafka.config().map_err(anyhow::Error::msg)?;
+    let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
+    let mut options = RelayOptions::new(args.relay_name);
+    options.batch_size = args.batch_size;
+    options.aggregate_types = AGGREGATE_TYPES.iter().map(|t| t.to_string()).collect();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(relay::run(pool, config, options, cancel.clone()));
+    shutdown_signal().await;
+    cancel.cancel();
+    task.await.context("relay task")?;
+    Ok(())
+}
+
+/// The aggregate types the marketplace writes; the relay makes their topics up front.
+const AGGREGATE_TYPES: [&str; 4] = ["deployment", "node", "provider_request", "pricing_policy"];
+
+async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLettersCommand::List { db, projection } => {
+            let pool = connect(&db.database_url, 2).await?;
+            let rows: Vec<(
+                i64,
+                String,
+                i64,
+                String,
+                String,
+                i64,
+                String,
+                String,
+                chrono::DateTime<chrono::Utc>,
+            )> = sqlx::query_as(
+                "SELECT id, projection, event_position, aggregate_type, aggregate_id, sequence,
+                            event_type, error, failed_at
+                       FROM projection_dead_letters
+                      WHERE resolved_at IS NULL AND ($1::text IS NULL OR projection = $1)
+                      ORDER BY id",
+            )
+            .bind(projection.as_deref())
+            .fetch_all(&pool)
+            .await?;
+            for (
+                id,
+                projection,
+                position,
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                event_type,
+                error,
+                failed_at,
+            ) in rows
+            {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": id, "projection": projection, "event_position": position,
+                        "aggregate_type": aggregate_type, "aggregate_id": aggregate_id,
+                        "sequence": sequence, "event_type": event_type, "error": error,
+                        "failed_at": failed_at,
+                    })
+                );
+            }
+            Ok(())
+        }
+        DeadLettersCommand::Retry { projection, db } => {
+            let pool = connect(&db.database_url, 2).await?;
+            match marketplace_projections::retry_dead_letters_named(&pool, &projection).await? {
+                Some((resolved, failing)) => {
+                    println!("{resolved} resolved, {failing} still failing");
+                    if failing > 0 {
+                        bail!("{failing} dead letters of {projection} still fail; see `dead-letters list`");
+                    }
+                    Ok(())
+                }
+                None => bail!(
+                    "unknown projection {projection:?}; known: {}",
+                    PROJECTIONS.join(", ")
+                ),
+            }
+        }
+    }
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {

@@ -172,6 +172,8 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/provider/nodes", "get"),
         ("/v1/provider/maintenance", "get"),
         ("/v1/webhooks/stripe", "post"),
+        ("/v1/operator/dead-letters", "get"),
+        ("/v1/operator/dead-letters/retry", "post"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {

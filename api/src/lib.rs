@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod commands;
+pub mod dead_letters;
 pub mod deployments;
 pub mod dev_keys;
 pub mod dto;
@@ -117,6 +118,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(providers::router())
         .merge(pricing::router())
         .merge(nodes::router())
+        .merge(dead_letters::router())
         .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))

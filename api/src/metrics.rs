@@ -13,12 +13,7 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// The projections every deployment runs; one without a checkpoint yet lags by the whole store.
-const PROJECTIONS: [&str; 4] = [
-    marketplace_projections::deployments::NAME,
-    marketplace_projections::nodes::NAME,
-    marketplace_projections::providers::NAME,
-    marketplace_projections::pricing::NAME,
-];
+const PROJECTIONS: [&str; 4] = marketplace_projections::NAMES;
 
 /// Metrics in the Prometheus text format.
 #[utoipa::path(
@@ -48,6 +43,24 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
                 (SELECT count(*) FROM idempotency_keys WHERE state = 'pending')",
     )
     .fetch_one(&state.pool)
+    .await?;
+
+    // The Kafka path, when it runs: the relay's backlog, and each consumer
+    // group's lag per partition as its workers last saw the partition's end.
+    let relays: Vec<(String, i64, f64, i64)> = sqlx::query_as(
+        "SELECT r.relay,
+                (SELECT count(*) FROM events e WHERE (e.txid, e.position) > (r.last_txid, r.last_position)),
+                extract(epoch FROM now() - r.updated_at)::float8,
+                r.published
+           FROM relay_checkpoints r ORDER BY r.relay",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let consumer_lag: Vec<(String, String, i32, i64)> = sqlx::query_as(
+        "SELECT consumer_group, topic, partition, greatest(high_watermark - next_offset, 0)
+           FROM kafka_offsets ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&state.pool)
     .await?;
 
     let mut out = String::new();
@@ -98,5 +111,44 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     );
     let _ = writeln!(out, "# TYPE marketplace_idempotency_pending gauge");
     let _ = writeln!(out, "marketplace_idempotency_pending {pending}");
+    if !relays.is_empty() {
+        let _ = writeln!(out, "# HELP marketplace_relay_backlog_events Committed events the relay has not published yet.");
+        let _ = writeln!(out, "# TYPE marketplace_relay_backlog_events gauge");
+        for (relay, backlog, _, _) in &relays {
+            let _ = writeln!(
+                out,
+                "marketplace_relay_backlog_events{{relay=\"{relay}\"}} {backlog}"
+            );
+        }
+        let _ = writeln!(out, "# HELP marketplace_relay_checkpoint_age_seconds Seconds since the relay last moved its checkpoint.");
+        let _ = writeln!(out, "# TYPE marketplace_relay_checkpoint_age_seconds gauge");
+        for (relay, _, age, _) in &relays {
+            let _ = writeln!(
+                out,
+                "marketplace_relay_checkpoint_age_seconds{{relay=\"{relay}\"}} {age:.3}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP marketplace_relay_published_total Events the relay published and checkpointed."
+        );
+        let _ = writeln!(out, "# TYPE marketplace_relay_published_total counter");
+        for (relay, _, _, published) in &relays {
+            let _ = writeln!(
+                out,
+                "marketplace_relay_published_total{{relay=\"{relay}\"}} {published}"
+            );
+        }
+    }
+    if !consumer_lag.is_empty() {
+        let _ = writeln!(out, "# HELP marketplace_kafka_consumer_lag_messages Messages in a partition its projection's consumer group has not applied yet.");
+        let _ = writeln!(out, "# TYPE marketplace_kafka_consumer_lag_messages gauge");
+        for (group, topic, partition, lag) in &consumer_lag {
+            let _ = writeln!(
+                out,
+                "marketplace_kafka_consumer_lag_messages{{group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
+            );
+        }
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -3,6 +3,8 @@
 //! and a JWKS endpoint served by the test itself with its own RS256 key.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -1,8 +1,10 @@
-//! Background workers: process managers that react to events and external
-//! feeds (provisioning, Stripe, the chain). None run yet; the projection
-//! runners live in `marketplace-projections`.
+//! Background workers that react to events and external feeds.
 //!
-//! [`grid`] reads the grid proxy's node and farm catalog, and simulates the
+//! [`kafka`] is the scale-out path: the relay that publishes the event store
+//! to Kafka in commit order, and projection workers that consume it as
+//! consumer groups (the projections themselves live in
+//! `marketplace-projections`). [`grid`] reads the grid proxy's node and farm catalog, and simulates the
 //! proxy for development and tests.
 
 pub mod grid;
+pub mod kafka;
