@@ -41,7 +41,9 @@ pub struct WorkerOptions {
     pub worker_id: String,
     /// Most messages per transaction.
     pub batch_size: usize,
-    /// How long to wait for more messages before applying a batch.
+    /// How long to wait for more messages before applying a batch. Zero
+    /// takes what is already fetched: under load, messages queue up while a
+    /// batch commits, so batches grow by themselves.
     pub linger: Duration,
 }
 
@@ -51,7 +53,7 @@ impl Default for WorkerOptions {
         Self {
             worker_id: format!("{host}:{}", std::process::id()),
             batch_size: 500,
-            linger: Duration::from_millis(5),
+            linger: Duration::ZERO,
         }
     }
 }

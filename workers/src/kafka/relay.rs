@@ -140,7 +140,7 @@ async fn lead(
         // Never give up on an event: while the broker is down the batch
         // waits, and the backlog waits in the store behind it.
         .set("message.timeout.ms", "0")
-        .set("linger.ms", "5")
+        .set("linger.ms", "2")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")
         // The placement Java clients use, so any client finds a key's partition.
