@@ -49,7 +49,11 @@ const ROLES_CLAIM: &str = "https://marketplace.bench/roles";
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
-        .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{name} must be a number")))
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -86,27 +90,46 @@ struct Broker {
 impl Broker {
     fn start() -> anyhow::Result<Broker> {
         if let Ok(addr) = std::env::var("KAFKA_BROKERS") {
-            return Ok(Broker { addr, child: None, dir: None });
+            return Ok(Broker {
+                addr,
+                child: None,
+                dir: None,
+            });
         }
         let port = || -> anyhow::Result<u16> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
         };
         let (p, c) = (port()?, port()?);
-        let dir = std::env::temp_dir().join(format!("marketplace-bench-kafka-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("marketplace-bench-kafka-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let log = std::fs::File::create(dir.join("broker.log"))?;
-        let child = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/kafka/broker"))
-            .args([p.to_string(), c.to_string(), dir.join("broker").display().to_string()])
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+        let child =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/kafka/broker"))
+                .args([
+                    p.to_string(),
+                    c.to_string(),
+                    dir.join("broker").display().to_string(),
+                ])
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?;
         let started = Instant::now();
         while !std::fs::read_to_string(dir.join("broker.log"))?.contains("Kafka Server started") {
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the broker did not start");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "the broker did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(Broker { addr: format!("127.0.0.1:{p}"), child: Some(child), dir: Some(dir) })
+        Ok(Broker {
+            addr: format!("127.0.0.1:{p}"),
+            child: Some(child),
+            dir: Some(dir),
+        })
     }
 }
 
@@ -174,12 +197,19 @@ async fn relay_phase(pg: &EmbeddedPostgres, broker: &Broker) -> anyhow::Result<S
         .await?;
         left -= chunk;
     }
-    let bytes: i64 = sqlx::query_scalar("SELECT avg(length(payload::text) + length(metadata::text))::bigint FROM events")
-        .fetch_one(&pool)
-        .await?;
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT avg(length(payload::text) + length(metadata::text))::bigint FROM events",
+    )
+    .fetch_one(&pool)
+    .await?;
     let cancel = CancellationToken::new();
     let started = Instant::now();
-    let task = tokio::spawn(relay::run(pool.clone(), kafka(&broker.addr, "relaybench"), relay_options(), cancel.clone()));
+    let task = tokio::spawn(relay::run(
+        pool.clone(),
+        kafka(&broker.addr, "relaybench"),
+        relay_options(),
+        cancel.clone(),
+    ));
     while !relay_at_head(&pool).await? {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -223,8 +253,19 @@ async fn end_to_end_phase(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     marketplace::server::spawn_api(listener, state, cancel.clone());
-    tokio::spawn(relay::run(pool.clone(), config.clone(), relay_options(), cancel.clone()));
-    marketplace::server::spawn_kafka_workers(&pool, &config, &WorkerOptions::default(), &["deployments"], &cancel);
+    tokio::spawn(relay::run(
+        pool.clone(),
+        config.clone(),
+        relay_options(),
+        cancel.clone(),
+    ));
+    marketplace::server::spawn_kafka_workers(
+        &pool,
+        &config,
+        &WorkerOptions::default(),
+        &["deployments"],
+        &cancel,
+    );
 
     let now = chrono::Utc::now().timestamp();
     let token = key.sign(&json!({
@@ -240,7 +281,14 @@ async fn end_to_end_phase(
     let client = reqwest::Client::new();
 
     // Warm up: the group joins and the first batch goes through.
-    let warm: Value = client.post(format!("{base}/v1/deployments")).bearer_auth(&token).json(&vm_body("warmup")).send().await?.json().await?;
+    let warm: Value = client
+        .post(format!("{base}/v1/deployments"))
+        .bearer_auth(&token)
+        .json(&vm_body("warmup"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let warm_id = warm["id"].as_str().unwrap_or_default().to_string();
     let placed = client
         .post(format!("{base}/v1/deployments/{warm_id}/node"))
@@ -248,12 +296,16 @@ async fn end_to_end_phase(
         .json(&json!({ "node_id": 11, "farm_id": 1 }))
         .send()
         .await?;
-    anyhow::ensure!(placed.status() == 202, "placing the warm-up deployment failed");
+    anyhow::ensure!(
+        placed.status() == 202,
+        "placing the warm-up deployment failed"
+    );
     loop {
-        let v: Option<i64> = sqlx::query_scalar("SELECT version FROM deployment_views WHERE id = $1::uuid")
-            .bind(&warm_id)
-            .fetch_optional(&pool)
-            .await?;
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM deployment_views WHERE id = $1::uuid")
+                .bind(&warm_id)
+                .fetch_optional(&pool)
+                .await?;
         if v == Some(2) {
             break;
         }
@@ -264,7 +316,8 @@ async fn end_to_end_phase(
     let seen: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let poller = {
-        let (pool, pending, seen, stop) = (pool.clone(), pending.clone(), seen.clone(), stop.clone());
+        let (pool, pending, seen, stop) =
+            (pool.clone(), pending.clone(), seen.clone(), stop.clone());
         tokio::spawn(async move {
             let mut stopped: Option<Instant> = None;
             loop {
@@ -279,11 +332,12 @@ async fn end_to_end_phase(
                 if ids.is_empty() {
                     continue;
                 }
-                let found: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM deployment_views WHERE id = ANY($1)")
-                    .bind(&ids)
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap_or_default();
+                let found: Vec<Uuid> =
+                    sqlx::query_scalar("SELECT id FROM deployment_views WHERE id = ANY($1)")
+                        .bind(&ids)
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap_or_default();
                 let now = Instant::now();
                 let mut p = pending.lock().unwrap();
                 let mut s = seen.lock().unwrap();
@@ -303,9 +357,20 @@ async fn end_to_end_phase(
     let mut sends = Vec::with_capacity(total);
     for i in 0..total {
         tick.tick().await;
-        let (client, base, token, pending, refused) = (client.clone(), base.clone(), token.clone(), pending.clone(), refused.clone());
+        let (client, base, token, pending, refused) = (
+            client.clone(),
+            base.clone(),
+            token.clone(),
+            pending.clone(),
+            refused.clone(),
+        );
         sends.push(tokio::spawn(async move {
-            let r = client.post(format!("{base}/v1/deployments")).bearer_auth(&token).json(&vm_body(&format!("e{i}"))).send().await;
+            let r = client
+                .post(format!("{base}/v1/deployments"))
+                .bearer_auth(&token)
+                .json(&vm_body(&format!("e{i}")))
+                .send()
+                .await;
             let accepted = Instant::now();
             match r {
                 Ok(r) if r.status() == 202 => {
@@ -358,7 +423,9 @@ async fn rebuild_phase(pool: &PgPool) -> anyhow::Result<String> {
     )
     .fetch_one(pool)
     .await?;
-    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?;
+    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?;
     let mut copies = ((target - have).max(0) + 1) / 2;
     let filled = Instant::now();
     while copies > 0 {
@@ -377,13 +444,20 @@ async fn rebuild_phase(pool: &PgPool) -> anyhow::Result<String> {
         copies -= chunk;
     }
     sqlx::query("VACUUM ANALYZE events").execute(pool).await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?;
-    eprintln!("store filled to {total} events in {:.0} s", filled.elapsed().as_secs_f64());
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?;
+    eprintln!(
+        "store filled to {total} events in {:.0} s",
+        filled.elapsed().as_secs_f64()
+    );
     let batch = env_num("BENCH_REBUILD_BATCH", 1000) as i64;
     let started = Instant::now();
     let read = tail::rebuild(pool, &DeploymentProjection, batch).await?;
     let secs = started.elapsed().as_secs_f64();
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM deployment_views").fetch_one(pool).await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM deployment_views")
+        .fetch_one(pool)
+        .await?;
     Ok(format!(
         "rebuild of deployments over {total} stored events (batch {batch}): {read} events in {secs:.1} s = {:.0} events/s, {rows} view rows, swapped in",
         read as f64 / secs
@@ -394,19 +468,28 @@ fn machine_line() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "?".into());
-    format!("machine: {cpus} CPUs ({model}); PostgreSQL, Kafka, API, relay, worker and load share them")
+    format!(
+        "machine: {cpus} CPUs ({model}); PostgreSQL, Kafka, API, relay, worker and load share them"
+    )
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let broker = Broker::start()?;
-    let dir = std::env::temp_dir().join(format!("marketplace-bench-kafka-pg-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("marketplace-bench-kafka-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let pg = EmbeddedPostgres::start(EmbeddedOptions {
         data_dir: dir.join("pgdata"),

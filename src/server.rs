@@ -434,6 +434,12 @@ async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DeadLettersCommand::Retry { projection, db } => {
+            if !PROJECTIONS.contains(&projection.as_str()) {
+                bail!(
+                    "unknown projection {projection:?}; known: {}",
+                    PROJECTIONS.join(", ")
+                );
+            }
             let pool = connect(&db.database_url, 2).await?;
             match marketplace_projections::retry_dead_letters_named(&pool, &projection).await? {
                 Some((resolved, failing)) => {

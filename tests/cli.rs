@@ -16,6 +16,10 @@ fn marketplace() -> Command {
         "JWT_ISSUER",
         "JWT_AUDIENCE",
         "MARKETPLACE_TFT_PRICE_USD",
+        "KAFKA_BROKERS",
+        "KAFKA_TOPIC_PREFIX",
+        "PROJECTION_SOURCE",
+        "PROJECTIONS",
     ] {
         c.env_remove(var);
     }
@@ -26,6 +30,53 @@ fn stderr_of(c: &mut Command) -> String {
     let out = c.output().expect("run marketplace");
     assert!(!out.status.success(), "expected failure");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_kafka_path_names_what_is_missing_or_wrong() {
+    let db = ["--database-url", "postgres://nobody@127.0.0.1:1/x"];
+    let err = stderr_of(marketplace().arg("relay").args(db));
+    assert!(err.contains("KAFKA_BROKERS"), "{err}");
+    let err = stderr_of(
+        marketplace()
+            .args(["project", "--source", "kafka"])
+            .args(db),
+    );
+    assert!(err.contains("KAFKA_BROKERS"), "{err}");
+    let err = stderr_of(
+        marketplace()
+            .arg("relay")
+            .args(db)
+            .env("KAFKA_BROKERS", "127.0.0.1:9092")
+            .env("KAFKA_TOPIC_PREFIX", "no spaces"),
+    );
+    assert!(err.contains("KAFKA_TOPIC_PREFIX"), "{err}");
+    let err = stderr_of(
+        marketplace()
+            .arg("project")
+            .args(db)
+            .env("PROJECTIONS", "deployments,bogus"),
+    );
+    assert!(
+        err.contains("bogus") && err.contains("PROJECTIONS"),
+        "{err}"
+    );
+    let err = stderr_of(
+        marketplace()
+            .args(["project", "--source", "kafka", "--once"])
+            .args(db)
+            .env("KAFKA_BROKERS", "127.0.0.1:9092"),
+    );
+    assert!(err.contains("--once"), "{err}");
+    let err = stderr_of(
+        marketplace()
+            .args(["dead-letters", "retry", "bogus"])
+            .args(db),
+    );
+    assert!(
+        err.contains("DATABASE_URL") || err.contains("bogus"),
+        "{err}"
+    );
 }
 
 #[test]
