@@ -15,7 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use marketplace_projections::deployments::DeploymentProjection;
+use marketplace_projections::tail;
+use marketplace_workers::kafka::consumer::WorkerOptions;
+use marketplace_workers::kafka::relay::{self, RelayOptions};
 use marketplace_workers::kafka::KafkaConfig;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::{spawn_app_with, AppOptions, TestApp};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
@@ -374,4 +383,122 @@ pub fn topic_size(config: &KafkaConfig, topic: &str) -> i64 {
             high - low
         })
         .sum()
+}
+
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+/// Polls `check` until it holds, failing after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn scalar(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+/// The API without store-tailing runners: views come only through Kafka.
+pub async fn kafka_app() -> TestApp {
+    spawn_app_with(AppOptions {
+        projections: false,
+        ..AppOptions::default()
+    })
+    .await
+}
+
+pub fn spawn_relay(app: &TestApp, config: &KafkaConfig, cancel: &CancellationToken) {
+    let mut options = RelayOptions::new("main");
+    options.aggregate_types = vec!["deployment".into()];
+    options.poll_interval = Duration::from_millis(100);
+    tokio::spawn(relay::run(
+        app.pool.clone(),
+        config.clone(),
+        options,
+        cancel.clone(),
+    ));
+}
+
+pub fn spawn_workers(app: &TestApp, config: &KafkaConfig, cancel: &CancellationToken) {
+    marketplace::server::spawn_kafka_workers(
+        &app.pool,
+        config,
+        &WorkerOptions::default(),
+        &["deployments"],
+        cancel,
+    );
+}
+
+/// Whether the relay's checkpoint is at the store's last committed event.
+pub async fn relay_at_head(pool: &PgPool) -> bool {
+    let behind = scalar(
+        pool,
+        "SELECT count(*) FROM events e
+          WHERE (e.txid, e.position) > coalesce(
+                (SELECT (last_txid, last_position) FROM relay_checkpoints WHERE relay = 'main'),
+                (0::bigint, 0::bigint))",
+    )
+    .await;
+    behind == 0
+}
+
+/// Whether every deployment's view row is at its last stored sequence.
+pub async fn views_caught_up(pool: &PgPool) -> bool {
+    scalar(
+        pool,
+        "SELECT count(*) FROM (SELECT aggregate_id, max(sequence) AS last FROM events
+                                WHERE aggregate_type = 'deployment' GROUP BY aggregate_id) e
+           LEFT JOIN deployment_views v ON v.id::text = e.aggregate_id
+          WHERE v.version IS DISTINCT FROM e.last",
+    )
+    .await
+        == 0
+}
+
+pub async fn dump(pool: &PgPool) -> (Value, Value) {
+    let views: Value = sqlx::query_scalar(
+        "SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.id), '[]') FROM deployment_views v",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("views");
+    let history: Value = sqlx::query_scalar(
+        "SELECT coalesce(jsonb_agg(to_jsonb(h) ORDER BY h.deployment_id, h.sequence), '[]') FROM deployment_history h",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("history");
+    (views, history)
+}
+
+/// The Kafka-fed views equal, row by row, a from-scratch rebuild from the
+/// store; every event is in the history exactly once.
+pub async fn assert_views_exact(pool: &PgPool) {
+    let events = scalar(
+        pool,
+        "SELECT count(*) FROM events WHERE aggregate_type = 'deployment'",
+    )
+    .await;
+    let history = scalar(pool, "SELECT count(*) FROM deployment_history").await;
+    assert_eq!(history, events, "each event applied exactly once");
+    let dead = scalar(pool, "SELECT count(*) FROM projection_dead_letters").await;
+    assert_eq!(
+        dead, 0,
+        "nothing dead-lettered (a gap in an aggregate's order would be)"
+    );
+    let live = dump(pool).await;
+    tail::rebuild(pool, &DeploymentProjection, 500)
+        .await
+        .expect("rebuild from the store");
+    let fresh = dump(pool).await;
+    assert_eq!(
+        live, fresh,
+        "the Kafka-fed view equals a rebuild from the store"
+    );
 }

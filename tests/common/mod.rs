@@ -167,6 +167,11 @@ pub async fn serve_jwks(jwks: Value, cancel: CancellationToken) -> (String, Arc<
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let (pool, database_url) = fresh_database().await;
+    spawn_app_on(pool, database_url, options).await
+}
+
+/// The API (and, if asked, the projection runners) on a database of the caller's.
+pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOptions) -> TestApp {
     let cancel = CancellationToken::new();
     let jwks = serde_json::to_value(key().jwks()).expect("jwks json");
     let (jwks_url, jwks_fetches) = serve_jwks(jwks, cancel.clone()).await;
