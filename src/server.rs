@@ -103,6 +103,7 @@ fn settings(
         tft_price: TftPrice::from_usd_units(http.tft_price_usd)
             .context("MARKETPLACE_TFT_PRICE_USD")?,
         stripe_webhook_secret: http.stripe_webhook_secret.clone().filter(|s| !s.is_empty()),
+        payments: None,
         dev_jwks,
     })
 }

@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod pricing;
 pub mod providers;
 pub mod tail;
+pub mod wallets;
 
 use std::future::Future;
 

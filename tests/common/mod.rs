@@ -180,6 +180,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         read_wait: Duration::from_secs(5),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
         stripe_webhook_secret: options.payments.then(|| STRIPE_SECRET.to_string()),
+        payments: None,
         dev_jwks: None,
     };
     let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);

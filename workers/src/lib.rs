@@ -6,3 +6,4 @@
 //! proxy for development and tests.
 
 pub mod grid;
+pub mod stripe;
