@@ -40,3 +40,13 @@ CREATE TABLE wallet_stripe_refs (
 ALTER TABLE stripe_inbox ADD COLUMN next_attempt_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX stripe_inbox_due ON stripe_inbox (next_attempt_at, created, event_id)
     WHERE processed_at IS NULL;
+
+-- Wake the Stripe worker when an event arrives, instead of polling.
+CREATE FUNCTION stripe_inbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('stripe_inbox', '');
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER stripe_inbox_notify AFTER INSERT ON stripe_inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION stripe_inbox_notify();
