@@ -1,11 +1,11 @@
 //! The payment workers:
 //!
 //! - **Stripe inbox**: drains `stripe_inbox` oldest first (`FOR UPDATE SKIP
-//!   LOCKED`, so several workers share it) and turns each event into a
-//!   wallet command. Wallet commands are idempotent on Stripe's ids (the
-//!   same payment credits once, the same refund counts once), so the row is
-//!   marked processed after the command commits: a crash in between
-//!   re-applies a no-op. An event that cannot apply yet (a refund before the
+//!   LOCKED` under a short lease, so several workers share it) and turns
+//!   each event into a wallet command. Wallet commands are idempotent on
+//!   Stripe's ids (the same payment credits once, the same refund counts
+//!   once), so the row is marked processed after the command commits: a
+//!   crash in between re-applies a no-op. An event that cannot apply yet (a refund before the
 //!   payment it refunds, a payment before its top-up committed) is retried
 //!   with backoff; one that never can is set aside with its error.
 //! - **Auto top-up**: charges the saved card off-session when a wallet's
@@ -211,6 +211,9 @@ fn command_outcome(result: Result<Committed, ApiError>, what: &str) -> Outcome {
     }
 }
 
+/// How long a worker holds an inbox event it is applying.
+pub const LEASE: Duration = Duration::from_secs(60);
+
 /// Settings of the Stripe inbox worker.
 #[derive(Debug, Clone)]
 pub struct InboxOptions {
@@ -302,20 +305,30 @@ impl StripeInboxWorker {
         }
     }
 
-    /// Takes the oldest due event, applies it and records the outcome in the
-    /// same transaction that holds its row. `None` when nothing is due.
+    /// Claims the oldest due event, applies it and records the outcome.
+    /// `None` when nothing is due.
+    ///
+    /// The claim is a lease, not a long transaction: a short statement
+    /// (`FOR UPDATE SKIP LOCKED`, so workers never take the same event)
+    /// pushes the event's `next_attempt_at` past [`LEASE`] and commits. An
+    /// open transaction would hold back the snapshot horizon the projection
+    /// runners read below, delaying every view while Stripe is called. A
+    /// worker that dies mid-event loses its lease and the event is applied
+    /// again, which the idempotent wallet commands make a no-op.
     pub async fn process_one(&self) -> Result<Option<(String, Outcome)>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
         let row: Option<(String, String, serde_json::Value, i32)> = sqlx::query_as(
-            "SELECT event_id, event_type, payload, attempts FROM stripe_inbox
-             WHERE processed_at IS NULL AND next_attempt_at <= now()
-             ORDER BY created, event_id
-             LIMIT 1 FOR UPDATE SKIP LOCKED",
+            "UPDATE stripe_inbox SET next_attempt_at = now() + make_interval(secs => $1)
+             WHERE event_id = (
+                SELECT event_id FROM stripe_inbox
+                WHERE processed_at IS NULL AND next_attempt_at <= now()
+                ORDER BY created, event_id
+                LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING event_id, event_type, payload, attempts",
         )
-        .fetch_optional(&mut *tx)
+        .bind(LEASE.as_secs_f64())
+        .fetch_optional(&self.pool)
         .await?;
         let Some((event_id, event_type, payload, attempts)) = row else {
-            tx.rollback().await?;
             return Ok(None);
         };
         let outcome = match self.apply(&payload).await {
@@ -331,7 +344,7 @@ impl StripeInboxWorker {
                 )
                 .bind(&event_id)
                 .bind(attempts)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
             }
             Outcome::Retry(why) if attempts < self.options.max_attempts => {
@@ -350,7 +363,7 @@ impl StripeInboxWorker {
                 .bind(attempts)
                 .bind(why)
                 .bind(delay.as_secs_f64())
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
             }
             Outcome::Retry(why) | Outcome::Poison(why) => {
@@ -363,11 +376,10 @@ impl StripeInboxWorker {
                 .bind(&event_id)
                 .bind(attempts)
                 .bind(why)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
             }
         }
-        tx.commit().await?;
         Ok(Some((event_id, outcome)))
     }
 
