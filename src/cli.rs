@@ -53,6 +53,22 @@ pub enum Command {
     Sync(SyncArgs),
     /// A grid proxy SIMULATOR serving a made-up node catalog (development and tests only).
     GridSim(GridSimArgs),
+    /// The payment workers alone: Stripe inbox, auto top-up, runway alerts.
+    Payments(PaymentsWorkerArgs),
+}
+
+/// `marketplace payments`.
+#[derive(Debug, Clone, Args)]
+pub struct PaymentsWorkerArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Stripe and the workers' settings.
+    #[command(flatten)]
+    pub payments: PaymentsArgs,
+    /// TFT price in USD that automatic top-ups are quoted at (up to 7 decimals).
+    #[arg(long, env = "MARKETPLACE_TFT_PRICE_USD", value_name = "MARKETPLACE_TFT_PRICE_USD", default_value = "0.01", value_parser = parse_price)]
+    pub tft_price_usd: u64,
 }
 
 /// Database connection.

@@ -72,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token(args),
         Command::Sync(args) => sync(args).await,
         Command::GridSim(args) => grid_sim(args).await,
+        Command::Payments(args) => payment_workers(args).await,
     }
 }
 
@@ -284,6 +285,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = w.await;
     }
     api.await.context("API task")?
+}
+
+/// `marketplace payments`: the payment workers without the API.
+async fn payment_workers(args: crate::cli::PaymentsWorkerArgs) -> anyhow::Result<()> {
+    let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
+    let payments = payments_client(&args.payments)?;
+    let tft_price =
+        TftPrice::from_usd_units(args.tft_price_usd).context("MARKETPLACE_TFT_PRICE_USD")?;
+    let cancel = CancellationToken::new();
+    let workers = spawn_payment_workers(&pool, payments, &args.payments, tft_price, true, &cancel);
+    info!("payment workers running");
+    shutdown_signal().await;
+    cancel.cancel();
+    for w in workers {
+        let _ = w.await;
+    }
+    pool.close().await;
+    Ok(())
 }
 
 /// The Stripe client, when `STRIPE_SECRET_KEY` is set.

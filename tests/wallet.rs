@@ -773,19 +773,30 @@ async fn runway_alerts_once_per_crossing_and_the_discount_level_shows() {
         0,
         "alerts once per crossing"
     );
-    let a: Value = app
-        .get("/v1/wallet/activity", &alice())
-        .await
-        .json()
-        .await
-        .expect("json");
-    let alert = a["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|i| i["event_type"] == "RunwayAlertRaised")
-        .cloned()
-        .expect("alert");
+    // The view catches up with the alert.
+    let started = Instant::now();
+    let alert = loop {
+        let a: Value = app
+            .get("/v1/wallet/activity", &alice())
+            .await
+            .json()
+            .await
+            .expect("json");
+        let found = a["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["event_type"] == "RunwayAlertRaised")
+            .cloned();
+        if let Some(alert) = found {
+            break alert;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no alert in the activity"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         alert["event"]["RunwayAlertRaised"]["threshold_hours"],
         r + 10

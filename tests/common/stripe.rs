@@ -155,13 +155,22 @@ impl LocalStripe {
     pub async fn start(webhook_url: String, webhook_secret: &str) -> LocalStripe {
         let bin = localstripe_bin();
         let port = free_port().await;
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .args(["--port", &port.to_string(), "--from-scratch"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start localstripe");
+            .kill_on_drop(true);
+        // Also killed if this process dies without dropping it (a killed
+        // test binary): the kernel signals it when its parent thread exits.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start localstripe");
         let upstream = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let started = Instant::now();
