@@ -193,6 +193,10 @@ fn sid(field: &str, id: &str) -> Result<StripeId, Outcome> {
     StripeId::new(field, id).map_err(|e| Outcome::Poison(format!("{field}: {}", e.reason)))
 }
 
+/// A build step's answer when the event adds nothing to what the wallet
+/// already recorded (an older refund total delivered late).
+const NOTHING_NEW: &str = "nothing-new";
+
 /// How a wallet command's refusal bears on the event: a missing wallet or
 /// top-up may appear later (retry); a rule broken by the event's figures
 /// will not change (poison); the database failing is retried.
@@ -201,9 +205,13 @@ fn command_outcome(result: Result<Committed, ApiError>, what: &str) -> Outcome {
         Ok(done) if done.events.is_empty() => Outcome::Done(format!("{what}: already applied")),
         Ok(done) => Outcome::Done(format!("{what}: {} event(s)", done.events.len())),
         Err(ApiError::NotFound) => Outcome::Retry(format!("{what}: wallet not found yet")),
-        Err(ApiError::Rule { slug, detail }) if slug == "unknown-payment" => {
-            Outcome::Retry(format!("{what}: {detail}"))
-        }
+        Err(ApiError::Rule {
+            slug: "unknown-payment",
+            detail,
+        }) => Outcome::Retry(format!("{what}: {detail}")),
+        Err(ApiError::Rule {
+            slug: NOTHING_NEW, ..
+        }) => Outcome::Done(format!("{what}: already applied")),
         Err(ApiError::Unavailable(e)) | Err(ApiError::Internal(e)) | Err(ApiError::Conflict(e)) => {
             Outcome::Retry(format!("{what}: {e}"))
         }
@@ -543,7 +551,7 @@ impl StripeInboxWorker {
                         if total <= done {
                             // Nothing new: answered as "already applied".
                             return Err(ApiError::Rule {
-                                slug: "nothing-to-refund",
+                                slug: NOTHING_NEW,
                                 detail: String::new(),
                             });
                         }
@@ -555,12 +563,6 @@ impl StripeInboxWorker {
                         })
                     })
                     .await)
-                .map(|o| match o {
-                    Outcome::Poison(why) if why.contains("nothing-to-refund") => {
-                        Outcome::Done("refund: already applied".into())
-                    }
-                    other => other,
-                })
             }
             "charge.dispute.created" => {
                 let d: DisputeObject = parse(object, "dispute")?;
