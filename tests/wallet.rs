@@ -954,3 +954,104 @@ async fn a_tfchain_account_links_with_a_valid_signature_only_once() {
         .await;
     expect_problem(r, 422).await;
 }
+
+async fn dump_wallet_views(pool: &sqlx::PgPool) -> Value {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_array(
+            (SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.wallet_id), '[]') FROM wallet_views v),
+            (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.wallet_id, a.sequence), '[]') FROM wallet_activity a),
+            (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.stripe_id), '[]') FROM wallet_stripe_refs r))",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("dump")
+}
+
+#[tokio::test]
+async fn the_wallet_view_rebuilt_from_the_store_equals_the_live_one() {
+    let app = stripe_app().await;
+    let (_, charge) = paid_top_up(&app, &alice()).await;
+    ls(&app)
+        .call(
+            Method::POST,
+            "/v1/refunds",
+            &[("charge", &charge), ("amount", "700")],
+        )
+        .await;
+    ls(&app).dispute(&charge, 800).await;
+    save_card(&app, &alice(), VISA).await;
+    let w = wallet_until(&app, &alice(), "clawbacks", |w| {
+        w["top_ups"][0]["returned_cents"] == 1_500
+    })
+    .await;
+    let version = w["version"].as_u64().expect("version");
+    // Let the card's event land too.
+    let w = wallet_until(&app, &alice(), "settled", |w| {
+        w["version"].as_u64() >= Some(version)
+    })
+    .await;
+    assert_eq!(
+        w["balance_tft_units"],
+        TFT_FOR_2500_CENTS - 1_500 * 10_000_000i64
+    );
+    let live = dump_wallet_views(&app.pool).await;
+    marketplace_projections::tail::rebuild(
+        &app.pool,
+        &marketplace_projections::wallets::WalletProjection,
+        7,
+    )
+    .await
+    .expect("rebuild");
+    assert_eq!(dump_wallet_views(&app.pool).await, live);
+}
+
+#[tokio::test]
+async fn a_retried_top_up_with_the_same_idempotency_key_is_the_same_top_up() {
+    let app = stripe_app().await;
+    let send = || {
+        app.client
+            .post(app.url("/v1/wallet/top-ups"))
+            .bearer_auth(alice())
+            .header("idempotency-key", "top-up-1")
+            .json(&json!({ "usd_cents": 2500 }))
+            .send()
+    };
+    let first: Value = send().await.expect("first").json().await.expect("json");
+    let again: Value = send().await.expect("again").json().await.expect("json");
+    assert_eq!(first["top_up_id"], again["top_up_id"]);
+    assert_eq!(first["payment_intent_id"], again["payment_intent_id"]);
+    assert_eq!(first["client_secret"], again["client_secret"]);
+    let intents = ls(&app).call(Method::GET, "/v1/payment_intents", &[]).await;
+    assert_eq!(intents["data"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn an_event_missing_a_field_stripe_always_sends_is_set_aside() {
+    let app = stripe_app().await;
+    let top_up = create_top_up(&app, &alice(), 2_500).await;
+    let pi = top_up["payment_intent_id"].as_str().expect("pi");
+    // What localstripe alone would send: no amount_received, confirmation_method...
+    let event = json!({
+        "id": "evt_incomplete", "object": "event", "type": "payment_intent.succeeded",
+        "created": chrono::Utc::now().timestamp(), "livemode": false, "pending_webhooks": 1,
+        "api_version": "2024-06-20",
+        "data": { "object": {
+            "id": pi, "object": "payment_intent", "amount": 2500, "currency": "usd",
+            "status": "succeeded", "metadata": { "wallet_id": "alice" },
+            "latest_charge": "ch_incomplete"
+        } }
+    });
+    assert_eq!(ls(&app).deliver(&event).await.status(), 200);
+    let started = Instant::now();
+    let error = loop {
+        let errors = inbox_errors(&app).await;
+        if let Some(e) = errors.into_iter().next() {
+            break e;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "not set aside");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(error.contains("malformed payment intent"), "{error}");
+    assert!(error.contains("amount_"), "{error}");
+    assert_eq!(wallet(&app, &alice()).await["balance_tft_units"], 0);
+}
