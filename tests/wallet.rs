@@ -1055,3 +1055,45 @@ async fn an_event_missing_a_field_stripe_always_sends_is_set_aside() {
     assert!(error.contains("amount_"), "{error}");
     assert_eq!(wallet(&app, &alice()).await["balance_tft_units"], 0);
 }
+
+#[tokio::test]
+async fn wallet_commands_replay_their_first_answer_for_the_same_idempotency_key() {
+    use marketplace_api::tfchain::ss58_address;
+    let app = spawn_app().await;
+    let sr = schnorrkel::Keypair::generate();
+    let account = ss58_address(&sr.public.to_bytes(), 42);
+    let c = challenge(&app, &alice(), &account, "sr25519").await;
+    let sig = sr
+        .sign_simple(b"substrate", c["message"].as_str().expect("m").as_bytes())
+        .to_bytes();
+    let path = format!(
+        "/v1/wallet/link-challenges/{}/signature",
+        c["challenge_id"].as_str().expect("id")
+    );
+    let send = |signature: String| {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(alice())
+            .header("idempotency-key", "link-1")
+            .json(&json!({ "signature": signature }))
+            .send()
+    };
+    let first = send(hex::encode(sig)).await.expect("send");
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.expect("json");
+    // A retry (the answer was lost): the same 202, not "challenge used".
+    let again = send(hex::encode(sig)).await.expect("send");
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.json::<Value>().await.expect("json"), first);
+    // The same key for another request: refused.
+    let other = send(hex::encode([0u8; 64])).await.expect("send");
+    let body = expect_problem(other, 422).await;
+    assert_eq!(body["type"], "/problems/idempotency-key-reused");
+    let events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = 'alice' AND event_type = 'AccountLinked'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(events, 1);
+}

@@ -32,10 +32,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{AsOperator, AsUser, AsUserOrOperator};
-use crate::commands::{metadata, Store};
+use crate::commands::{fingerprint, metadata, Store};
 use crate::dto::CommandAccepted;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
+use crate::idempotency::{self, Claim};
 use crate::tfchain;
 use crate::views_watch::read_visible;
 use crate::AppState;
@@ -256,6 +257,105 @@ fn new_id(kind: &str, actor: &Actor, ctx: &RequestContext) -> Uuid {
             format!("{kind}\n{}\n{key}", actor.subject).as_bytes(),
         ),
         None => Uuid::new_v4(),
+    }
+}
+
+/// The Idempotency-Key protocol for the wallet's commands, whose answers
+/// differ (a created top-up, a challenge, an accepted command): a retry
+/// with the same key and request replays the first answer, whatever it
+/// was; the same key with another request is refused.
+struct Idempotent {
+    pool: PgPool,
+    key: Option<String>,
+    subject: String,
+    wallet_id: String,
+    fingerprint: Vec<u8>,
+}
+
+impl Idempotent {
+    fn new(
+        state: &AppState,
+        ctx: &RequestContext,
+        actor: &Actor,
+        wallet_id: String,
+        fingerprint: Vec<u8>,
+    ) -> Self {
+        Self {
+            pool: state.pool.clone(),
+            key: ctx.idempotency_key.clone(),
+            subject: actor.subject.clone(),
+            wallet_id,
+            fingerprint,
+        }
+    }
+
+    async fn run(
+        self,
+        command: impl std::future::Future<Output = Result<Response, ApiError>>,
+    ) -> Response {
+        let Some(key) = self.key.as_deref() else {
+            return command.await.unwrap_or_else(IntoResponse::into_response);
+        };
+        let claim = idempotency::claim(
+            &self.pool,
+            &self.subject,
+            key,
+            &self.fingerprint,
+            "wallet",
+            &self.wallet_id,
+        )
+        .await;
+        match claim {
+            Err(e) => ApiError::from(e).into_response(),
+            Ok(Claim::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
+            Ok(Claim::InProgress) => ApiError::IdempotencyInProgress.into_response(),
+            Ok(Claim::Replay { status, body }) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                if status.is_success() {
+                    (status, Json(body)).into_response()
+                } else {
+                    match serde_json::from_value::<Problem>(body) {
+                        Ok(problem) => crate::error::problem_response(status, &problem),
+                        Err(e) => ApiError::Internal(format!("stored answer unreadable: {e}"))
+                            .into_response(),
+                    }
+                }
+            }
+            Ok(Claim::Fresh) => {
+                let (response, keep) = match command.await {
+                    Ok(r) => (r, true),
+                    Err(e) => {
+                        let keep = !e.is_transient();
+                        (e.into_response(), keep)
+                    }
+                };
+                if !keep {
+                    if let Err(e) = idempotency::abandon(&self.pool, &self.subject, key).await {
+                        tracing::warn!(error = %e, "could not release the idempotency key");
+                    }
+                    return response;
+                }
+                let (parts, body) = response.into_parts();
+                let bytes = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let stored: serde_json::Value =
+                    serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+                if let Err(e) = idempotency::finish(
+                    &self.pool,
+                    &self.subject,
+                    key,
+                    parts.status.as_u16(),
+                    &stored,
+                )
+                .await
+                {
+                    // The command's outcome stands; a retry settles the record from the store.
+                    tracing::warn!(error = %e, "could not record the idempotency answer");
+                }
+                Response::from_parts(parts, axum::body::Body::from(bytes))
+            }
+        }
     }
 }
 
@@ -762,6 +862,23 @@ pub async fn issue_link_challenge(
     AsUser(actor): AsUser,
     ctx: RequestContext,
     ApiJson(body): ApiJson<LinkChallengeRequest>,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        actor.subject.clone(),
+        fingerprint(("POST /v1/wallet/link-challenges", &body)),
+    );
+    idem.run(issue_link_challenge_inner(state, ctx, actor, body))
+        .await
+}
+
+async fn issue_link_challenge_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
+    body: LinkChallengeRequest,
 ) -> Result<Response, ApiError> {
     let key_type = key_type(&body.key_type)?;
     tfchain::ss58_public_key(&body.account).map_err(|e| ApiError::Invalid {
@@ -861,6 +978,28 @@ pub async fn complete_link(
     ctx: RequestContext,
     ApiPath(challenge_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<SignatureRequest>,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        actor.subject.clone(),
+        fingerprint((
+            "POST /v1/wallet/link-challenges/signature",
+            challenge_id,
+            &body,
+        )),
+    );
+    idem.run(complete_link_inner(state, ctx, actor, challenge_id, body))
+        .await
+}
+
+async fn complete_link_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
+    challenge_id: Uuid,
+    body: SignatureRequest,
 ) -> Result<Response, ApiError> {
     let signature = tfchain::parse_signature(&body.signature);
     let owner = actor.subject.clone();
@@ -916,6 +1055,21 @@ pub async fn create_setup_intent(
     State(state): State<AppState>,
     AsUser(actor): AsUser,
     ctx: RequestContext,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        actor.subject.clone(),
+        fingerprint("POST /v1/wallet/setup-intents"),
+    );
+    idem.run(create_setup_intent_inner(state, ctx, actor)).await
+}
+
+async fn create_setup_intent_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
 ) -> Result<Response, ApiError> {
     let payments = payments(&state)?.clone();
     let customer_id = ensure_customer(&state, &ctx, &actor).await?;
@@ -975,6 +1129,31 @@ pub async fn set_default_payment_method(
     AsUser(actor): AsUser,
     ctx: RequestContext,
     ApiPath(payment_method_id): ApiPath<String>,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        actor.subject.clone(),
+        fingerprint((
+            "POST /v1/wallet/payment-methods/default",
+            &payment_method_id,
+        )),
+    );
+    idem.run(set_default_payment_method_inner(
+        state,
+        ctx,
+        actor,
+        payment_method_id,
+    ))
+    .await
+}
+
+async fn set_default_payment_method_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
+    payment_method_id: String,
 ) -> Result<Response, ApiError> {
     let pm = stripe_id("payment_method_id", &payment_method_id)?;
     let done = user_command(&state, &ctx, &actor, |_| {
@@ -1004,6 +1183,28 @@ pub async fn detach_payment_method(
     AsUser(actor): AsUser,
     ctx: RequestContext,
     ApiPath(payment_method_id): ApiPath<String>,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        actor.subject.clone(),
+        fingerprint(("DELETE /v1/wallet/payment-methods", &payment_method_id)),
+    );
+    idem.run(detach_payment_method_inner(
+        state,
+        ctx,
+        actor,
+        payment_method_id,
+    ))
+    .await
+}
+
+async fn detach_payment_method_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
+    payment_method_id: String,
 ) -> Result<Response, ApiError> {
     let payments = payments(&state)?.clone();
     let pm = stripe_id("payment_method_id", &payment_method_id)?;
@@ -1078,6 +1279,22 @@ pub async fn create_top_up(
     AsUser(actor): AsUser,
     ctx: RequestContext,
     ApiJson(body): ApiJson<TopUpRequest>,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        actor.subject.clone(),
+        fingerprint(("POST /v1/wallet/top-ups", &body)),
+    );
+    idem.run(create_top_up_inner(state, ctx, actor, body)).await
+}
+
+async fn create_top_up_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
+    body: TopUpRequest,
 ) -> Result<Response, ApiError> {
     let payments = payments(&state)?.clone();
     check_top_up_cents("usd_cents", body.usd_cents).map_err(|e| ApiError::Invalid {
@@ -1190,6 +1407,23 @@ pub async fn configure_auto_top_up(
     AsUser(actor): AsUser,
     ctx: RequestContext,
     ApiJson(body): ApiJson<AutoTopUpBody>,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        actor.subject.clone(),
+        fingerprint(("PUT /v1/wallet/auto-top-up", &body)),
+    );
+    idem.run(configure_auto_top_up_inner(state, ctx, actor, body))
+        .await
+}
+
+async fn configure_auto_top_up_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
+    body: AutoTopUpBody,
 ) -> Result<Response, ApiError> {
     let done = user_command(&state, &ctx, &actor, |w| {
         let s = w.state().ok_or(ApiError::NotFound)?;
@@ -1235,6 +1469,21 @@ pub async fn disable_auto_top_up(
     State(state): State<AppState>,
     AsUser(actor): AsUser,
     ctx: RequestContext,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        actor.subject.clone(),
+        fingerprint("DELETE /v1/wallet/auto-top-up"),
+    );
+    idem.run(disable_auto_top_up_inner(state, ctx, actor)).await
+}
+
+async fn disable_auto_top_up_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
 ) -> Result<Response, ApiError> {
     let done = user_command(&state, &ctx, &actor, |_| {
         Ok(WalletCommand::DisableAutoTopUp { at: Utc::now() })
@@ -1273,6 +1522,24 @@ pub async fn debit_wallet(
     ctx: RequestContext,
     ApiPath(wallet_id): ApiPath<String>,
     ApiJson(body): ApiJson<DebitRequest>,
+) -> Response {
+    let idem = Idempotent::new(
+        &state,
+        &ctx,
+        &actor,
+        wallet_id.clone(),
+        fingerprint(("POST /v1/wallets/debits", &wallet_id, &body)),
+    );
+    idem.run(debit_wallet_inner(state, ctx, actor, wallet_id, body))
+        .await
+}
+
+async fn debit_wallet_inner(
+    state: AppState,
+    ctx: RequestContext,
+    actor: Actor,
+    wallet_id: String,
+    body: DebitRequest,
 ) -> Result<Response, ApiError> {
     let debit_id = marketplace_domain::wallet::DebitId::new(&body.debit_id).map_err(|e| {
         ApiError::Invalid {
