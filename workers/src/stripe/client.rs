@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use stripe::{Client, ClientBuilder, RequestStrategy, StripeError, StripeRequest};
 use stripe_core::charge::RetrieveCharge;
-use stripe_core::customer::{CreateCustomer, ListPaymentMethodsCustomer};
+use stripe_core::customer::CreateCustomer;
 use stripe_core::payment_intent::{
     ConfirmPaymentIntent, ConfirmPaymentIntentOffSession, CreatePaymentIntent,
 };
 use stripe_core::setup_intent::CreateSetupIntent;
-use stripe_core::{PaymentIntentStatus, SetupIntentStatus};
+use stripe_core::SetupIntentStatus;
 use stripe_payment::payment_method::{DetachPaymentMethod, RetrievePaymentMethod};
 use stripe_types::Currency;
 
@@ -282,16 +282,6 @@ impl Payments {
         Ok(card(pm))
     }
 
-    /// The customer's cards.
-    pub async fn cards(&self, customer: &str) -> Result<Vec<Card>, PaymentsError> {
-        let list = ListPaymentMethodsCustomer::new(customer.to_string())
-            .type_(stripe_core::customer::ListPaymentMethodsCustomerType::Card)
-            .limit(100)
-            .send(&self.client)
-            .await?;
-        Ok(list.data.into_iter().filter_map(card).collect())
-    }
-
     /// Detaches a card from its customer.
     pub async fn detach(&self, payment_method: &str) -> Result<(), PaymentsError> {
         DetachPaymentMethod::new(payment_method.to_string())
@@ -303,9 +293,4 @@ impl Payments {
 
 fn cents(usd_cents: u64) -> Result<i64, PaymentsError> {
     i64::try_from(usd_cents).map_err(|_| PaymentsError::Unavailable("amount out of range".into()))
-}
-
-/// Whether an intent's status means money moved.
-pub fn succeeded(status: &str) -> bool {
-    status == PaymentIntentStatus::Succeeded.as_str()
 }
