@@ -348,6 +348,17 @@ async fn debits_are_idempotent_and_never_go_below_zero() {
     )
     .await;
     assert_eq!(body["type"], "/problems/insufficient-balance");
+    // An operator's If-Match on a version the wallet is not at: 409, nothing changes.
+    let r = app
+        .client
+        .post(app.url("/v1/wallets/alice/debits"))
+        .bearer_auth(operator())
+        .header("if-match", "\"1\"")
+        .json(&json!({ "debit_id": "bill-3", "amount_tft_units": 1, "reason": "x" }))
+        .send()
+        .await
+        .expect("send");
+    expect_problem(r, 409).await;
     // A different amount under a used id is refused.
     expect_problem(debit(&app, "alice", "bill-1", 5).await, 422).await;
     // Users cannot debit.

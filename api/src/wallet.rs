@@ -90,9 +90,31 @@ pub async fn run_wallet_command(
     open_at: Option<DateTime<Utc>>,
     build: impl Fn(&Wallet) -> Result<WalletCommand, ApiError>,
 ) -> Result<Committed, ApiError> {
+    run_wallet_command_at(store, wallet_id, meta, open_at, None, build).await
+}
+
+/// [`run_wallet_command`], refused with 409 unless the wallet is at
+/// `expected` (the caller's `If-Match`); then a concurrent writer is a
+/// conflict, not retried.
+pub async fn run_wallet_command_at(
+    store: &Store<Wallet>,
+    wallet_id: &str,
+    meta: HashMap<String, String>,
+    open_at: Option<DateTime<Utc>>,
+    expected: Option<u64>,
+    build: impl Fn(&Wallet) -> Result<WalletCommand, ApiError>,
+) -> Result<Committed, ApiError> {
     let mut attempt = 0;
     loop {
         let ctx = store.load_aggregate(wallet_id).await?;
+        if let Some(expected) = expected {
+            if ctx.current_sequence as u64 != expected {
+                return Err(ApiError::Conflict(format!(
+                    "expected version {expected}, the wallet is at {}",
+                    ctx.current_sequence
+                )));
+            }
+        }
         let mut wallet = ctx.aggregate.clone();
         let mut events = Vec::new();
         if wallet.state().is_none() {
@@ -129,7 +151,11 @@ pub async fn run_wallet_command(
                     wallet,
                 })
             }
-            Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => attempt += 1,
+            Err(AggregateError::AggregateConflict)
+                if expected.is_none() && attempt < CONFLICT_RETRIES =>
+            {
+                attempt += 1
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -141,24 +167,12 @@ async fn user_command(
     actor: &Actor,
     build: impl Fn(&Wallet) -> Result<WalletCommand, ApiError>,
 ) -> Result<Committed, ApiError> {
-    if let Some(expected) = ctx.expected_version {
-        let current = state
-            .stores
-            .wallets
-            .load_aggregate(&actor.subject)
-            .await?
-            .current_sequence as u64;
-        if current != expected {
-            return Err(ApiError::Conflict(format!(
-                "expected version {expected}, the wallet is at {current}"
-            )));
-        }
-    }
-    run_wallet_command(
+    run_wallet_command_at(
         &state.stores.wallets,
         &actor.subject,
         metadata(ctx, actor),
         Some(Utc::now()),
+        ctx.expected_version,
         build,
     )
     .await
@@ -223,12 +237,20 @@ pub async fn ensure_customer(
     }
     let created = payments.create_customer(&actor.subject).await?;
     let customer_id = stripe_id("customer_id", &created)?;
-    let done = user_command(state, ctx, actor, |_| {
-        Ok(WalletCommand::AttachStripeCustomer {
-            customer_id: customer_id.clone(),
-            at: Utc::now(),
-        })
-    })
+    // Not under the caller's If-Match: the customer is a side step of the
+    // command the caller asked for.
+    let done = run_wallet_command(
+        &state.stores.wallets,
+        &actor.subject,
+        metadata(ctx, actor),
+        Some(Utc::now()),
+        |_| {
+            Ok(WalletCommand::AttachStripeCustomer {
+                customer_id: customer_id.clone(),
+                at: Utc::now(),
+            })
+        },
+    )
     .await?;
     let customer = done
         .wallet
@@ -1547,11 +1569,12 @@ async fn debit_wallet_inner(
             field: Some(e.field),
         }
     })?;
-    let done = run_wallet_command(
+    let done = run_wallet_command_at(
         &state.stores.wallets,
         &wallet_id,
         metadata(&ctx, &actor),
         None,
+        ctx.expected_version,
         |_| {
             Ok(WalletCommand::Debit {
                 debit_id: debit_id.clone(),
