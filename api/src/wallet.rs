@@ -986,7 +986,7 @@ pub struct SignatureRequest {
 #[utoipa::path(
     post, path = "/v1/wallet/link-challenges/{challenge_id}/signature", tag = "wallet",
     request_body = SignatureRequest,
-    params(("challenge_id" = Uuid, Path, description = "The challenge")),
+    params(("challenge_id" = Uuid, Path, description = "The challenge"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted, description = "Linked"),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -1066,6 +1066,7 @@ pub struct SetupIntentBody {
 /// reports `setup_intent.succeeded`.
 #[utoipa::path(
     post, path = "/v1/wallet/setup-intents", tag = "wallet",
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 201, body = SetupIntentBody),
         (status = 401, body = Problem), (status = 403, body = Problem),
@@ -1139,7 +1140,7 @@ pub async fn list_payment_methods(
 /// rule names none).
 #[utoipa::path(
     post, path = "/v1/wallet/payment-methods/{payment_method_id}/default", tag = "wallet",
-    params(("payment_method_id" = String, Path, description = "A saved card")),
+    params(("payment_method_id" = String, Path, description = "A saved card"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)
@@ -1192,7 +1193,7 @@ async fn set_default_payment_method_inner(
 /// is turned off).
 #[utoipa::path(
     delete, path = "/v1/wallet/payment-methods/{payment_method_id}", tag = "wallet",
-    params(("payment_method_id" = String, Path, description = "A saved card")),
+    params(("payment_method_id" = String, Path, description = "A saved card"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -1416,6 +1417,7 @@ pub async fn get_top_up(
 /// Turn automatic top-ups on, or change the rule. The card must be saved.
 #[utoipa::path(
     put, path = "/v1/wallet/auto-top-up", tag = "wallet",
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     request_body = AutoTopUpBody,
     responses(
         (status = 202, body = CommandAccepted),
@@ -1484,6 +1486,7 @@ async fn configure_auto_top_up_inner(
 /// Turn automatic top-ups off.
 #[utoipa::path(
     delete, path = "/v1/wallet/auto-top-up", tag = "wallet",
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses((status = 202, body = CommandAccepted), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
@@ -1530,7 +1533,7 @@ pub struct DebitRequest {
 #[utoipa::path(
     post, path = "/v1/wallets/{wallet_id}/debits", tag = "wallet",
     request_body = DebitRequest,
-    params(("wallet_id" = String, Path, description = "The owner's subject")),
+    params(("wallet_id" = String, Path, description = "The owner's subject"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
