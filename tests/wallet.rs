@@ -1063,6 +1063,20 @@ async fn an_event_missing_a_field_stripe_always_sends_is_set_aside() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(error.contains("malformed payment intent"), "{error}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("marketplace_stripe_inbox_set_aside 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("marketplace_projection_lag_events{projection=\"wallets\"}"));
     assert!(error.contains("amount_"), "{error}");
     assert_eq!(wallet(&app, &alice()).await["balance_tft_units"], 0);
 }
