@@ -192,6 +192,8 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/wallet/auto-top-up", "put"),
         ("/v1/wallet/auto-top-up", "delete"),
         ("/v1/wallets/{wallet_id}/debits", "post"),
+        ("/v1/stripe-events", "get"),
+        ("/v1/stripe-events/{event_id}/retry", "post"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {
@@ -220,7 +222,8 @@ async fn the_document_describes_what_the_api_does() {
                 .replace("{wallet_id}", "alice")
                 .replace("{challenge_id}", &some_id)
                 .replace("{top_up_id}", &some_id)
-                .replace("{payment_method_id}", "pm_test"),
+                .replace("{payment_method_id}", "pm_test")
+                .replace("{event_id}", "evt_test"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
         let mut request = app.client.request(method.clone(), &url);

@@ -1077,6 +1077,49 @@ async fn an_event_missing_a_field_stripe_always_sends_is_set_aside() {
         "{metrics}"
     );
     assert!(metrics.contains("marketplace_projection_lag_events{projection=\"wallets\"}"));
+    // Operators see it and can queue it again; users cannot.
+    expect_problem(app.get("/v1/stripe-events", &alice()).await, 403).await;
+    let listed: Value = app
+        .get("/v1/stripe-events", &operator())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"][0]["event_id"], "evt_incomplete");
+    let r = app
+        .post(
+            "/v1/stripe-events/evt_incomplete/retry",
+            &operator(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    expect_problem(
+        app.post(
+            "/v1/stripe-events/evt_unknown/retry",
+            &operator(),
+            &json!({}),
+        )
+        .await,
+        404,
+    )
+    .await;
+    // Still malformed: set aside again, and the balance never moved.
+    let started = Instant::now();
+    loop {
+        let attempts: i32 = sqlx::query_scalar(
+            "SELECT attempts FROM stripe_inbox WHERE event_id = 'evt_incomplete' AND processed_at IS NOT NULL",
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .expect("row")
+        .unwrap_or(0);
+        if attempts == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "not retried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(error.contains("amount_"), "{error}");
     assert_eq!(wallet(&app, &alice()).await["balance_tft_units"], 0);
 }

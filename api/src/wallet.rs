@@ -64,6 +64,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_top_up))
         .routes(routes!(configure_auto_top_up, disable_auto_top_up))
         .routes(routes!(debit_wallet))
+        .routes(routes!(crate::webhooks::list_troubled_events))
+        .routes(routes!(crate::webhooks::retry_event))
 }
 
 // ---------------------------------------------------------------------------
