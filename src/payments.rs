@@ -726,11 +726,16 @@ impl AutoTopUpWorker {
         .await?;
         let mut results = Vec::new();
         for wallet_id in due {
-            let r = self.check(&wallet_id).await?;
-            if !matches!(r, AutoTopUpResult::Skipped(_) | AutoTopUpResult::Busy) {
-                info!(%wallet_id, result = ?r, "auto top-up");
+            // One wallet failing (Stripe down, a refusal) does not stop the others.
+            match self.check(&wallet_id).await {
+                Ok(r) => {
+                    if !matches!(r, AutoTopUpResult::Skipped(_) | AutoTopUpResult::Busy) {
+                        info!(%wallet_id, result = ?r, "auto top-up");
+                    }
+                    results.push((wallet_id, r));
+                }
+                Err(e) => warn!(%wallet_id, error = %e, "auto top-up failed; next scan retries"),
             }
-            results.push((wallet_id, r));
         }
         Ok(results)
     }
@@ -922,30 +927,38 @@ impl RunwayWorker {
                 .await?;
         let mut recorded = 0;
         for (wallet_id, balance) in wallets {
-            let r = runway(
-                &self.pool,
-                policy.policy(),
-                self.tft_price,
-                &wallet_id,
-                i128::from(balance),
-            )
-            .await?;
-            let thresholds = self.thresholds_hours.clone();
-            let done = run_wallet_command(
-                &self.wallets,
-                &wallet_id,
-                worker_metadata("runway", &format!("runway-{}", Utc::now().timestamp())),
-                None,
-                |_| {
-                    Ok(WalletCommand::ObserveRunway {
-                        runway_hours: r.runway_hours,
-                        thresholds_hours: thresholds.clone(),
-                        at: Utc::now(),
-                    })
-                },
-            )
-            .await?;
-            recorded += done.events.len();
+            // One wallet failing does not stop the others.
+            let measured = async {
+                let r = runway(
+                    &self.pool,
+                    policy.policy(),
+                    self.tft_price,
+                    &wallet_id,
+                    i128::from(balance),
+                )
+                .await?;
+                let thresholds = self.thresholds_hours.clone();
+                let done = run_wallet_command(
+                    &self.wallets,
+                    &wallet_id,
+                    worker_metadata("runway", &format!("runway-{}", Utc::now().timestamp())),
+                    None,
+                    |_| {
+                        Ok(WalletCommand::ObserveRunway {
+                            runway_hours: r.runway_hours,
+                            thresholds_hours: thresholds.clone(),
+                            at: Utc::now(),
+                        })
+                    },
+                )
+                .await?;
+                Ok::<usize, ApiError>(done.events.len())
+            }
+            .await;
+            match measured {
+                Ok(n) => recorded += n,
+                Err(e) => warn!(%wallet_id, error = %e, "runway measurement failed"),
+            }
         }
         Ok(recorded)
     }
