@@ -1546,3 +1546,27 @@ fn a_runway_crossing_alerts_once_and_a_recovery_rearms_it() {
     let w = when(&w, observe(Some(500)));
     assert!(w.decide(observe(Some(50))).expect("ok").len() == 1);
 }
+
+#[test]
+fn a_threshold_no_longer_configured_stops_being_alerted() {
+    let w = given(vec![
+        opened(),
+        WalletEvent::RunwayAlertRaised {
+            threshold_hours: 72,
+            runway_hours: 50,
+            at: t0(),
+        },
+    ]);
+    then_events(
+        &w,
+        WalletCommand::ObserveRunway {
+            runway_hours: Some(50),
+            thresholds_hours: vec![24],
+            at: t0(),
+        },
+        vec![WalletEvent::RunwayAlertCleared {
+            threshold_hours: 72,
+            at: t0(),
+        }],
+    );
+}
