@@ -3,7 +3,8 @@
 //! runners live in `marketplace-projections`.
 //!
 //! [`grid`] reads the grid proxy's node and farm catalog, and simulates the
-//! proxy for development and tests.
+//! proxy for development and tests. [`stripe`] is the Stripe client the API
+//! and the payment workers (in the `marketplace` binary) call.
 
 pub mod grid;
 pub mod stripe;
