@@ -170,6 +170,7 @@ async fn start(durable: bool, cfg: &Config, key: &SigningKey) -> anyhow::Result<
         read_wait: Duration::from_secs(2),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
         stripe_webhook_secret: None,
+        payments: None,
         dev_jwks: None,
     };
     let cancel = CancellationToken::new();

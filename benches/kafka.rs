@@ -248,6 +248,7 @@ async fn end_to_end_phase(
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
         stripe_webhook_secret: None,
         dev_jwks: None,
+        payments: None,
     };
     let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
     let listener = TcpListener::bind("127.0.0.1:0").await?;

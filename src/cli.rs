@@ -58,6 +58,22 @@ pub enum Command {
     Sync(SyncArgs),
     /// A grid proxy SIMULATOR serving a made-up node catalog (development and tests only).
     GridSim(GridSimArgs),
+    /// The payment workers alone: Stripe inbox, auto top-up, runway alerts.
+    Payments(PaymentsWorkerArgs),
+}
+
+/// `marketplace payments`.
+#[derive(Debug, Clone, Args)]
+pub struct PaymentsWorkerArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Stripe and the workers' settings.
+    #[command(flatten)]
+    pub payments: PaymentsArgs,
+    /// TFT price in USD that automatic top-ups are quoted at (up to 7 decimals).
+    #[arg(long, env = "MARKETPLACE_TFT_PRICE_USD", value_name = "MARKETPLACE_TFT_PRICE_USD", default_value = "0.01", value_parser = parse_price)]
+    pub tft_price_usd: u64,
 }
 
 /// Database connection.
@@ -101,6 +117,40 @@ pub struct HttpArgs {
     pub stripe_webhook_secret: Option<String>,
 }
 
+/// Card payments (Stripe) and the payment workers, shared by `dev` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct PaymentsArgs {
+    /// Stripe secret API key (sk_…); unset: top-ups and cards answer 503 not-configured.
+    #[arg(
+        long,
+        env = "STRIPE_SECRET_KEY",
+        value_name = "STRIPE_SECRET_KEY",
+        hide_env_values = true
+    )]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe API base URL; unset: the real Stripe API. Tests and dev point it at localstripe.
+    #[arg(long, env = "STRIPE_API_BASE", value_name = "STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
+    /// How often the auto top-up worker looks for wallets below their threshold, in seconds.
+    #[arg(long, env = "MARKETPLACE_AUTO_TOP_UP_INTERVAL_SECS", value_name = "MARKETPLACE_AUTO_TOP_UP_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auto_top_up_interval_secs: u64,
+    /// After a refused automatic charge, hours before the card is charged again.
+    #[arg(long, env = "MARKETPLACE_AUTO_TOP_UP_RETRY_HOURS", value_name = "MARKETPLACE_AUTO_TOP_UP_RETRY_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub auto_top_up_retry_hours: u64,
+    /// Runway thresholds in hours (comma-separated): crossing one below alerts the user once.
+    #[arg(
+        long,
+        env = "MARKETPLACE_RUNWAY_ALERT_HOURS",
+        value_name = "MARKETPLACE_RUNWAY_ALERT_HOURS",
+        value_delimiter = ',',
+        default_value = "72,24"
+    )]
+    pub runway_alert_hours: Vec<u64>,
+    /// How often runways are measured, in seconds.
+    #[arg(long, env = "MARKETPLACE_RUNWAY_INTERVAL_SECS", value_name = "MARKETPLACE_RUNWAY_INTERVAL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub runway_interval_secs: u64,
+}
+
 fn parse_price(text: &str) -> Result<u64, String> {
     match marketplace_domain::money::parse_decimal_units(text) {
         Some(units) if units > 0 => Ok(units),
@@ -127,6 +177,9 @@ pub struct DevArgs {
     /// HTTP settings.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Card payments.
+    #[command(flatten)]
+    pub payments: PaymentsArgs,
     /// Sync the node catalog from this grid proxy instead of the built-in simulator.
     #[arg(long, env = "GRID_PROXY_URL", value_name = "GRID_PROXY_URL")]
     pub grid_url: Option<String>,
@@ -189,6 +242,9 @@ pub struct ServeArgs {
     /// HTTP settings.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Card payments.
+    #[command(flatten)]
+    pub payments: PaymentsArgs,
     /// Token verification.
     #[command(flatten)]
     pub jwt: JwtArgs,

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod embedded_pg;
 pub mod grid_sync;
+pub mod payments;
 pub mod server;
 
 /// The schema, embedded at build time from `migrations/`.

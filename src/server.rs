@@ -15,11 +15,13 @@ use marketplace_projections::nodes::{self, NodeProjection};
 use marketplace_projections::pricing::{self, PricingPolicyProjection};
 use marketplace_projections::providers::{self, ProviderRequestProjection};
 use marketplace_projections::tail::{self, TailOptions};
+use marketplace_projections::wallets::{self, WalletProjection};
 use marketplace_projections::Projection;
 use marketplace_workers::grid::{sim, GridClient, Seed};
 use marketplace_workers::kafka::consumer::{self, WorkerOptions};
 use marketplace_workers::kafka::relay::{self, RelayOptions};
 use marketplace_workers::kafka::KafkaConfig;
+use marketplace_workers::stripe::{Payments, StripeSettings};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -28,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::cli::{
-    Cli, Command, DeadLettersCommand, DevArgs, GridSimArgs, HttpArgs, LogFormat, ProjectArgs,
-    RelayArgs, ServeArgs, Source, SyncArgs, TokenArgs,
+    Cli, Command, DeadLettersCommand, DevArgs, GridSimArgs, HttpArgs, LogFormat, PaymentsArgs,
+    ProjectArgs, RelayArgs, ServeArgs, Source, SyncArgs, TokenArgs,
 };
 use crate::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use crate::grid_sync::{GridSync, GridSyncOptions, SystemClock};
@@ -75,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token(args),
         Command::Sync(args) => sync(args).await,
         Command::GridSim(args) => grid_sim(args).await,
+        Command::Payments(args) => payment_workers(args).await,
     }
 }
 
@@ -100,6 +103,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 fn settings(
     http: &HttpArgs,
+    payments: Option<Payments>,
     dev_jwks: Option<jsonwebtoken::jwk::JwkSet>,
 ) -> anyhow::Result<ApiSettings> {
     Ok(ApiSettings {
@@ -108,6 +112,7 @@ fn settings(
         tft_price: TftPrice::from_usd_units(http.tft_price_usd)
             .context("MARKETPLACE_TFT_PRICE_USD")?,
         stripe_webhook_secret: http.stripe_webhook_secret.clone().filter(|s| !s.is_empty()),
+        payments,
         dev_jwks,
     })
 }
@@ -146,7 +151,7 @@ pub fn spawn_api(
 }
 
 /// Every projection's name, as `replay` takes it.
-pub const PROJECTIONS: [&str; 4] = marketplace_projections::NAMES;
+pub const PROJECTIONS: [&str; 5] = marketplace_projections::NAMES;
 
 /// Starts one tail runner per projection (deployments, the node catalog,
 /// provider requests, the pricing policy); the handle ends when they all
@@ -192,6 +197,7 @@ pub fn spawn_projection_runners(
         runner(pool, NodeProjection, options, cancel),
         runner(pool, ProviderRequestProjection, options, cancel),
         runner(pool, PricingPolicyProjection, options, cancel),
+        runner(pool, WalletProjection, options, cancel),
     ]
 }
 
@@ -203,6 +209,7 @@ async fn rebuild_named(pool: &PgPool, name: &str, batch_size: i64) -> anyhow::Re
         nodes::NAME => tail::rebuild(pool, &NodeProjection, batch_size).await?,
         providers::NAME => tail::rebuild(pool, &ProviderRequestProjection, batch_size).await?,
         pricing::NAME => tail::rebuild(pool, &PricingPolicyProjection, batch_size).await?,
+        wallets::NAME => tail::rebuild(pool, &WalletProjection, batch_size).await?,
         other => bail!("unknown projection {other:?}"),
     };
     Ok(n)
@@ -214,7 +221,8 @@ async fn catch_up_all(pool: &PgPool, batch_size: i64) -> anyhow::Result<usize> {
         tail::catch_up(pool, &DeploymentProjection, batch_size).await?
             + tail::catch_up(pool, &NodeProjection, batch_size).await?
             + tail::catch_up(pool, &ProviderRequestProjection, batch_size).await?
-            + tail::catch_up(pool, &PricingPolicyProjection, batch_size).await?,
+            + tail::catch_up(pool, &PricingPolicyProjection, batch_size).await?
+            + tail::catch_up(pool, &WalletProjection, batch_size).await?,
     )
 }
 
@@ -248,7 +256,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.jwt.jwt_issuer == dev_keys::DEV_ISSUER {
         bail!("JWT_ISSUER is the dev issuer; production mode never accepts dev tokens");
     }
-    let settings = settings(&args.http, None)?;
+    let payments = payments_client(&args.payments)?;
+    let settings = settings(&args.http, payments.clone(), None)?;
     let listener = bind(args.http.listen).await?;
     let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
     let auth = Authenticator::new(AuthConfig {
@@ -259,11 +268,97 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         leeway_secs: args.jwt.jwt_leeway_secs,
     });
     let cancel = CancellationToken::new();
+    let workers = spawn_payment_workers(
+        &pool,
+        payments,
+        &args.payments,
+        settings.tft_price,
+        settings.stripe_webhook_secret.is_some(),
+        &cancel,
+    );
     let state = app_state(pool, auth, settings, &cancel);
     let api = spawn_api(listener, state, cancel.clone());
     shutdown_signal().await;
     cancel.cancel();
+    for w in workers {
+        let _ = w.await;
+    }
     api.await.context("API task")?
+}
+
+/// `marketplace payments`: the payment workers without the API.
+async fn payment_workers(args: crate::cli::PaymentsWorkerArgs) -> anyhow::Result<()> {
+    let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
+    let payments = payments_client(&args.payments)?;
+    let tft_price =
+        TftPrice::from_usd_units(args.tft_price_usd).context("MARKETPLACE_TFT_PRICE_USD")?;
+    let cancel = CancellationToken::new();
+    let workers = spawn_payment_workers(&pool, payments, &args.payments, tft_price, true, &cancel);
+    info!("payment workers running");
+    shutdown_signal().await;
+    cancel.cancel();
+    for w in workers {
+        let _ = w.await;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// The Stripe client, when `STRIPE_SECRET_KEY` is set.
+pub fn payments_client(args: &PaymentsArgs) -> anyhow::Result<Option<Payments>> {
+    let Some(key) = args.stripe_secret_key.clone().filter(|k| !k.is_empty()) else {
+        info!("payments are not configured (STRIPE_SECRET_KEY unset): top-ups answer 503");
+        return Ok(None);
+    };
+    let settings = StripeSettings {
+        secret_key: key,
+        api_base: args.stripe_api_base.clone().filter(|b| !b.is_empty()),
+    };
+    info!(api_base = ?settings.api_base, "payments configured");
+    Ok(Some(
+        Payments::new(&settings)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("STRIPE_API_BASE")?,
+    ))
+}
+
+/// Spawns the payment workers: the Stripe inbox worker (when webhooks are
+/// configured), the auto top-up worker (when Stripe is), and the runway
+/// alerts.
+pub fn spawn_payment_workers(
+    pool: &PgPool,
+    payments: Option<Payments>,
+    args: &PaymentsArgs,
+    tft_price: TftPrice,
+    webhooks: bool,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    use crate::payments::*;
+    let mut tasks = Vec::new();
+    if webhooks {
+        let inbox = StripeInboxWorker::new(pool.clone(), payments.clone(), InboxOptions::default());
+        tasks.push(tokio::spawn(inbox.run(cancel.clone())));
+    }
+    if let Some(payments) = payments {
+        let auto = AutoTopUpWorker::new(
+            pool.clone(),
+            payments,
+            AutoTopUpOptions {
+                interval: Duration::from_secs(args.auto_top_up_interval_secs),
+                retry_after: chrono::Duration::hours(args.auto_top_up_retry_hours as i64),
+                tft_price,
+            },
+        );
+        tasks.push(tokio::spawn(auto.run(cancel.clone())));
+    }
+    let runway = RunwayWorker::new(
+        pool.clone(),
+        tft_price,
+        args.runway_alert_hours.clone(),
+        Duration::from_secs(args.runway_interval_secs),
+    );
+    tasks.push(tokio::spawn(runway.run(cancel.clone())));
+    tasks
 }
 
 async fn project(args: ProjectArgs) -> anyhow::Result<()> {
@@ -362,6 +457,7 @@ pub fn spawn_kafka_workers(
                 nodes::NAME => worker(pool, config, NodeProjection, options, cancel),
                 providers::NAME => worker(pool, config, ProviderRequestProjection, options, cancel),
                 pricing::NAME => worker(pool, config, PricingPolicyProjection, options, cancel),
+                wallets::NAME => worker(pool, config, WalletProjection, options, cancel),
                 _ => return None,
             })
         })
@@ -383,7 +479,13 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
 }
 
 /// The aggregate types the marketplace writes; the relay makes their topics up front.
-const AGGREGATE_TYPES: [&str; 4] = ["deployment", "node", "provider_request", "pricing_policy"];
+const AGGREGATE_TYPES: [&str; 5] = [
+    "deployment",
+    "node",
+    "provider_request",
+    "pricing_policy",
+    "wallet",
+];
 
 async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
     match command {
@@ -508,9 +610,18 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         leeway_secs: 30,
     });
     auth.preload(&jwks).await;
-    let settings = settings(&args.http, Some(jwks))?;
+    let payments = payments_client(&args.payments)?;
+    let settings = settings(&args.http, payments.clone(), Some(jwks))?;
 
     let cancel = CancellationToken::new();
+    let payment_workers = spawn_payment_workers(
+        &pool,
+        payments,
+        &args.payments,
+        settings.tft_price,
+        settings.stripe_webhook_secret.is_some(),
+        &cancel,
+    );
     let state = app_state(pool.clone(), auth, settings, &cancel);
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
     let grid_url = match &args.grid_url {
@@ -537,6 +648,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let served = api.await.context("API task")?;
     let _ = runner.await;
     let _ = grid_sync.await;
+    for w in payment_workers {
+        let _ = w.await;
+    }
     pool.close().await;
     if let Some(pg) = embedded {
         pg.stop().await?;

@@ -174,6 +174,28 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/webhooks/stripe", "post"),
         ("/v1/operator/dead-letters", "get"),
         ("/v1/operator/dead-letters/retry", "post"),
+        ("/v1/wallet", "get"),
+        ("/v1/wallets/{wallet_id}", "get"),
+        ("/v1/wallet/activity", "get"),
+        ("/v1/wallet/link-challenges", "post"),
+        (
+            "/v1/wallet/link-challenges/{challenge_id}/signature",
+            "post",
+        ),
+        ("/v1/wallet/setup-intents", "post"),
+        ("/v1/wallet/payment-methods", "get"),
+        (
+            "/v1/wallet/payment-methods/{payment_method_id}/default",
+            "post",
+        ),
+        ("/v1/wallet/payment-methods/{payment_method_id}", "delete"),
+        ("/v1/wallet/top-ups", "post"),
+        ("/v1/wallet/top-ups/{top_up_id}", "get"),
+        ("/v1/wallet/auto-top-up", "put"),
+        ("/v1/wallet/auto-top-up", "delete"),
+        ("/v1/wallets/{wallet_id}/debits", "post"),
+        ("/v1/stripe-events", "get"),
+        ("/v1/stripe-events/{event_id}/retry", "post"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {
@@ -198,7 +220,12 @@ async fn the_document_describes_what_the_api_does() {
                 .replace("{id}", &some_id)
                 .replace("{farm_id}", "7")
                 .replace("{node_id}", "11")
-                .replace("{window_id}", &some_id),
+                .replace("{window_id}", &some_id)
+                .replace("{wallet_id}", "alice")
+                .replace("{challenge_id}", &some_id)
+                .replace("{top_up_id}", &some_id)
+                .replace("{payment_method_id}", "pm_test")
+                .replace("{event_id}", "evt_test"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
         let mut request = app.client.request(method.clone(), &url);
@@ -332,6 +359,44 @@ async fn the_document_describes_what_the_api_does() {
         .await
         .expect("json");
     assert_fits(&doc, response_schema(&doc, "/v1/nodes", "get", 200), &nodes);
+
+    // Wallet answers fit too.
+    let wallet: Value = app
+        .get("/v1/wallet", &alice())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_fits(
+        &doc,
+        response_schema(&doc, "/v1/wallet", "get", 200),
+        &wallet,
+    );
+    let activity: Value = app
+        .get("/v1/wallet/activity", &alice())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_fits(
+        &doc,
+        response_schema(&doc, "/v1/wallet/activity", "get", 200),
+        &activity,
+    );
+    let r = app
+        .post(
+            "/v1/wallet/top-ups",
+            &alice(),
+            &json!({ "usd_cents": 1000 }),
+        )
+        .await;
+    assert_eq!(r.status(), 503, "no Stripe key in this app");
+    let problem: Value = r.json().await.expect("json");
+    assert_fits(
+        &doc,
+        response_schema(&doc, "/v1/wallet/top-ups", "post", 503),
+        &problem,
+    );
 
     // The checker itself catches an undocumented field.
     let mut extra = accepted.clone();

@@ -12,6 +12,7 @@ use marketplace_domain::deployment::Deployment;
 use marketplace_domain::node::Node;
 use marketplace_domain::pricing_policy::PricingPolicyAggregate;
 use marketplace_domain::provider::ProviderRequest;
+use marketplace_domain::wallet::Wallet;
 use marketplace_domain::Actor;
 use postgres_es::PostgresEventRepository;
 use sha2::{Digest, Sha256};
@@ -44,6 +45,8 @@ pub struct Stores {
     pub nodes: Store<Node>,
     /// The pricing policy.
     pub pricing: Store<PricingPolicyAggregate>,
+    /// Wallets (one per cloud user).
+    pub wallets: Store<Wallet>,
 }
 
 impl Stores {
@@ -54,6 +57,7 @@ impl Stores {
             providers: store(pool.clone()),
             nodes: store(pool.clone()),
             pricing: store(pool.clone()),
+            wallets: store(pool.clone()),
         }
     }
 }
@@ -108,7 +112,7 @@ pub fn new_deployment_id(subject: &str, ctx: &RequestContext) -> Uuid {
 }
 
 /// What every event records about its cause.
-fn metadata(ctx: &RequestContext, actor: &Actor) -> HashMap<String, String> {
+pub fn metadata(ctx: &RequestContext, actor: &Actor) -> HashMap<String, String> {
     let mut meta = HashMap::from([
         ("actor_subject".to_string(), actor.subject.clone()),
         ("actor_role".to_string(), actor.role.as_str().to_string()),

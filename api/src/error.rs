@@ -71,6 +71,14 @@ pub enum ApiError {
     #[error("the view has not caught up yet")]
     ViewLagging,
     /// A feature this deployment has not been configured for (payments without Stripe keys).
+    #[error("{slug}: {detail}")]
+    Rule {
+        /// The problem type's last segment (`insufficient-balance`).
+        slug: &'static str,
+        /// What was refused and why.
+        detail: String,
+    },
+    /// A feature needs configuration this deployment lacks.
     #[error("not configured: {0}")]
     NotConfigured(&'static str),
     /// A dependency (the database) is unreachable.
@@ -168,6 +176,13 @@ impl ApiError {
                 "view-lagging",
                 "The view has not caught up with that version yet; retry shortly",
                 None,
+                None,
+            ),
+            ApiError::Rule { slug, detail } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                *slug,
+                "A business rule refused the command",
+                Some(detail.clone()),
                 None,
             ),
             ApiError::NotConfigured(what) => (

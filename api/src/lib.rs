@@ -17,7 +17,9 @@ pub mod nodes;
 pub mod pricing;
 pub mod providers;
 pub mod quotes;
+pub mod tfchain;
 pub mod views_watch;
+pub mod wallet;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct ApiSettings {
     pub tft_price: TftPrice,
     /// The Stripe webhook endpoint's signing secret; without it, payments are not configured.
     pub stripe_webhook_secret: Option<String>,
+    /// The Stripe client; without it, top-ups and cards answer 503 not-configured.
+    pub payments: Option<marketplace_workers::stripe::Payments>,
     /// Dev mode only: the JWKS to publish at `/dev/jwks.json`.
     pub dev_jwks: Option<JwkSet>,
 }
@@ -89,6 +93,7 @@ pub struct AppState {
         (name = "nodes", description = "The node catalog, synced from the grid"),
         (name = "maintenance", description = "Providers' maintenance windows"),
         (name = "payments", description = "Stripe webhooks"),
+        (name = "wallet", description = "Users' wallets: balance, ledger, cards, top-ups, TFChain link"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -119,6 +124,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(pricing::router())
         .merge(nodes::router())
         .merge(dead_letters::router())
+        .merge(wallet::router())
         .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))

@@ -1,7 +1,8 @@
 //! Prometheus metrics: how far each projection lags behind the store, how
-//! long since it last committed, its unresolved dead letters, and keyed
-//! commands left pending. Computed from the database on each scrape, so
-//! any API replica reports the same figures.
+//! long since it last committed, its unresolved dead letters, keyed
+//! commands left pending, and the Stripe inbox's backlog and set-aside
+//! events. Computed from the database on each scrape, so any API replica
+//! reports the same figures.
 
 use std::fmt::Write;
 
@@ -13,7 +14,7 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// The projections every deployment runs; one without a checkpoint yet lags by the whole store.
-const PROJECTIONS: [&str; 4] = marketplace_projections::NAMES;
+const PROJECTIONS: [&str; 5] = marketplace_projections::NAMES;
 
 /// Metrics in the Prometheus text format.
 #[utoipa::path(
@@ -150,5 +151,24 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             );
         }
     }
+    let (inbox_pending, inbox_set_aside): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE processed_at IS NULL),
+                count(*) FILTER (WHERE processed_at IS NOT NULL AND last_error IS NOT NULL)
+           FROM stripe_inbox",
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    let _ = writeln!(
+        out,
+        "# HELP marketplace_stripe_inbox_pending Stripe events received and not applied yet."
+    );
+    let _ = writeln!(out, "# TYPE marketplace_stripe_inbox_pending gauge");
+    let _ = writeln!(out, "marketplace_stripe_inbox_pending {inbox_pending}");
+    let _ = writeln!(
+        out,
+        "# HELP marketplace_stripe_inbox_set_aside Stripe events the worker could not apply (last_error kept)."
+    );
+    let _ = writeln!(out, "# TYPE marketplace_stripe_inbox_set_aside gauge");
+    let _ = writeln!(out, "marketplace_stripe_inbox_set_aside {inbox_set_aside}");
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use marketplace_domain::pricing::quote;
-use marketplace_domain::TftAmount;
+use marketplace_domain::{Role, TftAmount};
 
 use crate::auth::AuthUser;
 use crate::dto::{QuoteBody, QuoteRequestBody};
@@ -12,7 +12,8 @@ use crate::extract::ApiJson;
 use crate::AppState;
 
 /// Prices a spec: hourly and 30-day monthly, in USD and TFT, with the
-/// staking discount a balance would earn.
+/// staking discount a balance would earn: the one given, or else, for a
+/// cloud user, their wallet's balance.
 #[utoipa::path(
     post, path = "/v1/quotes", tag = "quotes",
     request_body = QuoteRequestBody,
@@ -24,7 +25,7 @@ use crate::AppState;
 )]
 pub async fn create_quote(
     State(state): State<AppState>,
-    AuthUser(_principal): AuthUser,
+    AuthUser(principal): AuthUser,
     ApiJson(body): ApiJson<QuoteRequestBody>,
 ) -> Result<Json<QuoteBody>, ApiError> {
     let spec = body.spec.into_domain().map_err(|e| ApiError::Invalid {
@@ -32,12 +33,19 @@ pub async fn create_quote(
         field: Some(e.field),
     })?;
     let policy = crate::pricing::load_current(&state).await?;
+    let balance = match body.balance_tft_units {
+        Some(units) => Some(TftAmount::from_base_units(units)),
+        None if principal.roles.contains(&Role::CloudUser) => {
+            crate::wallet::own_balance(&state.pool, &principal.subject).await?
+        }
+        None => None,
+    };
     let q = quote(
         &spec.machines(),
         body.certified,
         policy.policy(),
         state.settings.tft_price,
-        body.balance_tft_units.map(TftAmount::from_base_units),
+        balance,
     );
     Ok(Json(q.into()))
 }

@@ -197,3 +197,80 @@ mod tests {
         assert_eq!(verify_signature(&rotated, body, "whsec_test", now), Ok(()));
     }
 }
+
+/// A Stripe event the worker set aside, or one still waiting.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct InboxEvent {
+    /// Stripe's event id.
+    pub event_id: String,
+    /// Stripe's event type.
+    pub event_type: String,
+    /// Stripe's `created` (unix seconds).
+    pub created: i64,
+    /// When it arrived.
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// When the worker finished with it (applied, or set aside).
+    pub processed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Why it was not applied (last attempt).
+    pub last_error: Option<String>,
+}
+
+/// Inbox events with an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxEvents {
+    /// Newest first, at most 100: set aside, or waiting for a retry.
+    pub items: Vec<InboxEvent>,
+}
+
+/// Stripe events the worker could not apply (set aside, or retrying), for operators.
+#[utoipa::path(
+    get, path = "/v1/stripe-events", tag = "payments",
+    responses((status = 200, body = InboxEvents), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_troubled_events(
+    State(state): State<AppState>,
+    crate::auth::AsOperator(_actor): crate::auth::AsOperator,
+) -> Result<Json<InboxEvents>, ApiError> {
+    let items = sqlx::query_as(
+        "SELECT event_id, event_type, created, received_at, processed_at, attempts, last_error
+           FROM stripe_inbox WHERE last_error IS NOT NULL
+          ORDER BY received_at DESC LIMIT 100",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(InboxEvents { items }))
+}
+
+/// Apply a set-aside Stripe event again (after fixing its cause).
+#[utoipa::path(
+    post, path = "/v1/stripe-events/{event_id}/retry", tag = "payments",
+    params(("event_id" = String, Path, description = "Stripe's event id")),
+    responses(
+        (status = 202, body = InboxEvent, description = "Queued again"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn retry_event(
+    State(state): State<AppState>,
+    crate::auth::AsOperator(_actor): crate::auth::AsOperator,
+    crate::extract::ApiPath(event_id): crate::extract::ApiPath<String>,
+) -> Result<(axum::http::StatusCode, Json<InboxEvent>), ApiError> {
+    let row: Option<InboxEvent> = sqlx::query_as(
+        "UPDATE stripe_inbox SET processed_at = NULL, attempts = 0, next_attempt_at = now()
+          WHERE event_id = $1 AND last_error IS NOT NULL
+          RETURNING event_id, event_type, created, received_at, processed_at, attempts, last_error",
+    )
+    .bind(&event_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    // Wake the worker.
+    sqlx::query("SELECT pg_notify('stripe_inbox', '')")
+        .execute(&state.pool)
+        .await?;
+    row.map(|r| (axum::http::StatusCode::ACCEPTED, Json(r)))
+        .ok_or(ApiError::NotFound)
+}

@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod pricing;
 pub mod providers;
 pub mod tail;
+pub mod wallets;
 
 use std::future::Future;
 
@@ -19,11 +20,12 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 /// Every projection's name, as runners, rebuilds and dead letters know it.
-pub const NAMES: [&str; 4] = [
+pub const NAMES: [&str; 5] = [
     deployments::NAME,
     nodes::NAME,
     providers::NAME,
     pricing::NAME,
+    wallets::NAME,
 ];
 
 /// Retries the unresolved dead letters of the projection called `name`;
@@ -41,6 +43,7 @@ pub async fn retry_dead_letters_named(
             tail::retry_dead_letters(pool, &providers::ProviderRequestProjection).await?
         }
         pricing::NAME => tail::retry_dead_letters(pool, &pricing::PricingPolicyProjection).await?,
+        wallets::NAME => tail::retry_dead_letters(pool, &wallets::WalletProjection).await?,
         _ => return Ok(None),
     }))
 }

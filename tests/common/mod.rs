@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod stripe;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -112,6 +113,10 @@ pub struct TestApp {
     pub cancel: CancellationToken,
     /// How often the API fetched the test JWKS.
     pub jwks_fetches: Arc<AtomicUsize>,
+    /// localstripe and its wrapper, when started.
+    pub stripe: Option<stripe::LocalStripe>,
+    /// The app's Stripe client, when configured.
+    pub payments: Option<marketplace_workers::stripe::Payments>,
 }
 
 impl Drop for TestApp {
@@ -126,6 +131,9 @@ pub struct AppOptions {
     pub body_limit: usize,
     /// Configure the Stripe webhook secret (payments on).
     pub payments: bool,
+    /// Start localstripe with its wrapper, configure the Stripe client on
+    /// it and run the Stripe inbox worker.
+    pub stripe: bool,
 }
 
 impl Default for AppOptions {
@@ -134,6 +142,7 @@ impl Default for AppOptions {
             projections: true,
             body_limit: 16 * 1024,
             payments: true,
+            stripe: false,
         }
     }
 }
@@ -182,19 +191,45 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
         roles_claim: ROLES_CLAIM.into(),
         leeway_secs: 5,
     });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (local_stripe, payments) = if options.stripe {
+        let ls =
+            stripe::LocalStripe::start(format!("{base}/v1/webhooks/stripe"), STRIPE_SECRET).await;
+        let payments = marketplace_workers::stripe::Payments::new(
+            &marketplace_workers::stripe::StripeSettings {
+                secret_key: stripe::SECRET_KEY.to_string(),
+                api_base: Some(ls.base.clone()),
+            },
+        )
+        .expect("stripe client");
+        let worker = marketplace::payments::StripeInboxWorker::new(
+            pool.clone(),
+            Some(payments.clone()),
+            marketplace::payments::InboxOptions {
+                poll: Duration::from_millis(200),
+                retry_base: Duration::from_millis(100),
+                retry_max: Duration::from_secs(1),
+                max_attempts: 1_000,
+            },
+        );
+        tokio::spawn(worker.run(cancel.clone()));
+        (Some(ls), Some(payments))
+    } else {
+        (None, None)
+    };
     let settings = ApiSettings {
         body_limit: options.body_limit,
         read_wait: Duration::from_secs(5),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
         stripe_webhook_secret: options.payments.then(|| STRIPE_SECRET.to_string()),
+        payments: payments.clone(),
         dev_jwks: None,
     };
     let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
     if options.projections {
         marketplace::server::spawn_projections(pool.clone(), 100, cancel.clone());
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
     marketplace::server::spawn_api(listener, state, cancel.clone());
     TestApp {
         base,
@@ -203,6 +238,8 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
         client: reqwest::Client::new(),
         cancel,
         jwks_fetches,
+        stripe: local_stripe,
+        payments,
     }
 }
 

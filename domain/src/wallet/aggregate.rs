@@ -1,6 +1,6 @@
 //! The wallet's state, its decisions and how events change it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -37,6 +37,18 @@ pub struct WalletState {
     pub disputes: BTreeMap<StripeId, Clawback>,
     /// The auto top-up rule, when on.
     pub auto_top_up: Option<AutoTopUpConfig>,
+    /// The wallet's Stripe customer, once created.
+    #[serde(default)]
+    pub stripe_customer: Option<StripeId>,
+    /// Saved cards, by payment method id.
+    #[serde(default)]
+    pub cards: BTreeMap<StripeId, SavedCard>,
+    /// The card charged by default.
+    #[serde(default)]
+    pub default_card: Option<StripeId>,
+    /// Runway thresholds (hours) currently crossed and alerted.
+    #[serde(default)]
+    pub runway_alerts: BTreeSet<u64>,
     ledger: Vec<LedgerEntry>,
     balance: i128,
 }
@@ -206,6 +218,12 @@ pub enum WalletError {
     /// Another automatic top-up is still waiting for Stripe.
     #[error("an automatic top-up is already pending")]
     AutoTopUpPending,
+    /// The wallet already has another Stripe customer.
+    #[error("the wallet already has Stripe customer {0}")]
+    CustomerConflict(StripeId),
+    /// No saved card with this id.
+    #[error("no saved card {0}")]
+    UnknownPaymentMethod(StripeId),
     /// The automatic top-up would pass the monthly cap.
     #[error("monthly cap of {cap_cents} cents: {used_cents} used, {asked_cents} more asked")]
     MonthlyCapReached {
@@ -563,6 +581,88 @@ impl Wallet {
                 }
                 Ok(vec![E::AutoTopUpDisabled { at }])
             }
+            C::AttachStripeCustomer { customer_id, at } => match &s.stripe_customer {
+                Some(c) if *c == customer_id => Ok(vec![]),
+                Some(c) => Err(Error::CustomerConflict(c.clone())),
+                None => Ok(vec![E::StripeCustomerAttached { customer_id, at }]),
+            },
+            C::SavePaymentMethod { card, at } => {
+                if s.cards.contains_key(&card.payment_method_id) {
+                    // setup_intent.succeeded again: saved once.
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::PaymentMethodSaved { card, at }])
+            }
+            C::SetDefaultPaymentMethod {
+                payment_method_id,
+                at,
+            } => {
+                if !s.cards.contains_key(&payment_method_id) {
+                    return Err(Error::UnknownPaymentMethod(payment_method_id));
+                }
+                if s.default_card.as_ref() == Some(&payment_method_id) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::DefaultPaymentMethodSet {
+                    payment_method_id,
+                    at,
+                }])
+            }
+            C::RemovePaymentMethod {
+                payment_method_id,
+                at,
+            } => {
+                if !s.cards.contains_key(&payment_method_id) {
+                    // Detached twice, or never saved here: nothing to do.
+                    return Ok(vec![]);
+                }
+                let mut events = Vec::new();
+                let rule_uses_it = s
+                    .auto_top_up
+                    .as_ref()
+                    .is_some_and(|r| r.payment_method_id == payment_method_id);
+                events.push(E::PaymentMethodRemoved {
+                    payment_method_id,
+                    at,
+                });
+                if rule_uses_it {
+                    // A rule cannot charge a card that is gone.
+                    events.push(E::AutoTopUpDisabled { at });
+                }
+                Ok(events)
+            }
+            C::ObserveRunway {
+                runway_hours,
+                thresholds_hours,
+                at,
+            } => {
+                let thresholds: BTreeSet<u64> = thresholds_hours.into_iter().collect();
+                let mut events = Vec::new();
+                for &threshold_hours in &thresholds {
+                    let below = runway_hours.is_some_and(|r| r < threshold_hours);
+                    let alerted = s.runway_alerts.contains(&threshold_hours);
+                    match (below, alerted, runway_hours) {
+                        (true, false, Some(runway_hours)) => events.push(E::RunwayAlertRaised {
+                            threshold_hours,
+                            runway_hours,
+                            at,
+                        }),
+                        (false, true, _) => events.push(E::RunwayAlertCleared {
+                            threshold_hours,
+                            at,
+                        }),
+                        _ => {}
+                    }
+                }
+                // A threshold no longer configured stops being alerted.
+                for &threshold_hours in s.runway_alerts.difference(&thresholds) {
+                    events.push(E::RunwayAlertCleared {
+                        threshold_hours,
+                        at,
+                    });
+                }
+                Ok(events)
+            }
         }
     }
 
@@ -580,6 +680,10 @@ impl Wallet {
                 refunds: BTreeMap::new(),
                 disputes: BTreeMap::new(),
                 auto_top_up: None,
+                stripe_customer: None,
+                cards: BTreeMap::new(),
+                default_card: None,
+                runway_alerts: BTreeSet::new(),
                 ledger: Vec::new(),
                 balance: 0,
             });
@@ -737,6 +841,36 @@ impl Wallet {
             }
             E::AutoTopUpConfigured { config, .. } => s.auto_top_up = Some(config.clone()),
             E::AutoTopUpDisabled { .. } => s.auto_top_up = None,
+            E::StripeCustomerAttached { customer_id, .. } => {
+                s.stripe_customer = Some(customer_id.clone())
+            }
+            E::PaymentMethodSaved { card, .. } => {
+                if s.default_card.is_none() {
+                    s.default_card = Some(card.payment_method_id.clone());
+                }
+                s.cards.insert(card.payment_method_id.clone(), card.clone());
+            }
+            E::DefaultPaymentMethodSet {
+                payment_method_id, ..
+            } => s.default_card = Some(payment_method_id.clone()),
+            E::PaymentMethodRemoved {
+                payment_method_id, ..
+            } => {
+                s.cards.remove(payment_method_id);
+                if s.default_card.as_ref() == Some(payment_method_id) {
+                    s.default_card = None;
+                }
+            }
+            E::RunwayAlertRaised {
+                threshold_hours, ..
+            } => {
+                s.runway_alerts.insert(*threshold_hours);
+            }
+            E::RunwayAlertCleared {
+                threshold_hours, ..
+            } => {
+                s.runway_alerts.remove(threshold_hours);
+            }
         }
     }
 }

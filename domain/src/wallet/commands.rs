@@ -141,6 +141,44 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The wallet's Stripe customer was created (once, on first need).
+    AttachStripeCustomer {
+        /// Stripe's customer id.
+        customer_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A card was saved (`setup_intent.succeeded`).
+    SavePaymentMethod {
+        /// The card.
+        card: SavedCard,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The user chose the card charged by default (and by auto top-up).
+    SetDefaultPaymentMethod {
+        /// A saved card.
+        payment_method_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A card was detached (by the user, or `payment_method.detached`).
+    RemovePaymentMethod {
+        /// The card.
+        payment_method_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The runway was measured; thresholds newly crossed raise an alert,
+    /// thresholds recovered clear theirs (so each crossing alerts once).
+    ObserveRunway {
+        /// Hours the balance lasts at the current burn; `None` when nothing burns.
+        runway_hours: Option<u64>,
+        /// The configured thresholds, in hours.
+        thresholds_hours: Vec<u64>,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl WalletCommand {
@@ -159,6 +197,11 @@ impl WalletCommand {
             WalletCommand::RecordDispute { .. } => "record_dispute",
             WalletCommand::ConfigureAutoTopUp { .. } => "configure_auto_top_up",
             WalletCommand::DisableAutoTopUp { .. } => "disable_auto_top_up",
+            WalletCommand::AttachStripeCustomer { .. } => "attach_stripe_customer",
+            WalletCommand::SavePaymentMethod { .. } => "save_payment_method",
+            WalletCommand::SetDefaultPaymentMethod { .. } => "set_default_payment_method",
+            WalletCommand::RemovePaymentMethod { .. } => "remove_payment_method",
+            WalletCommand::ObserveRunway { .. } => "observe_runway",
         }
     }
 }

@@ -159,6 +159,50 @@ pub enum WalletEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The wallet's Stripe customer was created.
+    StripeCustomerAttached {
+        /// Stripe's customer id.
+        customer_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A card was saved; the first one becomes the default.
+    PaymentMethodSaved {
+        /// The card.
+        card: SavedCard,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The default card changed.
+    DefaultPaymentMethodSet {
+        /// The card.
+        payment_method_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A card was removed; if it was the default, no card is default.
+    PaymentMethodRemoved {
+        /// The card.
+        payment_method_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The runway fell below a threshold: the user is warned, once per crossing.
+    RunwayAlertRaised {
+        /// The threshold crossed, in hours.
+        threshold_hours: u64,
+        /// The runway measured, in hours.
+        runway_hours: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The runway is back at or above a threshold: a later fall alerts again.
+    RunwayAlertCleared {
+        /// The threshold, in hours.
+        threshold_hours: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl WalletEvent {
@@ -176,7 +220,13 @@ impl WalletEvent {
             | WalletEvent::RefundRecorded { at, .. }
             | WalletEvent::DisputeRecorded { at, .. }
             | WalletEvent::AutoTopUpConfigured { at, .. }
-            | WalletEvent::AutoTopUpDisabled { at } => *at,
+            | WalletEvent::AutoTopUpDisabled { at }
+            | WalletEvent::StripeCustomerAttached { at, .. }
+            | WalletEvent::PaymentMethodSaved { at, .. }
+            | WalletEvent::DefaultPaymentMethodSet { at, .. }
+            | WalletEvent::PaymentMethodRemoved { at, .. }
+            | WalletEvent::RunwayAlertRaised { at, .. }
+            | WalletEvent::RunwayAlertCleared { at, .. } => *at,
         }
     }
 
@@ -208,6 +258,12 @@ impl DomainEvent for WalletEvent {
             WalletEvent::DisputeRecorded { .. } => "DisputeRecorded",
             WalletEvent::AutoTopUpConfigured { .. } => "AutoTopUpConfigured",
             WalletEvent::AutoTopUpDisabled { .. } => "AutoTopUpDisabled",
+            WalletEvent::StripeCustomerAttached { .. } => "StripeCustomerAttached",
+            WalletEvent::PaymentMethodSaved { .. } => "PaymentMethodSaved",
+            WalletEvent::DefaultPaymentMethodSet { .. } => "DefaultPaymentMethodSet",
+            WalletEvent::PaymentMethodRemoved { .. } => "PaymentMethodRemoved",
+            WalletEvent::RunwayAlertRaised { .. } => "RunwayAlertRaised",
+            WalletEvent::RunwayAlertCleared { .. } => "RunwayAlertCleared",
         }
         .to_string()
     }

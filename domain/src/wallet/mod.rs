@@ -39,6 +39,14 @@
 //!   while the balance is below the threshold, one pending at a time, and
 //!   within the monthly cap, counting pending and credited automatic top-ups
 //!   created in the same calendar month (UTC).
+//! - **Stripe customer and cards.** The wallet's Stripe customer is recorded
+//!   once and never replaced. A saved card is recorded once (the first is the
+//!   default); only a saved card can be the default; removing the card an
+//!   auto top-up rule charges turns the rule off.
+//! - **Runway alerts.** `ObserveRunway` raises an alert for each configured
+//!   threshold the runway has fallen below and that is not alerted yet, and
+//!   clears one the runway is back at or above (or that is no longer
+//!   configured): each crossing alerts once.
 
 mod aggregate;
 mod commands;

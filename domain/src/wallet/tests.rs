@@ -1381,3 +1381,192 @@ fn the_aggregate_type_is_wallet() {
     use cqrs_es::Aggregate;
     assert_eq!(Wallet::TYPE, "wallet");
 }
+
+fn card(id: &str) -> SavedCard {
+    SavedCard {
+        payment_method_id: stripe(id),
+        brand: "visa".to_string(),
+        last4: "4242".to_string(),
+        exp_month: 12,
+        exp_year: 2030,
+    }
+}
+
+fn save(id: &str) -> WalletCommand {
+    WalletCommand::SavePaymentMethod {
+        card: card(id),
+        at: t0(),
+    }
+}
+
+fn saved(id: &str) -> WalletEvent {
+    WalletEvent::PaymentMethodSaved {
+        card: card(id),
+        at: t0(),
+    }
+}
+
+#[test]
+fn the_stripe_customer_is_attached_once_and_never_replaced() {
+    let w = given(vec![opened()]);
+    let attach = |id: &str| WalletCommand::AttachStripeCustomer {
+        customer_id: stripe(id),
+        at: t0(),
+    };
+    then_events(
+        &w,
+        attach("cus_1"),
+        vec![WalletEvent::StripeCustomerAttached {
+            customer_id: stripe("cus_1"),
+            at: t0(),
+        }],
+    );
+    let w = when(&w, attach("cus_1"));
+    then_nothing(&w, attach("cus_1"));
+    then_error(
+        &w,
+        attach("cus_2"),
+        WalletError::CustomerConflict(stripe("cus_1")),
+    );
+}
+
+#[test]
+fn the_first_saved_card_is_the_default_and_saving_again_changes_nothing() {
+    let w = given(vec![opened()]);
+    then_events(&w, save("pm_1"), vec![saved("pm_1")]);
+    let w = when(&w, save("pm_1"));
+    let s = w.state().expect("open");
+    assert_eq!(s.default_card, Some(stripe("pm_1")));
+    then_nothing(&w, save("pm_1"));
+    let w = when(&w, save("pm_2"));
+    assert_eq!(w.state().expect("open").default_card, Some(stripe("pm_1")));
+    assert_eq!(w.state().expect("open").cards.len(), 2);
+}
+
+#[test]
+fn only_a_saved_card_can_be_the_default() {
+    let w = given(vec![opened(), saved("pm_1"), saved("pm_2")]);
+    let set = |id: &str| WalletCommand::SetDefaultPaymentMethod {
+        payment_method_id: stripe(id),
+        at: t0(),
+    };
+    then_error(
+        &w,
+        set("pm_9"),
+        WalletError::UnknownPaymentMethod(stripe("pm_9")),
+    );
+    then_nothing(&w, set("pm_1"));
+    let w = when(&w, set("pm_2"));
+    assert_eq!(w.state().expect("open").default_card, Some(stripe("pm_2")));
+}
+
+#[test]
+fn removing_the_auto_top_up_card_turns_the_rule_off() {
+    let rule = AutoTopUpConfig::new(tft(100), 2_000, 10_000, stripe("pm_1")).expect("valid rule");
+    let w = given(vec![
+        opened(),
+        saved("pm_1"),
+        WalletEvent::AutoTopUpConfigured {
+            config: rule,
+            at: t0(),
+        },
+    ]);
+    let remove = WalletCommand::RemovePaymentMethod {
+        payment_method_id: stripe("pm_1"),
+        at: t0(),
+    };
+    then_events(
+        &w,
+        remove.clone(),
+        vec![
+            WalletEvent::PaymentMethodRemoved {
+                payment_method_id: stripe("pm_1"),
+                at: t0(),
+            },
+            WalletEvent::AutoTopUpDisabled { at: t0() },
+        ],
+    );
+    let w = when(&w, remove.clone());
+    let s = w.state().expect("open");
+    assert!(s.cards.is_empty() && s.default_card.is_none() && s.auto_top_up.is_none());
+    // payment_method.detached after the user's own detach: nothing more.
+    then_nothing(&w, remove);
+}
+
+fn observe(runway_hours: Option<u64>) -> WalletCommand {
+    WalletCommand::ObserveRunway {
+        runway_hours,
+        thresholds_hours: vec![24, 72],
+        at: t0(),
+    }
+}
+
+#[test]
+fn a_runway_crossing_alerts_once_and_a_recovery_rearms_it() {
+    let w = given(vec![opened()]);
+    then_nothing(&w, observe(None));
+    then_nothing(&w, observe(Some(100)));
+    then_events(
+        &w,
+        observe(Some(50)),
+        vec![WalletEvent::RunwayAlertRaised {
+            threshold_hours: 72,
+            runway_hours: 50,
+            at: t0(),
+        }],
+    );
+    let w = when(&w, observe(Some(50)));
+    // Still below: no second alert.
+    then_nothing(&w, observe(Some(40)));
+    then_events(
+        &w,
+        observe(Some(10)),
+        vec![WalletEvent::RunwayAlertRaised {
+            threshold_hours: 24,
+            runway_hours: 10,
+            at: t0(),
+        }],
+    );
+    let w = when(&w, observe(Some(10)));
+    // Topped up: both clear, and a later fall alerts again.
+    then_events(
+        &w,
+        observe(Some(500)),
+        vec![
+            WalletEvent::RunwayAlertCleared {
+                threshold_hours: 24,
+                at: t0(),
+            },
+            WalletEvent::RunwayAlertCleared {
+                threshold_hours: 72,
+                at: t0(),
+            },
+        ],
+    );
+    let w = when(&w, observe(Some(500)));
+    assert!(w.decide(observe(Some(50))).expect("ok").len() == 1);
+}
+
+#[test]
+fn a_threshold_no_longer_configured_stops_being_alerted() {
+    let w = given(vec![
+        opened(),
+        WalletEvent::RunwayAlertRaised {
+            threshold_hours: 72,
+            runway_hours: 50,
+            at: t0(),
+        },
+    ]);
+    then_events(
+        &w,
+        WalletCommand::ObserveRunway {
+            runway_hours: Some(50),
+            thresholds_hours: vec![24],
+            at: t0(),
+        },
+        vec![WalletEvent::RunwayAlertCleared {
+            threshold_hours: 72,
+            at: t0(),
+        }],
+    );
+}

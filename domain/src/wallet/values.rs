@@ -383,6 +383,21 @@ impl AutoTopUpConfig {
     }
 }
 
+/// A card saved on the wallet's Stripe customer, as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedCard {
+    /// Stripe's payment method id.
+    pub payment_method_id: StripeId,
+    /// The card's brand (`visa`), as Stripe names it; may be empty.
+    pub brand: String,
+    /// The last four digits; may be empty.
+    pub last4: String,
+    /// Expiry month, 1 to 12 (0 when unknown).
+    pub exp_month: u32,
+    /// Expiry year (0 when unknown).
+    pub exp_year: u32,
+}
+
 /// A refund or dispute already recorded, kept so a repeat counts once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clawback {

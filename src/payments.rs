@@ -1,0 +1,965 @@
+//! The payment workers:
+//!
+//! - **Stripe inbox**: drains `stripe_inbox` oldest first (`FOR UPDATE SKIP
+//!   LOCKED` under a short lease, so several workers share it) and turns
+//!   each event into a wallet command. Wallet commands are idempotent on
+//!   Stripe's ids (the same payment credits once, the same refund counts
+//!   once), so the row is marked processed after the command commits: a
+//!   crash in between re-applies a no-op. An event that cannot apply yet (a refund before the
+//!   payment it refunds, a payment before its top-up committed) is retried
+//!   with backoff; one that never can is set aside with its error.
+//! - **Auto top-up**: charges the saved card off-session when a wallet's
+//!   balance is below its rule's threshold: one intent at a time per wallet
+//!   (a PostgreSQL advisory lock around "decide, create the intent, record
+//!   it"), within the monthly cap, failures recorded for the user to see.
+//! - **Runway**: measures each wallet's runway and records threshold
+//!   crossings (an alert once per crossing).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::EventStore;
+use marketplace_api::commands::{store, Store};
+use marketplace_api::error::ApiError;
+use marketplace_api::wallet::{run_wallet_command, runway, Committed, QUOTE_TTL};
+use marketplace_domain::pricing_policy::PricingPolicyAggregate;
+use marketplace_domain::wallet::{
+    ReceiptUrl, SavedCard, StripeId, TopUpOrigin, TopUpStatus, Wallet, WalletCommand,
+};
+use marketplace_domain::TftPrice;
+use marketplace_projections::wallets as views;
+use marketplace_workers::stripe::{Payments, PaymentsError};
+use serde::Deserialize;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+/// The subject the workers' events are recorded under.
+pub const ACTOR_SUBJECT: &str = "stripe-worker";
+/// Their role.
+pub const ACTOR_ROLE: &str = "system";
+
+fn worker_metadata(subject: &str, cause: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("actor_subject".to_string(), subject.to_string()),
+        ("actor_role".to_string(), ACTOR_ROLE.to_string()),
+        ("correlation_id".to_string(), cause.to_string()),
+        ("causation_id".to_string(), cause.to_string()),
+        ("request_id".to_string(), cause.to_string()),
+        ("recorded_at".to_string(), Utc::now().to_rfc3339()),
+    ])
+}
+
+// ---------------------------------------------------------------------------
+// Stripe's event shapes. Strict: a field the real API always sends is
+// required here; Stripe adds fields freely, so unknown ones are ignored.
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    object: String,
+    created: i64,
+    livemode: bool,
+    pending_webhooks: i64,
+    data: EventData,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventData {
+    object: serde_json::Value,
+}
+
+/// An id, or the object when Stripe expanded it.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Expandable {
+    Id(String),
+    Object { id: String },
+}
+
+impl Expandable {
+    fn id(&self) -> &str {
+        match self {
+            Expandable::Id(id) | Expandable::Object { id } => id,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentError {
+    code: Option<String>,
+    decline_code: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentIntentObject {
+    id: String,
+    object: String,
+    amount: i64,
+    amount_capturable: i64,
+    amount_received: i64,
+    currency: String,
+    status: String,
+    confirmation_method: String,
+    payment_method_types: Vec<String>,
+    metadata: HashMap<String, String>,
+    latest_charge: Option<serde_json::Value>,
+    last_payment_error: Option<PaymentError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeObject {
+    id: String,
+    object: String,
+    amount: i64,
+    amount_refunded: i64,
+    refunded: bool,
+    currency: String,
+    payment_intent: Option<Expandable>,
+    receipt_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DisputeObject {
+    id: String,
+    object: String,
+    amount: i64,
+    charge: Expandable,
+    currency: String,
+    status: String,
+    payment_intent: Option<Expandable>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SetupIntentObject {
+    id: String,
+    object: String,
+    status: String,
+    usage: String,
+    customer: Option<Expandable>,
+    payment_method: Option<Expandable>,
+    metadata: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentMethodObject {
+    id: String,
+    object: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// What became of an inbox event.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Applied (or nothing to do); the note says what.
+    Done(String),
+    /// Not applicable yet; try again later.
+    Retry(String),
+    /// Never applicable; set aside with this error.
+    Poison(String),
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(
+    value: &serde_json::Value,
+    what: &str,
+) -> Result<T, Outcome> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| Outcome::Poison(format!("malformed {what}: {e}")))
+}
+
+fn expect_object(found: &str, wanted: &str) -> Result<(), Outcome> {
+    if found == wanted {
+        Ok(())
+    } else {
+        Err(Outcome::Poison(format!(
+            "expected a {wanted}, got a {found}"
+        )))
+    }
+}
+
+fn cents(amount: i64, what: &str) -> Result<u64, Outcome> {
+    u64::try_from(amount).map_err(|_| Outcome::Poison(format!("negative {what}")))
+}
+
+fn sid(field: &str, id: &str) -> Result<StripeId, Outcome> {
+    StripeId::new(field, id).map_err(|e| Outcome::Poison(format!("{field}: {}", e.reason)))
+}
+
+/// A build step's answer when the event adds nothing to what the wallet
+/// already recorded (an older refund total delivered late).
+const NOTHING_NEW: &str = "nothing-new";
+
+/// How a wallet command's refusal bears on the event: a missing wallet or
+/// top-up may appear later (retry); a rule broken by the event's figures
+/// will not change (poison); the database failing is retried.
+fn command_outcome(result: Result<Committed, ApiError>, what: &str) -> Outcome {
+    match result {
+        Ok(done) if done.events.is_empty() => Outcome::Done(format!("{what}: already applied")),
+        Ok(done) => Outcome::Done(format!("{what}: {} event(s)", done.events.len())),
+        Err(ApiError::NotFound) => Outcome::Retry(format!("{what}: wallet not found yet")),
+        Err(ApiError::Rule {
+            slug: "unknown-payment",
+            detail,
+        }) => Outcome::Retry(format!("{what}: {detail}")),
+        Err(ApiError::Rule {
+            slug: NOTHING_NEW, ..
+        }) => Outcome::Done(format!("{what}: already applied")),
+        Err(ApiError::Unavailable(e)) | Err(ApiError::Internal(e)) | Err(ApiError::Conflict(e)) => {
+            Outcome::Retry(format!("{what}: {e}"))
+        }
+        Err(e) => Outcome::Poison(format!("{what}: {e}")),
+    }
+}
+
+/// How long a worker holds an inbox event it is applying.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// Settings of the Stripe inbox worker.
+#[derive(Debug, Clone)]
+pub struct InboxOptions {
+    /// How often to look when no notification comes.
+    pub poll: Duration,
+    /// First retry delay; doubled each attempt.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// After this many attempts an event is set aside.
+    pub max_attempts: i32,
+}
+
+impl Default for InboxOptions {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(300),
+            max_attempts: 30,
+        }
+    }
+}
+
+/// Applies Stripe inbox events to wallets.
+#[derive(Clone)]
+pub struct StripeInboxWorker {
+    pool: PgPool,
+    wallets: Arc<Store<Wallet>>,
+    payments: Option<Payments>,
+    options: InboxOptions,
+}
+
+impl StripeInboxWorker {
+    /// A worker on this database; `payments` fetches receipts and card
+    /// details (without it, receipts are left out and cards cannot be saved).
+    pub fn new(pool: PgPool, payments: Option<Payments>, options: InboxOptions) -> Self {
+        Self {
+            wallets: Arc::new(store(pool.clone())),
+            pool,
+            payments,
+            options,
+        }
+    }
+
+    /// Drains the inbox until `cancel`, woken by new events.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut listener = match PgListener::connect_with(&self.pool).await {
+            Ok(mut l) => match l.listen("stripe_inbox").await {
+                Ok(()) => Some(l),
+                Err(e) => {
+                    warn!(error = %e, "Stripe worker: cannot LISTEN; polling");
+                    None
+                }
+            },
+            Err(e) => {
+                warn!(error = %e, "Stripe worker: cannot LISTEN; polling");
+                None
+            }
+        };
+        let mut backoff = self.options.poll;
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            match self.process_one().await {
+                Ok(Some(_)) => {
+                    backoff = self.options.poll;
+                    continue;
+                }
+                Ok(None) => backoff = self.options.poll,
+                Err(e) => {
+                    warn!(error = %e, "Stripe worker: inbox unavailable");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+            let wait = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        let _ = tokio::time::timeout(backoff, l.recv()).await;
+                    }
+                    None => tokio::time::sleep(backoff).await,
+                }
+            };
+            tokio::select! {
+                _ = wait => {}
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// Claims the oldest due event, applies it and records the outcome.
+    /// `None` when nothing is due.
+    ///
+    /// The claim is a lease, not a long transaction: a short statement
+    /// (`FOR UPDATE SKIP LOCKED`, so workers never take the same event)
+    /// pushes the event's `next_attempt_at` past [`LEASE`] and commits. An
+    /// open transaction would hold back the snapshot horizon the projection
+    /// runners read below, delaying every view while Stripe is called. A
+    /// worker that dies mid-event loses its lease and the event is applied
+    /// again, which the idempotent wallet commands make a no-op.
+    pub async fn process_one(&self) -> Result<Option<(String, Outcome)>, sqlx::Error> {
+        let row: Option<(String, String, serde_json::Value, i32)> = sqlx::query_as(
+            "UPDATE stripe_inbox SET next_attempt_at = now() + make_interval(secs => $1)
+             WHERE event_id = (
+                SELECT event_id FROM stripe_inbox
+                WHERE processed_at IS NULL AND next_attempt_at <= now()
+                ORDER BY created, event_id
+                LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING event_id, event_type, payload, attempts",
+        )
+        .bind(LEASE.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((event_id, event_type, payload, attempts)) = row else {
+            return Ok(None);
+        };
+        let outcome = match self.apply(&payload).await {
+            Ok(outcome) | Err(outcome) => outcome,
+        };
+        let attempts = attempts + 1;
+        match &outcome {
+            Outcome::Done(note) => {
+                debug!(%event_id, %event_type, %note, "Stripe event applied");
+                sqlx::query(
+                    "UPDATE stripe_inbox SET processed_at = now(), attempts = $2, last_error = NULL
+                     WHERE event_id = $1",
+                )
+                .bind(&event_id)
+                .bind(attempts)
+                .execute(&self.pool)
+                .await?;
+            }
+            Outcome::Retry(why) if attempts < self.options.max_attempts => {
+                let delay = self
+                    .options
+                    .retry_base
+                    .saturating_mul(1u32 << attempts.clamp(0, 16) as u32)
+                    .min(self.options.retry_max);
+                debug!(%event_id, %event_type, %why, ?delay, "Stripe event retried later");
+                sqlx::query(
+                    "UPDATE stripe_inbox SET attempts = $2, last_error = $3,
+                        next_attempt_at = now() + make_interval(secs => $4)
+                     WHERE event_id = $1",
+                )
+                .bind(&event_id)
+                .bind(attempts)
+                .bind(why)
+                .bind(delay.as_secs_f64())
+                .execute(&self.pool)
+                .await?;
+            }
+            Outcome::Retry(why) | Outcome::Poison(why) => {
+                warn!(%event_id, %event_type, error = %why, "Stripe event set aside");
+                // Processed with an error: out of the queue, kept for an operator.
+                sqlx::query(
+                    "UPDATE stripe_inbox SET processed_at = now(), attempts = $2, last_error = $3
+                     WHERE event_id = $1",
+                )
+                .bind(&event_id)
+                .bind(attempts)
+                .bind(why)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(Some((event_id, outcome)))
+    }
+
+    async fn wallet_for(
+        &self,
+        ids: &[&str],
+        metadata: Option<&HashMap<String, String>>,
+    ) -> Result<Option<String>, Outcome> {
+        if let Some(w) = metadata.and_then(|m| m.get("wallet_id")) {
+            return Ok(Some(w.clone()));
+        }
+        for id in ids {
+            if let Some(w) = views::wallet_of(&self.pool, id)
+                .await
+                .map_err(|e| Outcome::Retry(e.to_string()))?
+            {
+                return Ok(Some(w));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn command(
+        &self,
+        wallet_id: &str,
+        cause: &str,
+        what: &str,
+        build: impl Fn(&Wallet) -> Result<WalletCommand, ApiError>,
+    ) -> Outcome {
+        let result = run_wallet_command(
+            &self.wallets,
+            wallet_id,
+            worker_metadata(ACTOR_SUBJECT, cause),
+            None,
+            build,
+        )
+        .await;
+        command_outcome(result, what)
+    }
+
+    async fn apply(&self, payload: &serde_json::Value) -> Result<Outcome, Outcome> {
+        let event: Event = parse(payload, "event")?;
+        expect_object(&event.object, "event")?;
+        let _ = (event.livemode, event.pending_webhooks);
+        let at = DateTime::<Utc>::from_timestamp(event.created, 0)
+            .ok_or_else(|| Outcome::Poison("bad created".into()))?;
+        let object = &event.data.object;
+        let cause = event.id.as_str();
+        match event.kind.as_str() {
+            "payment_intent.succeeded" => {
+                let pi: PaymentIntentObject = parse(object, "payment intent")?;
+                expect_object(&pi.object, "payment_intent")?;
+                let _ = (
+                    pi.amount,
+                    pi.amount_capturable,
+                    &pi.confirmation_method,
+                    &pi.payment_method_types,
+                    &pi.status,
+                );
+                if pi.currency != "usd" {
+                    return Err(Outcome::Poison(format!("currency {}", pi.currency)));
+                }
+                let Some(wallet) = self.wallet_for(&[&pi.id], Some(&pi.metadata)).await? else {
+                    return Ok(Outcome::Done("not a marketplace payment".into()));
+                };
+                let charge = pi
+                    .latest_charge
+                    .as_ref()
+                    .ok_or_else(|| Outcome::Poison("succeeded without a charge".into()))?;
+                let (charge_id, mut receipt) = match charge {
+                    serde_json::Value::String(id) => (id.clone(), None),
+                    obj => {
+                        let c: ChargeObject = parse(obj, "charge")?;
+                        (c.id, c.receipt_url)
+                    }
+                };
+                if receipt.is_none() {
+                    if let Some(p) = &self.payments {
+                        receipt = p
+                            .receipt_url(&charge_id)
+                            .await
+                            .map_err(|e| Outcome::Retry(format!("receipt: {e}")))?;
+                    }
+                }
+                let receipt_url = receipt.and_then(|r| ReceiptUrl::new(&r).ok());
+                let pi_id = sid("payment_intent_id", &pi.id)?;
+                let charge_id = sid("charge_id", &charge_id)?;
+                let amount = cents(pi.amount_received, "amount_received")?;
+                Ok(self
+                    .command(&wallet, cause, "payment succeeded", |_| {
+                        Ok(WalletCommand::RecordPaymentSucceeded {
+                            payment_intent_id: pi_id.clone(),
+                            amount_received_cents: amount,
+                            charge_id: charge_id.clone(),
+                            receipt_url: receipt_url.clone(),
+                            at,
+                        })
+                    })
+                    .await)
+            }
+            "payment_intent.payment_failed" => {
+                let pi: PaymentIntentObject = parse(object, "payment intent")?;
+                expect_object(&pi.object, "payment_intent")?;
+                let Some(wallet) = self.wallet_for(&[&pi.id], Some(&pi.metadata)).await? else {
+                    return Ok(Outcome::Done("not a marketplace payment".into()));
+                };
+                let (code, message) = pi
+                    .last_payment_error
+                    .map(|e| {
+                        (
+                            e.code
+                                .or(e.decline_code)
+                                .unwrap_or_else(|| "payment_failed".into()),
+                            e.message.unwrap_or_default(),
+                        )
+                    })
+                    .unwrap_or_else(|| ("payment_failed".into(), String::new()));
+                let pi_id = sid("payment_intent_id", &pi.id)?;
+                Ok(self
+                    .command(&wallet, cause, "payment failed", |_| {
+                        Ok(WalletCommand::RecordPaymentFailed {
+                            payment_intent_id: pi_id.clone(),
+                            code: code.clone(),
+                            message: message.clone(),
+                            at,
+                        })
+                    })
+                    .await)
+            }
+            "charge.refunded" => {
+                let charge: ChargeObject = parse(object, "charge")?;
+                expect_object(&charge.object, "charge")?;
+                let _ = (charge.amount, charge.refunded, &charge.currency);
+                let pi = charge.payment_intent.as_ref().map(|p| p.id().to_string());
+                let mut ids = vec![charge.id.as_str()];
+                if let Some(pi) = &pi {
+                    ids.push(pi);
+                }
+                let Some(wallet) = self.wallet_for(&ids, None).await? else {
+                    return Ok(Outcome::Retry("refunded charge not known yet".into()));
+                };
+                let charge_id = sid("charge_id", &charge.id)?;
+                let total = cents(charge.amount_refunded, "amount_refunded")?;
+                // The event carries the charge's refunded total (its refunds
+                // list is not included by default): record what this total
+                // adds to the refunds already recorded. Events arriving out
+                // of order then add nothing, and the total is reached once.
+                let refund_id = sid("refund_id", &format!("{}_refunded_{total}", charge.id))?;
+                Ok(self
+                    .command(&wallet, cause, "refund", |w| {
+                        let done: u64 = w
+                            .state()
+                            .map(|s| {
+                                s.refunds
+                                    .values()
+                                    .filter(|c| c.charge_id == charge_id)
+                                    .map(|c| c.amount_cents)
+                                    .sum()
+                            })
+                            .unwrap_or(0);
+                        if total <= done {
+                            // Nothing new: answered as "already applied".
+                            return Err(ApiError::Rule {
+                                slug: NOTHING_NEW,
+                                detail: String::new(),
+                            });
+                        }
+                        Ok(WalletCommand::RecordRefund {
+                            charge_id: charge_id.clone(),
+                            refund_id: refund_id.clone(),
+                            amount_cents: total - done,
+                            at,
+                        })
+                    })
+                    .await)
+            }
+            "charge.dispute.created" => {
+                let d: DisputeObject = parse(object, "dispute")?;
+                expect_object(&d.object, "dispute")?;
+                let _ = (&d.currency, &d.status);
+                let mut ids = vec![d.charge.id()];
+                if let Some(pi) = &d.payment_intent {
+                    ids.push(pi.id());
+                }
+                let Some(wallet) = self.wallet_for(&ids, None).await? else {
+                    return Ok(Outcome::Retry("disputed charge not known yet".into()));
+                };
+                let charge_id = sid("charge_id", d.charge.id())?;
+                let dispute_id = sid("dispute_id", &d.id)?;
+                let amount = cents(d.amount, "amount")?;
+                Ok(self
+                    .command(&wallet, cause, "dispute", |_| {
+                        Ok(WalletCommand::RecordDispute {
+                            charge_id: charge_id.clone(),
+                            dispute_id: dispute_id.clone(),
+                            amount_cents: amount,
+                            at,
+                        })
+                    })
+                    .await)
+            }
+            "setup_intent.succeeded" => {
+                let si: SetupIntentObject = parse(object, "setup intent")?;
+                expect_object(&si.object, "setup_intent")?;
+                let _ = (&si.status, &si.usage);
+                let customer = si.customer.as_ref().map(|c| c.id().to_string());
+                let ids: Vec<&str> = customer.iter().map(String::as_str).collect();
+                let Some(wallet) = self.wallet_for(&ids, Some(&si.metadata)).await? else {
+                    return Ok(Outcome::Done("not a marketplace setup intent".into()));
+                };
+                let pm = si.payment_method.as_ref().ok_or_else(|| {
+                    Outcome::Poison(format!("{} succeeded without a card", si.id))
+                })?;
+                let payments = self
+                    .payments
+                    .as_ref()
+                    .ok_or_else(|| Outcome::Retry("payments not configured".into()))?;
+                let card = payments
+                    .card(pm.id())
+                    .await
+                    .map_err(|e| match e {
+                        PaymentsError::Refused { .. } => Outcome::Poison(e.to_string()),
+                        PaymentsError::Unavailable(_) => Outcome::Retry(e.to_string()),
+                    })?
+                    .ok_or_else(|| Outcome::Done("not a card".into()))?;
+                let saved = SavedCard {
+                    payment_method_id: sid("payment_method_id", &card.id)?,
+                    brand: card.brand,
+                    last4: card.last4,
+                    exp_month: card.exp_month,
+                    exp_year: card.exp_year,
+                };
+                Ok(self
+                    .command(&wallet, cause, "card saved", |_| {
+                        Ok(WalletCommand::SavePaymentMethod {
+                            card: saved.clone(),
+                            at,
+                        })
+                    })
+                    .await)
+            }
+            "payment_method.detached" => {
+                let pm: PaymentMethodObject = parse(object, "payment method")?;
+                expect_object(&pm.object, "payment_method")?;
+                let _ = &pm.kind;
+                let Some(wallet) = self.wallet_for(&[&pm.id], None).await? else {
+                    return Ok(Outcome::Done("not a saved card".into()));
+                };
+                let pm_id = sid("payment_method_id", &pm.id)?;
+                Ok(self
+                    .command(&wallet, cause, "card detached", |_| {
+                        Ok(WalletCommand::RemovePaymentMethod {
+                            payment_method_id: pm_id.clone(),
+                            at,
+                        })
+                    })
+                    .await)
+            }
+            other => Ok(Outcome::Done(format!("{other}: not handled"))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Auto top-up.
+
+/// Settings of the auto top-up worker.
+#[derive(Debug, Clone)]
+pub struct AutoTopUpOptions {
+    /// How often wallets are scanned.
+    pub interval: Duration,
+    /// After a failed automatic top-up, wait this long before charging again.
+    pub retry_after: chrono::Duration,
+    /// The TFT price quotes convert at.
+    pub tft_price: TftPrice,
+}
+
+/// Charges saved cards of wallets below their threshold.
+#[derive(Clone)]
+pub struct AutoTopUpWorker {
+    pool: PgPool,
+    wallets: Arc<Store<Wallet>>,
+    payments: Payments,
+    options: AutoTopUpOptions,
+}
+
+/// Namespace of automatic top-up ids.
+const AUTO_NAMESPACE: Uuid = Uuid::from_u128(0x6175_746f_2d74_6f70_2d75_7000_0000_0001);
+
+/// What one wallet's check did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoTopUpResult {
+    /// Another worker holds the wallet.
+    Busy,
+    /// Nothing to do (above threshold, pending, cooling down, capped, no card).
+    Skipped(&'static str),
+    /// An intent was created and confirmed; the webhook will credit it.
+    Charged(String),
+    /// The card was charged off-session and refused.
+    Failed(String),
+}
+
+impl AutoTopUpWorker {
+    /// A worker.
+    pub fn new(pool: PgPool, payments: Payments, options: AutoTopUpOptions) -> Self {
+        Self {
+            wallets: Arc::new(store(pool.clone())),
+            pool,
+            payments,
+            options,
+        }
+    }
+
+    /// Scans every interval until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut every = tokio::time::interval(self.options.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = cancel.cancelled() => return,
+            }
+            if let Err(e) = self.scan_once().await {
+                warn!(error = %e, "auto top-up scan failed");
+            }
+        }
+    }
+
+    /// Checks every wallet the view shows below its threshold.
+    pub async fn scan_once(&self) -> Result<Vec<(String, AutoTopUpResult)>, ApiError> {
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT wallet_id FROM wallet_views
+             WHERE auto_threshold IS NOT NULL AND balance < auto_threshold",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut results = Vec::new();
+        for wallet_id in due {
+            // One wallet failing (Stripe down, a refusal) does not stop the others.
+            match self.check(&wallet_id).await {
+                Ok(r) => {
+                    if !matches!(r, AutoTopUpResult::Skipped(_) | AutoTopUpResult::Busy) {
+                        info!(%wallet_id, result = ?r, "auto top-up");
+                    }
+                    results.push((wallet_id, r));
+                }
+                Err(e) => warn!(%wallet_id, error = %e, "auto top-up failed; next scan retries"),
+            }
+        }
+        Ok(results)
+    }
+
+    /// Decides, charges and records one wallet's automatic top-up under a
+    /// per-wallet advisory lock, reading the wallet from the store (not the
+    /// view), so concurrent checks create at most one intent.
+    pub async fn check(&self, wallet_id: &str) -> Result<AutoTopUpResult, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtext('auto-top-up'), hashtext($1))",
+        )
+        .bind(wallet_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !locked {
+            return Ok(AutoTopUpResult::Busy);
+        }
+        let result = self.check_locked(wallet_id).await;
+        tx.commit().await?;
+        result
+    }
+
+    async fn check_locked(&self, wallet_id: &str) -> Result<AutoTopUpResult, ApiError> {
+        let ctx = self.wallets.load_aggregate(wallet_id).await?;
+        let Some(s) = ctx.aggregate.state() else {
+            return Ok(AutoTopUpResult::Skipped("no wallet"));
+        };
+        let Some(rule) = s.auto_top_up.clone() else {
+            return Ok(AutoTopUpResult::Skipped("no rule"));
+        };
+        let now = Utc::now();
+        if s.balance() >= i128::from(rule.threshold.base_units()) {
+            return Ok(AutoTopUpResult::Skipped("above threshold"));
+        }
+        if s.pending_auto_top_up().is_some() {
+            return Ok(AutoTopUpResult::Skipped("one pending"));
+        }
+        let failed_lately = s.top_ups.values().any(|t| {
+            t.origin == TopUpOrigin::Auto
+                && t.status == TopUpStatus::Failed
+                && now - t.created_at < self.options.retry_after
+        });
+        if failed_lately {
+            return Ok(AutoTopUpResult::Skipped("cooling down after a failure"));
+        }
+        if s.auto_top_up_cents_in_month(now)
+            .saturating_add(rule.amount_cents)
+            > rule.monthly_cap_cents
+        {
+            return Ok(AutoTopUpResult::Skipped("monthly cap reached"));
+        }
+        let Some(customer) = s.stripe_customer.clone() else {
+            return Ok(AutoTopUpResult::Skipped("no Stripe customer"));
+        };
+        // Derived from the wallet's version: a retry after a crash between
+        // creating the intent and recording it reuses the same Stripe
+        // idempotency key, so it finds the same (unconfirmed) intent.
+        let top_up_id = Uuid::new_v5(
+            &AUTO_NAMESPACE,
+            format!("{wallet_id}\n{}", ctx.current_sequence).as_bytes(),
+        );
+        let cause = format!("auto-top-up-{top_up_id}");
+        let intent = self
+            .payments
+            .create_auto_top_up_intent(
+                customer.as_str(),
+                rule.payment_method_id.as_str(),
+                rule.amount_cents,
+                wallet_id,
+                &top_up_id.to_string(),
+            )
+            .await?;
+        let pi = StripeId::new("payment_intent_id", &intent.id)
+            .map_err(|e| ApiError::Internal(e.reason))?;
+        let tft_price = self.options.tft_price;
+        run_wallet_command(
+            &self.wallets,
+            wallet_id,
+            worker_metadata("auto-top-up", &cause),
+            None,
+            |_| {
+                Ok(WalletCommand::CreateAutoTopUp {
+                    top_up_id,
+                    payment_intent_id: pi.clone(),
+                    tft_price,
+                    quote_expires_at: now + QUOTE_TTL,
+                    at: now,
+                })
+            },
+        )
+        .await?;
+        let failure = match self.payments.confirm_off_session(&intent.id).await {
+            Ok(confirmed) if confirmed.status == "requires_action" => Some((
+                "authentication_required".to_string(),
+                "The card needs the cardholder to authenticate; pay by hand to top up.".to_string(),
+            )),
+            Ok(confirmed) => confirmed
+                .last_error
+                .filter(|_| confirmed.status == "requires_payment_method"),
+            Err(PaymentsError::Refused { code, message, .. }) => Some((code, message)),
+            Err(e @ PaymentsError::Unavailable(_)) => {
+                // The intent may or may not be confirmed: Stripe's webhook settles it.
+                warn!(%wallet_id, error = %e, "auto top-up: confirmation unanswered");
+                None
+            }
+        };
+        match failure {
+            None => Ok(AutoTopUpResult::Charged(intent.id)),
+            Some((code, message)) => {
+                run_wallet_command(
+                    &self.wallets,
+                    wallet_id,
+                    worker_metadata("auto-top-up", &cause),
+                    None,
+                    |_| {
+                        Ok(WalletCommand::RecordPaymentFailed {
+                            payment_intent_id: pi.clone(),
+                            code: code.clone(),
+                            message: message.clone(),
+                            at: Utc::now(),
+                        })
+                    },
+                )
+                .await?;
+                Ok(AutoTopUpResult::Failed(code))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Runway alerts.
+
+/// Records runway threshold crossings for every wallet.
+#[derive(Clone)]
+pub struct RunwayWorker {
+    pool: PgPool,
+    wallets: Arc<Store<Wallet>>,
+    pricing: Arc<Store<PricingPolicyAggregate>>,
+    tft_price: TftPrice,
+    thresholds_hours: Vec<u64>,
+    interval: Duration,
+}
+
+impl RunwayWorker {
+    /// A worker alerting below these runways (hours).
+    pub fn new(
+        pool: PgPool,
+        tft_price: TftPrice,
+        thresholds_hours: Vec<u64>,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            wallets: Arc::new(store(pool.clone())),
+            pricing: Arc::new(store(pool.clone())),
+            pool,
+            tft_price,
+            thresholds_hours,
+            interval,
+        }
+    }
+
+    /// Measures every interval until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut every = tokio::time::interval(self.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = cancel.cancelled() => return,
+            }
+            if let Err(e) = self.measure_once().await {
+                warn!(error = %e, "runway measurement failed");
+            }
+        }
+    }
+
+    /// Measures each wallet once; answers the number of events recorded.
+    pub async fn measure_once(&self) -> Result<usize, ApiError> {
+        let policy = self
+            .pricing
+            .load_aggregate(marketplace_domain::pricing_policy::AGGREGATE_ID)
+            .await?
+            .aggregate;
+        let wallets: Vec<(String, i64)> =
+            sqlx::query_as("SELECT wallet_id, balance FROM wallet_views ORDER BY wallet_id")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut recorded = 0;
+        for (wallet_id, balance) in wallets {
+            // One wallet failing does not stop the others.
+            let measured = async {
+                let r = runway(
+                    &self.pool,
+                    policy.policy(),
+                    self.tft_price,
+                    &wallet_id,
+                    i128::from(balance),
+                )
+                .await?;
+                let thresholds = self.thresholds_hours.clone();
+                let done = run_wallet_command(
+                    &self.wallets,
+                    &wallet_id,
+                    worker_metadata("runway", &format!("runway-{}", Utc::now().timestamp())),
+                    None,
+                    |_| {
+                        Ok(WalletCommand::ObserveRunway {
+                            runway_hours: r.runway_hours,
+                            thresholds_hours: thresholds.clone(),
+                            at: Utc::now(),
+                        })
+                    },
+                )
+                .await?;
+                Ok::<usize, ApiError>(done.events.len())
+            }
+            .await;
+            match measured {
+                Ok(n) => recorded += n,
+                Err(e) => warn!(%wallet_id, error = %e, "runway measurement failed"),
+            }
+        }
+        Ok(recorded)
+    }
+}

@@ -1,0 +1,296 @@
+//! The Stripe calls the marketplace makes, through async-stripe. One place
+//! owns every request shape, so the same code runs against the real API (a
+//! real key, the default base URL) and against a Stripe-compatible test
+//! server (`STRIPE_API_BASE`).
+//!
+//! Only parameters the real API documents are sent, and responses are
+//! parsed by async-stripe's strict types: a response missing a field the
+//! real API always returns is an error here, not a default.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use stripe::{Client, ClientBuilder, RequestStrategy, StripeError, StripeRequest};
+use stripe_core::charge::RetrieveCharge;
+use stripe_core::customer::CreateCustomer;
+use stripe_core::payment_intent::{
+    ConfirmPaymentIntent, ConfirmPaymentIntentOffSession, CreatePaymentIntent,
+};
+use stripe_core::setup_intent::CreateSetupIntent;
+use stripe_core::SetupIntentStatus;
+use stripe_payment::payment_method::{DetachPaymentMethod, RetrievePaymentMethod};
+use stripe_types::Currency;
+
+/// Where Stripe is and how to authenticate.
+#[derive(Clone)]
+pub struct StripeSettings {
+    /// The secret API key (`sk_…`).
+    pub secret_key: String,
+    /// The API's base URL; `None` is the real Stripe API.
+    pub api_base: Option<String>,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret: never in logs.
+        f.debug_struct("StripeSettings")
+            .field("secret_key", &"<redacted>")
+            .field("api_base", &self.api_base)
+            .finish()
+    }
+}
+
+/// Why a Stripe call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    /// Stripe refused the request (a card error, a bad parameter).
+    #[error("Stripe refused: {code}: {message}")]
+    Refused {
+        /// Stripe's error code (`card_declined`), or its type.
+        code: String,
+        /// Stripe's message.
+        message: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// Stripe could not be reached, or answered something unreadable.
+    #[error("Stripe unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StripeError> for PaymentsError {
+    fn from(e: StripeError) -> Self {
+        match e {
+            StripeError::Stripe(err, status) => PaymentsError::Refused {
+                code: err
+                    .code
+                    .as_ref()
+                    .map(|c| c.as_str().to_string())
+                    .or_else(|| err.decline_code.clone())
+                    .unwrap_or_else(|| err.type_.as_str().to_string()),
+                message: err.message.clone().unwrap_or_default(),
+                status,
+            },
+            other => PaymentsError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A payment intent as the marketplace needs it.
+#[derive(Debug, Clone)]
+pub struct Intent {
+    /// Stripe's id (`pi_…`).
+    pub id: String,
+    /// For Stripe Elements, to confirm in the browser.
+    pub client_secret: Option<String>,
+    /// Stripe's status, as Stripe spells it.
+    pub status: String,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<(String, String)>,
+}
+
+/// A saved card.
+#[derive(Debug, Clone)]
+pub struct Card {
+    /// Stripe's id (`pm_…`).
+    pub id: String,
+    /// Brand (`visa`).
+    pub brand: String,
+    /// Last four digits.
+    pub last4: String,
+    /// Expiry month.
+    pub exp_month: u32,
+    /// Expiry year.
+    pub exp_year: u32,
+    /// The customer it is attached to, if any.
+    pub customer: Option<String>,
+}
+
+/// A Stripe client for the marketplace's calls.
+#[derive(Clone)]
+pub struct Payments {
+    client: Client,
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Payments")
+    }
+}
+
+fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn idempotent(key: &str) -> Result<RequestStrategy, PaymentsError> {
+    stripe::IdempotencyKey::new(key)
+        .map(RequestStrategy::Idempotent)
+        .map_err(|e| PaymentsError::Unavailable(format!("bad idempotency key: {e}")))
+}
+
+fn intent(pi: stripe_shared::PaymentIntent) -> Intent {
+    Intent {
+        id: pi.id.as_str().to_string(),
+        client_secret: pi.client_secret,
+        status: pi.status.as_str().to_string(),
+        last_error: pi.last_payment_error.map(|e| {
+            (
+                e.code
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_else(|| "payment_failed".to_string()),
+                e.message.unwrap_or_default(),
+            )
+        }),
+    }
+}
+
+fn card(pm: stripe_shared::PaymentMethod) -> Option<Card> {
+    let c = pm.card?;
+    Some(Card {
+        id: pm.id.as_str().to_string(),
+        brand: c.brand,
+        last4: c.last4,
+        exp_month: u32::try_from(c.exp_month).unwrap_or(0),
+        exp_year: u32::try_from(c.exp_year).unwrap_or(0),
+        customer: pm.customer.map(|c| c.id().as_str().to_string()),
+    })
+}
+
+impl Payments {
+    /// A client for these settings.
+    pub fn new(settings: &StripeSettings) -> Result<Self, PaymentsError> {
+        let mut builder = ClientBuilder::new(settings.secret_key.clone())
+            .timeout(Duration::from_secs(20))
+            .app_info("tfgrid-marketplace", None, None);
+        if let Some(base) = &settings.api_base {
+            builder = builder.url(base.trim_end_matches('/').to_string());
+        }
+        let client = builder
+            .build()
+            .map_err(|e| PaymentsError::Unavailable(format!("STRIPE_API_BASE: {e}")))?;
+        Ok(Self { client })
+    }
+
+    /// Creates the Stripe customer of a wallet. The idempotency key is the
+    /// wallet's, so two racing first uses create one customer.
+    pub async fn create_customer(&self, wallet_id: &str) -> Result<String, PaymentsError> {
+        let customer = CreateCustomer::new()
+            .metadata(metadata(&[("wallet_id", wallet_id)]))
+            .description(format!("marketplace wallet {wallet_id}"))
+            .customize()
+            .request_strategy(idempotent(&format!("customer-{wallet_id}"))?)
+            .send(&self.client)
+            .await?;
+        Ok(customer.id.as_str().to_string())
+    }
+
+    /// Starts saving a card for off-session use; the browser confirms it.
+    pub async fn create_setup_intent(
+        &self,
+        customer: &str,
+        wallet_id: &str,
+    ) -> Result<(String, Option<String>), PaymentsError> {
+        let si = CreateSetupIntent::new()
+            .customer(customer.to_string())
+            .usage(stripe_core::setup_intent::CreateSetupIntentUsage::OffSession)
+            .metadata(metadata(&[("wallet_id", wallet_id)]))
+            .send(&self.client)
+            .await?;
+        if matches!(si.status, SetupIntentStatus::Canceled) {
+            return Err(PaymentsError::Unavailable(
+                "new setup intent is canceled".into(),
+            ));
+        }
+        Ok((si.id.as_str().to_string(), si.client_secret))
+    }
+
+    /// A top-up's payment intent, confirmed later in the browser. The
+    /// wallet and top-up ids go in its metadata; the top-up id is also the
+    /// idempotency key, so a retried request creates one intent.
+    pub async fn create_top_up_intent(
+        &self,
+        customer: &str,
+        usd_cents: u64,
+        wallet_id: &str,
+        top_up_id: &str,
+    ) -> Result<Intent, PaymentsError> {
+        let pi = CreatePaymentIntent::new(cents(usd_cents)?, Currency::USD)
+            .customer(customer.to_string())
+            .metadata(metadata(&[
+                ("wallet_id", wallet_id),
+                ("top_up_id", top_up_id),
+                ("origin", "manual"),
+            ]))
+            .customize()
+            .request_strategy(idempotent(&format!("top-up-{top_up_id}"))?)
+            .send(&self.client)
+            .await?;
+        Ok(intent(pi))
+    }
+
+    /// An automatic top-up's payment intent on a saved card, not yet confirmed.
+    pub async fn create_auto_top_up_intent(
+        &self,
+        customer: &str,
+        payment_method: &str,
+        usd_cents: u64,
+        wallet_id: &str,
+        top_up_id: &str,
+    ) -> Result<Intent, PaymentsError> {
+        let pi = CreatePaymentIntent::new(cents(usd_cents)?, Currency::USD)
+            .customer(customer.to_string())
+            .payment_method(payment_method.to_string())
+            .metadata(metadata(&[
+                ("wallet_id", wallet_id),
+                ("top_up_id", top_up_id),
+                ("origin", "auto"),
+            ]))
+            .customize()
+            .request_strategy(idempotent(&format!("top-up-{top_up_id}"))?)
+            .send(&self.client)
+            .await?;
+        Ok(intent(pi))
+    }
+
+    /// Confirms an intent off-session (the user is not there to authenticate).
+    pub async fn confirm_off_session(&self, intent_id: &str) -> Result<Intent, PaymentsError> {
+        let pi = ConfirmPaymentIntent::new(intent_id.to_string())
+            .off_session(ConfirmPaymentIntentOffSession::Bool(true))
+            .customize()
+            .request_strategy(idempotent(&format!("confirm-{intent_id}"))?)
+            .send(&self.client)
+            .await?;
+        Ok(intent(pi))
+    }
+
+    /// A charge's receipt URL.
+    pub async fn receipt_url(&self, charge_id: &str) -> Result<Option<String>, PaymentsError> {
+        let charge = RetrieveCharge::new(charge_id.to_string())
+            .send(&self.client)
+            .await?;
+        Ok(charge.receipt_url)
+    }
+
+    /// A card by id.
+    pub async fn card(&self, payment_method: &str) -> Result<Option<Card>, PaymentsError> {
+        let pm = RetrievePaymentMethod::new(payment_method.to_string())
+            .send(&self.client)
+            .await?;
+        Ok(card(pm))
+    }
+
+    /// Detaches a card from its customer.
+    pub async fn detach(&self, payment_method: &str) -> Result<(), PaymentsError> {
+        DetachPaymentMethod::new(payment_method.to_string())
+            .send(&self.client)
+            .await?;
+        Ok(())
+    }
+}
+
+fn cents(usd_cents: u64) -> Result<i64, PaymentsError> {
+    i64::try_from(usd_cents).map_err(|_| PaymentsError::Unavailable("amount out of range".into()))
+}
