@@ -491,47 +491,18 @@ async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
     match command {
         DeadLettersCommand::List { db, projection } => {
             let pool = connect(&db.database_url, 2).await?;
-            let rows: Vec<(
-                i64,
-                String,
-                i64,
-                String,
-                String,
-                i64,
-                String,
-                String,
-                chrono::DateTime<chrono::Utc>,
-            )> = sqlx::query_as(
+            let rows: Vec<marketplace_api::dead_letters::DeadLetter> = sqlx::query_as(
                 "SELECT id, projection, event_position, aggregate_type, aggregate_id, sequence,
-                            event_type, error, failed_at
-                       FROM projection_dead_letters
-                      WHERE resolved_at IS NULL AND ($1::text IS NULL OR projection = $1)
-                      ORDER BY id",
+                        event_type, error, failed_at, resolved_at
+                   FROM projection_dead_letters
+                  WHERE resolved_at IS NULL AND ($1::text IS NULL OR projection = $1)
+                  ORDER BY id",
             )
             .bind(projection.as_deref())
             .fetch_all(&pool)
             .await?;
-            for (
-                id,
-                projection,
-                position,
-                aggregate_type,
-                aggregate_id,
-                sequence,
-                event_type,
-                error,
-                failed_at,
-            ) in rows
-            {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "id": id, "projection": projection, "event_position": position,
-                        "aggregate_type": aggregate_type, "aggregate_id": aggregate_id,
-                        "sequence": sequence, "event_type": event_type, "error": error,
-                        "failed_at": failed_at,
-                    })
-                );
+            for row in rows {
+                println!("{}", serde_json::to_string(&row)?);
             }
             Ok(())
         }

@@ -457,6 +457,20 @@ async fn a_poison_event_is_dead_lettered_later_events_apply_and_an_operator_retr
         .as_str()
         .is_some_and(|e| e.contains("99")));
 
+    // The CLI lists it too, one JSON object per line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_marketplace"))
+        .args(["dead-letters", "list", "--projection", "deployments"])
+        .env("DATABASE_URL", &app.database_url)
+        .output()
+        .expect("run the CLI");
+    assert!(out.status.success(), "{out:?}");
+    let listed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["aggregate_id"], sick.as_str());
+
     // A retry before the cause is fixed fails again (the CLI says so).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_marketplace"))
         .args(["dead-letters", "retry", "deployments"])
@@ -523,7 +537,7 @@ async fn a_rebuild_during_live_kafka_writes_never_fails_a_read_and_equals_a_fres
                 let (id, _) = app
                     .request(&alice(), &vm_body(&format!("live{w}x{i}")))
                     .await;
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     place(&app, &id, i).await;
                 }
                 i += 1;
