@@ -131,6 +131,65 @@ async fn a_command_travels_store_relay_kafka_worker_view_and_reads_back() {
     assert!(lag_lines.iter().all(|l| l.ends_with(" 0")), "{lag_lines:?}");
 }
 
+/// The group's lag summed over partitions, from `/metrics`.
+async fn group_lag(app: &TestApp, group: &str) -> i64 {
+    let metrics = app
+        .get("/metrics", &alice())
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("marketplace_kafka_consumer_lag_messages") && l.contains(group))
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|n| n.parse::<i64>().ok())
+                .expect("a number")
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consumer_lag_grows_while_the_workers_are_down_and_drains_when_they_return() {
+    let brokers = shared_broker().await;
+    let app = kafka_app().await;
+    let config = config_for(&brokers);
+    let group = config.group("deployments");
+    spawn_relay(&app, &config, &app.cancel);
+    let workers = CancellationToken::new();
+    spawn_workers(&app, &config, &workers);
+    for i in 0..5 {
+        app.request(&alice(), &vm_body(&format!("lag{i}"))).await;
+    }
+    wait_until("the views caught up", LIMIT, || views_caught_up(&app.pool)).await;
+    assert_eq!(group_lag(&app, &group).await, 0);
+
+    workers.cancel();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..7 {
+        app.request(&alice(), &vm_body(&format!("down{i}"))).await;
+    }
+    wait_until("the relay published them", LIMIT, || {
+        relay_at_head(&app.pool)
+    })
+    .await;
+    assert_eq!(
+        group_lag(&app, &group).await,
+        7,
+        "seven events wait for the group"
+    );
+
+    spawn_workers(&app, &config, &app.cancel);
+    wait_until("the views caught up", LIMIT, || views_caught_up(&app.pool)).await;
+    wait_until("the lag drained", LIMIT, || async {
+        group_lag(&app, &group).await == 0
+    })
+    .await;
+    assert_views_exact(&app.pool).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_relay_killed_between_publish_and_checkpoint_leaves_duplicates_and_exact_views() {
     let brokers = shared_broker().await;

@@ -47,7 +47,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     .await?;
 
     // The Kafka path, when it runs: the relay's backlog, and each consumer
-    // group's lag per partition as its workers last saw the partition's end.
+    // group's lag per partition: the partition's end (as the relay last had
+    // it acknowledged, or as a worker last saw it) minus the group's offset.
     let relays: Vec<(String, i64, f64, i64)> = sqlx::query_as(
         "SELECT r.relay,
                 (SELECT count(*) FROM events e WHERE (e.txid, e.position) > (r.last_txid, r.last_position)),
@@ -58,8 +59,11 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     .fetch_all(&state.pool)
     .await?;
     let consumer_lag: Vec<(String, String, i32, i64)> = sqlx::query_as(
-        "SELECT consumer_group, topic, partition, greatest(high_watermark - next_offset, 0)
-           FROM kafka_offsets ORDER BY 1, 2, 3",
+        "SELECT o.consumer_group, o.topic, o.partition,
+                greatest(coalesce(h.next_offset, 0), o.high_watermark) - o.next_offset
+           FROM kafka_offsets o
+           LEFT JOIN kafka_partition_heads h USING (topic, partition)
+          ORDER BY 1, 2, 3",
     )
     .fetch_all(&state.pool)
     .await?;

@@ -101,6 +101,11 @@ impl ConsumerContext for OffsetsContext {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 let stored = self.stored_offsets();
+                if let Some(s) = &stored {
+                    let new: Vec<&(String, i32)> =
+                        partitions.iter().filter(|p| !s.contains_key(*p)).collect();
+                    self.record_start(&new);
+                }
                 for (topic, partition) in &partitions {
                     let offset = match &stored {
                         Some(s) => s
@@ -164,6 +169,41 @@ impl OffsetsContext {
                 warn!("reading stored offsets timed out; using Kafka's committed offsets");
                 None
             }
+        }
+    }
+}
+
+impl OffsetsContext {
+    /// Records partitions the group starts on from their beginning (offset
+    /// 0), so the lag metric counts what waits in them before the first
+    /// batch. Best effort: a batch records them anyway.
+    fn record_start(&self, partitions: &[&(String, i32)]) {
+        if partitions.is_empty() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (topics, numbers): (Vec<String>, Vec<i32>) =
+            partitions.iter().map(|(t, p)| (t.clone(), *p)).unzip();
+        let insert = sqlx::query(
+            "INSERT INTO kafka_offsets (consumer_group, topic, partition, next_offset, worker)
+             SELECT $1, t, p, 0, $4 FROM unnest($2::text[], $3::int[]) AS u(t, p)
+             ON CONFLICT (consumer_group, topic, partition) DO NOTHING",
+        )
+        .bind(&self.group)
+        .bind(&topics)
+        .bind(&numbers)
+        .bind(&self.worker_id)
+        .execute(&self.pool);
+        let done = tokio::task::block_in_place(|| {
+            handle.block_on(tokio::time::timeout(Duration::from_secs(10), insert))
+        });
+        if !matches!(done, Ok(Ok(_))) {
+            warn!(
+                projection = self.projection,
+                "cannot record the new partitions' start"
+            );
         }
     }
 }

@@ -13,7 +13,7 @@
 //! The others retry the lock every `takeover_interval` and take over when the
 //! leader's session ends (it died, or lost its database connection).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -196,16 +196,32 @@ async fn lead(
         }
 
         let started = Instant::now();
-        publish(&producer, config, &events, cancel).await?;
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
+        let Some(heads) = publish(&producer, config, &events, cancel).await? else {
+            return Ok(()); // cancelled
+        };
         if failpoint.as_deref() == Some("relay-after-publish") {
             // Fault injection for the crash tests: die as `kill -9` would,
             // after Kafka acknowledged the batch and before the checkpoint.
             warn!("failpoint relay-after-publish: killing this process");
             kill_self();
         }
+        // The partitions' ends, for the consumer-lag metric.
+        let (topics, (partitions, ends)): (Vec<String>, (Vec<i32>, Vec<i64>)) = heads
+            .into_iter()
+            .map(|((topic, partition), end)| (topic, (partition, end)))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO kafka_partition_heads (topic, partition, next_offset)
+             SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])
+             ON CONFLICT (topic, partition) DO UPDATE
+                SET next_offset = GREATEST(kafka_partition_heads.next_offset, EXCLUDED.next_offset),
+                    updated_at = now()",
+        )
+        .bind(&topics)
+        .bind(&partitions)
+        .bind(&ends)
+        .execute(&mut conn)
+        .await?;
         sqlx::query(
             "UPDATE relay_checkpoints
                 SET last_txid = $2, last_position = $3, holder = $4,
@@ -229,14 +245,15 @@ async fn lead(
     }
 }
 
-/// Sends every event, then waits until Kafka acknowledged each one. An
+/// Sends every event, then waits until Kafka acknowledged each one, and
+/// returns each partition's end after the batch (`None` if cancelled). An
 /// error leaves the checkpoint where it was: the batch is sent again.
 async fn publish(
     producer: &FutureProducer,
     config: &KafkaConfig,
     events: &[StoredEvent],
     cancel: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<HashMap<(String, i32), i64>>> {
     let mut deliveries = Vec::with_capacity(events.len());
     for event in events {
         let topic = config.topic(&event.aggregate_type);
@@ -248,7 +265,7 @@ async fn publish(
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => {
-                    deliveries.push(delivery);
+                    deliveries.push((event.aggregate_type.as_str(), delivery));
                     break;
                 }
                 Err((e, back)) => {
@@ -261,18 +278,24 @@ async fn publish(
         }
     }
     let all = async {
-        for delivery in deliveries {
+        let mut heads: HashMap<(String, i32), i64> = HashMap::new();
+        for (aggregate_type, delivery) in deliveries {
             match delivery.await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(d)) => {
+                    let end = heads
+                        .entry((config.topic(aggregate_type), d.partition))
+                        .or_insert(0);
+                    *end = (*end).max(d.offset + 1);
+                }
                 Ok(Err((e, _))) => anyhow::bail!("Kafka refused an event: {e}"),
                 Err(_) => anyhow::bail!("the producer went away before delivery"),
             }
         }
-        Ok(())
+        Ok(heads)
     };
     tokio::select! {
-        result = all => result,
-        _ = cancel.cancelled() => Ok(()),
+        result = all => result.map(Some),
+        _ = cancel.cancelled() => Ok(None),
     }
 }
 
