@@ -774,6 +774,17 @@ async fn poison_event_is_dead_lettered_and_retry_works_once_fixed() {
         Some((1, "requested".to_string()))
     );
 
+    // A rebuild meets the poison too (on whichever of its lanes): the event
+    // is dead-lettered again and everything else is applied as before.
+    let before = dump_pool(&pool).await;
+    tail::rebuild(&pool, &projection, 100)
+        .await
+        .expect("rebuild past the poison");
+    assert_same_tables(&before, &dump_pool(&pool).await);
+    let letters = dead_letters(&pool).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].error.contains("99") && letters[0].resolved_at.is_none());
+
     // The cause is fixed (as an upcaster for version 99 would read it).
     sqlx::query("UPDATE events SET event_version = $2, payload = $3 WHERE position = $1")
         .bind(poison)

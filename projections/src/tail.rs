@@ -211,10 +211,23 @@ async fn attempt<P: Projection>(
         return Ok(Some((Step::Applied(events.len()), false)));
     }
 
-    if crate::apply_events(&mut tx, projection, &events, isolate_each_event)
-        .await?
-        .is_none()
-    {
+    let applied = match target {
+        Target::Live => crate::apply_events(&mut tx, projection, &events, isolate_each_event)
+            .await?
+            .is_some(),
+        Target::Shadow(schema) => {
+            apply_in_two_lanes(
+                pool,
+                &mut tx,
+                schema,
+                projection,
+                &events,
+                isolate_each_event,
+            )
+            .await?
+        }
+    };
+    if !applied {
         // Dropping the transaction rolls the attempt back.
         return Ok(None);
     }
@@ -229,6 +242,49 @@ async fn attempt<P: Projection>(
     debug!(projection = name, events = events.len(), "batch applied");
     skip.ahead = None;
     Ok(Some((Step::Applied(events.len()), true)))
+}
+
+/// A rebuild's batch, applied on two connections at once: the events split
+/// by aggregate, so each aggregate's events stay in order on one lane, and
+/// the projections' rows are per aggregate, so the lanes touch different
+/// rows. A rebuild is bound by round trips to PostgreSQL; two lanes keep
+/// the client and the server busy at the same time. The second lane commits
+/// just before the caller's transaction: a crash between the two leaves a
+/// shadow copy that is never swapped in (a rebuild starts over from scratch),
+/// so it costs nothing. Returns false when the fast path met poison (the
+/// caller retries with each event isolated).
+async fn apply_in_two_lanes<P: Projection>(
+    pool: &PgPool,
+    tx: &mut sqlx::PgConnection,
+    schema: &str,
+    projection: &P,
+    events: &[StoredEvent],
+    isolate_each_event: bool,
+) -> Result<bool, sqlx::Error> {
+    use std::hash::{Hash, Hasher};
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for event in events {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&event.aggregate_type, &event.aggregate_id).hash(&mut hasher);
+        if hasher.finish() % 2 == 0 {
+            first.push(event.clone());
+        } else {
+            second.push(event.clone());
+        }
+    }
+    let mut other = pool.begin().await?;
+    sqlx::query(&format!("SET LOCAL search_path = {schema}, public"))
+        .execute(&mut *other)
+        .await?;
+    let (a, b) = tokio::join!(
+        crate::apply_events(tx, projection, &first, isolate_each_event),
+        crate::apply_events(&mut other, projection, &second, isolate_each_event),
+    );
+    if a?.is_none() || b?.is_none() {
+        return Ok(false);
+    }
+    other.commit().await?;
+    Ok(true)
 }
 
 async fn store_checkpoint(
