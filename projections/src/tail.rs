@@ -266,7 +266,7 @@ async fn apply_in_two_lanes<P: Projection>(
     for event in events {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (&event.aggregate_type, &event.aggregate_id).hash(&mut hasher);
-        if hasher.finish() % 2 == 0 {
+        if hasher.finish().is_multiple_of(2) {
             first.push(event.clone());
         } else {
             second.push(event.clone());
