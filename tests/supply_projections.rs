@@ -201,29 +201,6 @@ async fn stored_events(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<Sto
     .expect("read events")
 }
 
-/// A projection's tables, every row as JSON in key order.
-async fn dump<P: Projection>(pool: &PgPool, projection: &P) -> Vec<Value> {
-    let mut tables = Vec::new();
-    for table in projection.tables() {
-        // Every table's primary key leads its columns' natural order here.
-        let order = match *table {
-            "provider_requests" => "farm_id",
-            "node_catalog" => "node_id",
-            "maintenance_windows" => "node_id, window_id",
-            "pricing_policy_history" => "version",
-            other => panic!("unknown table {other}"),
-        };
-        let rows: Value = sqlx::query_scalar(&format!(
-            "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY {order}), '[]') FROM {table} t"
-        ))
-        .fetch_one(pool)
-        .await
-        .expect("dump");
-        tables.push(json!({ "table": table, "rows": rows }));
-    }
-    tables
-}
-
 async fn catch_up<P: Projection>(pool: &PgPool, projection: &P) {
     tail::catch_up(pool, projection, 500)
         .await
@@ -243,7 +220,7 @@ async fn dead_letters(pool: &PgPool, projection: &str) -> Vec<(String, i64, Stri
 
 /// Applies each event again in one transaction and asserts nothing changed.
 async fn redeliver<P: Projection>(pool: &PgPool, projection: &P, events: &[StoredEvent]) {
-    let before = dump(pool, projection).await;
+    let before = dump_views(pool, projection).await;
     let mut tx = pool.begin().await.expect("begin");
     for event in events {
         projection
@@ -253,7 +230,7 @@ async fn redeliver<P: Projection>(pool: &PgPool, projection: &P, events: &[Store
     }
     tx.commit().await.expect("commit");
     assert_eq!(
-        dump(pool, projection).await,
+        dump_views(pool, projection).await,
         before,
         "a duplicate or stale delivery changed the view"
     );
@@ -1451,7 +1428,7 @@ async fn a_rebuild_of_each_projection_equals_live() {
 
     async fn check<P: Projection>(pool: &PgPool, projection: &P) {
         catch_up(pool, projection).await;
-        let live = dump(pool, projection).await;
+        let live = dump_views(pool, projection).await;
         assert!(
             live.iter()
                 .all(|t| t["rows"].as_array().is_some_and(|r| !r.is_empty())),
@@ -1462,7 +1439,7 @@ async fn a_rebuild_of_each_projection_equals_live() {
         assert!(replayed > 0);
         catch_up(pool, projection).await;
         assert_eq!(
-            dump(pool, projection).await,
+            dump_views(pool, projection).await,
             live,
             "{}: replay equals live",
             projection.name()

@@ -20,11 +20,10 @@ use marketplace_projections::tail;
 use marketplace_workers::kafka::consumer::WorkerOptions;
 use marketplace_workers::kafka::relay::{self, RelayOptions};
 use marketplace_workers::kafka::KafkaConfig;
-use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{spawn_app_with, AppOptions, TestApp};
+use super::{dump_views, spawn_app_with, AppOptions, TestApp};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
@@ -461,22 +460,6 @@ pub async fn views_caught_up(pool: &PgPool) -> bool {
         == 0
 }
 
-pub async fn dump(pool: &PgPool) -> (Value, Value) {
-    let views: Value = sqlx::query_scalar(
-        "SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.id), '[]') FROM deployment_views v",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("views");
-    let history: Value = sqlx::query_scalar(
-        "SELECT coalesce(jsonb_agg(to_jsonb(h) ORDER BY h.deployment_id, h.sequence), '[]') FROM deployment_history h",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("history");
-    (views, history)
-}
-
 /// The Kafka-fed views equal, row by row, a from-scratch rebuild from the
 /// store; every event is in the history exactly once.
 pub async fn assert_views_exact(pool: &PgPool) {
@@ -492,11 +475,11 @@ pub async fn assert_views_exact(pool: &PgPool) {
         dead, 0,
         "nothing dead-lettered (a gap in an aggregate's order would be)"
     );
-    let live = dump(pool).await;
+    let live = dump_views(pool, &DeploymentProjection).await;
     tail::rebuild(pool, &DeploymentProjection, 500)
         .await
         .expect("rebuild from the store");
-    let fresh = dump(pool).await;
+    let fresh = dump_views(pool, &DeploymentProjection).await;
     assert_eq!(
         live, fresh,
         "the Kafka-fed view equals a rebuild from the store"

@@ -388,3 +388,22 @@ pub async fn expect_problem(r: reqwest::Response, status: u16) -> Value {
         .is_some_and(|t| t.starts_with("/problems/")));
     body
 }
+
+/// A projection's tables, every row as JSON, in a total order (by the row's
+/// text), so two dumps are equal exactly when the tables hold the same rows.
+pub async fn dump_views<P: marketplace_projections::Projection>(
+    pool: &PgPool,
+    projection: &P,
+) -> Vec<Value> {
+    let mut tables = Vec::new();
+    for table in projection.tables() {
+        let rows: Value = sqlx::query_scalar(&format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t::text), '[]') FROM {table} t"
+        ))
+        .fetch_one(pool)
+        .await
+        .expect("dump");
+        tables.push(json!({ "table": table, "rows": rows }));
+    }
+    tables
+}
