@@ -469,7 +469,10 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
     let mut options = RelayOptions::new(args.relay_name);
     options.batch_size = args.batch_size;
-    options.aggregate_types = AGGREGATE_TYPES.iter().map(|t| t.to_string()).collect();
+    options.aggregate_types = marketplace_projections::aggregate_types()
+        .into_iter()
+        .map(String::from)
+        .collect();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(relay::run(pool, config, options, cancel.clone()));
     shutdown_signal().await;
@@ -477,15 +480,6 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     task.await.context("relay task")?;
     Ok(())
 }
-
-/// The aggregate types the marketplace writes; the relay makes their topics up front.
-const AGGREGATE_TYPES: [&str; 5] = [
-    "deployment",
-    "node",
-    "provider_request",
-    "pricing_policy",
-    "wallet",
-];
 
 async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
     match command {

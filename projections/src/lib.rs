@@ -28,6 +28,22 @@ pub const NAMES: [&str; 5] = [
     wallets::NAME,
 ];
 
+/// Every aggregate type some projection reads (the Kafka relay makes their
+/// topics up front), from the projections themselves.
+pub fn aggregate_types() -> Vec<&'static str> {
+    let mut types: Vec<&'static str> = [
+        deployments::DeploymentProjection.aggregate_types(),
+        nodes::NodeProjection.aggregate_types(),
+        providers::ProviderRequestProjection.aggregate_types(),
+        pricing::PricingPolicyProjection.aggregate_types(),
+        wallets::WalletProjection.aggregate_types(),
+    ]
+    .concat();
+    types.sort_unstable();
+    types.dedup();
+    types
+}
+
 /// Retries the unresolved dead letters of the projection called `name`;
 /// `None` if there is no such projection. See [`tail::retry_dead_letters`].
 pub async fn retry_dead_letters_named(

@@ -179,20 +179,7 @@ async fn attempt<P: Projection>(
         _ => stored,
     };
 
-    let events: Vec<StoredEvent> = sqlx::query_as(
-        "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload, metadata, recorded_at
-           FROM events
-          WHERE (txid, position) > ($1, $2)
-            AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-          ORDER BY txid, position
-          LIMIT $3",
-    )
-    .bind(last_txid)
-    .bind(last_position)
-    .bind(batch_size)
-    .fetch_all(&mut *tx)
-    .await?;
+    let events = read_committed(&mut tx, (last_txid, last_position), batch_size).await?;
 
     let Some(last) = events.last() else {
         if persist_idle && (last_txid, last_position) > stored {
@@ -285,6 +272,31 @@ async fn apply_in_two_lanes<P: Projection>(
     }
     other.commit().await?;
     Ok(true)
+}
+
+/// Up to `limit` events past `after` (a `(txid, position)` commit key), in
+/// commit order, from transactions that have all ended (below the snapshot's
+/// xmin): nothing can later commit behind the last one returned. The one
+/// read of the store that tailing runners and the Kafka relay share.
+pub async fn read_committed(
+    conn: &mut sqlx::PgConnection,
+    after: (i64, i64),
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload, metadata, recorded_at
+           FROM events
+          WHERE (txid, position) > ($1, $2)
+            AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+          ORDER BY txid, position
+          LIMIT $3",
+    )
+    .bind(after.0)
+    .bind(after.1)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 async fn store_checkpoint(

@@ -147,33 +147,20 @@ impl OffsetsContext {
     /// calls the rebalance hook from inside a poll and the assignment must be
     /// complete when it returns. `None` when they cannot be read.
     fn stored_offsets(&self) -> Option<Partitions> {
-        let handle = tokio::runtime::Handle::try_current().ok()?;
-        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            warn!("stored offsets need a multi-threaded runtime; using Kafka's committed offsets");
-            return None;
-        }
         let query = sqlx::query_as::<_, (String, i32, i64)>(
             "SELECT topic, partition, next_offset FROM kafka_offsets WHERE consumer_group = $1",
         )
         .bind(&self.group)
         .fetch_all(&self.pool);
-        match tokio::task::block_in_place(|| {
-            handle.block_on(tokio::time::timeout(Duration::from_secs(10), query))
-        }) {
-            Ok(Ok(rows)) => Some(rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect()),
-            Ok(Err(e)) => {
+        match block_on_db(query) {
+            Ok(rows) => Some(rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect()),
+            Err(e) => {
                 warn!(error = %e, "cannot read stored offsets; using Kafka's committed offsets");
-                None
-            }
-            Err(_) => {
-                warn!("reading stored offsets timed out; using Kafka's committed offsets");
                 None
             }
         }
     }
-}
 
-impl OffsetsContext {
     /// Records partitions the group starts on from their beginning (offset
     /// 0), so the lag metric counts what waits in them before the first
     /// batch. Best effort: a batch records them anyway.
@@ -181,9 +168,6 @@ impl OffsetsContext {
         if partitions.is_empty() {
             return;
         }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let (topics, numbers): (Vec<String>, Vec<i32>) =
             partitions.iter().map(|(t, p)| (t.clone(), *p)).unzip();
         let insert = sqlx::query(
@@ -196,15 +180,27 @@ impl OffsetsContext {
         .bind(&numbers)
         .bind(&self.worker_id)
         .execute(&self.pool);
-        let done = tokio::task::block_in_place(|| {
-            handle.block_on(tokio::time::timeout(Duration::from_secs(10), insert))
-        });
-        if !matches!(done, Ok(Ok(_))) {
-            warn!(
-                projection = self.projection,
-                "cannot record the new partitions' start"
-            );
+        if let Err(e) = block_on_db(insert) {
+            warn!(projection = self.projection, error = %e, "cannot record the new partitions' start");
         }
+    }
+}
+
+/// Runs a database call to completion from librdkafka's rebalance hook, a
+/// synchronous callback inside a poll whose assignment must be complete
+/// when it returns. Needs the multi-threaded runtime; bounded to 10 s.
+fn block_on_db<T>(
+    call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, String> {
+    let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Err("not on a multi-threaded runtime".into());
+    }
+    match tokio::task::block_in_place(|| {
+        handle.block_on(tokio::time::timeout(Duration::from_secs(10), call))
+    }) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out after 10 s".into()),
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use marketplace_projections::StoredEvent;
+use marketplace_projections::{tail, StoredEvent};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::postgres::PgListener;
 use sqlx::{ConnectOptions, PgConnection, PgPool};
@@ -162,20 +162,8 @@ async fn lead(
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let events: Vec<StoredEvent> = sqlx::query_as(
-            "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                    payload, metadata, recorded_at
-               FROM events
-              WHERE (txid, position) > ($1, $2)
-                AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-              ORDER BY txid, position
-              LIMIT $3",
-        )
-        .bind(last_txid)
-        .bind(last_position)
-        .bind(options.batch_size)
-        .fetch_all(&mut conn)
-        .await?;
+        let events =
+            tail::read_committed(&mut conn, (last_txid, last_position), options.batch_size).await?;
         let Some(last) = events.last() else {
             wait_for_events(&mut listener, pool, options.poll_interval, cancel).await;
             continue;
