@@ -559,6 +559,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             )?;
             pg.ensure_database("marketplace").await?;
             let url = pg.url("marketplace");
+            // Other processes (a relay, Kafka workers, psql) can join it.
+            info!(database_url = %url, "dev database (trust auth on loopback)");
             (Some(pg), url)
         }
     };
