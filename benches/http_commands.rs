@@ -30,6 +30,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use marketplace_api::auth::{AuthConfig, Authenticator};
 use marketplace_api::dev_keys::SigningKey;
@@ -42,21 +45,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const ISSUER: &str = "https://issuer.bench/";
-const AUDIENCE: &str = "marketplace-api";
-const ROLES_CLAIM: &str = "https://marketplace.bench/roles";
 const POLL: Duration = Duration::from_millis(1);
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn env_num(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
 
 struct Config {
     requests: usize,
@@ -89,34 +79,6 @@ impl Config {
             modes,
         }
     }
-}
-
-fn vm_body(name: &str) -> Value {
-    json!({
-        "name": name,
-        "spec": {
-            "kind": "vm",
-            "size": { "cpu": 2, "memory_mib": 4096, "rootfs_gb": 20 },
-            "disks_gb": [50],
-            "public_ipv4": true,
-            "image": "https://hub.grid.tf/tf-official-apps/base:latest.flist",
-            "ssh_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqtest alice@laptop"
-        },
-        "placement": { "country": "Belgium", "certified_only": false, "min_uptime_bps": 9500 }
-    })
-}
-
-/// The `q` quantile (0..=1) of sorted durations, in milliseconds.
-fn pct(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    ms(sorted[rank - 1])
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// One running stack: PostgreSQL, API, projection runner.
@@ -774,29 +736,6 @@ async fn verify_cost(key: &SigningKey, token: &str) -> String {
     )
 }
 
-fn machine_line() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or("?".into(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
-    format!("machine: {cpus} CPUs ({model}), {mem} RAM; client, API, projection runner and PostgreSQL share them")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::from_env();
@@ -817,7 +756,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let mut rows = Vec::new();
-    let mut notes = vec![machine_line()];
+    let mut notes = vec![machine_line(
+        "client, API, projection runner and PostgreSQL",
+    )];
     notes.push(verify_cost(&key, &tokens[0]).await);
     let mut ok = true;
     for durable in cfg.modes.clone() {

@@ -26,6 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use marketplace_api::auth::{AuthConfig, Authenticator};
 use marketplace_api::dev_keys::SigningKey;
@@ -41,44 +44,6 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-const ISSUER: &str = "https://issuer.bench/";
-const AUDIENCE: &str = "marketplace-api";
-const ROLES_CLAIM: &str = "https://marketplace.bench/roles";
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{name} must be a number"))
-        })
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
-}
-
-fn vm_body(name: &str) -> Value {
-    json!({
-        "name": name,
-        "spec": {
-            "kind": "vm",
-            "size": { "cpu": 2, "memory_mib": 4096, "rootfs_gb": 20 },
-            "disks_gb": [50],
-            "public_ipv4": true,
-            "image": "https://hub.grid.tf/tf-official-apps/base:latest.flist",
-            "ssh_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqtest alice@laptop"
-        },
-        "placement": { "country": "Belgium", "certified_only": false, "min_uptime_bps": 9500 }
-    })
-}
 
 /// A broker from KAFKA_BROKERS, or one of our own for the run.
 struct Broker {
@@ -465,21 +430,6 @@ async fn rebuild_phase(pool: &PgPool) -> anyhow::Result<String> {
     ))
 }
 
-fn machine_line() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    format!(
-        "machine: {cpus} CPUs ({model}); PostgreSQL, Kafka, API, relay, worker and load share them"
-    )
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -500,7 +450,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let key = SigningKey::generate()?;
-    let mut lines = vec![machine_line()];
+    let mut lines = vec![machine_line(
+        "PostgreSQL, Kafka, API, relay, worker and load",
+    )];
     let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "relay,e2e,rebuild".into());
     if phases.contains("relay") {
         lines.push(relay_phase(&pg, &broker).await?);

@@ -19,6 +19,9 @@
 //! `cargo bench --bench stripe_webhooks`. Exits non-zero if an event is
 //! refused or a balance never shows.
 
+mod common;
+
+use common::{env_num, AUDIENCE, ISSUER, ROLES_CLAIM};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,16 +43,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const SECRET: &str = "whsec_bench";
-const ISSUER: &str = "https://issuer.bench/";
-const AUDIENCE: &str = "marketplace-api";
-const ROLES_CLAIM: &str = "https://marketplace.bench/roles";
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 fn sign(t: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
