@@ -7,6 +7,7 @@
 
 pub mod actor;
 pub mod deployment;
+pub mod kernel;
 pub mod money;
 pub mod node;
 pub mod pricing;
@@ -15,4 +16,5 @@ pub mod provider;
 pub mod wallet;
 
 pub use actor::{Actor, Role};
+pub use kernel::EventSourced;
 pub use money::{TftAmount, TftPrice, UsdAmount};

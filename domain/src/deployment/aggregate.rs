@@ -1,8 +1,6 @@
 //! The deployment's state, its decisions and how events change it.
 
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::commands::DeploymentCommand;
@@ -444,26 +442,4 @@ fn resized(spec: &WorkloadSpec, resize: ResizeSpec) -> Result<WorkloadSpec, Depl
     }
 }
 
-impl Aggregate for Deployment {
-    const TYPE: &'static str = "deployment";
-    type Command = DeploymentCommand;
-    type Event = DeploymentEvent;
-    type Error = DeploymentError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(&event);
-    }
-}
+crate::event_sourced!(Deployment, "deployment", DeploymentCommand, DeploymentEvent, DeploymentError);

@@ -1,8 +1,6 @@
 //! The node's state, its decisions and how events change it.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -317,26 +315,4 @@ fn check_period(
     }
 }
 
-impl Aggregate for Node {
-    const TYPE: &'static str = "node";
-    type Command = NodeCommand;
-    type Event = NodeEvent;
-    type Error = NodeError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(&event);
-    }
-}
+crate::event_sourced!(Node, "node", NodeCommand, NodeEvent, NodeError);

@@ -1,8 +1,6 @@
 //! The pricing policy's state, its decisions and how events change it.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::commands::PricingPolicyCommand;
@@ -86,26 +84,4 @@ impl PricingPolicyAggregate {
     }
 }
 
-impl Aggregate for PricingPolicyAggregate {
-    const TYPE: &'static str = "pricing_policy";
-    type Command = PricingPolicyCommand;
-    type Event = PricingPolicyEvent;
-    type Error = PricingPolicyError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(&event);
-    }
-}
+crate::event_sourced!(PricingPolicyAggregate, "pricing_policy", PricingPolicyCommand, PricingPolicyEvent, PricingPolicyError);

@@ -1,8 +1,6 @@
 //! The provider request's state, its decisions and how events change it.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::commands::ProviderRequestCommand;
@@ -321,26 +319,4 @@ impl ProviderRequest {
     }
 }
 
-impl Aggregate for ProviderRequest {
-    const TYPE: &'static str = "provider_request";
-    type Command = ProviderRequestCommand;
-    type Event = ProviderRequestEvent;
-    type Error = ProviderRequestError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(&event);
-    }
-}
+crate::event_sourced!(ProviderRequest, "provider_request", ProviderRequestCommand, ProviderRequestEvent, ProviderRequestError);

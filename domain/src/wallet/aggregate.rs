@@ -3,8 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -995,26 +993,4 @@ fn returned(
     }
 }
 
-impl Aggregate for Wallet {
-    const TYPE: &'static str = "wallet";
-    type Command = WalletCommand;
-    type Event = WalletEvent;
-    type Error = WalletError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(&event);
-    }
-}
+crate::event_sourced!(Wallet, "wallet", WalletCommand, WalletEvent, WalletError);
