@@ -26,12 +26,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
-use marketplace::grid_sync::{GridSync, GridSyncOptions, ManualClock};
+use marketplace_app::grid::GridClient;
+use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use marketplace_dev::grid_sim::Seed;
+use marketplace_dev::grid_sim::{self as sim, SimClock};
 use marketplace_projections::nodes::NodeProjection;
 use marketplace_projections::tail;
-use marketplace_workers::grid::sim::{self, SimClock};
-use marketplace_workers::grid::{GridClient, Seed};
+use marketplace_workers::grid::{GridSync, GridSyncOptions, ManualClock};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -88,7 +89,7 @@ async fn bench() -> anyhow::Result<()> {
     })
     .await?;
     pg.ensure_database("bench").await?;
-    let pool = marketplace::server::connect(&pg.url("bench"), 32).await?;
+    let pool = marketplace::wiring::connect(&pg.url("bench").into(), 32).await?;
     marketplace::MIGRATOR.run(&pool).await?;
 
     let mut seed = Seed::generate(farms, nodes, 1);

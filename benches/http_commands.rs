@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::*;
-use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use marketplace_api::auth::{AuthConfig, Authenticator};
-use marketplace_api::dev_keys::SigningKey;
 use marketplace_api::ApiSettings;
+use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use marketplace_dev::keys::SigningKey;
 use marketplace_domain::TftPrice;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -111,7 +111,7 @@ async fn start(durable: bool, cfg: &Config, key: &SigningKey) -> anyhow::Result<
     .await?;
     pg.ensure_database("bench").await?;
     let db_url = pg.url("bench");
-    let server_pool = marketplace::server::connect(&db_url, cfg.pool).await?;
+    let server_pool = marketplace::wiring::connect(&db_url.clone().into(), cfg.pool).await?;
     marketplace::MIGRATOR.run(&server_pool).await?;
     let bench_pool = PgPoolOptions::new()
         .max_connections(4)
@@ -136,11 +136,11 @@ async fn start(durable: bool, cfg: &Config, key: &SigningKey) -> anyhow::Result<
         dev_jwks: None,
     };
     let cancel = CancellationToken::new();
-    let state = marketplace::server::app_state(server_pool.clone(), auth, settings, &cancel);
-    let runner = marketplace::server::spawn_projections(server_pool.clone(), 500, cancel.clone());
+    let state = marketplace::wiring::app_state(server_pool.clone(), auth, settings, &cancel);
+    let runner = marketplace::wiring::spawn_projections(server_pool.clone(), 500, cancel.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/v1/deployments", listener.local_addr()?);
-    let api = marketplace::server::spawn_api(listener, state, cancel.clone());
+    let api = marketplace::wiring::spawn_api(listener, state, cancel.clone());
     Ok(Stack {
         pg,
         dir,

@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::*;
-use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use marketplace_api::auth::{AuthConfig, Authenticator};
-use marketplace_api::dev_keys::SigningKey;
 use marketplace_api::ApiSettings;
+use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use marketplace_dev::keys::SigningKey;
 use marketplace_domain::TftPrice;
 use marketplace_projections::deployments::DeploymentProjection;
 use marketplace_projections::tail;
@@ -119,7 +119,7 @@ fn kafka(addr: &str, prefix: &str) -> KafkaConfig {
 async fn database(pg: &EmbeddedPostgres, name: &str) -> anyhow::Result<(PgPool, String)> {
     pg.ensure_database(name).await?;
     let url = pg.url(name);
-    let pool = marketplace::server::connect(&url, 32).await?;
+    let pool = marketplace::wiring::connect(&url.clone().into(), 32).await?;
     marketplace::MIGRATOR.run(&pool).await?;
     Ok((pool, url))
 }
@@ -215,21 +215,21 @@ async fn end_to_end_phase(
         dev_jwks: None,
         payments: None,
     };
-    let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
+    let state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    marketplace::server::spawn_api(listener, state, cancel.clone());
+    marketplace::wiring::spawn_api(listener, state, cancel.clone());
     tokio::spawn(relay::run(
         pool.clone(),
         config.clone(),
         relay_options(),
         cancel.clone(),
     ));
-    marketplace::server::spawn_kafka_workers(
+    marketplace::wiring::spawn_kafka_workers(
         &pool,
         &config,
         &WorkerOptions::default(),
-        &["deployments"],
+        vec![marketplace_projections::named("deployments").expect("registered")],
         &cancel,
     );
 

@@ -27,15 +27,14 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hmac::{Hmac, Mac};
-use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
-use marketplace::payments::{InboxOptions, StripeInboxWorker};
 use marketplace_api::auth::{AuthConfig, Authenticator};
-use marketplace_api::commands::store;
-use marketplace_api::dev_keys::SigningKey;
-use marketplace_api::wallet::run_wallet_command;
 use marketplace_api::ApiSettings;
+use marketplace_app::{store, EventMetadata, Exec};
+use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use marketplace_dev::keys::SigningKey;
 use marketplace_domain::wallet::{StripeId, Wallet, WalletCommand};
 use marketplace_domain::TftPrice;
+use marketplace_workers::stripe::{InboxOptions, StripeInboxWorker};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::net::TcpListener;
@@ -89,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     pg.ensure_database("bench").await?;
-    let pool = marketplace::server::connect(&pg.url("bench"), 32).await?;
+    let pool = marketplace::wiring::connect(&pg.url("bench").into(), 32).await?;
     marketplace::MIGRATOR.run(&pool).await?;
     let key = SigningKey::generate()?;
     let auth = Authenticator::new(AuthConfig {
@@ -104,18 +103,18 @@ async fn main() -> anyhow::Result<()> {
         body_limit: 64 * 1024,
         read_wait: Duration::from_secs(2),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
-        stripe_webhook_secret: Some(SECRET.to_string()),
+        stripe_webhook_secret: Some(SECRET.to_string().into()),
         payments: None,
         dev_jwks: None,
     };
     let cancel = CancellationToken::new();
-    let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
-    let runner = marketplace::server::spawn_projections(pool.clone(), 500, cancel.clone());
+    let state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);
+    let runner = marketplace::wiring::spawn_projections(pool.clone(), 500, cancel.clone());
     let worker = StripeInboxWorker::new(pool.clone(), None, InboxOptions::default());
     let worker = tokio::spawn(worker.run(cancel.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let api = marketplace::server::spawn_api(listener, state, cancel.clone());
+    let api = marketplace::wiring::spawn_api(listener, state, cancel.clone());
     let hook = format!("{base}/v1/webhooks/stripe");
 
     // 1. Intake throughput.
@@ -191,28 +190,31 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. payment_intent.succeeded received -> balance visible.
     let wallets = store::<Wallet>(pool.clone());
-    let meta = std::collections::HashMap::from([
-        ("actor_subject".to_string(), "bench".to_string()),
-        ("actor_role".to_string(), "system".to_string()),
-    ]);
+    let meta = EventMetadata::for_worker("bench", "bench-setup");
     let mut pending = Vec::new();
     for i in 0..payments {
         let user = format!("bench-user-{i}");
         let pi = format!("pi_bench{i}");
         let pi_id = StripeId::new("payment_intent_id", &pi).expect("id");
         let now = Utc::now();
-        run_wallet_command(&wallets, &user, meta.clone(), Some(now), |_| {
-            Ok(WalletCommand::CreateTopUp {
-                top_up_id: Uuid::new_v4(),
-                payment_intent_id: pi_id.clone(),
-                usd_cents: 2_500,
-                tft_price: TftPrice::from_usd_units(100_000).expect("price"),
-                quote_expires_at: now + chrono::Duration::minutes(30),
+        let owner = user.clone();
+        Exec::new(&wallets, user.as_str(), meta.clone())
+            .opening(move || WalletCommand::Open {
+                owner: owner.clone(),
                 at: now,
             })
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .run(|_| {
+                Ok(WalletCommand::CreateTopUp {
+                    top_up_id: Uuid::new_v4(),
+                    payment_intent_id: pi_id.clone(),
+                    usd_cents: 2_500,
+                    tft_price: TftPrice::from_usd_units(100_000).expect("price"),
+                    quote_expires_at: now + chrono::Duration::minutes(30),
+                    at: now,
+                })
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         pending.push((user, pi));
     }
     let client = reqwest::Client::new();

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 
 /// The ThreeFold Grid cloud marketplace backend.
 #[derive(Debug, Parser)]
@@ -79,9 +80,9 @@ pub struct PaymentsWorkerArgs {
 /// Database connection.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
-    /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL")]
-    pub database_url: String,
+    /// PostgreSQL connection URL (a password in it is never printed).
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: SecretString,
     /// Connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_name = "DATABASE_MAX_CONNECTIONS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub database_max_connections: u32,
@@ -114,7 +115,8 @@ pub struct HttpArgs {
         value_name = "STRIPE_WEBHOOK_SECRET",
         hide_env_values = true
     )]
-    pub stripe_webhook_secret: Option<String>,
+    #[arg(value_parser = parse_secret)]
+    pub stripe_webhook_secret: Option<SecretString>,
 }
 
 /// Card payments (Stripe) and the payment workers, shared by `dev` and `serve`.
@@ -127,7 +129,8 @@ pub struct PaymentsArgs {
         value_name = "STRIPE_SECRET_KEY",
         hide_env_values = true
     )]
-    pub stripe_secret_key: Option<String>,
+    #[arg(value_parser = parse_secret)]
+    pub stripe_secret_key: Option<SecretString>,
     /// Stripe API base URL; unset: the real Stripe API. Tests and dev point it at localstripe.
     #[arg(long, env = "STRIPE_API_BASE", value_name = "STRIPE_API_BASE")]
     pub stripe_api_base: Option<String>,
@@ -151,6 +154,12 @@ pub struct PaymentsArgs {
     pub runway_interval_secs: u64,
 }
 
+/// A setting that is a secret (a key, or a URL that may hold a password):
+/// kept wrapped so that `Debug` and logs print it redacted.
+fn parse_secret(text: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(text.to_string()))
+}
+
 fn parse_price(text: &str) -> Result<u64, String> {
     match marketplace_domain::money::parse_decimal_units(text) {
         Some(units) if units > 0 => Ok(units),
@@ -164,8 +173,8 @@ fn parse_price(text: &str) -> Result<u64, String> {
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
     /// Use this PostgreSQL instead of starting a private one.
-    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<SecretString>,
     /// Where dev mode keeps its PostgreSQL data and signing key.
     #[arg(
         long,

@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = marketplace::cli::Cli::parse();
-    marketplace::server::init_tracing(&cli.log_format);
+    marketplace::wiring::init_tracing(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -15,7 +15,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(marketplace::server::run(cli)) {
+    match runtime.block_on(marketplace::cmd::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

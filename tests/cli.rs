@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use marketplace_api::auth::{AuthConfig, Authenticator};
-use marketplace_api::dev_keys::{self, SigningKey};
+use marketplace_dev::keys::{self as dev_keys, SigningKey};
 use marketplace_domain::Role;
 
 fn marketplace() -> Command {

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use marketplace::grid_sync::{GridSync, GridSyncOptions, ManualClock, SyncStats};
+use marketplace_app::grid::types::NodeStatus as WireStatus;
+use marketplace_app::grid::{GridClient, GridNode};
+use marketplace_dev::grid_sim::Seed;
+use marketplace_dev::grid_sim::{self as sim, SimClock};
 use marketplace_projections::nodes::NodeProjection;
 use marketplace_projections::tail;
-use marketplace_workers::grid::sim::{self, SimClock};
-use marketplace_workers::grid::types::NodeStatus as WireStatus;
-use marketplace_workers::grid::{GridClient, GridNode, Seed};
+use marketplace_workers::grid::{GridSync, GridSyncOptions, ManualClock, SyncStats};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::net::TcpListener;

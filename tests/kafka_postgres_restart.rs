@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::kafka::*;
 use common::*;
-use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use sqlx::postgres::PgPoolOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

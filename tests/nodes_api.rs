@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use chrono::{Duration, Utc};
 use common::*;
 use cqrs_es::EventStore;
-use marketplace_api::commands::{store, Decide};
+use marketplace_app::store;
 use marketplace_domain::node::{Certification, Node, NodeCommand, NodeResources, NodeSnapshot};
+use marketplace_domain::EventSourced;
 use marketplace_projections::{nodes::NodeProjection, providers::ProviderRequestProjection, tail};
 use serde_json::{json, Value};
 

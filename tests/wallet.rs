@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use common::*;
-use marketplace::payments::{AutoTopUpOptions, AutoTopUpResult, AutoTopUpWorker, RunwayWorker};
 use marketplace_domain::TftPrice;
+use marketplace_workers::stripe::{
+    AutoTopUpOptions, AutoTopUpResult, AutoTopUpWorker, RunwayWorker,
+};
 use serde_json::{json, Value};
 
 const VISA: &str = "4242424242424242";
@@ -857,7 +859,7 @@ async fn answer(
 
 #[tokio::test]
 async fn a_tfchain_account_links_with_a_valid_signature_only_once() {
-    use marketplace_api::tfchain::ss58_address;
+    use marketplace_app::tfchain::ss58_address;
     let app = spawn_app().await;
     let sr = schnorrkel::Keypair::generate();
     let account = ss58_address(&sr.public.to_bytes(), 42);
@@ -1126,7 +1128,7 @@ async fn an_event_missing_a_field_stripe_always_sends_is_set_aside() {
 
 #[tokio::test]
 async fn wallet_commands_replay_their_first_answer_for_the_same_idempotency_key() {
-    use marketplace_api::tfchain::ss58_address;
+    use marketplace_app::tfchain::ss58_address;
     let app = spawn_app().await;
     let sr = schnorrkel::Keypair::generate();
     let account = ss58_address(&sr.public.to_bytes(), 42);

@@ -313,7 +313,7 @@ acting_as!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dev_keys::SigningKey;
+    use marketplace_dev::keys::SigningKey;
     use serde_json::json;
 
     async fn authenticator(key: &SigningKey) -> Authenticator {

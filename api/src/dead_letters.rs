@@ -92,17 +92,12 @@ pub struct RetryOutcome {
 }
 
 fn known(projection: &str) -> Result<(), ApiError> {
-    if marketplace_projections::NAMES.contains(&projection) {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid {
-            detail: format!(
-                "unknown projection {projection:?}; known: {}",
-                marketplace_projections::NAMES.join(", ")
-            ),
+    marketplace_projections::known(projection)
+        .map(|_| ())
+        .map_err(|detail| ApiError::Invalid {
+            detail,
             field: Some("projection".into()),
         })
-    }
 }
 
 /// List dead letters (operator).

@@ -15,12 +15,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{AsOperator, AsUser, AsUserOrOperator};
-use crate::commands::{accept, fingerprint, new_deployment_id, owned_by, Target};
+use crate::command::{accept, fingerprint, owned_by, Target};
 use crate::dto::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::views_watch::read_visible;
 use crate::AppState;
+use marketplace_app::{ids, CommandError};
 
 /// The deployment routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,8 +47,8 @@ fn deployment(state: &AppState, id: Uuid) -> Target<'_, Deployment> {
     }
 }
 
-fn invalid(e: marketplace_domain::deployment::SpecError) -> ApiError {
-    ApiError::Invalid {
+fn invalid(e: marketplace_domain::deployment::SpecError) -> CommandError {
+    CommandError::Invalid {
         detail: e.reason,
         field: Some(e.field),
     }
@@ -75,9 +76,10 @@ pub async fn request_deployment(
     ctx: RequestContext,
     ApiJson(body): ApiJson<RequestDeploymentBody>,
 ) -> Response {
-    let id = new_deployment_id(&actor.subject, &ctx);
+    let id = ids::deployment(&actor.subject, ctx.idempotency_key.as_deref());
     let fingerprint = fingerprint(("POST /v1/deployments", &body));
     let owner = actor.subject.clone();
+    let parsed = body.into_domain();
     accept(
         &state,
         &ctx,
@@ -85,9 +87,9 @@ pub async fn request_deployment(
         deployment(&state, id),
         fingerprint,
         move |_| {
-            let (name, spec, placement) = body.into_domain().map_err(invalid)?;
+            let (name, spec, placement) = parsed.clone().map_err(invalid)?;
             Ok(DeploymentCommand::Request {
-                owner,
+                owner: owner.clone(),
                 name,
                 spec,
                 placement,
@@ -290,6 +292,7 @@ pub async fn resize_deployment(
 ) -> Response {
     let fingerprint = fingerprint((format!("POST /v1/deployments/{id}/resize"), &body));
     let by = actor.clone();
+    let parsed = body.into_domain();
     accept(
         &state,
         &ctx,
@@ -298,9 +301,9 @@ pub async fn resize_deployment(
         fingerprint,
         move |d| {
             owned_by(d, &by)?;
-            let resize = body.into_domain().map_err(invalid)?;
+            let resize = parsed.clone().map_err(invalid)?;
             Ok(DeploymentCommand::Resize {
-                by,
+                by: by.clone(),
                 resize,
                 at: Utc::now(),
             })
@@ -343,8 +346,8 @@ pub async fn cancel_deployment(
         move |d| {
             owned_by(d, &by)?;
             Ok(DeploymentCommand::Cancel {
-                by,
-                reason: body.reason,
+                by: by.clone(),
+                reason: body.reason.clone(),
                 at: Utc::now(),
             })
         },
@@ -380,7 +383,7 @@ macro_rules! operator_step {
             let command: DeploymentCommand = $command;
             accept(&state, &ctx, &actor, deployment(&state, id), fingerprint, move |d| {
                 owned_by(d, &by)?;
-                Ok(command)
+                Ok(command.clone())
             })
             .await
         }

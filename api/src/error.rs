@@ -3,11 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cqrs_es::AggregateError;
-use marketplace_domain::deployment::DeploymentError;
-use marketplace_domain::node::NodeError;
-use marketplace_domain::pricing_policy::PricingPolicyError;
-use marketplace_domain::provider::ProviderRequestError;
+use marketplace_app::CommandError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -61,6 +57,14 @@ pub enum ApiError {
     /// The aggregate changed since the client read it, or the command conflicts with its state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The command would create what already exists (409, `/problems/{slug}`).
+    #[error("{slug}: {detail}")]
+    Exists {
+        /// What exists: `already-exists`, `maintenance-exists`, ...
+        slug: &'static str,
+        /// Details.
+        detail: String,
+    },
     /// The same Idempotency-Key was sent with a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
@@ -155,6 +159,13 @@ impl ApiError {
                 "version-conflict",
                 "The resource changed; read it again and retry",
                 Some(why.clone()),
+                None,
+            ),
+            ApiError::Exists { slug, detail } => (
+                StatusCode::CONFLICT,
+                *slug,
+                "That already exists",
+                Some(detail.clone()),
                 None,
             ),
             ApiError::IdempotencyKeyReused => (
@@ -260,111 +271,26 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<DeploymentError> for ApiError {
-    fn from(e: DeploymentError) -> Self {
-        let invalid = |e: &DeploymentError| ApiError::Invalid {
-            detail: e.to_string(),
-            field: None,
-        };
-        match &e {
-            DeploymentError::AlreadyExists => ApiError::Conflict(e.to_string()),
-            // Tenancy: another user's deployment answers as if it did not exist.
-            DeploymentError::NotFound | DeploymentError::NotPermitted => ApiError::NotFound,
-            DeploymentError::InvalidSpec(spec) => ApiError::Invalid {
-                detail: spec.reason.clone(),
-                field: Some(spec.field.clone()),
-            },
-            DeploymentError::InvalidTransition { .. }
-            | DeploymentError::WorkloadNotReady { .. }
-            | DeploymentError::WorkloadsMismatch { .. }
-            | DeploymentError::MissingReason
-            | DeploymentError::ResizeUnchanged
-            | DeploymentError::DiskShrink { .. }
-            | DeploymentError::NotACluster
-            | DeploymentError::GracePeriodNotElapsed { .. }
-            | DeploymentError::CauseNotAllowed { .. }
-            | DeploymentError::InvalidContractId
-            | DeploymentError::TextTooLong { .. } => invalid(&e),
-        }
-    }
-}
-
-impl<E> From<AggregateError<E>> for ApiError
-where
-    E: std::error::Error,
-    ApiError: From<E>,
-{
-    fn from(e: AggregateError<E>) -> Self {
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
         match e {
-            AggregateError::UserError(e) => e.into(),
-            AggregateError::AggregateConflict => {
-                ApiError::Conflict("another command changed this resource first".into())
-            }
-            AggregateError::DatabaseConnectionError(e) => ApiError::Unavailable(e.to_string()),
-            AggregateError::DeserializationError(e) => ApiError::Internal(e.to_string()),
-            AggregateError::UnexpectedError(e) => ApiError::Internal(e.to_string()),
+            CommandError::NotFound => ApiError::NotFound,
+            CommandError::Forbidden => ApiError::Forbidden,
+            CommandError::Invalid { detail, field } => ApiError::Invalid { detail, field },
+            CommandError::Rule { slug, detail } => ApiError::Rule { slug, detail },
+            CommandError::VersionConflict(why) => ApiError::Conflict(why),
+            CommandError::Exists { slug, detail } => ApiError::Exists { slug, detail },
+            CommandError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            CommandError::IdempotencyInProgress => ApiError::IdempotencyInProgress,
+            CommandError::NotConfigured(what) => ApiError::NotConfigured(what),
+            CommandError::Unavailable(why) => ApiError::Unavailable(why),
+            CommandError::Internal(why) => ApiError::Internal(why),
         }
     }
 }
 
-fn spec_invalid(e: &marketplace_domain::deployment::SpecError) -> ApiError {
-    ApiError::Invalid {
-        detail: e.reason.clone(),
-        field: Some(e.field.clone()),
-    }
-}
-
-impl From<ProviderRequestError> for ApiError {
-    fn from(e: ProviderRequestError) -> Self {
-        match &e {
-            ProviderRequestError::NotFound => ApiError::NotFound,
-            // Another provider's request answers as if it did not exist.
-            ProviderRequestError::NotPermitted => ApiError::NotFound,
-            ProviderRequestError::OpenRequestExists | ProviderRequestError::AlreadyApproved => {
-                ApiError::Conflict(e.to_string())
-            }
-            ProviderRequestError::Invalid(spec) => spec_invalid(spec),
-            ProviderRequestError::FarmMismatch { .. }
-            | ProviderRequestError::InvalidTransition { .. } => ApiError::Invalid {
-                detail: e.to_string(),
-                field: None,
-            },
-        }
-    }
-}
-
-impl From<NodeError> for ApiError {
-    fn from(e: NodeError) -> Self {
-        let invalid = |e: &NodeError| ApiError::Invalid {
-            detail: e.to_string(),
-            field: None,
-        };
-        match &e {
-            // A node of another provider's farm answers as if it did not exist.
-            NodeError::NotFound | NodeError::NotPermitted | NodeError::MaintenanceNotFound => {
-                ApiError::NotFound
-            }
-            NodeError::MaintenanceExists => ApiError::Conflict(e.to_string()),
-            NodeError::Invalid(spec) => spec_invalid(spec),
-            NodeError::NodeMismatch { .. }
-            | NodeError::MaintenanceInThePast
-            | NodeError::MaintenanceEndsBeforeStart
-            | NodeError::MaintenanceTooLong { .. }
-            | NodeError::MaintenanceOverlap { .. }
-            | NodeError::MaintenanceStarted => invalid(&e),
-        }
-    }
-}
-
-impl From<PricingPolicyError> for ApiError {
-    fn from(e: PricingPolicyError) -> Self {
-        match &e {
-            PricingPolicyError::NotPermitted => ApiError::Forbidden,
-            PricingPolicyError::InvalidPolicy(spec) => spec_invalid(spec),
-            PricingPolicyError::PolicyUnchanged => ApiError::Invalid {
-                detail: e.to_string(),
-                field: None,
-            },
-        }
+impl From<marketplace_app::stripe::PaymentsError> for ApiError {
+    fn from(e: marketplace_app::stripe::PaymentsError) -> Self {
+        CommandError::from(e).into()
     }
 }

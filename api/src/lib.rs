@@ -3,21 +3,18 @@
 //! read models.
 
 pub mod auth;
-pub mod commands;
+pub mod command;
 pub mod dead_letters;
 pub mod deployments;
-pub mod dev_keys;
 pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod health;
-pub mod idempotency;
 pub mod metrics;
 pub mod nodes;
 pub mod pricing;
 pub mod providers;
 pub mod quotes;
-pub mod tfchain;
 pub mod views_watch;
 pub mod wallet;
 pub mod webhooks;
@@ -41,9 +38,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Authenticator;
-use crate::commands::Stores;
 use crate::error::ApiError;
 use crate::views_watch::ViewWatcher;
+use marketplace_app::Stores;
 
 /// Settings the handlers read.
 #[derive(Debug, Clone)]
@@ -55,9 +52,9 @@ pub struct ApiSettings {
     /// The TFT price quotes convert at.
     pub tft_price: TftPrice,
     /// The Stripe webhook endpoint's signing secret; without it, payments are not configured.
-    pub stripe_webhook_secret: Option<String>,
+    pub stripe_webhook_secret: Option<secrecy::SecretString>,
     /// The Stripe client; without it, top-ups and cards answer 503 not-configured.
-    pub payments: Option<marketplace_workers::stripe::Payments>,
+    pub payments: Option<marketplace_app::stripe::Payments>,
     /// Dev mode only: the JWKS to publish at `/dev/jwks.json`.
     pub dev_jwks: Option<JwkSet>,
 }

@@ -14,7 +14,6 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// The projections every deployment runs; one without a checkpoint yet lags by the whole store.
-const PROJECTIONS: [&str; 5] = marketplace_projections::NAMES;
 
 /// Metrics in the Prometheus text format.
 #[utoipa::path(
@@ -31,7 +30,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
            LEFT JOIN projection_checkpoints c ON c.projection = p.name
           ORDER BY p.name",
     )
-    .bind(PROJECTIONS.as_slice())
+    .bind(marketplace_projections::names())
     .fetch_all(&state.pool)
     .await?;
     let dead: Vec<(String, i64)> = sqlx::query_as(
@@ -93,7 +92,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         "# HELP marketplace_projection_dead_letters Unresolved dead letters."
     );
     let _ = writeln!(out, "# TYPE marketplace_projection_dead_letters gauge");
-    for name in PROJECTIONS {
+    for name in marketplace_projections::names() {
         let n = dead.iter().find(|(p, _)| p == name).map_or(0, |(_, n)| *n);
         let _ = writeln!(
             out,

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{AsProvider, AuthUser};
-use crate::commands::{accept, fingerprint, Target};
+use crate::command::{accept, fingerprint, Target};
 use crate::dto::{CommandAccepted, EmptyBody};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
@@ -238,7 +238,7 @@ async fn catalog_page(
         Some(list) => parse_list(list, "status", NodeStatus::parse)?,
         None => Vec::new(),
     };
-    let policy = crate::pricing::load_current(state).await?.policy().clone();
+    let policy = crate::pricing::in_force(state).await?.policy;
     let query = CatalogQuery {
         min_free_cru: params.free_cru,
         min_free_mru: params.free_mru,
@@ -346,7 +346,7 @@ pub async fn get_node(
     let row = views::get(&state.pool, node_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let policy = crate::pricing::load_current(&state).await?.policy().clone();
+    let policy = crate::pricing::in_force(&state).await?.policy;
     let maintenance = views::windows_for_node(&state.pool, node_id, Utc::now()).await?;
     Ok(Json(NodeDetail {
         node: node_body(row, &policy),
@@ -420,14 +420,14 @@ async fn maintenance_command(
         Ok(owner) => owner,
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };
-    let by = actor.clone();
+    let command = command(actor.clone(), owner);
     accept(
         &state,
         &ctx,
         &actor,
         node_target(&state, node_id),
         fingerprint,
-        move |_| Ok(command(by, owner)),
+        move |_| Ok(command.clone()),
     )
     .await
 }

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use cqrs_es::EventStore;
 use marketplace_domain::money::UsdAmount;
 use marketplace_domain::pricing::{DiscountLevel, DiscountTier, PricingPolicy};
 use marketplace_domain::pricing_policy::{
@@ -17,11 +16,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{AsOperator, AuthUser};
-use crate::commands::{accept, fingerprint, Target};
+use crate::command::{accept, fingerprint, Target};
 use crate::dto::CommandAccepted;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, RequestContext};
+use crate::views_watch::read_visible;
 use crate::AppState;
+use marketplace_projections::pricing as views;
 
 /// The pricing routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -148,15 +149,52 @@ pub struct PolicyHistory {
     pub next_before: Option<i64>,
 }
 
-/// Loads the current policy from the event store (strongly consistent, so a
-/// quote right after a change uses the new prices).
-pub async fn load_current(state: &AppState) -> Result<PricingPolicyAggregate, ApiError> {
-    Ok(state
-        .stores
-        .pricing
-        .load_aggregate(AGGREGATE_ID)
-        .await?
-        .aggregate)
+/// The policy in force, as its view has it.
+#[derive(Debug, Clone)]
+pub struct PolicyInForce {
+    /// How many times the policy changed (0: the grid default).
+    pub version: i64,
+    /// When it last changed.
+    pub changed_at: Option<DateTime<Utc>>,
+    /// The policy.
+    pub policy: PricingPolicy,
+}
+
+/// The policy in force, read from its view, as fresh as the newest
+/// committed change: the read waits (bounded) until the view has reached
+/// the policy's head version in the store (one primary-key lookup), so a
+/// quote right after a change uses the new prices.
+pub async fn in_force(state: &AppState) -> Result<PolicyInForce, ApiError> {
+    let head: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(max(sequence), 0) FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2",
+    )
+    .bind(<PricingPolicyAggregate as cqrs_es::Aggregate>::TYPE)
+    .bind(AGGREGATE_ID)
+    .fetch_one(&state.pool)
+    .await?;
+    if head == 0 {
+        return Ok(PolicyInForce {
+            version: 0,
+            changed_at: None,
+            policy: PricingPolicy::default(),
+        });
+    }
+    let pool = &state.pool;
+    let (version, policy, _, changed_at) = read_visible(
+        &state.views,
+        state.settings.read_wait,
+        head,
+        || views::current(pool),
+        |_| true,
+        |row| row.0,
+    )
+    .await?;
+    Ok(PolicyInForce {
+        version,
+        changed_at: Some(changed_at),
+        policy,
+    })
 }
 
 /// The pricing policy in force.
@@ -169,11 +207,11 @@ pub async fn current_policy(
     State(state): State<AppState>,
     _user: AuthUser,
 ) -> Result<Json<CurrentPolicy>, ApiError> {
-    let current = load_current(&state).await?;
+    let current = in_force(&state).await?;
     Ok(Json(CurrentPolicy {
-        version: current.version(),
-        changed_at: current.changed_at(),
-        policy: current.policy().into(),
+        version: current.version as u64,
+        changed_at: current.changed_at,
+        policy: (&current.policy).into(),
     }))
 }
 
@@ -201,13 +239,13 @@ pub async fn set_policy(
         id: AGGREGATE_ID.to_string(),
         location: "/v1/pricing".to_string(),
     };
-    let by = actor.clone();
+    let command = PricingPolicyCommand::SetPolicy {
+        policy: body.into(),
+        by: actor.clone(),
+        at: Utc::now(),
+    };
     accept(&state, &ctx, &actor, target, fingerprint, move |_| {
-        Ok(PricingPolicyCommand::SetPolicy {
-            policy: body.into(),
-            by,
-            at: Utc::now(),
-        })
+        Ok(command.clone())
     })
     .await
 }

@@ -17,12 +17,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{AsOperator, AsProvider, AsProviderOrOperator};
-use crate::commands::{accept, fingerprint, Target};
+use crate::command::{accept, fingerprint, Target};
 use crate::dto::{CommandAccepted, EmptyBody};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::views_watch::read_visible;
 use crate::AppState;
+use marketplace_app::CommandError;
 
 /// The provider-request routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -44,8 +45,8 @@ fn target(state: &AppState, farm_id: u32) -> Target<'_, ProviderRequest> {
     }
 }
 
-fn invalid(e: marketplace_domain::deployment::SpecError) -> ApiError {
-    ApiError::Invalid {
+fn invalid(e: marketplace_domain::deployment::SpecError) -> CommandError {
+    CommandError::Invalid {
         detail: e.reason,
         field: Some(e.field),
     }
@@ -99,22 +100,22 @@ pub async fn submit(
         fingerprint,
         move |_| {
             if farm_id == 0 {
-                return Err(ApiError::Invalid {
+                return Err(CommandError::Invalid {
                     detail: "farm ids start at 1".into(),
                     field: Some("farm_id".into()),
                 });
             }
             Ok(ProviderRequestCommand::Submit {
-                provider,
+                provider: provider.clone(),
                 company: CompanyName::new(&body.company).map_err(invalid)?,
                 contact: ContactEmail::new(&body.contact_email).map_err(|mut e| {
                     e.field = "contact_email".into();
                     invalid(e)
                 })?,
                 farm_id,
-                node_ids: NodeIds::new(body.node_ids).map_err(invalid)?,
+                node_ids: NodeIds::new(body.node_ids.clone()).map_err(invalid)?,
                 country: Country::new(&body.country).map_err(invalid)?,
-                message: body.message,
+                message: body.message.clone(),
                 at: Utc::now(),
             })
         },
@@ -178,7 +179,8 @@ macro_rules! review_step {
             let fingerprint = fingerprint((concat!("POST ", $path), farm_id, &body));
             let $actor: Actor = actor.clone();
             let $b = body;
-            accept(&state, &ctx, &actor, target(&state, farm_id), fingerprint, move |_| Ok($command)).await
+            let command = $command;
+            accept(&state, &ctx, &actor, target(&state, farm_id), fingerprint, move |_| Ok(command.clone())).await
         }
     };
 }

@@ -32,7 +32,7 @@ pub async fn create_quote(
         detail: e.reason,
         field: Some(e.field),
     })?;
-    let policy = crate::pricing::load_current(&state).await?;
+    let policy = crate::pricing::in_force(&state).await?.policy;
     let balance = match body.balance_tft_units {
         Some(units) => Some(TftAmount::from_base_units(units)),
         None if principal.roles.contains(&Role::CloudUser) => {
@@ -43,7 +43,7 @@ pub async fn create_quote(
     let q = quote(
         &spec.machines(),
         body.certified,
-        policy.policy(),
+        &policy,
         state.settings.tft_price,
         balance,
     );

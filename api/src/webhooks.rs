@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::ToSchema;
@@ -111,7 +112,12 @@ pub async fn stripe_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Received>, ApiError> {
-    let Some(secret) = state.settings.stripe_webhook_secret.as_deref() else {
+    let Some(secret) = state
+        .settings
+        .stripe_webhook_secret
+        .as_ref()
+        .map(ExposeSecret::expose_secret)
+    else {
         return Err(ApiError::NotConfigured(
             "payments are not configured: STRIPE_WEBHOOK_SECRET is unset",
         ));

@@ -5,7 +5,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use marketplace_domain::deployment::{DeploymentEvent, Status, EVENT_VERSION};
+use marketplace_domain::deployment::{DeploymentEvent, Status, WorkloadSpec, EVENT_VERSION};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -28,6 +28,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApplyError> {
     serde_json::to_value(value).map_err(|e| ApplyError::Poison(format!("cannot serialise: {e}")))
 }
 
+#[async_trait::async_trait]
 impl Projection for DeploymentProjection {
     fn name(&self) -> &'static str {
         NAME
@@ -321,6 +322,22 @@ pub async fn history(pool: &PgPool, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::E
     .bind(id)
     .fetch_all(pool)
     .await
+}
+
+/// The workload specs of an owner's deployments that burn TFT (provisioning
+/// or running), for pricing their runway.
+pub async fn active_specs(pool: &PgPool, owner: &str) -> Result<Vec<WorkloadSpec>, sqlx::Error> {
+    let specs: Vec<Value> = sqlx::query_scalar(
+        "SELECT spec FROM deployment_views
+          WHERE owner = $1 AND status IN ('provisioning', 'running')",
+    )
+    .bind(owner)
+    .fetch_all(pool)
+    .await?;
+    specs
+        .into_iter()
+        .map(|spec| serde_json::from_value(spec).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .collect()
 }
 
 #[cfg(test)]

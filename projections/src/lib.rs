@@ -13,32 +13,47 @@ pub mod providers;
 pub mod tail;
 pub mod wallets;
 
-use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 
-/// Every projection's name, as runners, rebuilds and dead letters know it.
-pub const NAMES: [&str; 5] = [
-    deployments::NAME,
-    nodes::NAME,
-    providers::NAME,
-    pricing::NAME,
-    wallets::NAME,
-];
+/// The registry: every projection the marketplace runs. Runners, rebuilds,
+/// dead-letter retries, the relay's topics and the operators' lists all
+/// read it, so adding a view is its module plus one line here.
+pub fn registry() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(deployments::DeploymentProjection),
+        Arc::new(nodes::NodeProjection),
+        Arc::new(providers::ProviderRequestProjection),
+        Arc::new(pricing::PricingPolicyProjection),
+        Arc::new(wallets::WalletProjection),
+    ]
+}
+
+/// Every projection's name, in registry order.
+pub fn names() -> Vec<&'static str> {
+    registry().iter().map(|p| p.name()).collect()
+}
+
+/// The projection called `name`, if there is one.
+pub fn named(name: &str) -> Option<Arc<dyn Projection>> {
+    registry().into_iter().find(|p| p.name() == name)
+}
+
+/// The projection called `name`, or an error that lists the known ones.
+pub fn known(name: &str) -> Result<Arc<dyn Projection>, String> {
+    named(name).ok_or_else(|| format!("unknown projection {name:?}; known: {}", names().join(", ")))
+}
 
 /// Every aggregate type some projection reads (the Kafka relay makes their
 /// topics up front), from the projections themselves.
 pub fn aggregate_types() -> Vec<&'static str> {
-    let mut types: Vec<&'static str> = [
-        deployments::DeploymentProjection.aggregate_types(),
-        nodes::NodeProjection.aggregate_types(),
-        providers::ProviderRequestProjection.aggregate_types(),
-        pricing::PricingPolicyProjection.aggregate_types(),
-        wallets::WalletProjection.aggregate_types(),
-    ]
-    .concat();
+    let mut types: Vec<&'static str> = registry()
+        .iter()
+        .flat_map(|p| p.aggregate_types().iter().copied())
+        .collect();
     types.sort_unstable();
     types.dedup();
     types
@@ -50,18 +65,10 @@ pub async fn retry_dead_letters_named(
     pool: &sqlx::PgPool,
     name: &str,
 ) -> Result<Option<(usize, usize)>, sqlx::Error> {
-    Ok(Some(match name {
-        deployments::NAME => {
-            tail::retry_dead_letters(pool, &deployments::DeploymentProjection).await?
-        }
-        nodes::NAME => tail::retry_dead_letters(pool, &nodes::NodeProjection).await?,
-        providers::NAME => {
-            tail::retry_dead_letters(pool, &providers::ProviderRequestProjection).await?
-        }
-        pricing::NAME => tail::retry_dead_letters(pool, &pricing::PricingPolicyProjection).await?,
-        wallets::NAME => tail::retry_dead_letters(pool, &wallets::WalletProjection).await?,
-        _ => return Ok(None),
-    }))
+    match named(name) {
+        Some(projection) => Ok(Some(tail::retry_dead_letters(pool, &projection).await?)),
+        None => Ok(None),
+    }
 }
 
 /// One event as stored, with its place in the store. Serialised as JSON, it
@@ -111,7 +118,9 @@ pub enum ApplyError {
     Database(#[from] sqlx::Error),
 }
 
-/// A read model built from events.
+/// A read model built from events. Object-safe, so the [`registry`] can
+/// hold every projection in one list.
+#[async_trait::async_trait]
 pub trait Projection: Send + Sync + 'static {
     /// The projection's name: its checkpoint and dead letters are kept under it.
     fn name(&self) -> &'static str;
@@ -127,16 +136,31 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Applies one event inside the caller's transaction. Must be a no-op
     /// for an event already applied (each row remembers its last sequence).
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        event: &'a StoredEvent,
-    ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
+    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
 
     /// The projection's view tables. Its SQL names them unqualified, so a
     /// rebuild can build them aside in another schema (through the
     /// `search_path`) and swap them in.
     fn tables(&self) -> &'static [&'static str];
+}
+
+#[async_trait::async_trait]
+impl Projection for Arc<dyn Projection> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        (**self).aggregate_types()
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
+        (**self).apply(conn, event).await
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        (**self).tables()
+    }
 }
 
 /// Reads a stored event's payload as the domain event of `current_version`,

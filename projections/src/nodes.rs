@@ -252,6 +252,7 @@ macro_rules! maintenance {
     };
 }
 
+#[async_trait::async_trait]
 impl Projection for NodeProjection {
     fn name(&self) -> &'static str {
         NAME

@@ -30,6 +30,7 @@ pub fn upcast(event: &StoredEvent) -> Result<PricingPolicyEvent, ApplyError> {
     crate::decode_event(event, EVENT_VERSION)
 }
 
+#[async_trait::async_trait]
 impl Projection for PricingPolicyProjection {
     fn name(&self) -> &'static str {
         NAME
@@ -138,6 +139,15 @@ pub async fn current(
     row.map(PolicyChange::try_from)
         .transpose()
         .map(|c| c.map(|c| (c.version, c.policy, c.changed_by, c.changed_at)))
+}
+
+/// The policy in force as the view knows it: the newest change's, or the
+/// grid default (version 0) while nothing changed it.
+pub async fn current_policy(pool: &PgPool) -> Result<(i64, PricingPolicy), sqlx::Error> {
+    Ok(current(pool).await?.map_or_else(
+        || (0, PricingPolicy::default()),
+        |(version, policy, _, _)| (version, policy),
+    ))
 }
 
 /// Up to `limit` changes, newest first, older than `before_version` when given

@@ -40,6 +40,7 @@ fn farm_of(stored: &StoredEvent) -> Result<i64, ApplyError> {
     }
 }
 
+#[async_trait::async_trait]
 impl Projection for ProviderRequestProjection {
     fn name(&self) -> &'static str {
         NAME

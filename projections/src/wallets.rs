@@ -43,6 +43,7 @@ fn stripe_refs(event: &WalletEvent) -> Vec<String> {
     }
 }
 
+#[async_trait::async_trait]
 impl Projection for WalletProjection {
     fn name(&self) -> &'static str {
         NAME

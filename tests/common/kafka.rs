@@ -63,7 +63,7 @@ async fn spawn_tied(mut cmd: Command) -> Child {
             Ok(())
         });
     }
-    marketplace::embedded_pg::spawn_tied(cmd)
+    marketplace_dev::embedded_pg::spawn_tied(cmd)
         .await
         .expect("spawn child process")
 }
@@ -425,11 +425,11 @@ pub fn spawn_relay(app: &TestApp, config: &KafkaConfig, cancel: &CancellationTok
 }
 
 pub fn spawn_workers(app: &TestApp, config: &KafkaConfig, cancel: &CancellationToken) {
-    marketplace::server::spawn_kafka_workers(
+    marketplace::wiring::spawn_kafka_workers(
         &app.pool,
         config,
         &WorkerOptions::default(),
-        &["deployments"],
+        vec![marketplace_projections::named("deployments").expect("registered")],
         cancel,
     );
 }

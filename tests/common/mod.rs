@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Json;
-use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use marketplace_api::auth::{AuthConfig, Authenticator};
-use marketplace_api::dev_keys::SigningKey;
 use marketplace_api::ApiSettings;
+use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use marketplace_dev::keys::SigningKey;
 use marketplace_domain::TftPrice;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
@@ -116,7 +116,7 @@ pub struct TestApp {
     /// localstripe and its wrapper, when started.
     pub stripe: Option<stripe::LocalStripe>,
     /// The app's Stripe client, when configured.
-    pub payments: Option<marketplace_workers::stripe::Payments>,
+    pub payments: Option<marketplace_app::stripe::Payments>,
 }
 
 impl Drop for TestApp {
@@ -196,17 +196,16 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
     let (local_stripe, payments) = if options.stripe {
         let ls =
             stripe::LocalStripe::start(format!("{base}/v1/webhooks/stripe"), STRIPE_SECRET).await;
-        let payments = marketplace_workers::stripe::Payments::new(
-            &marketplace_workers::stripe::StripeSettings {
-                secret_key: stripe::SECRET_KEY.to_string(),
+        let payments =
+            marketplace_app::stripe::Payments::new(&marketplace_app::stripe::StripeSettings {
+                secret_key: stripe::SECRET_KEY.to_string().into(),
                 api_base: Some(ls.base.clone()),
-            },
-        )
-        .expect("stripe client");
-        let worker = marketplace::payments::StripeInboxWorker::new(
+            })
+            .expect("stripe client");
+        let worker = marketplace_workers::stripe::StripeInboxWorker::new(
             pool.clone(),
             Some(payments.clone()),
-            marketplace::payments::InboxOptions {
+            marketplace_workers::stripe::InboxOptions {
                 poll: Duration::from_millis(200),
                 retry_base: Duration::from_millis(100),
                 retry_max: Duration::from_secs(1),
@@ -222,15 +221,15 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
         body_limit: options.body_limit,
         read_wait: Duration::from_secs(5),
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
-        stripe_webhook_secret: options.payments.then(|| STRIPE_SECRET.to_string()),
+        stripe_webhook_secret: options.payments.then(|| STRIPE_SECRET.to_string().into()),
         payments: payments.clone(),
         dev_jwks: None,
     };
-    let state = marketplace::server::app_state(pool.clone(), auth, settings, &cancel);
+    let state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);
     if options.projections {
-        marketplace::server::spawn_projections(pool.clone(), 100, cancel.clone());
+        marketplace::wiring::spawn_projections(pool.clone(), 100, cancel.clone());
     }
-    marketplace::server::spawn_api(listener, state, cancel.clone());
+    marketplace::wiring::spawn_api(listener, state, cancel.clone());
     TestApp {
         base,
         pool,

@@ -1,13 +1,14 @@
-//! Background workers that react to events and external feeds.
+//! Background workers: each reacts to events or external feeds and acts
+//! through the command bus in `marketplace_app`, on the one loop in
+//! [`runtime`] (cancellation, wake on LISTEN or interval, backoff).
 //!
-//! [`kafka`] is the scale-out path: the relay that publishes the event store
-//! to Kafka in commit order, and projection workers that consume it as
-//! consumer groups (the projections themselves live in
-//! `marketplace-projections`). [`grid`] reads the grid proxy's node and farm
-//! catalog, and simulates the proxy for development and tests. [`stripe`] is
-//! the Stripe client the API and the payment workers (in the `marketplace`
-//! binary) call.
+//! - [`kafka`]: the scale-out path: the relay that publishes the event
+//!   store to Kafka in commit order, and projection workers consuming it as
+//!   consumer groups (the projections live in `marketplace-projections`).
+//! - [`grid`]: the grid sync worker.
+//! - [`stripe`]: the Stripe inbox, auto top-up and runway workers.
 
 pub mod grid;
 pub mod kafka;
+pub mod runtime;
 pub mod stripe;

@@ -21,6 +21,8 @@ pub const USD_UNITS_PER_CENT: u64 = UNITS_PER_WHOLE / 100;
 pub const MAX_CHALLENGE_TTL: TimeDelta = TimeDelta::minutes(15);
 /// The longest a top-up quote may stay valid.
 pub const MAX_QUOTE_TTL: TimeDelta = TimeDelta::minutes(30);
+/// How long the marketplace holds a top-up's quote (its longest).
+pub const QUOTE_TTL: TimeDelta = MAX_QUOTE_TTL;
 /// Longest debit reason, in characters.
 pub const MAX_REASON: usize = 500;
 /// Longest payment failure code kept, in characters (longer ones are cut).

@@ -1,12 +1,7 @@
-//! The ThreeFold Grid's node and farm catalog as the grid proxy serves it:
-//! the wire types ([`types`]), a client that reads every page
-//! ([`client`]), and a grid proxy simulator for development and tests
-//! ([`sim`]).
+//! The grid sync worker ([`sync`]): keeps the Node aggregates in step with
+//! the grid proxy's catalog, read through the port in
+//! `marketplace_app::grid`.
 
-pub mod client;
-pub mod sim;
-pub mod types;
+pub mod sync;
 
-pub use client::{GridClient, GridError};
-pub use sim::{Seed, SeedError};
-pub use types::{GridFarm, GridNode};
+pub use sync::{Clock, GridSync, GridSyncOptions, ManualClock, SyncStats, SystemClock};

@@ -1,6 +1,12 @@
-//! Card payments: the Stripe client, the inbox worker that applies Stripe's
-//! webhook events to wallets, and the auto top-up worker.
+//! Card payments' workers: the Stripe inbox, which applies Stripe's webhook
+//! events to wallets ([`inbox`]); automatic top-ups ([`auto_top_up`]); and
+//! runway alerts ([`runway`]). The Stripe client they call is the port in
+//! `marketplace_app::stripe`.
 
-pub mod client;
+pub mod auto_top_up;
+pub mod inbox;
+pub mod runway;
 
-pub use client::{Card, Intent, Payments, PaymentsError, StripeSettings};
+pub use auto_top_up::{AutoTopUpOptions, AutoTopUpResult, AutoTopUpWorker};
+pub use inbox::{InboxOptions, Outcome, StripeInboxWorker};
+pub use runway::RunwayWorker;

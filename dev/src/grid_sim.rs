@@ -45,7 +45,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::types::{
+use marketplace_app::grid::types::{
     Capacity, FarmCertification, FarmPublicIp, GridFarm, GridNode, Location, NodeCertification,
     NodeGpu, NodePower, NodeStatus, PowerState, PublicConfig, UP_WINDOW_SECS,
 };
@@ -1130,7 +1130,7 @@ async fn node_fill(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grid::client::{GridClient, GridError};
+    use marketplace_app::grid::client::{GridClient, GridError};
     use tokio::task::JoinHandle;
 
     /// A simulator on a free loopback port, stopped on drop.

@@ -1,58 +1,30 @@
-//! The payment workers:
-//!
-//! - **Stripe inbox**: drains `stripe_inbox` oldest first (`FOR UPDATE SKIP
-//!   LOCKED` under a short lease, so several workers share it) and turns
-//!   each event into a wallet command. Wallet commands are idempotent on
-//!   Stripe's ids (the same payment credits once, the same refund counts
-//!   once), so the row is marked processed after the command commits: a
-//!   crash in between re-applies a no-op. An event that cannot apply yet (a refund before the
-//!   payment it refunds, a payment before its top-up committed) is retried
-//!   with backoff; one that never can is set aside with its error.
-//! - **Auto top-up**: charges the saved card off-session when a wallet's
-//!   balance is below its rule's threshold: one intent at a time per wallet
-//!   (a PostgreSQL advisory lock around "decide, create the intent, record
-//!   it"), within the monthly cap, failures recorded for the user to see.
-//! - **Runway**: measures each wallet's runway and records threshold
-//!   crossings (an alert once per crossing).
+//! The Stripe inbox worker: drains `stripe_inbox` oldest first (`FOR
+//! UPDATE SKIP LOCKED` under a short lease, so several workers share it) and
+//! turns each event into a wallet command. Wallet commands are idempotent on
+//! Stripe's ids (the same payment credits once, the same refund counts
+//! once), so the row is marked processed after the command commits: a crash
+//! in between re-applies a no-op. An event that cannot apply yet (a refund
+//! before the payment it refunds, a payment before its top-up committed) is
+//! retried with backoff; one that never can is set aside with its error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cqrs_es::EventStore;
-use marketplace_api::commands::{store, Store};
-use marketplace_api::error::ApiError;
-use marketplace_api::wallet::{run_wallet_command, runway, Committed, QUOTE_TTL};
-use marketplace_domain::pricing_policy::PricingPolicyAggregate;
-use marketplace_domain::wallet::{
-    ReceiptUrl, SavedCard, StripeId, TopUpOrigin, TopUpStatus, Wallet, WalletCommand,
-};
-use marketplace_domain::TftPrice;
+use marketplace_app::stripe::{Payments, PaymentsError};
+use marketplace_app::{store, CommandError, Committed, EventMetadata, Exec, Store};
+use marketplace_domain::wallet::{ReceiptUrl, SavedCard, StripeId, Wallet, WalletCommand};
 use marketplace_projections::wallets as views;
-use marketplace_workers::stripe::{Payments, PaymentsError};
 use serde::Deserialize;
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
-use uuid::Uuid;
+use tracing::{debug, warn};
 
-/// The subject the workers' events are recorded under.
+use crate::runtime::{self, Round, Schedule};
+
+/// The subject the inbox worker's events are recorded under.
 pub const ACTOR_SUBJECT: &str = "stripe-worker";
-/// Their role.
-pub const ACTOR_ROLE: &str = "system";
-
-fn worker_metadata(subject: &str, cause: &str) -> HashMap<String, String> {
-    HashMap::from([
-        ("actor_subject".to_string(), subject.to_string()),
-        ("actor_role".to_string(), ACTOR_ROLE.to_string()),
-        ("correlation_id".to_string(), cause.to_string()),
-        ("causation_id".to_string(), cause.to_string()),
-        ("request_id".to_string(), cause.to_string()),
-        ("recorded_at".to_string(), Utc::now().to_rfc3339()),
-    ])
-}
 
 // ---------------------------------------------------------------------------
 // Stripe's event shapes. Strict: a field the real API always sends is
@@ -193,29 +165,30 @@ fn sid(field: &str, id: &str) -> Result<StripeId, Outcome> {
     StripeId::new(field, id).map_err(|e| Outcome::Poison(format!("{field}: {}", e.reason)))
 }
 
-/// A build step's answer when the event adds nothing to what the wallet
-/// already recorded (an older refund total delivered late).
-const NOTHING_NEW: &str = "nothing-new";
-
 /// How a wallet command's refusal bears on the event: a missing wallet or
 /// top-up may appear later (retry); a rule broken by the event's figures
 /// will not change (poison); the database failing is retried.
-fn command_outcome(result: Result<Committed, ApiError>, what: &str) -> Outcome {
+fn command_outcome(result: Result<Committed<Wallet>, CommandError>, what: &str) -> Outcome {
     match result {
         Ok(done) if done.events.is_empty() => Outcome::Done(format!("{what}: already applied")),
         Ok(done) => Outcome::Done(format!("{what}: {} event(s)", done.events.len())),
-        Err(ApiError::NotFound) => Outcome::Retry(format!("{what}: wallet not found yet")),
-        Err(ApiError::Rule {
+        Err(CommandError::NotFound) => Outcome::Retry(format!("{what}: wallet not found yet")),
+        Err(CommandError::Rule {
             slug: "unknown-payment",
             detail,
         }) => Outcome::Retry(format!("{what}: {detail}")),
-        Err(ApiError::Rule {
-            slug: NOTHING_NEW, ..
-        }) => Outcome::Done(format!("{what}: already applied")),
-        Err(ApiError::Unavailable(e)) | Err(ApiError::Internal(e)) | Err(ApiError::Conflict(e)) => {
-            Outcome::Retry(format!("{what}: {e}"))
-        }
-        Err(e) => Outcome::Poison(format!("{what}: {e}")),
+        Err(CommandError::Unavailable(e))
+        | Err(CommandError::Internal(e))
+        | Err(CommandError::VersionConflict(e)) => Outcome::Retry(format!("{what}: {e}")),
+        Err(
+            e @ (CommandError::Forbidden
+            | CommandError::Invalid { .. }
+            | CommandError::Rule { .. }
+            | CommandError::Exists { .. }
+            | CommandError::IdempotencyKeyReused
+            | CommandError::IdempotencyInProgress
+            | CommandError::NotConfigured(_)),
+        ) => Outcome::Poison(format!("{what}: {e}")),
     }
 }
 
@@ -269,48 +242,15 @@ impl StripeInboxWorker {
 
     /// Drains the inbox until `cancel`, woken by new events.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut l) => match l.listen("stripe_inbox").await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    warn!(error = %e, "Stripe worker: cannot LISTEN; polling");
-                    None
-                }
-            },
-            Err(e) => {
-                warn!(error = %e, "Stripe worker: cannot LISTEN; polling");
-                None
-            }
-        };
-        let mut backoff = self.options.poll;
-        loop {
-            if cancel.is_cancelled() {
-                return;
-            }
-            match self.process_one().await {
-                Ok(Some(_)) => {
-                    backoff = self.options.poll;
-                    continue;
-                }
-                Ok(None) => backoff = self.options.poll,
-                Err(e) => {
-                    warn!(error = %e, "Stripe worker: inbox unavailable");
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-            let wait = async {
-                match listener.as_mut() {
-                    Some(l) => {
-                        let _ = tokio::time::timeout(backoff, l.recv()).await;
-                    }
-                    None => tokio::time::sleep(backoff).await,
-                }
-            };
-            tokio::select! {
-                _ = wait => {}
-                _ = cancel.cancelled() => return,
-            }
-        }
+        let schedule = Schedule::on_notify("stripe-inbox", "stripe_inbox", self.options.poll)
+            .backing_off_to(Duration::from_secs(30));
+        runtime::run(&self.pool, schedule, cancel, || async {
+            Ok::<_, sqlx::Error>(match self.process_one().await? {
+                Some(_) => Round::More,
+                None => Round::Idle,
+            })
+        })
+        .await;
     }
 
     /// Claims the oldest due event, applies it and records the outcome.
@@ -415,15 +355,14 @@ impl StripeInboxWorker {
         wallet_id: &str,
         cause: &str,
         what: &str,
-        build: impl Fn(&Wallet) -> Result<WalletCommand, ApiError>,
+        build: impl Fn(&Wallet) -> Result<Option<WalletCommand>, CommandError>,
     ) -> Outcome {
-        let result = run_wallet_command(
-            &self.wallets,
+        let result = Exec::new(
+            &*self.wallets,
             wallet_id,
-            worker_metadata(ACTOR_SUBJECT, cause),
-            None,
-            build,
+            EventMetadata::for_worker(ACTOR_SUBJECT, cause),
         )
+        .run_unless_done(build)
         .await;
         command_outcome(result, what)
     }
@@ -478,13 +417,13 @@ impl StripeInboxWorker {
                 let amount = cents(pi.amount_received, "amount_received")?;
                 Ok(self
                     .command(&wallet, cause, "payment succeeded", |_| {
-                        Ok(WalletCommand::RecordPaymentSucceeded {
+                        Ok(Some(WalletCommand::RecordPaymentSucceeded {
                             payment_intent_id: pi_id.clone(),
                             amount_received_cents: amount,
                             charge_id: charge_id.clone(),
                             receipt_url: receipt_url.clone(),
                             at,
-                        })
+                        }))
                     })
                     .await)
             }
@@ -508,12 +447,12 @@ impl StripeInboxWorker {
                 let pi_id = sid("payment_intent_id", &pi.id)?;
                 Ok(self
                     .command(&wallet, cause, "payment failed", |_| {
-                        Ok(WalletCommand::RecordPaymentFailed {
+                        Ok(Some(WalletCommand::RecordPaymentFailed {
                             payment_intent_id: pi_id.clone(),
                             code: code.clone(),
                             message: message.clone(),
                             at,
-                        })
+                        }))
                     })
                     .await)
             }
@@ -549,18 +488,15 @@ impl StripeInboxWorker {
                             })
                             .unwrap_or(0);
                         if total <= done {
-                            // Nothing new: answered as "already applied".
-                            return Err(ApiError::Rule {
-                                slug: NOTHING_NEW,
-                                detail: String::new(),
-                            });
+                            // Nothing new: "already applied".
+                            return Ok(None);
                         }
-                        Ok(WalletCommand::RecordRefund {
+                        Ok(Some(WalletCommand::RecordRefund {
                             charge_id: charge_id.clone(),
                             refund_id: refund_id.clone(),
                             amount_cents: total - done,
                             at,
-                        })
+                        }))
                     })
                     .await)
             }
@@ -580,12 +516,12 @@ impl StripeInboxWorker {
                 let amount = cents(d.amount, "amount")?;
                 Ok(self
                     .command(&wallet, cause, "dispute", |_| {
-                        Ok(WalletCommand::RecordDispute {
+                        Ok(Some(WalletCommand::RecordDispute {
                             charge_id: charge_id.clone(),
                             dispute_id: dispute_id.clone(),
                             amount_cents: amount,
                             at,
-                        })
+                        }))
                     })
                     .await)
             }
@@ -622,10 +558,10 @@ impl StripeInboxWorker {
                 };
                 Ok(self
                     .command(&wallet, cause, "card saved", |_| {
-                        Ok(WalletCommand::SavePaymentMethod {
+                        Ok(Some(WalletCommand::SavePaymentMethod {
                             card: saved.clone(),
                             at,
-                        })
+                        }))
                     })
                     .await)
             }
@@ -639,327 +575,14 @@ impl StripeInboxWorker {
                 let pm_id = sid("payment_method_id", &pm.id)?;
                 Ok(self
                     .command(&wallet, cause, "card detached", |_| {
-                        Ok(WalletCommand::RemovePaymentMethod {
+                        Ok(Some(WalletCommand::RemovePaymentMethod {
                             payment_method_id: pm_id.clone(),
                             at,
-                        })
+                        }))
                     })
                     .await)
             }
             other => Ok(Outcome::Done(format!("{other}: not handled"))),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Auto top-up.
-
-/// Settings of the auto top-up worker.
-#[derive(Debug, Clone)]
-pub struct AutoTopUpOptions {
-    /// How often wallets are scanned.
-    pub interval: Duration,
-    /// After a failed automatic top-up, wait this long before charging again.
-    pub retry_after: chrono::Duration,
-    /// The TFT price quotes convert at.
-    pub tft_price: TftPrice,
-}
-
-/// Charges saved cards of wallets below their threshold.
-#[derive(Clone)]
-pub struct AutoTopUpWorker {
-    pool: PgPool,
-    wallets: Arc<Store<Wallet>>,
-    payments: Payments,
-    options: AutoTopUpOptions,
-}
-
-/// Namespace of automatic top-up ids.
-const AUTO_NAMESPACE: Uuid = Uuid::from_u128(0x6175_746f_2d74_6f70_2d75_7000_0000_0001);
-
-/// What one wallet's check did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AutoTopUpResult {
-    /// Another worker holds the wallet.
-    Busy,
-    /// Nothing to do (above threshold, pending, cooling down, capped, no card).
-    Skipped(&'static str),
-    /// An intent was created and confirmed; the webhook will credit it.
-    Charged(String),
-    /// The card was charged off-session and refused.
-    Failed(String),
-}
-
-impl AutoTopUpWorker {
-    /// A worker.
-    pub fn new(pool: PgPool, payments: Payments, options: AutoTopUpOptions) -> Self {
-        Self {
-            wallets: Arc::new(store(pool.clone())),
-            pool,
-            payments,
-            options,
-        }
-    }
-
-    /// Scans every interval until `cancel`.
-    pub async fn run(self, cancel: CancellationToken) {
-        let mut every = tokio::time::interval(self.options.interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = cancel.cancelled() => return,
-            }
-            if let Err(e) = self.scan_once().await {
-                warn!(error = %e, "auto top-up scan failed");
-            }
-        }
-    }
-
-    /// Checks every wallet the view shows below its threshold.
-    pub async fn scan_once(&self) -> Result<Vec<(String, AutoTopUpResult)>, ApiError> {
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT wallet_id FROM wallet_views
-             WHERE auto_threshold IS NOT NULL AND balance < auto_threshold",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut results = Vec::new();
-        for wallet_id in due {
-            // One wallet failing (Stripe down, a refusal) does not stop the others.
-            match self.check(&wallet_id).await {
-                Ok(r) => {
-                    if !matches!(r, AutoTopUpResult::Skipped(_) | AutoTopUpResult::Busy) {
-                        info!(%wallet_id, result = ?r, "auto top-up");
-                    }
-                    results.push((wallet_id, r));
-                }
-                Err(e) => warn!(%wallet_id, error = %e, "auto top-up failed; next scan retries"),
-            }
-        }
-        Ok(results)
-    }
-
-    /// Decides, charges and records one wallet's automatic top-up under a
-    /// per-wallet advisory lock, reading the wallet from the store (not the
-    /// view), so concurrent checks create at most one intent.
-    pub async fn check(&self, wallet_id: &str) -> Result<AutoTopUpResult, ApiError> {
-        let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_xact_lock(hashtext('auto-top-up'), hashtext($1))",
-        )
-        .bind(wallet_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !locked {
-            return Ok(AutoTopUpResult::Busy);
-        }
-        let result = self.check_locked(wallet_id).await;
-        tx.commit().await?;
-        result
-    }
-
-    async fn check_locked(&self, wallet_id: &str) -> Result<AutoTopUpResult, ApiError> {
-        let ctx = self.wallets.load_aggregate(wallet_id).await?;
-        let Some(s) = ctx.aggregate.state() else {
-            return Ok(AutoTopUpResult::Skipped("no wallet"));
-        };
-        let Some(rule) = s.auto_top_up.clone() else {
-            return Ok(AutoTopUpResult::Skipped("no rule"));
-        };
-        let now = Utc::now();
-        if s.balance() >= i128::from(rule.threshold.base_units()) {
-            return Ok(AutoTopUpResult::Skipped("above threshold"));
-        }
-        if s.pending_auto_top_up().is_some() {
-            return Ok(AutoTopUpResult::Skipped("one pending"));
-        }
-        let failed_lately = s.top_ups.values().any(|t| {
-            t.origin == TopUpOrigin::Auto
-                && t.status == TopUpStatus::Failed
-                && now - t.created_at < self.options.retry_after
-        });
-        if failed_lately {
-            return Ok(AutoTopUpResult::Skipped("cooling down after a failure"));
-        }
-        if s.auto_top_up_cents_in_month(now)
-            .saturating_add(rule.amount_cents)
-            > rule.monthly_cap_cents
-        {
-            return Ok(AutoTopUpResult::Skipped("monthly cap reached"));
-        }
-        let Some(customer) = s.stripe_customer.clone() else {
-            return Ok(AutoTopUpResult::Skipped("no Stripe customer"));
-        };
-        // Derived from the wallet's version: a retry after a crash between
-        // creating the intent and recording it reuses the same Stripe
-        // idempotency key, so it finds the same (unconfirmed) intent.
-        let top_up_id = Uuid::new_v5(
-            &AUTO_NAMESPACE,
-            format!("{wallet_id}\n{}", ctx.current_sequence).as_bytes(),
-        );
-        let cause = format!("auto-top-up-{top_up_id}");
-        let intent = self
-            .payments
-            .create_auto_top_up_intent(
-                customer.as_str(),
-                rule.payment_method_id.as_str(),
-                rule.amount_cents,
-                wallet_id,
-                &top_up_id.to_string(),
-            )
-            .await?;
-        let pi = StripeId::new("payment_intent_id", &intent.id)
-            .map_err(|e| ApiError::Internal(e.reason))?;
-        let tft_price = self.options.tft_price;
-        run_wallet_command(
-            &self.wallets,
-            wallet_id,
-            worker_metadata("auto-top-up", &cause),
-            None,
-            |_| {
-                Ok(WalletCommand::CreateAutoTopUp {
-                    top_up_id,
-                    payment_intent_id: pi.clone(),
-                    tft_price,
-                    quote_expires_at: now + QUOTE_TTL,
-                    at: now,
-                })
-            },
-        )
-        .await?;
-        let failure = match self.payments.confirm_off_session(&intent.id).await {
-            Ok(confirmed) if confirmed.status == "requires_action" => Some((
-                "authentication_required".to_string(),
-                "The card needs the cardholder to authenticate; pay by hand to top up.".to_string(),
-            )),
-            Ok(confirmed) => confirmed
-                .last_error
-                .filter(|_| confirmed.status == "requires_payment_method"),
-            Err(PaymentsError::Refused { code, message, .. }) => Some((code, message)),
-            Err(e @ PaymentsError::Unavailable(_)) => {
-                // The intent may or may not be confirmed: Stripe's webhook settles it.
-                warn!(%wallet_id, error = %e, "auto top-up: confirmation unanswered");
-                None
-            }
-        };
-        match failure {
-            None => Ok(AutoTopUpResult::Charged(intent.id)),
-            Some((code, message)) => {
-                run_wallet_command(
-                    &self.wallets,
-                    wallet_id,
-                    worker_metadata("auto-top-up", &cause),
-                    None,
-                    |_| {
-                        Ok(WalletCommand::RecordPaymentFailed {
-                            payment_intent_id: pi.clone(),
-                            code: code.clone(),
-                            message: message.clone(),
-                            at: Utc::now(),
-                        })
-                    },
-                )
-                .await?;
-                Ok(AutoTopUpResult::Failed(code))
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Runway alerts.
-
-/// Records runway threshold crossings for every wallet.
-#[derive(Clone)]
-pub struct RunwayWorker {
-    pool: PgPool,
-    wallets: Arc<Store<Wallet>>,
-    pricing: Arc<Store<PricingPolicyAggregate>>,
-    tft_price: TftPrice,
-    thresholds_hours: Vec<u64>,
-    interval: Duration,
-}
-
-impl RunwayWorker {
-    /// A worker alerting below these runways (hours).
-    pub fn new(
-        pool: PgPool,
-        tft_price: TftPrice,
-        thresholds_hours: Vec<u64>,
-        interval: Duration,
-    ) -> Self {
-        Self {
-            wallets: Arc::new(store(pool.clone())),
-            pricing: Arc::new(store(pool.clone())),
-            pool,
-            tft_price,
-            thresholds_hours,
-            interval,
-        }
-    }
-
-    /// Measures every interval until `cancel`.
-    pub async fn run(self, cancel: CancellationToken) {
-        let mut every = tokio::time::interval(self.interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = cancel.cancelled() => return,
-            }
-            if let Err(e) = self.measure_once().await {
-                warn!(error = %e, "runway measurement failed");
-            }
-        }
-    }
-
-    /// Measures each wallet once; answers the number of events recorded.
-    pub async fn measure_once(&self) -> Result<usize, ApiError> {
-        let policy = self
-            .pricing
-            .load_aggregate(marketplace_domain::pricing_policy::AGGREGATE_ID)
-            .await?
-            .aggregate;
-        let wallets: Vec<(String, i64)> =
-            sqlx::query_as("SELECT wallet_id, balance FROM wallet_views ORDER BY wallet_id")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut recorded = 0;
-        for (wallet_id, balance) in wallets {
-            // One wallet failing does not stop the others.
-            let measured = async {
-                let r = runway(
-                    &self.pool,
-                    policy.policy(),
-                    self.tft_price,
-                    &wallet_id,
-                    i128::from(balance),
-                )
-                .await?;
-                let thresholds = self.thresholds_hours.clone();
-                let done = run_wallet_command(
-                    &self.wallets,
-                    &wallet_id,
-                    worker_metadata("runway", &format!("runway-{}", Utc::now().timestamp())),
-                    None,
-                    |_| {
-                        Ok(WalletCommand::ObserveRunway {
-                            runway_hours: r.runway_hours,
-                            thresholds_hours: thresholds.clone(),
-                            at: Utc::now(),
-                        })
-                    },
-                )
-                .await?;
-                Ok::<usize, ApiError>(done.events.len())
-            }
-            .await;
-            match measured {
-                Ok(n) => recorded += n,
-                Err(e) => warn!(%wallet_id, error = %e, "runway measurement failed"),
-            }
-        }
-        Ok(recorded)
     }
 }

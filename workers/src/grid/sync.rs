@@ -37,29 +37,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use cqrs_es::{AggregateError, EventStore};
-use marketplace_api::commands::{store, Decide, Store};
+use marketplace_app::grid::types::{Capacity, NodeCertification, PowerState};
+use marketplace_app::grid::{GridClient, GridError, GridNode};
+use marketplace_app::{store, CommandError, EventMetadata, Exec, Store};
 use marketplace_domain::node::{
-    Certification, Node, NodeCommand, NodeError, NodeResources, NodeSnapshot, NodeStatus,
+    Certification, Node, NodeCommand, NodeResources, NodeSnapshot, NodeStatus,
 };
 use marketplace_projections::nodes;
-use marketplace_workers::grid::types::{Capacity, NodeCertification, PowerState};
-use marketplace_workers::grid::{GridClient, GridError, GridNode};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
+
+use crate::runtime::{self, Round, Schedule};
 use uuid::Uuid;
 
 /// The actor every sync event is recorded under.
 pub const ACTOR_SUBJECT: &str = "grid-sync";
-/// The actor's role.
-pub const ACTOR_ROLE: &str = "system";
-
-/// How many times a command that lost an optimistic-concurrency race is
-/// tried again (against the freshly loaded aggregate) before it counts as
-/// failed.
-const CONFLICT_RETRIES: usize = 2;
 
 // ---------------------------------------------------------------------------
 // Clock
@@ -365,22 +359,6 @@ impl std::error::Error for SyncError {
 /// Result of a run.
 pub type Result<T, E = SyncError> = std::result::Result<T, E>;
 
-/// Why one node's command failed.
-#[derive(Debug)]
-enum NodeSyncError {
-    Store(AggregateError<NodeError>),
-    Decide(NodeError),
-}
-
-impl fmt::Display for NodeSyncError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeSyncError::Store(e) => write!(f, "event store: {e}"),
-            NodeSyncError::Decide(e) => write!(f, "refused: {e}"),
-        }
-    }
-}
-
 /// Keeps the Node aggregates in step with the grid proxy (module docs).
 pub struct GridSync {
     client: GridClient,
@@ -527,7 +505,7 @@ impl GridSync {
         let mut running = JoinSet::new();
         let (mut events, mut failed) = (0, 0);
         let mut settle = |outcome: Result<
-            (u32, Result<usize, NodeSyncError>),
+            (u32, Result<usize, CommandError>),
             tokio::task::JoinError,
         >| {
             match outcome {
@@ -563,16 +541,8 @@ impl GridSync {
         (events, failed)
     }
 
-    fn metadata(&self, correlation: &str) -> HashMap<String, String> {
-        HashMap::from([
-            ("actor_subject".to_string(), ACTOR_SUBJECT.to_string()),
-            ("actor_role".to_string(), ACTOR_ROLE.to_string()),
-            ("correlation_id".to_string(), correlation.to_string()),
-            ("causation_id".to_string(), self.causation.clone()),
-            ("request_id".to_string(), correlation.to_string()),
-            // When the event was written (wall clock), not the sync's `now`.
-            ("recorded_at".to_string(), Utc::now().to_rfc3339()),
-        ])
+    fn metadata(&self, correlation: &str) -> EventMetadata {
+        EventMetadata::for_worker_run(ACTOR_SUBJECT, correlation, &self.causation, correlation)
     }
 
     /// Runs a sync at once and then every interval until `cancel`. A failed
@@ -583,40 +553,16 @@ impl GridSync {
     pub async fn run(self, cancel: CancellationToken) {
         info!(
             grid_proxy = %self.client.base_url(),
-            interval_secs = self.options.interval.as_secs_f64(),
             concurrency = self.options.concurrency,
             "grid sync worker started"
         );
-        let mut failures: u32 = 0;
-        loop {
-            let started = Instant::now();
-            let outcome = tokio::select! {
-                outcome = self.sync_once() => outcome,
-                _ = cancel.cancelled() => break,
-            };
-            let wait = match outcome {
-                Ok(_) => {
-                    failures = 0;
-                    self.options.interval.saturating_sub(started.elapsed())
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let wait = backoff(&self.options, failures);
-                    error!(
-                        error = %e,
-                        failures_in_a_row = failures,
-                        retry_in_secs = wait.as_secs_f64(),
-                        "grid sync run failed"
-                    );
-                    wait
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = cancel.cancelled() => break,
-            }
-        }
-        info!("grid sync worker stopped");
+        let schedule = Schedule::every("grid-sync", self.options.interval)
+            .starting_now()
+            .backing_off_to(self.options.max_backoff);
+        runtime::run(&self.pool, schedule, cancel, || async {
+            self.sync_once().await.map(|_| Round::Idle)
+        })
+        .await;
     }
 }
 
@@ -624,54 +570,34 @@ impl GridSync {
 /// for each failure after the first, at most `max_backoff` (but never less
 /// than the interval).
 pub fn backoff(options: &GridSyncOptions, failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    let wait = options.interval.saturating_mul(1 << doublings);
-    wait.min(options.max_backoff.max(options.interval))
+    runtime::backoff(options.interval, options.max_backoff, failures)
 }
 
-/// Loads the node, decides the sync, commits what it decided (nothing when
-/// it decided nothing). A lost optimistic-concurrency race is retried
-/// against the newer state.
+/// Decides the node's sync against its current state and commits what it
+/// decided (nothing when it decided nothing); the bus decides again after
+/// a lost race.
 async fn sync_node(
     store: &Store<Node>,
     snapshot: NodeSnapshot,
     now: DateTime<Utc>,
-    metadata: HashMap<String, String>,
-) -> Result<usize, NodeSyncError> {
-    let id = snapshot.node_id.to_string();
-    let mut attempt = 0;
-    loop {
-        let ctx = store
-            .load_aggregate(&id)
-            .await
-            .map_err(NodeSyncError::Store)?;
-        let events = ctx
-            .aggregate
-            .decide_command(NodeCommand::Sync {
+    metadata: EventMetadata,
+) -> Result<usize, CommandError> {
+    let done = Exec::new(store, snapshot.node_id.to_string(), metadata)
+        .run(|_| {
+            Ok(NodeCommand::Sync {
                 snapshot: snapshot.clone(),
                 now,
             })
-            .map_err(NodeSyncError::Decide)?;
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let n = events.len();
-        match store.commit(events, ctx, metadata.clone()).await {
-            Ok(_) => return Ok(n),
-            Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
-                attempt += 1;
-                debug!(node_id = %id, attempt, "grid sync: conflict, retrying");
-            }
-            Err(e) => return Err(NodeSyncError::Store(e)),
-        }
-    }
+        })
+        .await?;
+    Ok(done.events.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use marketplace_workers::grid::types::{NodePower, NodeStatus as WireStatus};
-    use marketplace_workers::grid::Seed;
+    use marketplace_app::grid::types::{NodePower, NodeStatus as WireStatus};
+    use marketplace_dev::grid_sim::Seed;
 
     fn sample() -> GridNode {
         Seed::dev()

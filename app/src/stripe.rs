@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use stripe::{Client, ClientBuilder, RequestStrategy, StripeError, StripeRequest};
 use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::CreateCustomer;
@@ -22,22 +23,12 @@ use stripe_payment::payment_method::{DetachPaymentMethod, RetrievePaymentMethod}
 use stripe_types::Currency;
 
 /// Where Stripe is and how to authenticate.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct StripeSettings {
-    /// The secret API key (`sk_…`).
-    pub secret_key: String,
+    /// The secret API key (`sk_…`); `Debug` prints it redacted.
+    pub secret_key: SecretString,
     /// The API's base URL; `None` is the real Stripe API.
     pub api_base: Option<String>,
-}
-
-impl std::fmt::Debug for StripeSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key is a secret: never in logs.
-        f.debug_struct("StripeSettings")
-            .field("secret_key", &"<redacted>")
-            .field("api_base", &self.api_base)
-            .finish()
-    }
 }
 
 /// Why a Stripe call failed.
@@ -162,7 +153,7 @@ fn card(pm: stripe_shared::PaymentMethod) -> Option<Card> {
 impl Payments {
     /// A client for these settings.
     pub fn new(settings: &StripeSettings) -> Result<Self, PaymentsError> {
-        let mut builder = ClientBuilder::new(settings.secret_key.clone())
+        let mut builder = ClientBuilder::new(settings.secret_key.expose_secret())
             .timeout(Duration::from_secs(20))
             .app_info("tfgrid-marketplace", None, None);
         if let Some(base) = &settings.api_base {

@@ -1,0 +1,212 @@
+//! The one command path, for every aggregate and every caller (HTTP
+//! handlers and workers alike): load the aggregate, let the caller build
+//! its command from the current state (authorising on it), check the
+//! caller's expected version, decide, commit with metadata.
+//!
+//! Optimistic concurrency is the store's: a commit that lost a race to a
+//! concurrent writer fails on the event table's primary key. Without an
+//! expected version, the command is decided again against the newer state
+//! (a bounded number of times): it may still be valid. With one (`If-Match`),
+//! the conflict is the caller's to see.
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, EventStore};
+use marketplace_domain::deployment::Deployment;
+use marketplace_domain::node::Node;
+use marketplace_domain::pricing_policy::PricingPolicyAggregate;
+use marketplace_domain::provider::ProviderRequest;
+use marketplace_domain::wallet::Wallet;
+use marketplace_domain::EventSourced;
+use postgres_es::PostgresEventRepository;
+
+use crate::error::CommandError;
+use crate::metadata::EventMetadata;
+
+/// An aggregate's event store.
+pub type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
+
+/// Keeps a snapshot every this many events, so loading stays short.
+pub const SNAPSHOT_EVERY: usize = 20;
+
+/// How many times a command without an expected version is decided again
+/// after losing a race.
+pub const CONFLICT_RETRIES: usize = 5;
+
+/// Builds an aggregate's store over a pool.
+pub fn store<A: Aggregate>(pool: sqlx::PgPool) -> Store<A> {
+    PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool), SNAPSHOT_EVERY)
+}
+
+/// The event stores of every aggregate.
+pub struct Stores {
+    /// Deployments.
+    pub deployments: Store<Deployment>,
+    /// Provider requests (one per farm).
+    pub providers: Store<ProviderRequest>,
+    /// Grid nodes.
+    pub nodes: Store<Node>,
+    /// The pricing policy.
+    pub pricing: Store<PricingPolicyAggregate>,
+    /// Wallets (one per cloud user).
+    pub wallets: Store<Wallet>,
+}
+
+impl Stores {
+    /// Every store over one pool.
+    pub fn new(pool: &sqlx::PgPool) -> Self {
+        Self {
+            deployments: store(pool.clone()),
+            providers: store(pool.clone()),
+            nodes: store(pool.clone()),
+            pricing: store(pool.clone()),
+            wallets: store(pool.clone()),
+        }
+    }
+}
+
+/// What a command left.
+#[derive(Debug, Clone)]
+pub struct Committed<A: Aggregate> {
+    /// The aggregate's id.
+    pub id: String,
+    /// Its version after the command.
+    pub version: u64,
+    /// The events committed; none when the command found its work done.
+    pub events: Vec<<A as Aggregate>::Event>,
+    /// The aggregate after them.
+    pub aggregate: A,
+}
+
+/// Loads the aggregate's current state and version.
+pub async fn load<A>(store: &Store<A>, id: &str) -> Result<(A, u64), CommandError>
+where
+    A: EventSourced,
+    CommandError: From<A::Error>,
+{
+    let context = store.load_aggregate(id).await?;
+    Ok((context.aggregate, context.current_sequence as u64))
+}
+
+/// One command to run: which aggregate, on whose account, under which
+/// conditions. Build it with [`Exec::new`], then [`Exec::run`] it.
+pub struct Exec<'a, A: EventSourced> {
+    store: &'a Store<A>,
+    id: String,
+    metadata: EventMetadata,
+    expected: Option<u64>,
+    open: Option<Box<dyn Fn() -> A::Command + Send + Sync + 'a>>,
+}
+
+impl<'a, A> Exec<'a, A>
+where
+    A: EventSourced + Clone,
+    A::Event: Clone,
+    CommandError: From<A::Error>,
+{
+    /// A command on aggregate `id` of `store`, recorded with `metadata`.
+    pub fn new(store: &'a Store<A>, id: impl Into<String>, metadata: EventMetadata) -> Self {
+        Self {
+            store,
+            id: id.into(),
+            metadata,
+            expected: None,
+            open: None,
+        }
+    }
+
+    /// Refuse (409) unless the aggregate is at `version` (the caller's
+    /// `If-Match`); a lost race is then the caller's to see, not retried.
+    pub fn expecting(mut self, version: Option<u64>) -> Self {
+        self.expected = version;
+        self
+    }
+
+    /// Opens the aggregate with `open`'s command first when it has no
+    /// events yet; the opening and the command commit together.
+    pub fn opening(mut self, open: impl Fn() -> A::Command + Send + Sync + 'a) -> Self {
+        self.open = Some(Box::new(open));
+        self
+    }
+
+    /// Decides `build`'s command against the current state and commits.
+    /// `build` may refuse (a tenancy check answers [`CommandError::NotFound`]).
+    pub async fn run(
+        self,
+        build: impl Fn(&A) -> Result<A::Command, CommandError>,
+    ) -> Result<Committed<A>, CommandError> {
+        self.run_unless_done(|a| build(a).map(Some)).await
+    }
+
+    /// Like [`Exec::run`], but `build` may answer `None`: the work is
+    /// already done (a retry found its own effect), so nothing is decided
+    /// or committed and the current state is returned, whatever the
+    /// expected version.
+    pub async fn run_unless_done(
+        self,
+        build: impl Fn(&A) -> Result<Option<A::Command>, CommandError>,
+    ) -> Result<Committed<A>, CommandError> {
+        let mut lost_races = 0;
+        loop {
+            let context = self.store.load_aggregate(&self.id).await?;
+            let mut aggregate = context.aggregate.clone();
+            let mut events = Vec::new();
+            if context.current_sequence == 0 {
+                if let Some(open) = &self.open {
+                    for e in aggregate.decide_command(open())? {
+                        aggregate.apply_one(&e);
+                        events.push(e);
+                    }
+                }
+            }
+            let Some(command) = build(&aggregate)? else {
+                return Ok(Committed {
+                    id: self.id,
+                    version: context.current_sequence as u64,
+                    events: Vec::new(),
+                    aggregate: context.aggregate,
+                });
+            };
+            // After `build`, so that a foreign id answers 404 whatever its version.
+            if let Some(expected) = self.expected {
+                if context.current_sequence as u64 != expected {
+                    return Err(CommandError::VersionConflict(format!(
+                        "expected version {expected}, the resource is at {}",
+                        context.current_sequence
+                    )));
+                }
+            }
+            for e in aggregate.decide_command(command)? {
+                aggregate.apply_one(&e);
+                events.push(e);
+            }
+            let version = (context.current_sequence + events.len()) as u64;
+            if events.is_empty() {
+                return Ok(Committed {
+                    id: self.id,
+                    version,
+                    events,
+                    aggregate,
+                });
+            }
+            let metadata = self.metadata.restamped().to_map();
+            match self.store.commit(events.clone(), context, metadata).await {
+                Ok(_) => {
+                    tracing::info!(aggregate = A::TYPE, id = %self.id, version, "command committed");
+                    return Ok(Committed {
+                        id: self.id,
+                        version,
+                        events,
+                        aggregate,
+                    });
+                }
+                Err(AggregateError::AggregateConflict)
+                    if self.expected.is_none() && lost_races < CONFLICT_RETRIES =>
+                {
+                    lost_races += 1;
+                    tracing::debug!(aggregate = A::TYPE, id = %self.id, lost_races, "lost a race; deciding again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Dev-only pieces, for `marketplace dev`, the tests and the benches; no
+//! production path (`serve`, `relay`, `project`, the workers) depends on
+//! this crate.
+//!
+//! - [`embedded_pg`]: a private PostgreSQL started from the machine's own
+//!   binaries.
+//! - [`keys`]: dev mode's signing key, its tokens and JWKS.
+//! - [`grid_sim`]: the grid proxy SIMULATOR, speaking the proxy's JSON.
+
+pub mod embedded_pg;
+pub mod grid_sim;
+pub mod keys;

@@ -1,0 +1,166 @@
+//! `marketplace dev`: everything in one process on a private PostgreSQL
+//! (or `DATABASE_URL`): the API with dev mode's own tokens and JWKS, the
+//! projections tailing the store, the payment workers, and the grid sync
+//! worker reading a grid proxy SIMULATOR (or `GRID_PROXY_URL`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use marketplace_api::auth::{AuthConfig, Authenticator};
+use marketplace_app::grid::GridClient;
+use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
+use marketplace_dev::grid_sim::{self as sim, Seed};
+use marketplace_dev::keys::{self, SigningKey};
+use marketplace_workers::grid::{GridSync, GridSyncOptions, SystemClock};
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::cli::DevArgs;
+use crate::wiring::{
+    app_state, bind, connect, join_all, migrate, payments_client, settings, shutdown_signal,
+    spawn_api, spawn_payment_workers, spawn_projections,
+};
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create MARKETPLACE_DATA_DIR {}",
+            args.data_dir.display()
+        )
+    })?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let listener = bind(args.http.listen).await?;
+    let local = listener.local_addr()?;
+
+    let (embedded, url) = match &args.database_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let pg = EmbeddedPostgres::start(EmbeddedOptions {
+                data_dir: data_dir.join("pgdata"),
+                port: 0,
+                durable: true,
+                max_connections: 100,
+            })
+            .await
+            .context(
+                "cannot start the private PostgreSQL (install PostgreSQL or set DATABASE_URL)",
+            )?;
+            pg.ensure_database("marketplace").await?;
+            let url = pg.url("marketplace");
+            // Other processes (a relay, Kafka workers, psql) can join it;
+            // it has no password (trust auth on loopback).
+            info!(database_url = %url, "dev database (trust auth on loopback)");
+            (Some(pg), SecretString::from(url))
+        }
+    };
+    let pool = connect(&url, 32).await?;
+    migrate(&pool).await?;
+
+    let key = SigningKey::load_or_create(&data_dir.join("dev-signing-key.pem"))?;
+    let jwks = key.jwks();
+    let auth = Authenticator::new(AuthConfig {
+        jwks_url: format!("http://{local}/dev/jwks.json"),
+        issuer: keys::DEV_ISSUER.to_string(),
+        audience: keys::DEV_AUDIENCE.to_string(),
+        roles_claim: keys::DEV_ROLES_CLAIM.to_string(),
+        leeway_secs: 30,
+    });
+    auth.preload(&jwks).await;
+    let payments = payments_client(&args.payments)?;
+    let settings = settings(&args.http, payments.clone(), Some(jwks))?;
+
+    let cancel = CancellationToken::new();
+    let payment_workers = spawn_payment_workers(
+        &pool,
+        payments,
+        &args.payments,
+        settings.tft_price,
+        settings.stripe_webhook_secret.is_some(),
+        &cancel,
+    );
+    let state = app_state(pool.clone(), auth, settings, &cancel);
+    let runner = spawn_projections(pool.clone(), 500, cancel.clone());
+    let grid_url = match &args.grid_url {
+        Some(url) => url.clone(),
+        None => spawn_dev_grid_sim(&cancel).await?,
+    };
+    let client = GridClient::new(&grid_url).context("GRID_PROXY_URL")?;
+    let worker = GridSync::new(
+        client,
+        pool.clone(),
+        Arc::new(SystemClock),
+        GridSyncOptions {
+            interval: Duration::from_secs(args.grid_sync_interval_secs),
+            ..GridSyncOptions::default()
+        },
+    );
+    let grid_sync = tokio::spawn(worker.run(cancel.clone()));
+    let api = spawn_api(listener, state, cancel.clone());
+    info!(
+        "dev mode ready on http://{local} — get a token with: marketplace token --role cloud-user --sub alice"
+    );
+    shutdown_signal().await;
+    cancel.cancel();
+    let served = api.await.context("API task")?;
+    let _ = runner.await;
+    let _ = grid_sync.await;
+    join_all(payment_workers).await;
+    pool.close().await;
+    if let Some(pg) = embedded {
+        pg.stop().await?;
+    }
+    served
+}
+
+/// How often a grid node reports, and so how far dev mode moves the
+/// simulator's clock each time.
+const DEV_REPORT_EVERY: Duration = Duration::from_secs(40 * 60);
+
+/// Dev mode's grid: the grid proxy SIMULATOR on a free loopback port with
+/// the small dev catalog ([`Seed::dev`]). Its clock starts at the wall
+/// clock but only moves when told to; so that the catalog does not read
+/// `down` after 80 minutes of dev mode, its clock is advanced by 40 minutes
+/// every 40 minutes (the grid's report cadence), as if every node reported.
+/// Returns the simulator's URL.
+async fn spawn_dev_grid_sim(cancel: &CancellationToken) -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen for the dev grid proxy simulator")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let seed = Seed::dev();
+    let (farms, nodes) = (seed.farms.len(), seed.nodes.len());
+    let served = cancel.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sim::serve(listener, seed, served).await {
+            tracing::error!(error = %e, "dev grid proxy SIMULATOR failed");
+        }
+    });
+    info!(
+        %url, farms, nodes,
+        "dev mode syncs from a grid proxy SIMULATOR (made-up catalog; set GRID_PROXY_URL for a real grid proxy). \
+         Try POST {url}/sim/nodes/3/fill, /sim/nodes/1/down, /sim/clock/advance?minutes=81"
+    );
+    let cancel = cancel.clone();
+    let advance = format!(
+        "{url}/sim/clock/advance?minutes={}",
+        DEV_REPORT_EVERY.as_secs() / 60
+    );
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut every = tokio::time::interval(DEV_REPORT_EVERY);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = cancel.cancelled() => return,
+            }
+            if let Err(e) = http.post(&advance).send().await {
+                tracing::warn!(error = %e, "could not advance the dev grid simulator's clock");
+            }
+        }
+    });
+    Ok(url)
+}

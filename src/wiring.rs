@@ -1,0 +1,283 @@
+//! The wiring, in one place: logging, the database pool and schema, the
+//! API's state and server, the projection runners (store-tailing or Kafka),
+//! the payment workers, and shutdown. Each subcommand in [`crate::cmd`]
+//! assembles what it runs from these.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use marketplace_api::auth::Authenticator;
+use marketplace_api::views_watch::ViewWatcher;
+use marketplace_api::{ApiSettings, AppState};
+use marketplace_app::stripe::{Payments, StripeSettings};
+use marketplace_app::Stores;
+use marketplace_domain::TftPrice;
+use marketplace_projections::tail::{self, TailOptions};
+use marketplace_projections::Projection;
+use marketplace_workers::kafka::consumer::{self, WorkerOptions};
+use marketplace_workers::kafka::KafkaConfig;
+use marketplace_workers::stripe::{
+    AutoTopUpOptions, AutoTopUpWorker, InboxOptions, RunwayWorker, StripeInboxWorker,
+};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::cli::{HttpArgs, LogFormat, PaymentsArgs};
+
+/// Sets up logging: `RUST_LOG` filters (default `info`), text or JSON lines.
+pub fn init_tracing(format: &LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Connects a pool, naming the setting when the URL is wrong (never
+/// printing the URL, which may hold a password).
+pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url.expose_secret())
+        .await
+        .context("cannot connect to the database named by DATABASE_URL")
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    crate::MIGRATOR
+        .run(pool)
+        .await
+        .context("migrations failed")?;
+    info!("database schema is up to date");
+    Ok(())
+}
+
+/// The API's settings from the command line.
+pub fn settings(
+    http: &HttpArgs,
+    payments: Option<Payments>,
+    dev_jwks: Option<jsonwebtoken::jwk::JwkSet>,
+) -> anyhow::Result<ApiSettings> {
+    Ok(ApiSettings {
+        body_limit: usize::try_from(http.body_limit).context("MARKETPLACE_BODY_LIMIT")?,
+        read_wait: Duration::from_millis(http.read_wait_ms),
+        tft_price: TftPrice::from_usd_units(http.tft_price_usd)
+            .context("MARKETPLACE_TFT_PRICE_USD")?,
+        stripe_webhook_secret: http
+            .stripe_webhook_secret
+            .clone()
+            .filter(|s| !s.expose_secret().is_empty()),
+        payments,
+        dev_jwks,
+    })
+}
+
+/// The state handlers share.
+pub fn app_state(
+    pool: PgPool,
+    auth: Authenticator,
+    settings: ApiSettings,
+    cancel: &CancellationToken,
+) -> AppState {
+    AppState {
+        stores: Arc::new(Stores::new(&pool)),
+        views: ViewWatcher::spawn(pool.clone(), cancel.clone()),
+        pool,
+        auth: Arc::new(auth),
+        settings: Arc::new(settings),
+    }
+}
+
+/// Listens on `addr`, naming the setting when it cannot.
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (MARKETPLACE_LISTEN)"))
+}
+
+/// Serves the API on `listener` until `cancel`, then drains in-flight requests.
+pub fn spawn_api(
+    listener: TcpListener,
+    state: AppState,
+    cancel: CancellationToken,
+) -> JoinHandle<anyhow::Result<()>> {
+    let app = marketplace_api::app(state);
+    tokio::spawn(async move {
+        let addr = listener.local_addr()?;
+        info!(%addr, "API listening");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await
+            .context("HTTP server failed")
+    })
+}
+
+/// The registered projections called `names`, every one when `names` is
+/// empty; an unknown name is an error listing the known ones.
+pub fn select_projections(names: &[String]) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
+    if names.is_empty() {
+        return Ok(marketplace_projections::registry());
+    }
+    names
+        .iter()
+        .map(|n| marketplace_projections::known(n).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// Starts a store-tailing runner for every registered projection; the
+/// handle ends when they all have (after `cancel`).
+pub fn spawn_projections(
+    pool: PgPool,
+    batch_size: i64,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    let options = TailOptions {
+        batch_size,
+        ..TailOptions::default()
+    };
+    let runners = spawn_projection_runners(
+        &pool,
+        marketplace_projections::registry(),
+        &options,
+        &cancel,
+    );
+    tokio::spawn(async move {
+        for runner in runners {
+            let _ = runner.await;
+        }
+    })
+}
+
+/// One store-tailing runner per projection given, each its own task.
+pub fn spawn_projection_runners(
+    pool: &PgPool,
+    projections: Vec<Arc<dyn Projection>>,
+    options: &TailOptions,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    projections
+        .into_iter()
+        .map(|p| tokio::spawn(tail::run(pool.clone(), p, options.clone(), cancel.clone())))
+        .collect()
+}
+
+/// One Kafka projection worker per projection given, each its own task.
+pub fn spawn_kafka_workers(
+    pool: &PgPool,
+    config: &KafkaConfig,
+    options: &WorkerOptions,
+    projections: Vec<Arc<dyn Projection>>,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    projections
+        .into_iter()
+        .map(|p| {
+            tokio::spawn(consumer::run(
+                pool.clone(),
+                config.clone(),
+                p,
+                options.clone(),
+                cancel.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    info!("shutting down");
+}
+
+/// The Stripe client, when `STRIPE_SECRET_KEY` is set.
+pub fn payments_client(args: &PaymentsArgs) -> anyhow::Result<Option<Payments>> {
+    let Some(key) = args
+        .stripe_secret_key
+        .clone()
+        .filter(|k| !k.expose_secret().is_empty())
+    else {
+        info!("payments are not configured (STRIPE_SECRET_KEY unset): top-ups answer 503");
+        return Ok(None);
+    };
+    let settings = StripeSettings {
+        secret_key: key,
+        api_base: args.stripe_api_base.clone().filter(|b| !b.is_empty()),
+    };
+    info!(api_base = ?settings.api_base, "payments configured");
+    Ok(Some(
+        Payments::new(&settings)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("STRIPE_API_BASE")?,
+    ))
+}
+
+/// Spawns the payment workers: the Stripe inbox worker (when webhooks are
+/// configured), the auto top-up worker (when Stripe is), and the runway
+/// alerts.
+pub fn spawn_payment_workers(
+    pool: &PgPool,
+    payments: Option<Payments>,
+    args: &PaymentsArgs,
+    tft_price: TftPrice,
+    webhooks: bool,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if webhooks {
+        let inbox = StripeInboxWorker::new(pool.clone(), payments.clone(), InboxOptions::default());
+        tasks.push(tokio::spawn(inbox.run(cancel.clone())));
+    }
+    if let Some(payments) = payments {
+        let auto = AutoTopUpWorker::new(
+            pool.clone(),
+            payments,
+            AutoTopUpOptions {
+                interval: Duration::from_secs(args.auto_top_up_interval_secs),
+                retry_after: chrono::Duration::hours(args.auto_top_up_retry_hours as i64),
+                tft_price,
+            },
+        );
+        tasks.push(tokio::spawn(auto.run(cancel.clone())));
+    }
+    let runway = RunwayWorker::new(
+        pool.clone(),
+        tft_price,
+        args.runway_alert_hours.clone(),
+        Duration::from_secs(args.runway_interval_secs),
+    );
+    tasks.push(tokio::spawn(runway.run(cancel.clone())));
+    tasks
+}
+
+/// Waits for every task to end.
+pub async fn join_all(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}

@@ -1,0 +1,196 @@
+//! The one loop every periodic worker runs: do a round of work, then wait
+//! for the next interval, a PostgreSQL notification, or shutdown. A round
+//! that reports more work runs again at once; a failing round is retried
+//! after a wait that doubles with each failure in a row, up to a cap.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// What a round found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// There may be more to do right now: run again without waiting.
+    More,
+    /// Caught up: wait for the next interval or notification.
+    Idle,
+}
+
+/// When a worker runs.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The worker's name, for logs.
+    pub name: &'static str,
+    /// From the start of one idle round to the start of the next.
+    pub every: Duration,
+    /// The longest wait after failures in a row.
+    pub max_backoff: Duration,
+    /// A channel whose notifications wake the worker early.
+    pub listen: Option<&'static str>,
+    /// Whether the first round waits one interval (a periodic scan) or runs
+    /// at once (a queue drain).
+    pub first_round_waits: bool,
+}
+
+impl Schedule {
+    /// Every `every`, the first round after one interval; failures back off
+    /// up to a minute.
+    pub fn every(name: &'static str, every: Duration) -> Self {
+        Self {
+            name,
+            every,
+            max_backoff: Duration::from_secs(60).max(every),
+            listen: None,
+            first_round_waits: true,
+        }
+    }
+
+    /// Woken by NOTIFYs on `channel` (polling every `every` when none come),
+    /// the first round at once.
+    pub fn on_notify(name: &'static str, channel: &'static str, every: Duration) -> Self {
+        Self {
+            listen: Some(channel),
+            first_round_waits: false,
+            ..Self::every(name, every)
+        }
+    }
+
+    /// Runs the first round at once.
+    pub fn starting_now(mut self) -> Self {
+        self.first_round_waits = false;
+        self
+    }
+
+    /// Backs off up to `cap` after failures.
+    pub fn backing_off_to(mut self, cap: Duration) -> Self {
+        self.max_backoff = cap;
+        self
+    }
+}
+
+/// The wait after `failures` failed rounds in a row: the interval, doubled
+/// for each failure after the first, at most the cap (never less than the
+/// interval).
+pub fn backoff(every: Duration, max_backoff: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    every
+        .saturating_mul(1 << doublings)
+        .min(max_backoff.max(every))
+}
+
+/// Runs `round` on `schedule` until `cancel`. A round in progress when
+/// `cancel` fires is dropped: rounds must be safe to abandon (each of their
+/// commands commits atomically, or is retried next time).
+pub async fn run<F, Fut, E>(
+    pool: &PgPool,
+    schedule: Schedule,
+    cancel: CancellationToken,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Round, E>>,
+    E: std::fmt::Display,
+{
+    let name = schedule.name;
+    let mut listener = match schedule.listen {
+        Some(channel) => listen(pool, channel, name).await,
+        None => None,
+    };
+    info!(
+        worker = name,
+        every_secs = schedule.every.as_secs_f64(),
+        "worker started"
+    );
+    let mut failures: u32 = 0;
+    let mut wait = if schedule.first_round_waits {
+        schedule.every
+    } else {
+        Duration::ZERO
+    };
+    loop {
+        if !wait.is_zero() {
+            let woken = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        if let Ok(Err(e)) = tokio::time::timeout(wait, l.recv()).await {
+                            warn!(worker = name, error = %e, "notifications lost; polling meanwhile");
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                    None => tokio::time::sleep(wait).await,
+                }
+            };
+            tokio::select! {
+                _ = woken => {}
+                _ = cancel.cancelled() => break,
+            }
+        }
+        let started = tokio::time::Instant::now();
+        let outcome = tokio::select! {
+            outcome = round() => outcome,
+            _ = cancel.cancelled() => break,
+        };
+        wait = match outcome {
+            Ok(Round::More) => {
+                failures = 0;
+                Duration::ZERO
+            }
+            Ok(Round::Idle) => {
+                failures = 0;
+                // Rounds start every interval, however long each took.
+                schedule.every.saturating_sub(started.elapsed())
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = backoff(schedule.every, schedule.max_backoff, failures);
+                warn!(
+                    worker = name,
+                    error = %e,
+                    failures_in_a_row = failures,
+                    retry_in_secs = wait.as_secs_f64(),
+                    "worker round failed"
+                );
+                wait
+            }
+        };
+    }
+    info!(worker = name, "worker stopped");
+}
+
+async fn listen(pool: &PgPool, channel: &str, name: &str) -> Option<PgListener> {
+    let mut listener = match PgListener::connect_with(pool).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(worker = name, error = %e, "cannot LISTEN; polling");
+            return None;
+        }
+    };
+    match listener.listen(channel).await {
+        Ok(()) => Some(listener),
+        Err(e) => {
+            warn!(worker = name, error = %e, "cannot LISTEN; polling");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_interval_up_to_the_cap() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(10), s(60), 1), s(10));
+        assert_eq!(backoff(s(10), s(60), 2), s(20));
+        assert_eq!(backoff(s(10), s(60), 3), s(40));
+        assert_eq!(backoff(s(10), s(60), 4), s(60));
+        assert_eq!(backoff(s(10), s(60), 200), s(60));
+        // A cap below the interval never waits less than the interval.
+        assert_eq!(backoff(s(10), s(1), 5), s(10));
+    }
+}
