@@ -15,6 +15,9 @@ pub mod pricing_policy;
 pub mod provider;
 pub mod wallet;
 
+#[cfg(test)]
+mod testing;
+
 pub use actor::{Actor, Role};
 pub use kernel::EventSourced;
 pub use money::{TftAmount, TftPrice, UsdAmount};
