@@ -24,7 +24,7 @@ use cqrs_es::EventStore;
 use marketplace_api::commands::{store, Store};
 use marketplace_api::error::ApiError;
 use marketplace_api::wallet::{run_wallet_command, runway, Committed, QUOTE_TTL};
-use marketplace_domain::pricing_policy::PricingPolicyAggregate;
+use marketplace_domain::pricing::PricingPolicyAggregate;
 use marketplace_domain::wallet::{
     ReceiptUrl, SavedCard, StripeId, TopUpOrigin, TopUpStatus, Wallet, WalletCommand,
 };
@@ -918,7 +918,7 @@ impl RunwayWorker {
     pub async fn measure_once(&self) -> Result<usize, ApiError> {
         let policy = self
             .pricing
-            .load_aggregate(marketplace_domain::pricing_policy::AGGREGATE_ID)
+            .load_aggregate(marketplace_domain::pricing::AGGREGATE_ID)
             .await?
             .aggregate;
         let wallets: Vec<(String, i64)> =

@@ -11,7 +11,6 @@ pub mod kernel;
 pub mod money;
 pub mod node;
 pub mod pricing;
-pub mod pricing_policy;
 pub mod provider;
 pub mod wallet;
 
