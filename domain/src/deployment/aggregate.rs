@@ -442,4 +442,10 @@ fn resized(spec: &WorkloadSpec, resize: ResizeSpec) -> Result<WorkloadSpec, Depl
     }
 }
 
-crate::event_sourced!(Deployment, "deployment", DeploymentCommand, DeploymentEvent, DeploymentError);
+crate::event_sourced!(
+    Deployment,
+    "deployment",
+    DeploymentCommand,
+    DeploymentEvent,
+    DeploymentError
+);

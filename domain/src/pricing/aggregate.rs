@@ -84,4 +84,10 @@ impl PricingPolicyAggregate {
     }
 }
 
-crate::event_sourced!(PricingPolicyAggregate, "pricing_policy", PricingPolicyCommand, PricingPolicyEvent, PricingPolicyError);
+crate::event_sourced!(
+    PricingPolicyAggregate,
+    "pricing_policy",
+    PricingPolicyCommand,
+    PricingPolicyEvent,
+    PricingPolicyError
+);

@@ -319,4 +319,10 @@ impl ProviderRequest {
     }
 }
 
-crate::event_sourced!(ProviderRequest, "provider_request", ProviderRequestCommand, ProviderRequestEvent, ProviderRequestError);
+crate::event_sourced!(
+    ProviderRequest,
+    "provider_request",
+    ProviderRequestCommand,
+    ProviderRequestEvent,
+    ProviderRequestError
+);
