@@ -24,9 +24,9 @@ use common::*;
 use marketplace_domain::node::{
     Certification, Node, NodeCommand, NodeEvent, NodeResources, NodeSnapshot, NodeStatus,
 };
-use marketplace_domain::pricing::{quote, MachineUsage, PricingPolicy};
-use marketplace_domain::pricing_policy::{
-    PricingPolicyAggregate, PricingPolicyCommand, PricingPolicyEvent, AGGREGATE_ID,
+use marketplace_domain::pricing::{
+    quote, MachineUsage, PricingPolicy, PricingPolicyAggregate, PricingPolicyCommand,
+    PricingPolicyEvent, AGGREGATE_ID,
 };
 use marketplace_domain::provider::{
     CompanyName, ContactEmail, Country, NodeIds, ProviderRequest, ProviderRequestCommand,

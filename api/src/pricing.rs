@@ -6,9 +6,9 @@ use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use marketplace_domain::money::UsdAmount;
-use marketplace_domain::pricing::{DiscountLevel, DiscountTier, PricingPolicy};
-use marketplace_domain::pricing_policy::{
-    PricingPolicyAggregate, PricingPolicyCommand, AGGREGATE_ID,
+use marketplace_domain::pricing::{
+    DiscountLevel, DiscountTier, PricingPolicy, PricingPolicyAggregate, PricingPolicyCommand,
+    AGGREGATE_ID,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

@@ -13,7 +13,7 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 use marketplace_domain::deployment::Deployment;
 use marketplace_domain::node::Node;
-use marketplace_domain::pricing_policy::PricingPolicyAggregate;
+use marketplace_domain::pricing::PricingPolicyAggregate;
 use marketplace_domain::provider::ProviderRequest;
 use marketplace_domain::wallet::Wallet;
 use marketplace_domain::EventSourced;

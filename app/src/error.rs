@@ -6,7 +6,7 @@
 use cqrs_es::AggregateError;
 use marketplace_domain::deployment::{DeploymentError, SpecError};
 use marketplace_domain::node::NodeError;
-use marketplace_domain::pricing_policy::PricingPolicyError;
+use marketplace_domain::pricing::PricingPolicyError;
 use marketplace_domain::provider::ProviderRequestError;
 use marketplace_domain::wallet::WalletError;
 

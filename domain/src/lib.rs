@@ -11,9 +11,11 @@ pub mod kernel;
 pub mod money;
 pub mod node;
 pub mod pricing;
-pub mod pricing_policy;
 pub mod provider;
 pub mod wallet;
+
+#[cfg(test)]
+mod testing;
 
 pub use actor::{Actor, Role};
 pub use kernel::EventSourced;

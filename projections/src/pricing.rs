@@ -7,9 +7,7 @@
 //! (ARCHITECTURE.md, invariant 6).
 
 use chrono::{DateTime, Utc};
-use marketplace_domain::pricing_policy::{
-    PricingPolicy, PricingPolicyEvent, AGGREGATE_ID, EVENT_VERSION,
-};
+use marketplace_domain::pricing::{PricingPolicy, PricingPolicyEvent, AGGREGATE_ID, EVENT_VERSION};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 

@@ -4,29 +4,14 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
 use crate::actor::{Actor, Role};
+use crate::testing::Scenario;
+
+impl Scenario for Deployment {}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
         .single()
         .expect("valid time")
-}
-
-fn given(events: Vec<DeploymentEvent>) -> Deployment {
-    let mut d = Deployment::default();
-    for e in &events {
-        d.apply_event(e);
-    }
-    d
-}
-
-#[track_caller]
-fn then_events(d: &Deployment, cmd: DeploymentCommand, expected: Vec<DeploymentEvent>) {
-    assert_eq!(d.decide(cmd), Ok(expected));
-}
-
-#[track_caller]
-fn then_error(d: &Deployment, cmd: DeploymentCommand, expected: DeploymentError) {
-    assert_eq!(d.decide(cmd), Err(expected));
 }
 
 fn key() -> SshPublicKey {
@@ -120,7 +105,9 @@ fn a_request_on_a_new_id_is_accepted() {
         placement: Placement::default(),
         at: t0(),
     };
-    then_events(&given(vec![]), cmd, vec![requested(vm_spec())]);
+    Deployment::given(vec![])
+        .when(cmd)
+        .then_expect_events(vec![requested(vm_spec())]);
 }
 
 #[test]
@@ -132,11 +119,9 @@ fn a_second_request_on_the_same_id_is_refused() {
         placement: Placement::default(),
         at: t0(),
     };
-    then_error(
-        &given(vec![requested(vm_spec())]),
-        cmd,
-        DeploymentError::AlreadyExists,
-    );
+    Deployment::given(vec![requested(vm_spec())])
+        .when(cmd)
+        .then_expect_error(DeploymentError::AlreadyExists);
 }
 
 #[test]
@@ -146,7 +131,9 @@ fn any_other_command_on_a_new_id_is_not_found() {
         reason: None,
         at: t0(),
     };
-    then_error(&given(vec![]), cmd, DeploymentError::NotFound);
+    Deployment::given(vec![])
+        .when(cmd)
+        .then_expect_error(DeploymentError::NotFound);
 }
 
 // ---- placement, contract, running ----
@@ -157,11 +144,9 @@ fn a_requested_deployment_is_placed_on_a_node() {
         node_id: 11,
         farm_id: 1,
     };
-    then_events(
-        &given(vec![requested(vm_spec())]),
-        DeploymentCommand::AssignNode { node, at: t0() },
-        vec![assigned()],
-    );
+    Deployment::given(vec![requested(vm_spec())])
+        .when(DeploymentCommand::AssignNode { node, at: t0() })
+        .then_expect_events(vec![assigned()]);
 }
 
 #[test]
@@ -170,105 +155,87 @@ fn a_placed_deployment_cannot_be_placed_again() {
         node_id: 12,
         farm_id: 1,
     };
-    then_error(
-        &given(vec![requested(vm_spec()), assigned()]),
-        DeploymentCommand::AssignNode { node, at: t0() },
-        DeploymentError::InvalidTransition {
+    Deployment::given(vec![requested(vm_spec()), assigned()])
+        .when(DeploymentCommand::AssignNode { node, at: t0() })
+        .then_expect_error(DeploymentError::InvalidTransition {
             command: "assign_node",
             status: Status::Placed,
-        },
-    );
+        });
 }
 
 #[test]
 fn a_contract_needs_a_node_first() {
-    then_error(
-        &given(vec![requested(vm_spec())]),
-        DeploymentCommand::RecordContractCreated {
+    Deployment::given(vec![requested(vm_spec())])
+        .when(DeploymentCommand::RecordContractCreated {
             contract_id: 42,
             at: t0(),
-        },
-        DeploymentError::InvalidTransition {
+        })
+        .then_expect_error(DeploymentError::InvalidTransition {
             command: "record_contract_created",
             status: Status::Requested,
-        },
-    );
+        });
 }
 
 #[test]
 fn contract_id_zero_is_refused() {
-    then_error(
-        &given(vec![requested(vm_spec()), assigned()]),
-        DeploymentCommand::RecordContractCreated {
+    Deployment::given(vec![requested(vm_spec()), assigned()])
+        .when(DeploymentCommand::RecordContractCreated {
             contract_id: 0,
             at: t0(),
-        },
-        DeploymentError::InvalidContractId,
-    );
+        })
+        .then_expect_error(DeploymentError::InvalidContractId);
 }
 
 #[test]
 fn a_contract_on_a_placed_deployment_starts_provisioning() {
-    let d = given(vec![requested(vm_spec()), assigned()]);
-    then_events(
-        &d,
-        DeploymentCommand::RecordContractCreated {
-            contract_id: 42,
-            at: t0(),
-        },
-        vec![contract()],
-    );
-    let d = given(vec![requested(vm_spec()), assigned(), contract()]);
+    let d = Deployment::given(vec![requested(vm_spec()), assigned()]);
+    d.when(DeploymentCommand::RecordContractCreated {
+        contract_id: 42,
+        at: t0(),
+    })
+    .then_expect_events(vec![contract()]);
+    let d = Deployment::given(vec![requested(vm_spec()), assigned(), contract()]);
     assert_eq!(d.state().map(|s| s.status), Some(Status::Provisioning));
     assert_eq!(d.state().and_then(|s| s.contract_id), Some(42));
 }
 
 #[test]
 fn running_needs_every_workload_ok() {
-    let d = given(vec![requested(vm_spec()), assigned(), contract()]);
+    let d = Deployment::given(vec![requested(vm_spec()), assigned(), contract()]);
     let init = WorkloadStatus {
         name: "web1".into(),
         state: WorkloadState::Init,
         message: None,
     };
-    then_error(
-        &d,
-        DeploymentCommand::MarkRunning {
-            workloads: vec![init],
-            at: t0(),
-        },
-        DeploymentError::WorkloadNotReady {
-            workload: "web1".into(),
-            state: WorkloadState::Init,
-        },
-    );
-    then_events(
-        &d,
-        DeploymentCommand::MarkRunning {
-            workloads: vec![ok("web1")],
-            at: t0(),
-        },
-        vec![running()],
-    );
+    d.when(DeploymentCommand::MarkRunning {
+        workloads: vec![init],
+        at: t0(),
+    })
+    .then_expect_error(DeploymentError::WorkloadNotReady {
+        workload: "web1".into(),
+        state: WorkloadState::Init,
+    });
+    d.when(DeploymentCommand::MarkRunning {
+        workloads: vec![ok("web1")],
+        at: t0(),
+    })
+    .then_expect_events(vec![running()]);
 }
 
 #[test]
 fn running_reports_must_name_the_deployments_workloads() {
-    let d = given(vec![requested(k8s_spec()), assigned(), contract()]);
-    then_error(
-        &d,
-        DeploymentCommand::MarkRunning {
-            workloads: vec![ok("web1master0")],
-            at: t0(),
-        },
-        DeploymentError::WorkloadsMismatch {
-            expected: vec![
-                "web1master0".into(),
-                "web1worker0".into(),
-                "web1worker1".into(),
-            ],
-        },
-    );
+    let d = Deployment::given(vec![requested(k8s_spec()), assigned(), contract()]);
+    d.when(DeploymentCommand::MarkRunning {
+        workloads: vec![ok("web1master0")],
+        at: t0(),
+    })
+    .then_expect_error(DeploymentError::WorkloadsMismatch {
+        expected: vec![
+            "web1master0".into(),
+            "web1worker0".into(),
+            "web1worker1".into(),
+        ],
+    });
     let all = vec![ok("web1master0"), ok("web1worker0"), ok("web1worker1")];
     assert!(d
         .decide(DeploymentCommand::MarkRunning {
@@ -280,22 +247,20 @@ fn running_reports_must_name_the_deployments_workloads() {
 
 #[test]
 fn running_cannot_be_marked_before_the_contract() {
-    then_error(
-        &given(vec![requested(vm_spec()), assigned()]),
-        DeploymentCommand::MarkRunning {
+    Deployment::given(vec![requested(vm_spec()), assigned()])
+        .when(DeploymentCommand::MarkRunning {
             workloads: vec![ok("web1")],
             at: t0(),
-        },
-        DeploymentError::InvalidTransition {
+        })
+        .then_expect_error(DeploymentError::InvalidTransition {
             command: "mark_running",
             status: Status::Placed,
-        },
-    );
+        });
 }
 
 #[test]
 fn a_failure_records_the_workload_states_and_reason() {
-    let d = given(vec![requested(vm_spec()), assigned(), contract()]);
+    let d = Deployment::given(vec![requested(vm_spec()), assigned(), contract()]);
     let err = WorkloadStatus {
         name: "web1".into(),
         state: WorkloadState::Error,
@@ -306,45 +271,37 @@ fn a_failure_records_the_workload_states_and_reason() {
         reason: "workload error".into(),
         at: t0(),
     };
-    then_events(
-        &d,
-        cmd,
-        vec![DeploymentEvent::DeploymentFailed {
+    d.when(cmd)
+        .then_expect_events(vec![DeploymentEvent::DeploymentFailed {
             workloads: vec![err],
             reason: "workload error".into(),
             at: t0(),
-        }],
-    );
+        }]);
 }
 
 #[test]
 fn a_failure_needs_a_reason() {
-    let d = given(vec![requested(vm_spec()), assigned(), contract()]);
-    then_error(
-        &d,
-        DeploymentCommand::MarkFailed {
-            workloads: vec![],
-            reason: "  ".into(),
-            at: t0(),
-        },
-        DeploymentError::MissingReason,
-    );
+    let d = Deployment::given(vec![requested(vm_spec()), assigned(), contract()]);
+    d.when(DeploymentCommand::MarkFailed {
+        workloads: vec![],
+        reason: "  ".into(),
+        at: t0(),
+    })
+    .then_expect_error(DeploymentError::MissingReason);
 }
 
 #[test]
 fn a_requested_deployment_cannot_fail() {
-    then_error(
-        &given(vec![requested(vm_spec())]),
-        DeploymentCommand::MarkFailed {
+    Deployment::given(vec![requested(vm_spec())])
+        .when(DeploymentCommand::MarkFailed {
             workloads: vec![],
             reason: "x".into(),
             at: t0(),
-        },
-        DeploymentError::InvalidTransition {
+        })
+        .then_expect_error(DeploymentError::InvalidTransition {
             command: "mark_failed",
             status: Status::Requested,
-        },
-    );
+        });
 }
 
 // ---- resize ----
@@ -361,22 +318,20 @@ fn the_owner_resizes_a_running_vm() {
         unreachable!("a vm")
     };
     let spec = WorkloadSpec::Vm(VmSpec { size: bigger, ..vm });
-    then_events(
-        &given(running_vm()),
-        cmd,
-        vec![DeploymentEvent::DeploymentResized {
+    Deployment::given(running_vm())
+        .when(cmd)
+        .then_expect_events(vec![DeploymentEvent::DeploymentResized {
             spec,
             by: alice(),
             at: t0(),
-        }],
-    );
+        }]);
 }
 
 #[test]
 fn an_operator_may_resize_but_another_user_may_not() {
     let bigger = MachineSize::new(4, 8192, 40).expect("valid");
     let resize = ResizeSpec::new(bigger, None).expect("valid");
-    let d = given(running_vm());
+    let d = Deployment::given(running_vm());
     assert!(d
         .decide(DeploymentCommand::Resize {
             by: operator(),
@@ -384,84 +339,73 @@ fn an_operator_may_resize_but_another_user_may_not() {
             at: t0()
         })
         .is_ok());
-    then_error(
-        &d,
-        DeploymentCommand::Resize {
-            by: bob(),
-            resize,
-            at: t0(),
-        },
-        DeploymentError::NotPermitted,
-    );
+    d.when(DeploymentCommand::Resize {
+        by: bob(),
+        resize,
+        at: t0(),
+    })
+    .then_expect_error(DeploymentError::NotPermitted);
 }
 
 #[test]
 fn resize_only_while_running() {
     let bigger = MachineSize::new(4, 8192, 40).expect("valid");
     let resize = ResizeSpec::new(bigger, None).expect("valid");
-    then_error(
-        &given(vec![requested(vm_spec())]),
-        DeploymentCommand::Resize {
+    Deployment::given(vec![requested(vm_spec())])
+        .when(DeploymentCommand::Resize {
             by: alice(),
             resize,
             at: t0(),
-        },
-        DeploymentError::InvalidTransition {
+        })
+        .then_expect_error(DeploymentError::InvalidTransition {
             command: "resize",
             status: Status::Requested,
-        },
-    );
+        });
 }
 
 #[test]
 fn a_resize_to_the_same_size_is_refused() {
     let same = MachineSize::new(2, 4096, 20).expect("valid");
-    then_error(
-        &given(running_vm()),
-        DeploymentCommand::Resize {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::Resize {
             by: alice(),
             resize: ResizeSpec::new(same, None).expect("valid"),
             at: t0(),
-        },
-        DeploymentError::ResizeUnchanged,
-    );
+        })
+        .then_expect_error(DeploymentError::ResizeUnchanged);
 }
 
 #[test]
 fn a_root_disk_never_shrinks() {
     let smaller = MachineSize::new(4, 8192, 10).expect("valid");
-    then_error(
-        &given(running_vm()),
-        DeploymentCommand::Resize {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::Resize {
             by: alice(),
             resize: ResizeSpec::new(smaller, None).expect("valid"),
             at: t0(),
-        },
-        DeploymentError::DiskShrink {
+        })
+        .then_expect_error(DeploymentError::DiskShrink {
             from_gb: 20,
             to_gb: 10,
-        },
-    );
+        });
 }
 
 #[test]
 fn a_vm_has_no_workers_to_resize() {
     let size = MachineSize::new(4, 8192, 40).expect("valid");
-    then_error(
-        &given(running_vm()),
-        DeploymentCommand::Resize {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::Resize {
             by: alice(),
             resize: ResizeSpec::new(size, Some(3)).expect("valid"),
             at: t0(),
-        },
-        DeploymentError::NotACluster,
-    );
+        })
+        .then_expect_error(DeploymentError::NotACluster);
 }
 
 #[test]
 fn a_cluster_resize_changes_its_workers() {
     let all = vec![ok("web1master0"), ok("web1worker0"), ok("web1worker1")];
-    let d = given(vec![
+    let d = Deployment::given(vec![
         requested(k8s_spec()),
         assigned(),
         contract(),
@@ -492,78 +436,62 @@ fn a_cluster_resize_changes_its_workers() {
 
 #[test]
 fn a_running_deployment_enters_and_leaves_its_grace_period() {
-    let d = given(running_vm());
-    then_events(
-        &d,
-        DeploymentCommand::StartGracePeriod { at: t0() },
-        vec![grace_started(t0())],
-    );
+    let d = Deployment::given(running_vm());
+    d.when(DeploymentCommand::StartGracePeriod { at: t0() })
+        .then_expect_events(vec![grace_started(t0())]);
     let mut events = running_vm();
     events.push(grace_started(t0()));
-    let d = given(events);
+    let d = Deployment::given(events);
     assert_eq!(d.state().map(|s| s.status), Some(Status::Suspended));
-    then_events(
-        &d,
-        DeploymentCommand::EndGracePeriod { at: t0() },
-        vec![DeploymentEvent::GracePeriodEnded { at: t0() }],
-    );
+    d.when(DeploymentCommand::EndGracePeriod { at: t0() })
+        .then_expect_events(vec![DeploymentEvent::GracePeriodEnded { at: t0() }]);
 }
 
 #[test]
 fn grace_period_cannot_end_when_not_suspended() {
-    then_error(
-        &given(running_vm()),
-        DeploymentCommand::EndGracePeriod { at: t0() },
-        DeploymentError::InvalidTransition {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::EndGracePeriod { at: t0() })
+        .then_expect_error(DeploymentError::InvalidTransition {
             command: "end_grace_period",
             status: Status::Running,
-        },
-    );
+        });
 }
 
 #[test]
 fn out_of_funds_deletion_waits_fourteen_days() {
     let mut events = running_vm();
     events.push(grace_started(t0()));
-    let d = given(events);
+    let d = Deployment::given(events);
     let almost = t0() + Duration::days(14) - Duration::seconds(1);
-    then_error(
-        &d,
-        DeploymentCommand::Delete {
-            cause: DeletionCause::OutOfFunds,
-            at: almost,
-        },
-        DeploymentError::GracePeriodNotElapsed {
-            until: t0() + Duration::days(14),
-        },
-    );
+    d.when(DeploymentCommand::Delete {
+        cause: DeletionCause::OutOfFunds,
+        at: almost,
+    })
+    .then_expect_error(DeploymentError::GracePeriodNotElapsed {
+        until: t0() + Duration::days(14),
+    });
     let due = t0() + Duration::days(14);
-    then_events(
-        &d,
-        DeploymentCommand::Delete {
-            cause: DeletionCause::OutOfFunds,
-            at: due,
-        },
-        vec![DeploymentEvent::DeploymentDeleted {
-            cause: DeletionCause::OutOfFunds,
-            at: due,
-        }],
-    );
+    d.when(DeploymentCommand::Delete {
+        cause: DeletionCause::OutOfFunds,
+        at: due,
+    })
+    .then_expect_events(vec![DeploymentEvent::DeploymentDeleted {
+        cause: DeletionCause::OutOfFunds,
+        at: due,
+    }]);
 }
 
 #[test]
 fn out_of_funds_needs_a_grace_period() {
-    then_error(
-        &given(running_vm()),
-        DeploymentCommand::Delete {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::Delete {
             cause: DeletionCause::OutOfFunds,
             at: t0(),
-        },
-        DeploymentError::CauseNotAllowed {
+        })
+        .then_expect_error(DeploymentError::CauseNotAllowed {
             cause: DeletionCause::OutOfFunds,
             status: Status::Running,
-        },
-    );
+        });
 }
 
 // ---- cancel and delete ----
@@ -581,21 +509,19 @@ fn the_owner_cancels_at_any_live_stage() {
             reason: Some("done".into()),
             at: t0(),
         };
-        then_events(
-            &given(events),
-            cmd,
-            vec![DeploymentEvent::DeploymentCancelled {
+        Deployment::given(events).when(cmd).then_expect_events(vec![
+            DeploymentEvent::DeploymentCancelled {
                 by: alice(),
                 reason: Some("done".into()),
                 at: t0(),
-            }],
-        );
+            },
+        ]);
     }
 }
 
 #[test]
 fn an_operator_cancels_but_another_user_cannot() {
-    let d = given(running_vm());
+    let d = Deployment::given(running_vm());
     assert!(d
         .decide(DeploymentCommand::Cancel {
             by: operator(),
@@ -603,15 +529,12 @@ fn an_operator_cancels_but_another_user_cannot() {
             at: t0()
         })
         .is_ok());
-    then_error(
-        &d,
-        DeploymentCommand::Cancel {
-            by: bob(),
-            reason: None,
-            at: t0(),
-        },
-        DeploymentError::NotPermitted,
-    );
+    d.when(DeploymentCommand::Cancel {
+        by: bob(),
+        reason: None,
+        at: t0(),
+    })
+    .then_expect_error(DeploymentError::NotPermitted);
 }
 
 #[test]
@@ -622,18 +545,16 @@ fn a_cancelled_deployment_cannot_be_cancelled_again() {
         reason: None,
         at: t0(),
     });
-    then_error(
-        &given(events),
-        DeploymentCommand::Cancel {
+    Deployment::given(events)
+        .when(DeploymentCommand::Cancel {
             by: alice(),
             reason: None,
             at: t0(),
-        },
-        DeploymentError::InvalidTransition {
+        })
+        .then_expect_error(DeploymentError::InvalidTransition {
             command: "cancel",
             status: Status::Cancelled,
-        },
-    );
+        });
 }
 
 #[test]
@@ -644,38 +565,33 @@ fn a_cancelled_deployment_is_deleted_as_cancelled_by_user() {
         reason: None,
         at: t0(),
     });
-    let d = given(events);
-    then_events(
-        &d,
-        DeploymentCommand::Delete {
-            cause: DeletionCause::CanceledByUser,
-            at: t0(),
-        },
-        vec![DeploymentEvent::DeploymentDeleted {
-            cause: DeletionCause::CanceledByUser,
-            at: t0(),
-        }],
-    );
+    let d = Deployment::given(events);
+    d.when(DeploymentCommand::Delete {
+        cause: DeletionCause::CanceledByUser,
+        at: t0(),
+    })
+    .then_expect_events(vec![DeploymentEvent::DeploymentDeleted {
+        cause: DeletionCause::CanceledByUser,
+        at: t0(),
+    }]);
 }
 
 #[test]
 fn a_running_deployment_is_not_deleted_as_cancelled_by_user() {
-    then_error(
-        &given(running_vm()),
-        DeploymentCommand::Delete {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::Delete {
             cause: DeletionCause::CanceledByUser,
             at: t0(),
-        },
-        DeploymentError::CauseNotAllowed {
+        })
+        .then_expect_error(DeploymentError::CauseNotAllowed {
             cause: DeletionCause::CanceledByUser,
             status: Status::Running,
-        },
-    );
+        });
 }
 
 #[test]
 fn the_collective_may_delete_at_any_live_stage() {
-    let d = given(running_vm());
+    let d = Deployment::given(running_vm());
     assert!(d
         .decide(DeploymentCommand::Delete {
             cause: DeletionCause::CanceledByCollective,
@@ -691,38 +607,29 @@ fn a_deleted_deployment_refuses_everything() {
         cause: DeletionCause::CanceledByCollective,
         at: t0(),
     });
-    let d = given(events);
-    then_error(
-        &d,
-        DeploymentCommand::Delete {
-            cause: DeletionCause::CanceledByCollective,
-            at: t0(),
-        },
-        DeploymentError::InvalidTransition {
-            command: "delete",
-            status: Status::Deleted,
-        },
-    );
-    then_error(
-        &d,
-        DeploymentCommand::Cancel {
-            by: alice(),
-            reason: None,
-            at: t0(),
-        },
-        DeploymentError::InvalidTransition {
-            command: "cancel",
-            status: Status::Deleted,
-        },
-    );
-    then_error(
-        &d,
-        DeploymentCommand::StartGracePeriod { at: t0() },
-        DeploymentError::InvalidTransition {
+    let d = Deployment::given(events);
+    d.when(DeploymentCommand::Delete {
+        cause: DeletionCause::CanceledByCollective,
+        at: t0(),
+    })
+    .then_expect_error(DeploymentError::InvalidTransition {
+        command: "delete",
+        status: Status::Deleted,
+    });
+    d.when(DeploymentCommand::Cancel {
+        by: alice(),
+        reason: None,
+        at: t0(),
+    })
+    .then_expect_error(DeploymentError::InvalidTransition {
+        command: "cancel",
+        status: Status::Deleted,
+    });
+    d.when(DeploymentCommand::StartGracePeriod { at: t0() })
+        .then_expect_error(DeploymentError::InvalidTransition {
             command: "start_grace_period",
             status: Status::Deleted,
-        },
-    );
+        });
 }
 
 #[test]
@@ -733,31 +640,27 @@ fn a_failed_deployment_is_deleted_when_its_contract_is_cancelled() {
         reason: "stall".into(),
         at: t0(),
     });
-    then_events(
-        &given(events),
-        DeploymentCommand::Delete {
+    Deployment::given(events)
+        .when(DeploymentCommand::Delete {
             cause: DeletionCause::CanceledByUser,
             at: t0(),
-        },
-        vec![DeploymentEvent::DeploymentDeleted {
+        })
+        .then_expect_events(vec![DeploymentEvent::DeploymentDeleted {
             cause: DeletionCause::CanceledByUser,
             at: t0(),
-        }],
-    );
+        }]);
 }
 
 #[test]
 fn overlong_free_text_is_refused() {
     let long = "x".repeat(1_001);
-    then_error(
-        &given(running_vm()),
-        DeploymentCommand::Cancel {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::Cancel {
             by: alice(),
             reason: Some(long),
             at: t0(),
-        },
-        DeploymentError::TextTooLong { max: 1_000 },
-    );
+        })
+        .then_expect_error(DeploymentError::TextTooLong { max: 1_000 });
 }
 
 // ---- value objects ----
@@ -891,7 +794,7 @@ fn a_cluster_prices_every_machine() {
 
 #[test]
 fn events_survive_a_snapshot_round_trip() {
-    let d = given(running_vm());
+    let d = Deployment::given(running_vm());
     let json = serde_json::to_value(&d).expect("serialise");
     let back: Deployment = serde_json::from_value(json).expect("deserialise");
     assert_eq!(back, d);

@@ -5,6 +5,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::actor::{Actor, Role};
+use crate::testing::Scenario;
+
+impl Scenario for Node {}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
@@ -18,24 +21,6 @@ fn mins(m: i64) -> Duration {
 
 fn hours(h: i64) -> Duration {
     Duration::hours(h)
-}
-
-fn given(events: Vec<NodeEvent>) -> Node {
-    let mut n = Node::default();
-    for e in &events {
-        n.apply_event(e);
-    }
-    n
-}
-
-#[track_caller]
-fn then_events(n: &Node, cmd: NodeCommand, expected: Vec<NodeEvent>) {
-    assert_eq!(n.decide(cmd), Ok(expected));
-}
-
-#[track_caller]
-fn then_error(n: &Node, cmd: NodeCommand, expected: NodeError) {
-    assert_eq!(n.decide(cmd), Err(expected));
 }
 
 const NODE: u32 = 11;
@@ -202,8 +187,10 @@ fn statuses_round_trip_by_name() {
 
 #[test]
 fn an_unknown_node_is_discovered() {
-    then_events(&given(vec![]), sync(snapshot(), t0()), vec![discovered()]);
-    let n = given(vec![discovered()]);
+    Node::given(vec![])
+        .when(sync(snapshot(), t0()))
+        .then_expect_events(vec![discovered()]);
+    let n = Node::given(vec![discovered()]);
     let s = n.state().expect("known");
     assert_eq!(s.snapshot, snapshot());
     assert_eq!(s.status, NodeStatus::Up);
@@ -212,22 +199,21 @@ fn an_unknown_node_is_discovered() {
 
 #[test]
 fn a_node_discovered_long_after_its_last_report_is_down() {
-    then_events(
-        &given(vec![]),
-        sync(snapshot(), t0() + hours(2)),
-        vec![NodeEvent::NodeDiscovered {
+    Node::given(vec![])
+        .when(sync(snapshot(), t0() + hours(2)))
+        .then_expect_events(vec![NodeEvent::NodeDiscovered {
             snapshot: snapshot(),
             status: NodeStatus::Down,
             at: t0() + hours(2),
-        }],
-    );
+        }]);
 }
 
 #[test]
 fn an_unchanged_sync_emits_nothing() {
-    let n = given(vec![discovered()]);
-    then_events(&n, sync(snapshot(), t0()), vec![]);
-    then_events(&n, sync(snapshot(), t0() + mins(80)), vec![]);
+    let n = Node::given(vec![discovered()]);
+    n.when(sync(snapshot(), t0())).then_expect_events(vec![]);
+    n.when(sync(snapshot(), t0() + mins(80)))
+        .then_expect_events(vec![]);
 }
 
 #[test]
@@ -244,12 +230,10 @@ fn a_changed_snapshot_updates_the_node() {
         status: NodeStatus::Up,
         at: now,
     };
-    then_events(
-        &given(vec![discovered()]),
-        sync(newer.clone(), now),
-        vec![updated.clone()],
-    );
-    let n = given(vec![discovered(), updated]);
+    Node::given(vec![discovered()])
+        .when(sync(newer.clone(), now))
+        .then_expect_events(vec![updated.clone()]);
+    let n = Node::given(vec![discovered(), updated]);
     assert_eq!(n.state().expect("known").snapshot, newer);
 }
 
@@ -260,14 +244,13 @@ fn a_node_that_stopped_reporting_goes_down() {
         status: NodeStatus::Down,
         at: now,
     };
-    then_events(
-        &given(vec![discovered()]),
-        sync(snapshot(), now),
-        vec![down.clone()],
-    );
-    let n = given(vec![discovered(), down]);
+    Node::given(vec![discovered()])
+        .when(sync(snapshot(), now))
+        .then_expect_events(vec![down.clone()]);
+    let n = Node::given(vec![discovered(), down]);
     assert_eq!(n.state().expect("known").status, NodeStatus::Down);
-    then_events(&n, sync(snapshot(), now + hours(5)), vec![]);
+    n.when(sync(snapshot(), now + hours(5)))
+        .then_expect_events(vec![]);
 }
 
 #[test]
@@ -277,22 +260,19 @@ fn a_node_powered_down_by_its_farm_is_standby_for_24_hours() {
         status: NodeStatus::Standby,
         at: t0(),
     };
-    then_events(
-        &given(vec![]),
-        sync(standby_snapshot(), t0()),
-        vec![standby.clone()],
-    );
-    let n = given(vec![standby]);
-    then_events(&n, sync(standby_snapshot(), t0() + hours(23)), vec![]);
-    then_events(&n, sync(standby_snapshot(), t0() + hours(24)), vec![]);
-    then_events(
-        &n,
-        sync(standby_snapshot(), t0() + hours(24) + mins(1)),
-        vec![NodeEvent::NodeStatusChanged {
+    Node::given(vec![])
+        .when(sync(standby_snapshot(), t0()))
+        .then_expect_events(vec![standby.clone()]);
+    let n = Node::given(vec![standby]);
+    n.when(sync(standby_snapshot(), t0() + hours(23)))
+        .then_expect_events(vec![]);
+    n.when(sync(standby_snapshot(), t0() + hours(24)))
+        .then_expect_events(vec![]);
+    n.when(sync(standby_snapshot(), t0() + hours(24) + mins(1)))
+        .then_expect_events(vec![NodeEvent::NodeStatusChanged {
             status: NodeStatus::Down,
             at: t0() + hours(24) + mins(1),
-        }],
-    );
+        }]);
 }
 
 #[test]
@@ -307,15 +287,13 @@ fn a_node_coming_back_is_up_again() {
         uptime_seconds: 60,
         ..snapshot()
     };
-    then_events(
-        &given(vec![discovered(), down]),
-        sync(fresh.clone(), now),
-        vec![NodeEvent::NodeUpdated {
+    Node::given(vec![discovered(), down])
+        .when(sync(fresh.clone(), now))
+        .then_expect_events(vec![NodeEvent::NodeUpdated {
             snapshot: fresh,
             status: NodeStatus::Up,
             at: now,
-        }],
-    );
+        }]);
 }
 
 #[test]
@@ -324,30 +302,26 @@ fn a_snapshot_of_another_node_is_refused() {
         node_id: NODE + 1,
         ..snapshot()
     };
-    then_error(
-        &given(vec![discovered()]),
-        sync(other, t0()),
-        NodeError::NodeMismatch {
+    Node::given(vec![discovered()])
+        .when(sync(other, t0()))
+        .then_expect_error(NodeError::NodeMismatch {
             expected: NODE,
             got: NODE + 1,
-        },
-    );
+        });
 }
 
 // ---- maintenance: who ----
 
 #[test]
 fn maintenance_needs_a_known_node() {
-    then_error(
-        &given(vec![]),
-        schedule(1, t0() + hours(1), t0() + hours(2)),
-        NodeError::NotFound,
-    );
+    Node::given(vec![])
+        .when(schedule(1, t0() + hours(1), t0() + hours(2)))
+        .then_expect_error(NodeError::NotFound);
 }
 
 #[test]
 fn only_the_farms_provider_plans_maintenance() {
-    let n = given(vec![discovered()]);
+    let n = Node::given(vec![discovered()]);
     let (start, end) = (t0() + hours(1), t0() + hours(2));
     let cases = [
         (Actor::new("stranger", Role::CloudProvider), owner()),
@@ -356,36 +330,27 @@ fn only_the_farms_provider_plans_maintenance() {
         (Actor::new("ops", Role::CloudOperator), Some("ops".into())),
     ];
     for (by, farm_owner) in cases {
-        then_error(
-            &n,
-            schedule_as(1, start, end, by, farm_owner),
-            NodeError::NotPermitted,
-        );
+        n.when(schedule_as(1, start, end, by, farm_owner))
+            .then_expect_error(NodeError::NotPermitted);
     }
-    let n = given(vec![discovered(), scheduled(window(1, start, end))]);
+    let n = Node::given(vec![discovered(), scheduled(window(1, start, end))]);
     let stranger = Actor::new("stranger", Role::CloudProvider);
-    then_error(
-        &n,
-        NodeCommand::CancelMaintenance {
-            window_id: id(1),
-            by: stranger.clone(),
-            farm_owner: owner(),
-            now: t0(),
-        },
-        NodeError::NotPermitted,
-    );
-    then_error(
-        &n,
-        NodeCommand::RescheduleMaintenance {
-            window_id: id(1),
-            start,
-            end: end + hours(1),
-            by: stranger,
-            farm_owner: owner(),
-            now: t0(),
-        },
-        NodeError::NotPermitted,
-    );
+    n.when(NodeCommand::CancelMaintenance {
+        window_id: id(1),
+        by: stranger.clone(),
+        farm_owner: owner(),
+        now: t0(),
+    })
+    .then_expect_error(NodeError::NotPermitted);
+    n.when(NodeCommand::RescheduleMaintenance {
+        window_id: id(1),
+        start,
+        end: end + hours(1),
+        by: stranger,
+        farm_owner: owner(),
+        now: t0(),
+    })
+    .then_expect_error(NodeError::NotPermitted);
 }
 
 // ---- maintenance: schedule ----
@@ -393,49 +358,32 @@ fn only_the_farms_provider_plans_maintenance() {
 #[test]
 fn the_provider_schedules_a_future_window() {
     let w = window(1, t0() + hours(1), t0() + hours(3));
-    then_events(
-        &given(vec![discovered()]),
-        schedule(1, w.start, w.end),
-        vec![scheduled(w.clone())],
-    );
-    let n = given(vec![discovered(), scheduled(w.clone())]);
+    Node::given(vec![discovered()])
+        .when(schedule(1, w.start, w.end))
+        .then_expect_events(vec![scheduled(w.clone())]);
+    let n = Node::given(vec![discovered(), scheduled(w.clone())]);
     assert_eq!(n.state().expect("known").windows, vec![w]);
 }
 
 #[test]
 fn a_window_must_start_in_the_future() {
-    let n = given(vec![discovered()]);
-    then_error(
-        &n,
-        schedule(1, t0(), t0() + hours(1)),
-        NodeError::MaintenanceInThePast,
-    );
-    then_error(
-        &n,
-        schedule(1, t0() - hours(1), t0() + hours(1)),
-        NodeError::MaintenanceInThePast,
-    );
+    let n = Node::given(vec![discovered()]);
+    n.when(schedule(1, t0(), t0() + hours(1)))
+        .then_expect_error(NodeError::MaintenanceInThePast);
+    n.when(schedule(1, t0() - hours(1), t0() + hours(1)))
+        .then_expect_error(NodeError::MaintenanceInThePast);
 }
 
 #[test]
 fn a_window_ends_after_it_starts_and_lasts_at_most_14_days() {
-    let n = given(vec![discovered()]);
+    let n = Node::given(vec![discovered()]);
     let start = t0() + hours(1);
-    then_error(
-        &n,
-        schedule(1, start, start),
-        NodeError::MaintenanceEndsBeforeStart,
-    );
-    then_error(
-        &n,
-        schedule(1, start, start - mins(1)),
-        NodeError::MaintenanceEndsBeforeStart,
-    );
-    then_error(
-        &n,
-        schedule(1, start, start + Duration::days(14) + mins(1)),
-        NodeError::MaintenanceTooLong { max_days: 14 },
-    );
+    n.when(schedule(1, start, start))
+        .then_expect_error(NodeError::MaintenanceEndsBeforeStart);
+    n.when(schedule(1, start, start - mins(1)))
+        .then_expect_error(NodeError::MaintenanceEndsBeforeStart);
+    n.when(schedule(1, start, start + Duration::days(14) + mins(1)))
+        .then_expect_error(NodeError::MaintenanceTooLong { max_days: 14 });
     assert!(n
         .decide(schedule(1, start, start + Duration::days(14)))
         .is_ok());
@@ -443,7 +391,7 @@ fn a_window_ends_after_it_starts_and_lasts_at_most_14_days() {
 
 #[test]
 fn a_window_needs_a_short_reason() {
-    let n = given(vec![discovered()]);
+    let n = Node::given(vec![discovered()]);
     for reason in [" ".to_string(), "x".repeat(501)] {
         let cmd = NodeCommand::ScheduleMaintenance {
             window_id: id(1),
@@ -464,30 +412,22 @@ fn a_window_needs_a_short_reason() {
 #[test]
 fn overlapping_windows_are_refused() {
     let first = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(first)]);
+    let n = Node::given(vec![discovered(), scheduled(first)]);
     let overlap = NodeError::MaintenanceOverlap { with: id(1) };
-    then_error(
-        &n,
-        schedule(2, t0() + hours(3), t0() + hours(5)),
-        overlap.clone(),
-    );
-    then_error(
-        &n,
-        schedule(2, t0() + hours(1), t0() + hours(3)),
-        overlap.clone(),
-    );
-    then_error(
-        &n,
-        schedule(2, t0() + hours(1), t0() + hours(5)),
-        overlap.clone(),
-    );
-    then_error(&n, schedule(2, t0() + mins(150), t0() + mins(170)), overlap);
+    n.when(schedule(2, t0() + hours(3), t0() + hours(5)))
+        .then_expect_error(overlap.clone());
+    n.when(schedule(2, t0() + hours(1), t0() + hours(3)))
+        .then_expect_error(overlap.clone());
+    n.when(schedule(2, t0() + hours(1), t0() + hours(5)))
+        .then_expect_error(overlap.clone());
+    n.when(schedule(2, t0() + mins(150), t0() + mins(170)))
+        .then_expect_error(overlap);
 }
 
 #[test]
 fn adjacent_windows_are_fine() {
     let first = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(first)]);
+    let n = Node::given(vec![discovered(), scheduled(first)]);
     assert!(n
         .decide(schedule(2, t0() + hours(4), t0() + hours(6)))
         .is_ok());
@@ -504,7 +444,7 @@ fn cancelled_windows_do_not_block() {
         by: farmer(),
         at: t0(),
     };
-    let n = given(vec![discovered(), scheduled(w), cancelled]);
+    let n = Node::given(vec![discovered(), scheduled(w), cancelled]);
     assert!(n
         .decide(schedule(2, t0() + hours(2), t0() + hours(4)))
         .is_ok());
@@ -513,23 +453,17 @@ fn cancelled_windows_do_not_block() {
 #[test]
 fn a_window_id_is_used_once() {
     let w = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(w.clone())]);
-    then_error(
-        &n,
-        schedule(1, t0() + hours(10), t0() + hours(11)),
-        NodeError::MaintenanceExists,
-    );
+    let n = Node::given(vec![discovered(), scheduled(w.clone())]);
+    n.when(schedule(1, t0() + hours(10), t0() + hours(11)))
+        .then_expect_error(NodeError::MaintenanceExists);
     let cancelled = NodeEvent::MaintenanceCancelled {
         window_id: id(1),
         by: farmer(),
         at: t0(),
     };
-    let n = given(vec![discovered(), scheduled(w), cancelled]);
-    then_error(
-        &n,
-        schedule(1, t0() + hours(10), t0() + hours(11)),
-        NodeError::MaintenanceExists,
-    );
+    let n = Node::given(vec![discovered(), scheduled(w), cancelled]);
+    n.when(schedule(1, t0() + hours(10), t0() + hours(11)))
+        .then_expect_error(NodeError::MaintenanceExists);
 }
 
 // ---- maintenance: reschedule ----
@@ -537,7 +471,7 @@ fn a_window_id_is_used_once() {
 #[test]
 fn the_provider_moves_a_window_that_has_not_begun() {
     let w = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(w)]);
+    let n = Node::given(vec![discovered(), scheduled(w)]);
     let moved = NodeEvent::MaintenanceRescheduled {
         window_id: id(1),
         start: t0() + hours(3),
@@ -545,13 +479,10 @@ fn the_provider_moves_a_window_that_has_not_begun() {
         by: farmer(),
         at: t0(),
     };
-    then_events(
-        &n,
-        reschedule(1, t0() + hours(3), t0() + hours(6), t0()),
-        vec![moved.clone()],
-    );
+    n.when(reschedule(1, t0() + hours(3), t0() + hours(6), t0()))
+        .then_expect_events(vec![moved.clone()]);
     let w = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(w), moved]);
+    let n = Node::given(vec![discovered(), scheduled(w), moved]);
     assert_eq!(
         n.state().expect("known").windows,
         vec![window(1, t0() + hours(3), t0() + hours(6))]
@@ -562,88 +493,73 @@ fn the_provider_moves_a_window_that_has_not_begun() {
 fn a_window_may_overlap_its_own_old_period_but_not_another() {
     let a = window(1, t0() + hours(2), t0() + hours(4));
     let b = window(2, t0() + hours(6), t0() + hours(8));
-    let n = given(vec![discovered(), scheduled(a), scheduled(b)]);
+    let n = Node::given(vec![discovered(), scheduled(a), scheduled(b)]);
     assert!(n
         .decide(reschedule(1, t0() + hours(3), t0() + hours(5), t0()))
         .is_ok());
     assert!(n
         .decide(reschedule(1, t0() + hours(4), t0() + hours(6), t0()))
         .is_ok());
-    then_error(
-        &n,
-        reschedule(1, t0() + hours(5), t0() + hours(7), t0()),
-        NodeError::MaintenanceOverlap { with: id(2) },
-    );
+    n.when(reschedule(1, t0() + hours(5), t0() + hours(7), t0()))
+        .then_expect_error(NodeError::MaintenanceOverlap { with: id(2) });
 }
 
 #[test]
 fn a_reschedule_checks_the_new_period() {
     let w = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(w)]);
-    then_error(
-        &n,
-        reschedule(1, t0() - hours(1), t0() + hours(4), t0()),
-        NodeError::MaintenanceInThePast,
-    );
-    then_error(
-        &n,
-        reschedule(1, t0() + hours(4), t0() + hours(3), t0()),
-        NodeError::MaintenanceEndsBeforeStart,
-    );
-    then_error(
-        &n,
-        reschedule(1, t0() + hours(2), t0() + Duration::days(15), t0()),
-        NodeError::MaintenanceTooLong { max_days: 14 },
-    );
+    let n = Node::given(vec![discovered(), scheduled(w)]);
+    n.when(reschedule(1, t0() - hours(1), t0() + hours(4), t0()))
+        .then_expect_error(NodeError::MaintenanceInThePast);
+    n.when(reschedule(1, t0() + hours(4), t0() + hours(3), t0()))
+        .then_expect_error(NodeError::MaintenanceEndsBeforeStart);
+    n.when(reschedule(
+        1,
+        t0() + hours(2),
+        t0() + Duration::days(15),
+        t0(),
+    ))
+    .then_expect_error(NodeError::MaintenanceTooLong { max_days: 14 });
 }
 
 #[test]
 fn rescheduling_to_the_same_period_changes_nothing() {
     let w = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(w)]);
-    then_events(
-        &n,
-        reschedule(1, t0() + hours(2), t0() + hours(4), t0()),
-        vec![],
-    );
+    let n = Node::given(vec![discovered(), scheduled(w)]);
+    n.when(reschedule(1, t0() + hours(2), t0() + hours(4), t0()))
+        .then_expect_events(vec![]);
 }
 
 #[test]
 fn a_started_window_cannot_be_moved_or_cancelled() {
     let w = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(w)]);
+    let n = Node::given(vec![discovered(), scheduled(w)]);
     let now = t0() + hours(2);
-    then_error(
-        &n,
-        reschedule(1, now + hours(1), now + hours(2), now),
-        NodeError::MaintenanceStarted,
-    );
-    then_error(&n, cancel(1, now), NodeError::MaintenanceStarted);
-    then_error(&n, cancel(1, now + hours(5)), NodeError::MaintenanceStarted);
+    n.when(reschedule(1, now + hours(1), now + hours(2), now))
+        .then_expect_error(NodeError::MaintenanceStarted);
+    n.when(cancel(1, now))
+        .then_expect_error(NodeError::MaintenanceStarted);
+    n.when(cancel(1, now + hours(5)))
+        .then_expect_error(NodeError::MaintenanceStarted);
 }
 
 #[test]
 fn an_unknown_or_cancelled_window_is_not_found() {
-    let n = given(vec![discovered()]);
-    then_error(
-        &n,
-        reschedule(9, t0() + hours(1), t0() + hours(2), t0()),
-        NodeError::MaintenanceNotFound,
-    );
-    then_error(&n, cancel(9, t0()), NodeError::MaintenanceNotFound);
+    let n = Node::given(vec![discovered()]);
+    n.when(reschedule(9, t0() + hours(1), t0() + hours(2), t0()))
+        .then_expect_error(NodeError::MaintenanceNotFound);
+    n.when(cancel(9, t0()))
+        .then_expect_error(NodeError::MaintenanceNotFound);
     let w = window(1, t0() + hours(2), t0() + hours(4));
     let cancelled = NodeEvent::MaintenanceCancelled {
         window_id: id(1),
         by: farmer(),
         at: t0(),
     };
-    let n = given(vec![discovered(), scheduled(w), cancelled]);
-    then_error(&n, cancel(1, t0()), NodeError::MaintenanceNotFound);
-    then_error(
-        &n,
-        reschedule(1, t0() + hours(5), t0() + hours(6), t0()),
-        NodeError::MaintenanceNotFound,
-    );
+    let n = Node::given(vec![discovered(), scheduled(w), cancelled]);
+    n.when(cancel(1, t0()))
+        .then_expect_error(NodeError::MaintenanceNotFound);
+    n.when(reschedule(1, t0() + hours(5), t0() + hours(6), t0()))
+        .then_expect_error(NodeError::MaintenanceNotFound);
 }
 
 // ---- maintenance: cancel ----
@@ -651,14 +567,15 @@ fn an_unknown_or_cancelled_window_is_not_found() {
 #[test]
 fn the_provider_cancels_a_window_that_has_not_begun() {
     let w = window(1, t0() + hours(2), t0() + hours(4));
-    let n = given(vec![discovered(), scheduled(w.clone())]);
+    let n = Node::given(vec![discovered(), scheduled(w.clone())]);
     let cancelled = NodeEvent::MaintenanceCancelled {
         window_id: id(1),
         by: farmer(),
         at: t0() + hours(1),
     };
-    then_events(&n, cancel(1, t0() + hours(1)), vec![cancelled.clone()]);
-    let n = given(vec![discovered(), scheduled(w), cancelled]);
+    n.when(cancel(1, t0() + hours(1)))
+        .then_expect_events(vec![cancelled.clone()]);
+    let n = Node::given(vec![discovered(), scheduled(w), cancelled]);
     let s = n.state().expect("known");
     assert!(s.windows.is_empty());
     assert_eq!(s.cancelled_window_ids, vec![id(1)]);
@@ -668,7 +585,7 @@ fn the_provider_cancels_a_window_that_has_not_begun() {
 fn upcoming_windows_leave_out_ended_ones() {
     let a = window(1, t0() + hours(5), t0() + hours(6));
     let b = window(2, t0() + hours(1), t0() + hours(2));
-    let n = given(vec![
+    let n = Node::given(vec![
         discovered(),
         scheduled(a.clone()),
         scheduled(b.clone()),

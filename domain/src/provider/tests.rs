@@ -4,41 +4,30 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
 use crate::actor::{Actor, Role};
+use crate::testing::{Scenario, Then};
+
+impl Scenario for ProviderRequest {}
+
+/// A refusal for one invalid field: which field matters here, not the
+/// message it was refused with.
+trait ThenInvalid {
+    fn then_expect_invalid(self, field: &str);
+}
+
+impl ThenInvalid for Then<'_, ProviderRequest> {
+    #[track_caller]
+    fn then_expect_invalid(self, field: &str) {
+        match self.then_refused() {
+            ProviderRequestError::Invalid(e) => assert_eq!(e.field, field),
+            other => panic!("expected an invalid {field}, got {other:?}"),
+        }
+    }
+}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
         .single()
         .expect("valid time")
-}
-
-fn given(events: Vec<ProviderRequestEvent>) -> ProviderRequest {
-    let mut r = ProviderRequest::default();
-    for e in &events {
-        r.apply_event(e);
-    }
-    r
-}
-
-#[track_caller]
-fn then_events(
-    r: &ProviderRequest,
-    cmd: ProviderRequestCommand,
-    expected: Vec<ProviderRequestEvent>,
-) {
-    assert_eq!(r.decide(cmd), Ok(expected));
-}
-
-#[track_caller]
-fn then_error(r: &ProviderRequest, cmd: ProviderRequestCommand, expected: ProviderRequestError) {
-    assert_eq!(r.decide(cmd), Err(expected));
-}
-
-#[track_caller]
-fn then_invalid(r: &ProviderRequest, cmd: ProviderRequestCommand, field: &str) {
-    match r.decide(cmd) {
-        Err(ProviderRequestError::Invalid(e)) => assert_eq!(e.field, field),
-        other => panic!("expected an invalid {field}, got {other:?}"),
-    }
 }
 
 fn farmer() -> Actor {
@@ -159,15 +148,20 @@ fn withdraw(by: Actor) -> ProviderRequestCommand {
 }
 
 fn status_after(events: Vec<ProviderRequestEvent>) -> Status {
-    given(events).state().expect("submitted").status
+    ProviderRequest::given(events)
+        .state()
+        .expect("submitted")
+        .status
 }
 
 // ---- submit ----
 
 #[test]
 fn a_first_submission_is_round_one() {
-    then_events(&given(vec![]), submit(), vec![submitted()]);
-    let r = given(vec![submitted()]);
+    ProviderRequest::given(vec![])
+        .when(submit())
+        .then_expect_events(vec![submitted()]);
+    let r = ProviderRequest::given(vec![submitted()]);
     let s = r.state().expect("submitted");
     assert_eq!(s.status, Status::Submitted);
     assert_eq!(s.round, 1);
@@ -177,37 +171,28 @@ fn a_first_submission_is_round_one() {
 
 #[test]
 fn a_farm_has_at_most_one_open_request() {
-    then_error(
-        &given(vec![submitted()]),
-        submit(),
-        ProviderRequestError::OpenRequestExists,
-    );
-    then_error(
-        &given(vec![submitted(), asked()]),
-        submit(),
-        ProviderRequestError::OpenRequestExists,
-    );
+    ProviderRequest::given(vec![submitted()])
+        .when(submit())
+        .then_expect_error(ProviderRequestError::OpenRequestExists);
+    ProviderRequest::given(vec![submitted(), asked()])
+        .when(submit())
+        .then_expect_error(ProviderRequestError::OpenRequestExists);
 }
 
 #[test]
 fn an_approved_farm_cannot_apply_again() {
-    then_error(
-        &given(vec![submitted(), approved()]),
-        submit(),
-        ProviderRequestError::AlreadyApproved,
-    );
+    ProviderRequest::given(vec![submitted(), approved()])
+        .when(submit())
+        .then_expect_error(ProviderRequestError::AlreadyApproved);
 }
 
 #[test]
 fn re_submission_after_rejection_makes_round_two() {
     let later = t0() + Duration::days(3);
-    let r = given(vec![submitted(), rejected("no SLA")]);
-    then_events(
-        &r,
-        submit_by("farmer", later),
-        vec![submitted_by("farmer", 2, later)],
-    );
-    let r = given(vec![
+    let r = ProviderRequest::given(vec![submitted(), rejected("no SLA")]);
+    r.when(submit_by("farmer", later))
+        .then_expect_events(vec![submitted_by("farmer", 2, later)]);
+    let r = ProviderRequest::given(vec![
         submitted(),
         rejected("no SLA"),
         submitted_by("farmer", 2, later),
@@ -224,32 +209,22 @@ fn re_submission_after_rejection_makes_round_two() {
 
 #[test]
 fn re_submission_after_withdrawal_makes_a_new_round() {
-    then_events(
-        &given(vec![submitted(), withdrawn()]),
-        submit(),
-        vec![submitted_by("farmer", 2, t0())],
-    );
+    ProviderRequest::given(vec![submitted(), withdrawn()])
+        .when(submit())
+        .then_expect_events(vec![submitted_by("farmer", 2, t0())]);
 }
 
 #[test]
 fn a_new_owner_may_apply_once_the_last_request_is_closed() {
-    let r = given(vec![submitted(), rejected("no SLA")]);
-    then_events(
-        &r,
-        submit_by("new-owner", t0()),
-        vec![submitted_by("new-owner", 2, t0())],
-    );
-    let r = given(vec![submitted(), withdrawn()]);
-    then_events(
-        &r,
-        submit_by("new-owner", t0()),
-        vec![submitted_by("new-owner", 2, t0())],
-    );
-    then_error(
-        &given(vec![submitted()]),
-        submit_by("new-owner", t0()),
-        ProviderRequestError::OpenRequestExists,
-    );
+    let r = ProviderRequest::given(vec![submitted(), rejected("no SLA")]);
+    r.when(submit_by("new-owner", t0()))
+        .then_expect_events(vec![submitted_by("new-owner", 2, t0())]);
+    let r = ProviderRequest::given(vec![submitted(), withdrawn()]);
+    r.when(submit_by("new-owner", t0()))
+        .then_expect_events(vec![submitted_by("new-owner", 2, t0())]);
+    ProviderRequest::given(vec![submitted()])
+        .when(submit_by("new-owner", t0()))
+        .then_expect_error(ProviderRequestError::OpenRequestExists);
 }
 
 #[test]
@@ -258,14 +233,12 @@ fn a_re_submission_must_name_the_same_farm() {
     if let ProviderRequestCommand::Submit { farm_id, .. } = &mut cmd {
         *farm_id = FARM + 1;
     }
-    then_error(
-        &given(vec![submitted(), rejected("no")]),
-        cmd,
-        ProviderRequestError::FarmMismatch {
+    ProviderRequest::given(vec![submitted(), rejected("no")])
+        .when(cmd)
+        .then_expect_error(ProviderRequestError::FarmMismatch {
             expected: FARM,
             got: FARM + 1,
-        },
-    );
+        });
 }
 
 #[test]
@@ -274,28 +247,30 @@ fn a_submission_needs_a_real_farm_and_a_short_message() {
     if let ProviderRequestCommand::Submit { farm_id, .. } = &mut cmd {
         *farm_id = 0;
     }
-    then_invalid(&given(vec![]), cmd, "farm_id");
+    ProviderRequest::given(vec![])
+        .when(cmd)
+        .then_expect_invalid("farm_id");
 
     let mut cmd = submit();
     if let ProviderRequestCommand::Submit { message, .. } = &mut cmd {
         *message = Some("x".repeat(2_001));
     }
-    then_invalid(&given(vec![]), cmd, "message");
+    ProviderRequest::given(vec![])
+        .when(cmd)
+        .then_expect_invalid("message");
 }
 
 // ---- review: operator only ----
 
 #[test]
 fn an_operator_approves_a_submitted_request() {
-    then_events(
-        &given(vec![submitted()]),
-        approve(operator()),
-        vec![ProviderRequestEvent::ProviderRequestApproved {
+    ProviderRequest::given(vec![submitted()])
+        .when(approve(operator()))
+        .then_expect_events(vec![ProviderRequestEvent::ProviderRequestApproved {
             by: operator(),
             note: Some("welcome".into()),
             at: t0(),
-        }],
-    );
+        }]);
     assert_eq!(
         status_after(vec![submitted(), approved()]),
         Status::Approved
@@ -304,36 +279,35 @@ fn an_operator_approves_a_submitted_request() {
 
 #[test]
 fn an_operator_may_decide_while_information_is_requested() {
-    let r = given(vec![submitted(), asked()]);
+    let r = ProviderRequest::given(vec![submitted(), asked()]);
     assert!(r.decide(approve(operator())).is_ok());
-    then_events(
-        &r,
-        reject(operator(), "no answer"),
-        vec![rejected("no answer")],
-    );
+    r.when(reject(operator(), "no answer"))
+        .then_expect_events(vec![rejected("no answer")]);
 }
 
 #[test]
 fn only_operators_review() {
-    let r = given(vec![submitted()]);
+    let r = ProviderRequest::given(vec![submitted()]);
     for who in [farmer(), other_farmer(), user()] {
-        then_error(&r, approve(who.clone()), ProviderRequestError::NotPermitted);
-        then_error(
-            &r,
-            reject(who.clone(), "x"),
-            ProviderRequestError::NotPermitted,
-        );
-        then_error(&r, ask(who, "x"), ProviderRequestError::NotPermitted);
+        r.when(approve(who.clone()))
+            .then_expect_error(ProviderRequestError::NotPermitted);
+        r.when(reject(who.clone(), "x"))
+            .then_expect_error(ProviderRequestError::NotPermitted);
+        r.when(ask(who, "x"))
+            .then_expect_error(ProviderRequestError::NotPermitted);
     }
 }
 
 #[test]
 fn an_operator_rejects_with_a_reason() {
-    let r = given(vec![submitted()]);
-    then_events(&r, reject(operator(), "no SLA"), vec![rejected("no SLA")]);
-    then_invalid(&r, reject(operator(), "   "), "reason");
-    then_invalid(&r, reject(operator(), &"x".repeat(2_001)), "reason");
-    let r = given(vec![submitted(), rejected("no SLA")]);
+    let r = ProviderRequest::given(vec![submitted()]);
+    r.when(reject(operator(), "no SLA"))
+        .then_expect_events(vec![rejected("no SLA")]);
+    r.when(reject(operator(), "   "))
+        .then_expect_invalid("reason");
+    r.when(reject(operator(), &"x".repeat(2_001)))
+        .then_expect_invalid("reason");
+    let r = ProviderRequest::given(vec![submitted(), rejected("no SLA")]);
     let s = r.state().expect("submitted");
     assert_eq!(s.status, Status::Rejected);
     assert_eq!(s.last_reason.as_deref(), Some("no SLA"));
@@ -341,10 +315,11 @@ fn an_operator_rejects_with_a_reason() {
 
 #[test]
 fn an_operator_asks_a_question() {
-    let r = given(vec![submitted()]);
-    then_events(&r, ask(operator(), "Which datacenter?"), vec![asked()]);
-    then_invalid(&r, ask(operator(), ""), "question");
-    let r = given(vec![submitted(), asked()]);
+    let r = ProviderRequest::given(vec![submitted()]);
+    r.when(ask(operator(), "Which datacenter?"))
+        .then_expect_events(vec![asked()]);
+    r.when(ask(operator(), "")).then_expect_invalid("question");
+    let r = ProviderRequest::given(vec![submitted(), asked()]);
     let s = r.state().expect("submitted");
     assert_eq!(s.status, Status::InformationRequested);
     assert_eq!(s.last_question.as_deref(), Some("Which datacenter?"));
@@ -352,14 +327,12 @@ fn an_operator_asks_a_question() {
 
 #[test]
 fn information_is_asked_only_of_a_submitted_request() {
-    then_error(
-        &given(vec![submitted(), asked()]),
-        ask(operator(), "again?"),
-        ProviderRequestError::InvalidTransition {
+    ProviderRequest::given(vec![submitted(), asked()])
+        .when(ask(operator(), "again?"))
+        .then_expect_error(ProviderRequestError::InvalidTransition {
             command: "request_information",
             status: Status::InformationRequested,
-        },
-    );
+        });
 }
 
 #[test]
@@ -370,31 +343,23 @@ fn a_closed_request_is_not_reviewed() {
         (withdrawn(), Status::Withdrawn),
     ];
     for (event, status) in closed {
-        let r = given(vec![submitted(), event]);
-        then_error(
-            &r,
-            approve(operator()),
-            ProviderRequestError::InvalidTransition {
+        let r = ProviderRequest::given(vec![submitted(), event]);
+        r.when(approve(operator()))
+            .then_expect_error(ProviderRequestError::InvalidTransition {
                 command: "approve",
                 status,
-            },
-        );
-        then_error(
-            &r,
-            reject(operator(), "no"),
+            });
+        r.when(reject(operator(), "no")).then_expect_error(
             ProviderRequestError::InvalidTransition {
                 command: "reject",
                 status,
             },
         );
-        then_error(
-            &r,
-            ask(operator(), "?"),
-            ProviderRequestError::InvalidTransition {
+        r.when(ask(operator(), "?"))
+            .then_expect_error(ProviderRequestError::InvalidTransition {
                 command: "request_information",
                 status,
-            },
-        );
+            });
     }
 }
 
@@ -402,13 +367,14 @@ fn a_closed_request_is_not_reviewed() {
 
 #[test]
 fn the_provider_answers_and_the_request_goes_back_to_review() {
-    let r = given(vec![submitted(), asked()]);
+    let r = ProviderRequest::given(vec![submitted(), asked()]);
     let provided = ProviderRequestEvent::InformationProvided {
         by: farmer(),
         answer: "Ghent DC2".into(),
         at: t0(),
     };
-    then_events(&r, answer(farmer(), "Ghent DC2"), vec![provided.clone()]);
+    r.when(answer(farmer(), "Ghent DC2"))
+        .then_expect_events(vec![provided.clone()]);
     assert_eq!(
         status_after(vec![submitted(), asked(), provided]),
         Status::Submitted
@@ -417,43 +383,36 @@ fn the_provider_answers_and_the_request_goes_back_to_review() {
 
 #[test]
 fn only_the_requests_provider_answers() {
-    let r = given(vec![submitted(), asked()]);
+    let r = ProviderRequest::given(vec![submitted(), asked()]);
     for who in [other_farmer(), operator(), user()] {
-        then_error(&r, answer(who, "x"), ProviderRequestError::NotPermitted);
+        r.when(answer(who, "x"))
+            .then_expect_error(ProviderRequestError::NotPermitted);
     }
 }
 
 #[test]
 fn an_answer_needs_a_question_and_text() {
-    then_error(
-        &given(vec![submitted()]),
-        answer(farmer(), "unasked"),
-        ProviderRequestError::InvalidTransition {
+    ProviderRequest::given(vec![submitted()])
+        .when(answer(farmer(), "unasked"))
+        .then_expect_error(ProviderRequestError::InvalidTransition {
             command: "answer",
             status: Status::Submitted,
-        },
-    );
-    then_invalid(
-        &given(vec![submitted(), asked()]),
-        answer(farmer(), " \n "),
-        "answer",
-    );
+        });
+    ProviderRequest::given(vec![submitted(), asked()])
+        .when(answer(farmer(), " \n "))
+        .then_expect_invalid("answer");
 }
 
 // ---- withdraw ----
 
 #[test]
 fn the_provider_withdraws_an_open_request() {
-    then_events(
-        &given(vec![submitted()]),
-        withdraw(farmer()),
-        vec![withdrawn()],
-    );
-    then_events(
-        &given(vec![submitted(), asked()]),
-        withdraw(farmer()),
-        vec![withdrawn()],
-    );
+    ProviderRequest::given(vec![submitted()])
+        .when(withdraw(farmer()))
+        .then_expect_events(vec![withdrawn()]);
+    ProviderRequest::given(vec![submitted(), asked()])
+        .when(withdraw(farmer()))
+        .then_expect_events(vec![withdrawn()]);
     assert_eq!(
         status_after(vec![submitted(), withdrawn()]),
         Status::Withdrawn
@@ -462,39 +421,38 @@ fn the_provider_withdraws_an_open_request() {
 
 #[test]
 fn only_the_provider_withdraws() {
-    let r = given(vec![submitted()]);
+    let r = ProviderRequest::given(vec![submitted()]);
     for who in [other_farmer(), operator(), user()] {
-        then_error(&r, withdraw(who), ProviderRequestError::NotPermitted);
+        r.when(withdraw(who))
+            .then_expect_error(ProviderRequestError::NotPermitted);
     }
 }
 
 #[test]
 fn a_closed_request_cannot_be_withdrawn() {
-    then_error(
-        &given(vec![submitted(), approved()]),
-        withdraw(farmer()),
-        ProviderRequestError::InvalidTransition {
+    ProviderRequest::given(vec![submitted(), approved()])
+        .when(withdraw(farmer()))
+        .then_expect_error(ProviderRequestError::InvalidTransition {
             command: "withdraw",
             status: Status::Approved,
-        },
-    );
-    then_error(
-        &given(vec![submitted(), withdrawn()]),
-        withdraw(farmer()),
-        ProviderRequestError::InvalidTransition {
+        });
+    ProviderRequest::given(vec![submitted(), withdrawn()])
+        .when(withdraw(farmer()))
+        .then_expect_error(ProviderRequestError::InvalidTransition {
             command: "withdraw",
             status: Status::Withdrawn,
-        },
-    );
+        });
 }
 
 // ---- not found, names, serialisation ----
 
 #[test]
 fn any_other_command_before_a_submission_is_not_found() {
-    let r = given(vec![]);
-    then_error(&r, approve(operator()), ProviderRequestError::NotFound);
-    then_error(&r, withdraw(farmer()), ProviderRequestError::NotFound);
+    let r = ProviderRequest::given(vec![]);
+    r.when(approve(operator()))
+        .then_expect_error(ProviderRequestError::NotFound);
+    r.when(withdraw(farmer()))
+        .then_expect_error(ProviderRequestError::NotFound);
 }
 
 #[test]

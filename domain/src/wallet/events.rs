@@ -6,7 +6,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::aggregate::WalletError;
+use super::errors::WalletError;
 use super::values::*;
 use crate::money::{TftAmount, TftPrice};
 

@@ -48,15 +48,19 @@
 //!   clears one the runway is back at or above (or that is no longer
 //!   configured): each crossing alerts once.
 
+// Files import one way, values <- errors <- events <- aggregate (commands
+// from values only), so none needs a file that needs it.
 mod aggregate;
 mod commands;
+mod errors;
 mod events;
 mod values;
 
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Wallet, WalletError, WalletState};
+pub use aggregate::{Wallet, WalletState};
 pub use commands::WalletCommand;
+pub use errors::WalletError;
 pub use events::{WalletEvent, EVENT_VERSION};
 pub use values::*;

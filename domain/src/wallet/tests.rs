@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::money::{TftAmount, TftPrice};
+use crate::testing::Scenario;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
@@ -18,49 +19,13 @@ fn mins(m: i64) -> Duration {
     Duration::minutes(m)
 }
 
-/// The balance is the sum of the ledger.
-#[track_caller]
-fn check_invariant(w: &Wallet) {
-    let sum: i128 = w.ledger().iter().map(|e| e.amount).sum();
-    assert_eq!(w.balance(), sum, "balance must equal the ledger's sum");
-}
-
-fn given(events: Vec<WalletEvent>) -> Wallet {
-    let mut w = Wallet::default();
-    for e in &events {
-        w.apply_event(e);
-        check_invariant(&w);
+impl Scenario for Wallet {
+    /// The balance is the sum of the ledger.
+    #[track_caller]
+    fn check_invariants(&self) {
+        let sum: i128 = self.ledger().iter().map(|e| e.amount).sum();
+        assert_eq!(self.balance(), sum, "balance must equal the ledger's sum");
     }
-    w
-}
-
-/// Applies what a command decided, checking the invariant: the wallet after.
-#[track_caller]
-fn when(w: &Wallet, cmd: WalletCommand) -> Wallet {
-    let events = w.decide(cmd).expect("command accepted");
-    let mut after = w.clone();
-    for e in &events {
-        after.apply_event(e);
-        check_invariant(&after);
-    }
-    after
-}
-
-#[track_caller]
-fn then_events(w: &Wallet, cmd: WalletCommand, expected: Vec<WalletEvent>) {
-    assert_eq!(w.decide(cmd.clone()), Ok(expected));
-    when(w, cmd);
-}
-
-#[track_caller]
-fn then_error(w: &Wallet, cmd: WalletCommand, expected: WalletError) {
-    assert_eq!(w.decide(cmd), Err(expected));
-    check_invariant(w);
-}
-
-#[track_caller]
-fn then_nothing(w: &Wallet, cmd: WalletCommand) {
-    then_events(w, cmd, vec![]);
 }
 
 fn tft(whole: u64) -> TftAmount {
@@ -299,15 +264,13 @@ fn funded_at_three() -> Vec<WalletEvent> {
 
 #[test]
 fn a_new_wallet_opens() {
-    then_events(
-        &given(vec![]),
-        WalletCommand::Open {
+    Wallet::given(vec![])
+        .when(WalletCommand::Open {
             owner: "alice".into(),
             at: t0(),
-        },
-        vec![opened()],
-    );
-    let w = given(vec![opened()]);
+        })
+        .then_expect_events(vec![opened()]);
+    let w = Wallet::given(vec![opened()]);
     assert_eq!(w.state().map(|s| s.owner.as_str()), Some("alice"));
     assert_eq!(w.balance(), 0);
     assert!(w.ledger().is_empty());
@@ -315,19 +278,17 @@ fn a_new_wallet_opens() {
 
 #[test]
 fn a_wallet_opens_once() {
-    then_error(
-        &given(vec![opened()]),
-        WalletCommand::Open {
+    Wallet::given(vec![opened()])
+        .when(WalletCommand::Open {
             owner: "alice".into(),
             at: t0(),
-        },
-        WalletError::AlreadyOpened,
-    );
+        })
+        .then_expect_error(WalletError::AlreadyOpened);
 }
 
 #[test]
 fn an_owner_must_be_a_subject() {
-    let err = given(vec![]).decide(WalletCommand::Open {
+    let err = Wallet::given(vec![]).decide(WalletCommand::Open {
         owner: " ".into(),
         at: t0(),
     });
@@ -336,10 +297,13 @@ fn an_owner_must_be_a_subject() {
 
 #[test]
 fn nothing_else_happens_to_an_unopened_wallet() {
-    let w = given(vec![]);
-    then_error(&w, create(1, 1_000, cent_price()), WalletError::NotOpened);
-    then_error(&w, debit("d1", tft(1)), WalletError::NotOpened);
-    then_error(&w, succeeded(1, 1_000, t0()), WalletError::NotOpened);
+    let w = Wallet::given(vec![]);
+    w.when(create(1, 1_000, cent_price()))
+        .then_expect_error(WalletError::NotOpened);
+    w.when(debit("d1", tft(1)))
+        .then_expect_error(WalletError::NotOpened);
+    w.when(succeeded(1, 1_000, t0()))
+        .then_expect_error(WalletError::NotOpened);
     assert_eq!(w.balance(), 0);
     assert_eq!(w.spendable(), TftAmount::default());
 }
@@ -348,39 +312,35 @@ fn nothing_else_happens_to_an_unopened_wallet() {
 
 #[test]
 fn a_link_challenge_is_issued() {
-    then_events(
-        &given(vec![opened()]),
-        WalletCommand::IssueLinkChallenge {
+    Wallet::given(vec![opened()])
+        .when(WalletCommand::IssueLinkChallenge {
             challenge_id: challenge_id(1),
             nonce: nonce(),
             account: account(),
             key_type: KeyType::Sr25519,
             expires_at: t0() + mins(10),
             at: t0(),
-        },
-        vec![issued(1, account())],
-    );
+        })
+        .then_expect_events(vec![issued(1, account())]);
 }
 
 #[test]
 fn a_challenge_id_is_issued_once() {
-    then_error(
-        &given(vec![opened(), issued(1, account())]),
-        WalletCommand::IssueLinkChallenge {
+    Wallet::given(vec![opened(), issued(1, account())])
+        .when(WalletCommand::IssueLinkChallenge {
             challenge_id: challenge_id(1),
             nonce: nonce(),
             account: other_account(),
             key_type: KeyType::Ed25519,
             expires_at: t0() + mins(10),
             at: t0(),
-        },
-        WalletError::DuplicateChallenge,
-    );
+        })
+        .then_expect_error(WalletError::DuplicateChallenge);
 }
 
 #[test]
 fn a_challenge_expires_after_now_and_within_fifteen_minutes() {
-    let w = given(vec![opened()]);
+    let w = Wallet::given(vec![opened()]);
     for expires_at in [t0(), t0() - mins(1), t0() + mins(16)] {
         let err = w.decide(WalletCommand::IssueLinkChallenge {
             challenge_id: challenge_id(1),
@@ -396,13 +356,10 @@ fn a_challenge_expires_after_now_and_within_fifteen_minutes() {
 
 #[test]
 fn a_verified_signature_links_the_account() {
-    let w = given(vec![opened(), issued(1, account())]);
-    then_events(
-        &w,
-        complete(1, true, t0() + mins(1)),
-        vec![linked(1, account())],
-    );
-    let w = given(vec![opened(), issued(1, account()), linked(1, account())]);
+    let w = Wallet::given(vec![opened(), issued(1, account())]);
+    w.when(complete(1, true, t0() + mins(1)))
+        .then_expect_events(vec![linked(1, account())]);
+    let w = Wallet::given(vec![opened(), issued(1, account()), linked(1, account())]);
     let s = w.state().expect("open");
     let link = s.linked.as_ref().expect("linked");
     assert_eq!(link.account, account());
@@ -415,67 +372,57 @@ fn a_verified_signature_links_the_account() {
 
 #[test]
 fn a_wrong_signature_burns_the_challenge_and_is_answered_as_invalid() {
-    let w = given(vec![opened(), issued(1, account())]);
+    let w = Wallet::given(vec![opened(), issued(1, account())]);
     let failed = WalletEvent::LinkAttemptFailed {
         challenge_id: challenge_id(1),
         account: account(),
         at: t0() + mins(1),
     };
-    then_events(&w, complete(1, false, t0() + mins(1)), vec![failed.clone()]);
+    w.when(complete(1, false, t0() + mins(1)))
+        .then_expect_events(vec![failed.clone()]);
     assert_eq!(failed.refusal(), Some(WalletError::SignatureInvalid));
 
-    let w = given(vec![opened(), issued(1, account()), failed]);
+    let w = Wallet::given(vec![opened(), issued(1, account()), failed]);
     assert_eq!(w.state().and_then(|s| s.linked.clone()), None);
     // One attempt per challenge: even a good signature now needs a new one.
-    then_error(
-        &w,
-        complete(1, true, t0() + mins(2)),
-        WalletError::ChallengeUsed,
-    );
+    w.when(complete(1, true, t0() + mins(2)))
+        .then_expect_error(WalletError::ChallengeUsed);
 }
 
 #[test]
 fn a_used_challenge_cannot_be_replayed() {
-    let w = given(vec![opened(), issued(1, account()), linked(1, account())]);
-    then_error(
-        &w,
-        complete(1, true, t0() + mins(2)),
-        WalletError::ChallengeUsed,
-    );
+    let w = Wallet::given(vec![opened(), issued(1, account()), linked(1, account())]);
+    w.when(complete(1, true, t0() + mins(2)))
+        .then_expect_error(WalletError::ChallengeUsed);
 }
 
 #[test]
 fn an_expired_challenge_is_refused() {
-    let w = given(vec![opened(), issued(1, account())]);
+    let w = Wallet::given(vec![opened(), issued(1, account())]);
     for at in [t0() + mins(10), t0() + mins(11)] {
-        then_error(
-            &w,
-            complete(1, true, at),
-            WalletError::ChallengeExpired {
+        w.when(complete(1, true, at))
+            .then_expect_error(WalletError::ChallengeExpired {
                 expires_at: t0() + mins(10),
-            },
-        );
+            });
     }
 }
 
 #[test]
 fn an_unknown_challenge_is_not_found() {
-    then_error(
-        &given(vec![opened(), issued(1, account())]),
-        complete(2, true, t0() + mins(1)),
-        WalletError::ChallengeNotFound,
-    );
+    Wallet::given(vec![opened(), issued(1, account())])
+        .when(complete(2, true, t0() + mins(1)))
+        .then_expect_error(WalletError::ChallengeNotFound);
 }
 
 #[test]
 fn a_new_link_replaces_the_old_one() {
-    let w = given(vec![
+    let w = Wallet::given(vec![
         opened(),
         issued(1, account()),
         linked(1, account()),
         issued(2, other_account()),
     ]);
-    let w = when(&w, complete(2, true, t0() + mins(3)));
+    let w = w.when(complete(2, true, t0() + mins(3))).then_accepted();
     let link = w.state().and_then(|s| s.linked.clone()).expect("linked");
     assert_eq!(link.account, other_account());
     assert_eq!(link.challenge_id, challenge_id(2));
@@ -483,7 +430,7 @@ fn a_new_link_replaces_the_old_one() {
 
 #[test]
 fn the_challenge_message_binds_user_account_challenge_and_nonce() {
-    let w = given(vec![opened(), issued(1, account())]);
+    let w = Wallet::given(vec![opened(), issued(1, account())]);
     let c = w
         .state()
         .and_then(|s| s.challenge(challenge_id(1)))
@@ -526,25 +473,21 @@ fn a_nonce_is_long_and_plain() {
 
 #[test]
 fn a_top_up_quotes_tft_exactly() {
-    then_events(
-        &given(vec![opened()]),
-        create(1, 1_000, cent_price()),
-        vec![created(1, 1_000, cent_price(), tft(1_000))],
-    );
+    Wallet::given(vec![opened()])
+        .when(create(1, 1_000, cent_price()))
+        .then_expect_events(vec![created(1, 1_000, cent_price(), tft(1_000))]);
 }
 
 #[test]
 fn a_quote_rounds_down_to_a_base_unit() {
-    then_events(
-        &given(vec![opened()]),
-        create(1, 700, three_dollars()),
-        vec![created(
+    Wallet::given(vec![opened()])
+        .when(create(1, 700, three_dollars()))
+        .then_expect_events(vec![created(
             1,
             700,
             three_dollars(),
             TftAmount::from_base_units(SEVEN_DOLLARS_AT_THREE),
-        )],
-    );
+        )]);
     // $5 at $3: 1.66666666… TFT.
     assert_eq!(
         tft_for_cents(500, three_dollars()),
@@ -560,7 +503,7 @@ fn a_quote_rounds_down_to_a_base_unit() {
 
 #[test]
 fn a_top_up_is_between_five_and_ten_thousand_dollars() {
-    let w = given(vec![opened()]);
+    let w = Wallet::given(vec![opened()]);
     for cents in [0, 499, 1_000_001] {
         let err = w.decide(create(1, cents, cent_price()));
         assert!(matches!(err, Err(WalletError::Invalid(e)) if e.field == "usd_cents"));
@@ -571,7 +514,7 @@ fn a_top_up_is_between_five_and_ten_thousand_dollars() {
 
 #[test]
 fn a_quote_expires_after_now_and_within_thirty_minutes() {
-    let w = given(vec![opened()]);
+    let w = Wallet::given(vec![opened()]);
     for quote_expires_at in [t0(), t0() + mins(31)] {
         let err = w.decide(WalletCommand::CreateTopUp {
             top_up_id: top_up_id(1),
@@ -588,18 +531,15 @@ fn a_quote_expires_after_now_and_within_thirty_minutes() {
 #[test]
 fn a_quote_must_buy_some_tft() {
     let absurd = TftPrice::from_usd_units(u64::MAX).expect("positive");
-    let err = given(vec![opened()]).decide(create(1, 500, absurd));
+    let err = Wallet::given(vec![opened()]).decide(create(1, 500, absurd));
     assert!(matches!(err, Err(WalletError::Invalid(e)) if e.field == "tft_price"));
 }
 
 #[test]
 fn a_top_up_id_and_payment_intent_are_used_once() {
-    let w = given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
-    then_error(
-        &w,
-        create(1, 2_000, cent_price()),
-        WalletError::DuplicateTopUp,
-    );
+    let w = Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
+    w.when(create(1, 2_000, cent_price()))
+        .then_expect_error(WalletError::DuplicateTopUp);
     let same_id_other_intent = WalletCommand::CreateTopUp {
         top_up_id: top_up_id(1),
         payment_intent_id: pi(2),
@@ -608,7 +548,8 @@ fn a_top_up_id_and_payment_intent_are_used_once() {
         quote_expires_at: t0() + mins(15),
         at: t0(),
     };
-    then_error(&w, same_id_other_intent, WalletError::DuplicateTopUp);
+    w.when(same_id_other_intent)
+        .then_expect_error(WalletError::DuplicateTopUp);
     let other_id_same_intent = WalletCommand::CreateTopUp {
         top_up_id: top_up_id(2),
         payment_intent_id: pi(1),
@@ -617,12 +558,13 @@ fn a_top_up_id_and_payment_intent_are_used_once() {
         quote_expires_at: t0() + mins(15),
         at: t0(),
     };
-    then_error(&w, other_id_same_intent, WalletError::DuplicateTopUp);
+    w.when(other_id_same_intent)
+        .then_expect_error(WalletError::DuplicateTopUp);
 }
 
 #[test]
 fn a_top_up_is_pending_until_paid() {
-    let w = given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
+    let w = Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
     let t = w.state().and_then(|s| s.top_up(&pi(1))).expect("created");
     assert_eq!(t.status, TopUpStatus::Pending);
     assert!(t.quote_valid_at(t0() + mins(14)));
@@ -634,13 +576,10 @@ fn a_top_up_is_pending_until_paid() {
 
 #[test]
 fn a_successful_payment_credits_the_quoted_tft() {
-    let w = given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
-    then_events(
-        &w,
-        succeeded(1, 1_000, t0() + mins(2)),
-        vec![credited(1, tft(1_000))],
-    );
-    let w = given(funded());
+    let w = Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
+    w.when(succeeded(1, 1_000, t0() + mins(2)))
+        .then_expect_events(vec![credited(1, tft(1_000))]);
+    let w = Wallet::given(funded());
     assert_eq!(w.balance(), units(tft(1_000)));
     assert_eq!(
         w.ledger(),
@@ -658,18 +597,17 @@ fn a_successful_payment_credits_the_quoted_tft() {
 
 #[test]
 fn the_receipt_is_kept() {
-    let w = given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
+    let w = Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
     let receipt = ReceiptUrl::new("https://pay.stripe.com/receipts/acct_1/ch_1/rcpt_x").ok();
-    let w = when(
-        &w,
-        WalletCommand::RecordPaymentSucceeded {
+    let w = w
+        .when(WalletCommand::RecordPaymentSucceeded {
             payment_intent_id: pi(1),
             amount_received_cents: 1_000,
             charge_id: ch(1),
             receipt_url: receipt.clone(),
             at: t0() + mins(2),
-        },
-    );
+        })
+        .then_accepted();
     let t = w.state().and_then(|s| s.top_up(&pi(1))).expect("created");
     assert_eq!(t.receipt_url, receipt);
     assert!(ReceiptUrl::new("http://pay.stripe.com/receipts/x").is_err());
@@ -677,58 +615,51 @@ fn the_receipt_is_kept() {
 
 #[test]
 fn the_same_webhook_twice_credits_once() {
-    let w = given(funded());
-    then_nothing(&w, succeeded(1, 1_000, t0() + mins(3)));
+    let w = Wallet::given(funded());
+    w.when(succeeded(1, 1_000, t0() + mins(3)))
+        .then_expect_no_events();
     // Even a redelivery with other figures changes nothing once credited.
-    then_nothing(&w, succeeded(1, 999, t0() + mins(4)));
-    let w = when(&w, succeeded(1, 1_000, t0() + mins(5)));
+    w.when(succeeded(1, 999, t0() + mins(4)))
+        .then_expect_no_events();
+    let w = w.when(succeeded(1, 1_000, t0() + mins(5))).then_accepted();
     assert_eq!(w.ledger().len(), 1);
     assert_eq!(w.balance(), units(tft(1_000)));
 }
 
 #[test]
 fn a_payment_for_an_unknown_intent_is_refused() {
-    then_error(
-        &given(vec![opened()]),
-        succeeded(9, 1_000, t0()),
-        WalletError::UnknownPaymentIntent(pi(9)),
-    );
-    then_error(
-        &given(vec![opened()]),
-        failed_cmd(9, "card_declined"),
-        WalletError::UnknownPaymentIntent(pi(9)),
-    );
+    Wallet::given(vec![opened()])
+        .when(succeeded(9, 1_000, t0()))
+        .then_expect_error(WalletError::UnknownPaymentIntent(pi(9)));
+    Wallet::given(vec![opened()])
+        .when(failed_cmd(9, "card_declined"))
+        .then_expect_error(WalletError::UnknownPaymentIntent(pi(9)));
 }
 
 #[test]
 fn a_payment_of_another_amount_is_refused() {
-    then_error(
-        &given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]),
-        succeeded(1, 900, t0() + mins(2)),
-        WalletError::AmountMismatch {
+    Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))])
+        .when(succeeded(1, 900, t0() + mins(2)))
+        .then_expect_error(WalletError::AmountMismatch {
             expected_cents: 1_000,
             received_cents: 900,
-        },
-    );
+        });
 }
 
 #[test]
 fn a_payment_reported_after_the_quote_expired_is_credited_at_the_quote() {
-    let w = given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
+    let w = Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
     let late = t0() + Duration::hours(3);
-    let w = when(&w, succeeded(1, 1_000, late));
+    let w = w.when(succeeded(1, 1_000, late)).then_accepted();
     assert_eq!(w.balance(), units(tft(1_000)));
 }
 
 #[test]
 fn a_failed_payment_marks_the_top_up_failed() {
-    let w = given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
-    then_events(
-        &w,
-        failed_cmd(1, "card_declined"),
-        vec![failed(1, "card_declined")],
-    );
-    let w = given(vec![
+    let w = Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
+    w.when(failed_cmd(1, "card_declined"))
+        .then_expect_events(vec![failed(1, "card_declined")]);
+    let w = Wallet::given(vec![
         opened(),
         created(1, 1_000, cent_price(), tft(1_000)),
         failed(1, "card_declined"),
@@ -744,8 +675,9 @@ fn a_failed_payment_marks_the_top_up_failed() {
 
 #[test]
 fn a_failure_after_the_success_is_ignored() {
-    let w = given(funded());
-    then_nothing(&w, failed_cmd(1, "card_declined"));
+    let w = Wallet::given(funded());
+    w.when(failed_cmd(1, "card_declined"))
+        .then_expect_no_events();
     let t = w.state().and_then(|s| s.top_up(&pi(1))).expect("created");
     assert_eq!(t.status, TopUpStatus::Credited);
     assert_eq!(w.balance(), units(tft(1_000)));
@@ -753,36 +685,31 @@ fn a_failure_after_the_success_is_ignored() {
 
 #[test]
 fn the_same_failure_twice_is_recorded_once_and_another_is_recorded() {
-    let w = given(vec![
+    let w = Wallet::given(vec![
         opened(),
         created(1, 1_000, cent_price(), tft(1_000)),
         failed(1, "card_declined"),
     ]);
-    then_nothing(&w, failed_cmd(1, "card_declined"));
-    then_events(
-        &w,
-        failed_cmd(1, "expired_card"),
-        vec![failed(1, "expired_card")],
-    );
+    w.when(failed_cmd(1, "card_declined"))
+        .then_expect_no_events();
+    w.when(failed_cmd(1, "expired_card"))
+        .then_expect_events(vec![failed(1, "expired_card")]);
 }
 
 #[test]
 fn a_failed_intent_paid_on_a_later_attempt_is_credited() {
-    let w = given(vec![
+    let w = Wallet::given(vec![
         opened(),
         created(1, 1_000, cent_price(), tft(1_000)),
         failed(1, "card_declined"),
     ]);
-    then_events(
-        &w,
-        succeeded(1, 1_000, t0() + mins(2)),
-        vec![credited(1, tft(1_000))],
-    );
+    w.when(succeeded(1, 1_000, t0() + mins(2)))
+        .then_expect_events(vec![credited(1, tft(1_000))]);
 }
 
 #[test]
 fn failure_texts_are_cut_to_their_limits() {
-    let w = given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
+    let w = Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]);
     let events = w
         .decide(WalletCommand::RecordPaymentFailed {
             payment_intent_id: pi(1),
@@ -804,13 +731,10 @@ fn failure_texts_are_cut_to_their_limits() {
 
 #[test]
 fn a_debit_takes_from_the_balance() {
-    let w = given(funded());
-    then_events(
-        &w,
-        debit("bill-42-1", tft(100)),
-        vec![debited("bill-42-1", tft(100))],
-    );
-    let w = when(&w, debit("bill-42-1", tft(100)));
+    let w = Wallet::given(funded());
+    w.when(debit("bill-42-1", tft(100)))
+        .then_expect_events(vec![debited("bill-42-1", tft(100))]);
+    let w = w.when(debit("bill-42-1", tft(100))).then_accepted();
     assert_eq!(w.balance(), units(tft(900)));
     assert_eq!(w.ledger().len(), 2);
     assert_eq!(w.ledger()[1].kind, EntryKind::Debit);
@@ -822,8 +746,8 @@ fn a_debit_takes_from_the_balance() {
 fn the_same_debit_twice_debits_once() {
     let mut events = funded();
     events.push(debited("bill-42-1", tft(100)));
-    let w = given(events);
-    then_nothing(&w, debit("bill-42-1", tft(100)));
+    let w = Wallet::given(events);
+    w.when(debit("bill-42-1", tft(100))).then_expect_no_events();
     assert_eq!(w.balance(), units(tft(900)));
 }
 
@@ -831,44 +755,36 @@ fn the_same_debit_twice_debits_once() {
 fn a_debit_id_reused_for_another_amount_is_a_conflict() {
     let mut events = funded();
     events.push(debited("bill-42-1", tft(100)));
-    then_error(
-        &given(events),
-        debit("bill-42-1", tft(200)),
-        WalletError::IdConflict {
+    Wallet::given(events)
+        .when(debit("bill-42-1", tft(200)))
+        .then_expect_error(WalletError::IdConflict {
             id: "bill-42-1".into(),
-        },
-    );
+        });
 }
 
 #[test]
 fn a_debit_never_takes_the_balance_below_zero() {
-    let w = given(funded());
-    then_error(
-        &w,
-        debit(
-            "bill-42-1",
-            TftAmount::from_base_units(tft(1_000).base_units() + 1),
-        ),
-        WalletError::InsufficientBalance {
-            balance: units(tft(1_000)),
-            needed: TftAmount::from_base_units(tft(1_000).base_units() + 1),
-        },
-    );
-    let w = when(&w, debit("bill-42-1", tft(1_000)));
+    let w = Wallet::given(funded());
+    w.when(debit(
+        "bill-42-1",
+        TftAmount::from_base_units(tft(1_000).base_units() + 1),
+    ))
+    .then_expect_error(WalletError::InsufficientBalance {
+        balance: units(tft(1_000)),
+        needed: TftAmount::from_base_units(tft(1_000).base_units() + 1),
+    });
+    let w = w.when(debit("bill-42-1", tft(1_000))).then_accepted();
     assert_eq!(w.balance(), 0);
-    then_error(
-        &w,
-        debit("bill-42-2", TftAmount::from_base_units(1)),
-        WalletError::InsufficientBalance {
+    w.when(debit("bill-42-2", TftAmount::from_base_units(1)))
+        .then_expect_error(WalletError::InsufficientBalance {
             balance: 0,
             needed: TftAmount::from_base_units(1),
-        },
-    );
+        });
 }
 
 #[test]
 fn a_debit_needs_an_amount_and_a_reason() {
-    let w = given(funded());
+    let w = Wallet::given(funded());
     let err = w.decide(debit("d1", TftAmount::default()));
     assert!(matches!(err, Err(WalletError::Invalid(e)) if e.field == "amount"));
     for reason in ["", "  ", &"x".repeat(MAX_REASON + 1)] {
@@ -889,13 +805,10 @@ fn a_debit_needs_an_amount_and_a_reason() {
 
 #[test]
 fn a_full_refund_takes_back_every_tft_credited() {
-    let w = given(funded());
-    then_events(
-        &w,
-        refund(1, "re_1", 1_000),
-        vec![refunded(1, "re_1", 1_000, tft(1_000))],
-    );
-    let w = when(&w, refund(1, "re_1", 1_000));
+    let w = Wallet::given(funded());
+    w.when(refund(1, "re_1", 1_000))
+        .then_expect_events(vec![refunded(1, "re_1", 1_000, tft(1_000))]);
+    let w = w.when(refund(1, "re_1", 1_000)).then_accepted();
     assert_eq!(w.balance(), 0);
     assert_eq!(w.ledger()[1].kind, EntryKind::Refund);
     assert_eq!(w.ledger()[1].reference, "re_1");
@@ -903,31 +816,25 @@ fn a_full_refund_takes_back_every_tft_credited() {
 
 #[test]
 fn partial_refunds_round_up_and_never_drift() {
-    let w = given(funded_at_three());
+    let w = Wallet::given(funded_at_three());
     // $1 of $7: 23,333,333 / 7 = 3,333,333.29 -> 3,333,334.
-    then_events(
-        &w,
-        refund(1, "re_1", 100),
-        vec![refunded(
+    w.when(refund(1, "re_1", 100))
+        .then_expect_events(vec![refunded(
             1,
             "re_1",
             100,
             TftAmount::from_base_units(3_333_334),
-        )],
-    );
-    let w = when(&w, refund(1, "re_1", 100));
+        )]);
+    let w = w.when(refund(1, "re_1", 100)).then_accepted();
     // The remaining $6 takes back exactly what is left of the credit.
-    then_events(
-        &w,
-        refund(1, "re_2", 600),
-        vec![refunded(
+    w.when(refund(1, "re_2", 600))
+        .then_expect_events(vec![refunded(
             1,
             "re_2",
             600,
             TftAmount::from_base_units(19_999_999),
-        )],
-    );
-    let w = when(&w, refund(1, "re_2", 600));
+        )]);
+    let w = w.when(refund(1, "re_2", 600)).then_accepted();
     assert_eq!(w.balance(), 0);
 }
 
@@ -935,57 +842,44 @@ fn partial_refunds_round_up_and_never_drift() {
 fn the_same_refund_twice_counts_once() {
     let mut events = funded();
     events.push(refunded(1, "re_1", 300, tft(300)));
-    let w = given(events);
-    then_nothing(&w, refund(1, "re_1", 300));
+    let w = Wallet::given(events);
+    w.when(refund(1, "re_1", 300)).then_expect_no_events();
     assert_eq!(w.balance(), units(tft(700)));
-    then_error(
-        &w,
-        refund(1, "re_1", 400),
-        WalletError::IdConflict { id: "re_1".into() },
-    );
+    w.when(refund(1, "re_1", 400))
+        .then_expect_error(WalletError::IdConflict { id: "re_1".into() });
 }
 
 #[test]
 fn a_refund_cannot_return_more_than_was_paid() {
-    let w = given(funded());
-    then_error(
-        &w,
-        refund(1, "re_1", 1_001),
-        WalletError::RefundExceedsPayment {
+    let w = Wallet::given(funded());
+    w.when(refund(1, "re_1", 1_001))
+        .then_expect_error(WalletError::RefundExceedsPayment {
             paid_cents: 1_000,
             returned_cents: 0,
             asked_cents: 1_001,
-        },
-    );
-    let w = when(&w, refund(1, "re_1", 600));
-    then_error(
-        &w,
-        refund(1, "re_2", 401),
-        WalletError::RefundExceedsPayment {
+        });
+    let w = w.when(refund(1, "re_1", 600)).then_accepted();
+    w.when(refund(1, "re_2", 401))
+        .then_expect_error(WalletError::RefundExceedsPayment {
             paid_cents: 1_000,
             returned_cents: 600,
             asked_cents: 401,
-        },
-    );
+        });
 }
 
 #[test]
 fn a_refund_of_an_unknown_or_unpaid_charge_is_refused() {
-    then_error(
-        &given(funded()),
-        refund(2, "re_1", 100),
-        WalletError::UnknownCharge(ch(2)),
-    );
-    then_error(
-        &given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))]),
-        refund(1, "re_1", 100),
-        WalletError::UnknownCharge(ch(1)),
-    );
+    Wallet::given(funded())
+        .when(refund(2, "re_1", 100))
+        .then_expect_error(WalletError::UnknownCharge(ch(2)));
+    Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))])
+        .when(refund(1, "re_1", 100))
+        .then_expect_error(WalletError::UnknownCharge(ch(1)));
 }
 
 #[test]
 fn a_refund_needs_an_amount() {
-    let err = given(funded()).decide(refund(1, "re_1", 0));
+    let err = Wallet::given(funded()).decide(refund(1, "re_1", 0));
     assert!(matches!(err, Err(WalletError::Invalid(e)) if e.field == "amount_cents"));
 }
 
@@ -993,21 +887,20 @@ fn a_refund_needs_an_amount() {
 fn a_refund_of_spent_tft_leaves_a_debt() {
     let mut events = funded();
     events.push(debited("bill-42-1", tft(800)));
-    let w = given(events);
-    let w = when(&w, refund(1, "re_1", 1_000));
+    let w = Wallet::given(events);
+    let w = w.when(refund(1, "re_1", 1_000)).then_accepted();
     assert_eq!(w.balance(), -units(tft(800)));
     assert_eq!(w.spendable(), TftAmount::default());
-    then_error(
-        &w,
-        debit("bill-42-2", tft(1)),
-        WalletError::InsufficientBalance {
+    w.when(debit("bill-42-2", tft(1)))
+        .then_expect_error(WalletError::InsufficientBalance {
             balance: -units(tft(800)),
             needed: tft(1),
-        },
-    );
+        });
     // A new top-up pays the debt first.
-    let w = when(&w, create(2, 1_000, cent_price()));
-    let w = when(&w, succeeded(2, 1_000, t0() + Duration::hours(1)));
+    let w = w.when(create(2, 1_000, cent_price())).then_accepted();
+    let w = w
+        .when(succeeded(2, 1_000, t0() + Duration::hours(1)))
+        .then_accepted();
     assert_eq!(w.balance(), units(tft(200)));
 }
 
@@ -1015,13 +908,10 @@ fn a_refund_of_spent_tft_leaves_a_debt() {
 
 #[test]
 fn a_dispute_takes_back_tft_like_a_refund() {
-    let w = given(funded());
-    then_events(
-        &w,
-        dispute(1, "dp_1", 1_000),
-        vec![disputed(1, "dp_1", 1_000, tft(1_000))],
-    );
-    let w = when(&w, dispute(1, "dp_1", 1_000));
+    let w = Wallet::given(funded());
+    w.when(dispute(1, "dp_1", 1_000))
+        .then_expect_events(vec![disputed(1, "dp_1", 1_000, tft(1_000))]);
+    let w = w.when(dispute(1, "dp_1", 1_000)).then_accepted();
     assert_eq!(w.balance(), 0);
     assert_eq!(w.ledger()[1].kind, EntryKind::Dispute);
 }
@@ -1030,8 +920,8 @@ fn a_dispute_takes_back_tft_like_a_refund() {
 fn the_same_dispute_twice_counts_once() {
     let mut events = funded();
     events.push(disputed(1, "dp_1", 1_000, tft(1_000)));
-    let w = given(events);
-    then_nothing(&w, dispute(1, "dp_1", 1_000));
+    let w = Wallet::given(events);
+    w.when(dispute(1, "dp_1", 1_000)).then_expect_no_events();
     assert_eq!(w.balance(), 0);
 }
 
@@ -1039,17 +929,14 @@ fn the_same_dispute_twice_counts_once() {
 fn refunds_and_disputes_of_a_charge_together_stay_within_what_it_paid() {
     let mut events = funded();
     events.push(refunded(1, "re_1", 400, tft(400)));
-    let w = given(events);
-    then_error(
-        &w,
-        dispute(1, "dp_1", 700),
-        WalletError::RefundExceedsPayment {
+    let w = Wallet::given(events);
+    w.when(dispute(1, "dp_1", 700))
+        .then_expect_error(WalletError::RefundExceedsPayment {
             paid_cents: 1_000,
             returned_cents: 400,
             asked_cents: 700,
-        },
-    );
-    let w = when(&w, dispute(1, "dp_1", 600));
+        });
+    let w = w.when(dispute(1, "dp_1", 600)).then_accepted();
     assert_eq!(w.balance(), 0);
     let t = w.state().and_then(|s| s.top_up(&pi(1))).expect("created");
     assert_eq!(t.returned_cents, 1_000);
@@ -1060,7 +947,9 @@ fn refunds_and_disputes_of_a_charge_together_stay_within_what_it_paid() {
 fn a_disputed_spent_top_up_leaves_a_debt() {
     let mut events = funded();
     events.push(debited("bill-42-1", tft(1_000)));
-    let w = when(&given(events), dispute(1, "dp_1", 500));
+    let w = Wallet::given(events)
+        .when(dispute(1, "dp_1", 500))
+        .then_accepted();
     assert_eq!(w.balance(), -units(tft(500)));
 }
 
@@ -1102,32 +991,27 @@ fn auto_created(n: u32, at: DateTime<Utc>) -> WalletEvent {
 
 #[test]
 fn auto_top_up_is_configured_and_disabled() {
-    let w = given(vec![opened()]);
-    then_events(
-        &w,
-        WalletCommand::ConfigureAutoTopUp {
-            config: rule(),
-            at: t0(),
-        },
-        vec![configured()],
-    );
-    let w = given(vec![opened(), configured()]);
+    let w = Wallet::given(vec![opened()]);
+    w.when(WalletCommand::ConfigureAutoTopUp {
+        config: rule(),
+        at: t0(),
+    })
+    .then_expect_events(vec![configured()]);
+    let w = Wallet::given(vec![opened(), configured()]);
     assert_eq!(w.state().and_then(|s| s.auto_top_up.clone()), Some(rule()));
-    then_nothing(
-        &w,
-        WalletCommand::ConfigureAutoTopUp {
-            config: rule(),
-            at: t0(),
-        },
-    );
-    then_events(
-        &w,
-        WalletCommand::DisableAutoTopUp { at: t0() },
-        vec![WalletEvent::AutoTopUpDisabled { at: t0() }],
-    );
-    let w = when(&w, WalletCommand::DisableAutoTopUp { at: t0() });
+    w.when(WalletCommand::ConfigureAutoTopUp {
+        config: rule(),
+        at: t0(),
+    })
+    .then_expect_no_events();
+    w.when(WalletCommand::DisableAutoTopUp { at: t0() })
+        .then_expect_events(vec![WalletEvent::AutoTopUpDisabled { at: t0() }]);
+    let w = w
+        .when(WalletCommand::DisableAutoTopUp { at: t0() })
+        .then_accepted();
     assert_eq!(w.state().and_then(|s| s.auto_top_up.clone()), None);
-    then_nothing(&w, WalletCommand::DisableAutoTopUp { at: t0() });
+    w.when(WalletCommand::DisableAutoTopUp { at: t0() })
+        .then_expect_no_events();
 }
 
 #[test]
@@ -1164,74 +1048,67 @@ fn an_auto_top_up_rule_is_validated() {
 
 #[test]
 fn an_auto_top_up_charges_the_rules_amount_below_the_threshold() {
-    then_events(
-        &given(vec![opened(), configured()]),
-        auto(1, t0()),
-        vec![auto_created(1, t0())],
-    );
+    Wallet::given(vec![opened(), configured()])
+        .when(auto(1, t0()))
+        .then_expect_events(vec![auto_created(1, t0())]);
 }
 
 #[test]
 fn an_auto_top_up_needs_a_rule() {
-    then_error(
-        &given(vec![opened()]),
-        auto(1, t0()),
-        WalletError::AutoTopUpNotConfigured,
-    );
+    Wallet::given(vec![opened()])
+        .when(auto(1, t0()))
+        .then_expect_error(WalletError::AutoTopUpNotConfigured);
 }
 
 #[test]
 fn an_auto_top_up_waits_for_the_balance_to_fall_below_the_threshold() {
     let mut events = funded();
     events.push(configured());
-    let w = given(events);
-    then_error(
-        &w,
-        auto(2, t0()),
-        WalletError::AutoTopUpNotNeeded {
+    let w = Wallet::given(events);
+    w.when(auto(2, t0()))
+        .then_expect_error(WalletError::AutoTopUpNotNeeded {
             balance: units(tft(1_000)),
             threshold: tft(100),
-        },
-    );
+        });
     // Exactly at the threshold is not below it.
-    let w = when(&w, debit("bill-42-1", tft(900)));
+    let w = w.when(debit("bill-42-1", tft(900))).then_accepted();
     assert!(matches!(
         w.decide(auto(2, t0())),
         Err(WalletError::AutoTopUpNotNeeded { .. })
     ));
-    let w = when(&w, debit("bill-42-2", TftAmount::from_base_units(1)));
+    let w = w
+        .when(debit("bill-42-2", TftAmount::from_base_units(1)))
+        .then_accepted();
     assert!(w.decide(auto(2, t0())).is_ok());
 }
 
 #[test]
 fn one_auto_top_up_is_pending_at_a_time() {
-    let w = given(vec![opened(), configured(), auto_created(1, t0())]);
-    then_error(&w, auto(2, t0()), WalletError::AutoTopUpPending);
+    let w = Wallet::given(vec![opened(), configured(), auto_created(1, t0())]);
+    w.when(auto(2, t0()))
+        .then_expect_error(WalletError::AutoTopUpPending);
 }
 
 #[test]
 fn auto_top_ups_stay_within_the_monthly_cap() {
     // Cap $25, $10 each: two fit, the third does not.
-    let w = given(vec![opened(), configured()]);
-    let w = when(&w, auto(1, t0()));
-    let w = when(&w, succeeded(1, 1_000, t0() + mins(1)));
-    let w = when(&w, debit("bill-1", tft(1_000)));
-    let w = when(&w, auto(2, t0() + mins(2)));
-    let w = when(&w, succeeded(2, 1_000, t0() + mins(3)));
-    let w = when(&w, debit("bill-2", tft(1_000)));
+    let w = Wallet::given(vec![opened(), configured()]);
+    let w = w.when(auto(1, t0())).then_accepted();
+    let w = w.when(succeeded(1, 1_000, t0() + mins(1))).then_accepted();
+    let w = w.when(debit("bill-1", tft(1_000))).then_accepted();
+    let w = w.when(auto(2, t0() + mins(2))).then_accepted();
+    let w = w.when(succeeded(2, 1_000, t0() + mins(3))).then_accepted();
+    let w = w.when(debit("bill-2", tft(1_000))).then_accepted();
     assert_eq!(
         w.state().map(|s| s.auto_top_up_cents_in_month(t0())),
         Some(2_000)
     );
-    then_error(
-        &w,
-        auto(3, t0() + mins(4)),
-        WalletError::MonthlyCapReached {
+    w.when(auto(3, t0() + mins(4)))
+        .then_expect_error(WalletError::MonthlyCapReached {
             cap_cents: 2_500,
             used_cents: 2_000,
             asked_cents: 1_000,
-        },
-    );
+        });
     // A new calendar month starts afresh.
     let december = Utc
         .with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
@@ -1242,7 +1119,7 @@ fn auto_top_ups_stay_within_the_monthly_cap() {
 
 #[test]
 fn failed_auto_top_ups_do_not_count_against_the_cap() {
-    let w = given(vec![
+    let w = Wallet::given(vec![
         opened(),
         configured(),
         auto_created(1, t0()),
@@ -1259,7 +1136,7 @@ fn failed_auto_top_ups_do_not_count_against_the_cap() {
 
 #[test]
 fn manual_top_ups_do_not_count_against_the_cap() {
-    let w = given(vec![
+    let w = Wallet::given(vec![
         opened(),
         configured(),
         created(1, 1_000_000, cent_price(), tft(1_000_000)),
@@ -1354,7 +1231,7 @@ fn events_are_named_versioned_and_round_trip() {
         let back: WalletEvent = serde_json::from_str(&json).expect("deserialises");
         assert_eq!(&back, e);
     }
-    let w = given(events);
+    let w = Wallet::given(events);
     assert_eq!(w.balance(), units(tft(1_000 - 10 - 100 - 100)));
     assert_eq!(w.ledger().len(), 4);
 }
@@ -1369,11 +1246,11 @@ fn the_wallet_round_trips_through_json() {
         refunded(1, "re_1", 100, tft(100)),
         configured(),
     ]);
-    let w = given(events);
+    let w = Wallet::given(events);
     let json = serde_json::to_value(&w).expect("serialise");
     let back: Wallet = serde_json::from_value(json).expect("deserialise");
     assert_eq!(back, w);
-    check_invariant(&back);
+    back.check_invariants();
 }
 
 #[test]
@@ -1408,62 +1285,53 @@ fn saved(id: &str) -> WalletEvent {
 
 #[test]
 fn the_stripe_customer_is_attached_once_and_never_replaced() {
-    let w = given(vec![opened()]);
+    let w = Wallet::given(vec![opened()]);
     let attach = |id: &str| WalletCommand::AttachStripeCustomer {
         customer_id: stripe(id),
         at: t0(),
     };
-    then_events(
-        &w,
-        attach("cus_1"),
-        vec![WalletEvent::StripeCustomerAttached {
+    w.when(attach("cus_1"))
+        .then_expect_events(vec![WalletEvent::StripeCustomerAttached {
             customer_id: stripe("cus_1"),
             at: t0(),
-        }],
-    );
-    let w = when(&w, attach("cus_1"));
-    then_nothing(&w, attach("cus_1"));
-    then_error(
-        &w,
-        attach("cus_2"),
-        WalletError::CustomerConflict(stripe("cus_1")),
-    );
+        }]);
+    let w = w.when(attach("cus_1")).then_accepted();
+    w.when(attach("cus_1")).then_expect_no_events();
+    w.when(attach("cus_2"))
+        .then_expect_error(WalletError::CustomerConflict(stripe("cus_1")));
 }
 
 #[test]
 fn the_first_saved_card_is_the_default_and_saving_again_changes_nothing() {
-    let w = given(vec![opened()]);
-    then_events(&w, save("pm_1"), vec![saved("pm_1")]);
-    let w = when(&w, save("pm_1"));
+    let w = Wallet::given(vec![opened()]);
+    w.when(save("pm_1")).then_expect_events(vec![saved("pm_1")]);
+    let w = w.when(save("pm_1")).then_accepted();
     let s = w.state().expect("open");
     assert_eq!(s.default_card, Some(stripe("pm_1")));
-    then_nothing(&w, save("pm_1"));
-    let w = when(&w, save("pm_2"));
+    w.when(save("pm_1")).then_expect_no_events();
+    let w = w.when(save("pm_2")).then_accepted();
     assert_eq!(w.state().expect("open").default_card, Some(stripe("pm_1")));
     assert_eq!(w.state().expect("open").cards.len(), 2);
 }
 
 #[test]
 fn only_a_saved_card_can_be_the_default() {
-    let w = given(vec![opened(), saved("pm_1"), saved("pm_2")]);
+    let w = Wallet::given(vec![opened(), saved("pm_1"), saved("pm_2")]);
     let set = |id: &str| WalletCommand::SetDefaultPaymentMethod {
         payment_method_id: stripe(id),
         at: t0(),
     };
-    then_error(
-        &w,
-        set("pm_9"),
-        WalletError::UnknownPaymentMethod(stripe("pm_9")),
-    );
-    then_nothing(&w, set("pm_1"));
-    let w = when(&w, set("pm_2"));
+    w.when(set("pm_9"))
+        .then_expect_error(WalletError::UnknownPaymentMethod(stripe("pm_9")));
+    w.when(set("pm_1")).then_expect_no_events();
+    let w = w.when(set("pm_2")).then_accepted();
     assert_eq!(w.state().expect("open").default_card, Some(stripe("pm_2")));
 }
 
 #[test]
 fn removing_the_auto_top_up_card_turns_the_rule_off() {
     let rule = AutoTopUpConfig::new(tft(100), 2_000, 10_000, stripe("pm_1")).expect("valid rule");
-    let w = given(vec![
+    let w = Wallet::given(vec![
         opened(),
         saved("pm_1"),
         WalletEvent::AutoTopUpConfigured {
@@ -1475,22 +1343,18 @@ fn removing_the_auto_top_up_card_turns_the_rule_off() {
         payment_method_id: stripe("pm_1"),
         at: t0(),
     };
-    then_events(
-        &w,
-        remove.clone(),
-        vec![
-            WalletEvent::PaymentMethodRemoved {
-                payment_method_id: stripe("pm_1"),
-                at: t0(),
-            },
-            WalletEvent::AutoTopUpDisabled { at: t0() },
-        ],
-    );
-    let w = when(&w, remove.clone());
+    w.when(remove.clone()).then_expect_events(vec![
+        WalletEvent::PaymentMethodRemoved {
+            payment_method_id: stripe("pm_1"),
+            at: t0(),
+        },
+        WalletEvent::AutoTopUpDisabled { at: t0() },
+    ]);
+    let w = w.when(remove.clone()).then_accepted();
     let s = w.state().expect("open");
     assert!(s.cards.is_empty() && s.default_card.is_none() && s.auto_top_up.is_none());
     // payment_method.detached after the user's own detach: nothing more.
-    then_nothing(&w, remove);
+    w.when(remove).then_expect_no_events();
 }
 
 fn observe(runway_hours: Option<u64>) -> WalletCommand {
@@ -1503,53 +1367,43 @@ fn observe(runway_hours: Option<u64>) -> WalletCommand {
 
 #[test]
 fn a_runway_crossing_alerts_once_and_a_recovery_rearms_it() {
-    let w = given(vec![opened()]);
-    then_nothing(&w, observe(None));
-    then_nothing(&w, observe(Some(100)));
-    then_events(
-        &w,
-        observe(Some(50)),
-        vec![WalletEvent::RunwayAlertRaised {
+    let w = Wallet::given(vec![opened()]);
+    w.when(observe(None)).then_expect_no_events();
+    w.when(observe(Some(100))).then_expect_no_events();
+    w.when(observe(Some(50)))
+        .then_expect_events(vec![WalletEvent::RunwayAlertRaised {
             threshold_hours: 72,
             runway_hours: 50,
             at: t0(),
-        }],
-    );
-    let w = when(&w, observe(Some(50)));
+        }]);
+    let w = w.when(observe(Some(50))).then_accepted();
     // Still below: no second alert.
-    then_nothing(&w, observe(Some(40)));
-    then_events(
-        &w,
-        observe(Some(10)),
-        vec![WalletEvent::RunwayAlertRaised {
+    w.when(observe(Some(40))).then_expect_no_events();
+    w.when(observe(Some(10)))
+        .then_expect_events(vec![WalletEvent::RunwayAlertRaised {
             threshold_hours: 24,
             runway_hours: 10,
             at: t0(),
-        }],
-    );
-    let w = when(&w, observe(Some(10)));
+        }]);
+    let w = w.when(observe(Some(10))).then_accepted();
     // Topped up: both clear, and a later fall alerts again.
-    then_events(
-        &w,
-        observe(Some(500)),
-        vec![
-            WalletEvent::RunwayAlertCleared {
-                threshold_hours: 24,
-                at: t0(),
-            },
-            WalletEvent::RunwayAlertCleared {
-                threshold_hours: 72,
-                at: t0(),
-            },
-        ],
-    );
-    let w = when(&w, observe(Some(500)));
+    w.when(observe(Some(500))).then_expect_events(vec![
+        WalletEvent::RunwayAlertCleared {
+            threshold_hours: 24,
+            at: t0(),
+        },
+        WalletEvent::RunwayAlertCleared {
+            threshold_hours: 72,
+            at: t0(),
+        },
+    ]);
+    let w = w.when(observe(Some(500))).then_accepted();
     assert!(w.decide(observe(Some(50))).expect("ok").len() == 1);
 }
 
 #[test]
 fn a_threshold_no_longer_configured_stops_being_alerted() {
-    let w = given(vec![
+    let w = Wallet::given(vec![
         opened(),
         WalletEvent::RunwayAlertRaised {
             threshold_hours: 72,
@@ -1557,16 +1411,13 @@ fn a_threshold_no_longer_configured_stops_being_alerted() {
             at: t0(),
         },
     ]);
-    then_events(
-        &w,
-        WalletCommand::ObserveRunway {
-            runway_hours: Some(50),
-            thresholds_hours: vec![24],
-            at: t0(),
-        },
-        vec![WalletEvent::RunwayAlertCleared {
-            threshold_hours: 72,
-            at: t0(),
-        }],
-    );
+    w.when(WalletCommand::ObserveRunway {
+        runway_hours: Some(50),
+        thresholds_hours: vec![24],
+        at: t0(),
+    })
+    .then_expect_events(vec![WalletEvent::RunwayAlertCleared {
+        threshold_hours: 72,
+        at: t0(),
+    }]);
 }

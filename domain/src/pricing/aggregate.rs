@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::commands::PricingPolicyCommand;
 use super::events::PricingPolicyEvent;
+use super::policy::PricingPolicy;
 use crate::actor::Role;
 use crate::deployment::SpecError;
-use crate::pricing::PricingPolicy;
 
 /// The PricingPolicy aggregate: the current policy and how many times it
 /// changed. Its default is the grid's default policy at version 0.

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use super::policy::PricingPolicy;
 use crate::actor::Actor;
-use crate::pricing::PricingPolicy;
 
 /// The payload version every pricing policy event is written with today.
 pub const EVENT_VERSION: &str = "1";

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::policy::PricingPolicy;
 use crate::actor::Actor;
-use crate::pricing::PricingPolicy;
 
 /// A command to the PricingPolicy aggregate.
 #[derive(Debug, Clone, PartialEq)]

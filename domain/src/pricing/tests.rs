@@ -5,33 +5,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::*;
 use crate::actor::{Actor, Role};
 use crate::money::UsdAmount;
+use crate::testing::Scenario;
+
+impl Scenario for PricingPolicyAggregate {}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
         .single()
         .expect("valid time")
-}
-
-fn given(events: Vec<PricingPolicyEvent>) -> PricingPolicyAggregate {
-    let mut p = PricingPolicyAggregate::default();
-    for e in &events {
-        p.apply_event(e);
-    }
-    p
-}
-
-#[track_caller]
-fn then_events(
-    p: &PricingPolicyAggregate,
-    cmd: PricingPolicyCommand,
-    expected: Vec<PricingPolicyEvent>,
-) {
-    assert_eq!(p.decide(cmd), Ok(expected));
-}
-
-#[track_caller]
-fn then_error(p: &PricingPolicyAggregate, cmd: PricingPolicyCommand, expected: PricingPolicyError) {
-    assert_eq!(p.decide(cmd), Err(expected));
 }
 
 fn operator() -> Actor {
@@ -64,7 +45,7 @@ fn changed(policy: PricingPolicy, previous: PricingPolicy) -> PricingPolicyEvent
 
 #[test]
 fn before_any_change_the_policy_is_the_grid_default() {
-    let p = given(vec![]);
+    let p = PricingPolicyAggregate::given(vec![]);
     assert_eq!(p.policy(), &PricingPolicy::default());
     assert_eq!(p.version(), 0);
     assert_eq!(p.changed_at(), None);
@@ -72,12 +53,10 @@ fn before_any_change_the_policy_is_the_grid_default() {
 
 #[test]
 fn an_operator_changes_the_policy() {
-    then_events(
-        &given(vec![]),
-        set(with_markup(500), operator()),
-        vec![changed(with_markup(500), PricingPolicy::default())],
-    );
-    let p = given(vec![
+    PricingPolicyAggregate::given(vec![])
+        .when(set(with_markup(500), operator()))
+        .then_expect_events(vec![changed(with_markup(500), PricingPolicy::default())]);
+    let p = PricingPolicyAggregate::given(vec![
         changed(with_markup(500), PricingPolicy::default()),
         changed(with_markup(700), with_markup(500)),
     ]);
@@ -88,28 +67,24 @@ fn an_operator_changes_the_policy() {
 
 #[test]
 fn a_change_records_the_policy_it_replaced() {
-    let p = given(vec![changed(with_markup(500), PricingPolicy::default())]);
-    then_events(
-        &p,
-        set(PricingPolicy::default(), operator()),
-        vec![changed(PricingPolicy::default(), with_markup(500))],
-    );
+    let p =
+        PricingPolicyAggregate::given(vec![changed(with_markup(500), PricingPolicy::default())]);
+    p.when(set(PricingPolicy::default(), operator()))
+        .then_expect_events(vec![changed(PricingPolicy::default(), with_markup(500))]);
 }
 
 #[test]
 fn only_operators_set_prices() {
     for role in [Role::CloudUser, Role::CloudProvider] {
-        then_error(
-            &given(vec![]),
-            set(with_markup(500), Actor::new("ops", role)),
-            PricingPolicyError::NotPermitted,
-        );
+        PricingPolicyAggregate::given(vec![])
+            .when(set(with_markup(500), Actor::new("ops", role)))
+            .then_expect_error(PricingPolicyError::NotPermitted);
     }
 }
 
 #[test]
 fn an_invalid_policy_is_refused_with_its_field() {
-    let p = given(vec![]);
+    let p = PricingPolicyAggregate::given(vec![]);
     let cases = [
         (
             PricingPolicy {
@@ -163,22 +138,20 @@ fn new_discount_tiers_are_accepted() {
         }],
         ..Default::default()
     };
-    assert!(given(vec![]).decide(set(policy, operator())).is_ok());
+    assert!(PricingPolicyAggregate::given(vec![])
+        .decide(set(policy, operator()))
+        .is_ok());
 }
 
 #[test]
 fn setting_the_current_policy_again_is_refused() {
-    then_error(
-        &given(vec![]),
-        set(PricingPolicy::default(), operator()),
-        PricingPolicyError::PolicyUnchanged,
-    );
-    let p = given(vec![changed(with_markup(500), PricingPolicy::default())]);
-    then_error(
-        &p,
-        set(with_markup(500), operator()),
-        PricingPolicyError::PolicyUnchanged,
-    );
+    PricingPolicyAggregate::given(vec![])
+        .when(set(PricingPolicy::default(), operator()))
+        .then_expect_error(PricingPolicyError::PolicyUnchanged);
+    let p =
+        PricingPolicyAggregate::given(vec![changed(with_markup(500), PricingPolicy::default())]);
+    p.when(set(with_markup(500), operator()))
+        .then_expect_error(PricingPolicyError::PolicyUnchanged);
 }
 
 #[test]
