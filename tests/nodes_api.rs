@@ -219,6 +219,12 @@ async fn maintenance_windows_by_the_farms_provider_and_seen_on_deployments() {
         .post("/v1/nodes/11/maintenance", &farmer, &window(w1, start, 4))
         .await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    // The same window again is a conflict of its own kind, not a version conflict.
+    let r = app
+        .post("/v1/nodes/11/maintenance", &farmer, &window(w1, start, 4))
+        .await;
+    let p = expect_problem(r, 409).await;
+    assert_eq!(p["type"], "/problems/maintenance-exists");
 
     // Overlapping and past windows are refused; an adjacent one is fine.
     let r = app

@@ -15,7 +15,7 @@ use marketplace_domain::Actor;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{accepted, accepted_on_wallet, own_wallet, payments, stripe_id};
+use super::{accepted, accepted_on_wallet, own_wallet, own_wallet_command, payments, stripe_id};
 use crate::auth::AsUser;
 use crate::command::{fingerprint, keyed, metadata};
 use crate::dto::CommandAccepted;
@@ -147,28 +147,12 @@ pub async fn set_default_payment_method(
         "POST /v1/wallet/payment-methods/default",
         &payment_method_id,
     ));
-    let set = async {
-        let pm = stripe_id("payment_method_id", &payment_method_id)?;
-        let done = own_wallet(&state, &ctx, &actor)
-            .run(|_| {
-                Ok(WalletCommand::SetDefaultPaymentMethod {
-                    payment_method_id: pm.clone(),
-                    at: Utc::now(),
-                })
-            })
-            .await?;
-        Ok::<_, ApiError>(accepted(&actor.subject, done.version))
-    };
-    let recovery = accepted_on_wallet(&actor.subject);
-    keyed(
-        &state,
-        &ctx,
-        &actor,
-        &actor.subject,
-        fingerprint,
-        recovery,
-        set,
-    )
+    own_wallet_command(&state, &ctx, &actor, fingerprint, |_| {
+        Ok(WalletCommand::SetDefaultPaymentMethod {
+            payment_method_id: stripe_id("payment_method_id", &payment_method_id)?,
+            at: Utc::now(),
+        })
+    })
     .await
 }
 

@@ -29,7 +29,7 @@ use marketplace_domain::Actor;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::command::exec;
+use crate::command::{exec, keyed};
 use crate::dto::CommandAccepted;
 use crate::error::ApiError;
 use crate::extract::RequestContext;
@@ -70,6 +70,33 @@ fn own_wallet<'a>(state: &'a AppState, ctx: &RequestContext, actor: &Actor) -> E
             at: Utc::now(),
         }
     })
+}
+
+/// A command on the caller's own wallet that answers 202 with its
+/// version, under the Idempotency-Key protocol (settled from the store when
+/// the request that claimed the key crashed).
+async fn own_wallet_command(
+    state: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    fingerprint: Vec<u8>,
+    build: impl Fn(&Wallet) -> Result<WalletCommand, CommandError>,
+) -> Response {
+    let run = async {
+        let done = own_wallet(state, ctx, actor).run(build).await?;
+        Ok::<_, ApiError>(accepted(&actor.subject, done.version))
+    };
+    let recovery = accepted_on_wallet(&actor.subject);
+    keyed(
+        state,
+        ctx,
+        actor,
+        &actor.subject,
+        fingerprint,
+        recovery,
+        run,
+    )
+    .await
 }
 
 /// How a retry settles a keyed wallet command that answers 202, when the

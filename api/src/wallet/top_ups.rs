@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::reads::{top_up_body, AutoTopUpBody, TopUpBody};
-use super::{accepted, accepted_on_wallet, own_wallet, payments, stripe_id};
+use super::{accepted, accepted_on_wallet, own_wallet, own_wallet_command, payments, stripe_id};
 use crate::auth::{AsOperator, AsUser};
 use crate::command::{exec, fingerprint, keyed};
 use crate::dto::CommandAccepted;
@@ -161,50 +161,36 @@ pub async fn configure_auto_top_up(
     ApiJson(body): ApiJson<AutoTopUpBody>,
 ) -> Response {
     let fingerprint = fingerprint(("PUT /v1/wallet/auto-top-up", &body));
-    let configure = async {
-        let done = own_wallet(&state, &ctx, &actor)
-            .run(|w| {
-                let s = w.state().ok_or(CommandError::NotFound)?;
-                let pm = match &body.payment_method_id {
-                    Some(id) => stripe_id("payment_method_id", id)?,
-                    None => s.default_card.clone().ok_or_else(|| {
-                        CommandError::invalid("payment_method_id", "save a card first")
-                    })?,
-                };
-                if !s.cards.contains_key(&pm) {
-                    return Err(CommandError::invalid(
-                        "payment_method_id",
-                        "not a saved card of this wallet",
-                    ));
-                }
-                let config = AutoTopUpConfig::new(
-                    TftAmount::from_base_units(body.threshold_tft_units),
-                    body.amount_cents,
-                    body.monthly_cap_cents,
-                    pm,
-                )
-                .map_err(|e| CommandError::Invalid {
-                    detail: e.reason,
-                    field: Some(e.field),
-                })?;
-                Ok(WalletCommand::ConfigureAutoTopUp {
-                    config,
-                    at: Utc::now(),
-                })
-            })
-            .await?;
-        Ok::<_, ApiError>(accepted(&actor.subject, done.version))
-    };
-    let recovery = accepted_on_wallet(&actor.subject);
-    keyed(
-        &state,
-        &ctx,
-        &actor,
-        &actor.subject,
-        fingerprint,
-        recovery,
-        configure,
-    )
+    own_wallet_command(&state, &ctx, &actor, fingerprint, |w| {
+        let s = w.state().ok_or(CommandError::NotFound)?;
+        let pm = match &body.payment_method_id {
+            Some(id) => stripe_id("payment_method_id", id)?,
+            None => s
+                .default_card
+                .clone()
+                .ok_or_else(|| CommandError::invalid("payment_method_id", "save a card first"))?,
+        };
+        if !s.cards.contains_key(&pm) {
+            return Err(CommandError::invalid(
+                "payment_method_id",
+                "not a saved card of this wallet",
+            ));
+        }
+        let config = AutoTopUpConfig::new(
+            TftAmount::from_base_units(body.threshold_tft_units),
+            body.amount_cents,
+            body.monthly_cap_cents,
+            pm,
+        )
+        .map_err(|e| CommandError::Invalid {
+            detail: e.reason,
+            field: Some(e.field),
+        })?;
+        Ok(WalletCommand::ConfigureAutoTopUp {
+            config,
+            at: Utc::now(),
+        })
+    })
     .await
 }
 
@@ -221,22 +207,9 @@ pub async fn disable_auto_top_up(
     ctx: RequestContext,
 ) -> Response {
     let fingerprint = fingerprint("DELETE /v1/wallet/auto-top-up");
-    let disable = async {
-        let done = own_wallet(&state, &ctx, &actor)
-            .run(|_| Ok(WalletCommand::DisableAutoTopUp { at: Utc::now() }))
-            .await?;
-        Ok::<_, ApiError>(accepted(&actor.subject, done.version))
-    };
-    let recovery = accepted_on_wallet(&actor.subject);
-    keyed(
-        &state,
-        &ctx,
-        &actor,
-        &actor.subject,
-        fingerprint,
-        recovery,
-        disable,
-    )
+    own_wallet_command(&state, &ctx, &actor, fingerprint, |_| {
+        Ok(WalletCommand::DisableAutoTopUp { at: Utc::now() })
+    })
     .await
 }
 
