@@ -459,3 +459,39 @@ pub struct TokenArgs {
     )]
     pub data_dir: PathBuf,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "marketplace",
+            "serve",
+            "--database-url",
+            "postgres://app:hunter2@db/marketplace",
+            "--stripe-secret-key",
+            "sk_test_topsecret",
+            "--stripe-webhook-secret",
+            "whsec_alsosecret",
+            "--jwks-url",
+            "https://issuer.example/.well-known/jwks.json",
+            "--jwt-issuer",
+            "https://issuer.example/",
+            "--jwt-audience",
+            "marketplace",
+        ])
+        .expect("parses");
+        let printed = format!("{cli:?}");
+        for secret in ["hunter2", "sk_test_topsecret", "whsec_alsosecret"] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        // Still there for the code that needs them.
+        use secrecy::ExposeSecret;
+        assert!(args.db.database_url.expose_secret().contains("hunter2"));
+    }
+}

@@ -225,7 +225,7 @@ pub async fn get_deployment(
 fn detail(
     row: DeploymentRow,
     history: Vec<views::HistoryRow>,
-    maintenance: Vec<crate::nodes::MaintenanceBody>,
+    maintenance: Vec<crate::dto::MaintenanceBody>,
 ) -> Result<DeploymentDetail, ApiError> {
     let read = |what: &str, e: serde_json::Error| {
         ApiError::Internal(format!("deployment {} {what}: {e}", row.id))

@@ -385,7 +385,7 @@ pub struct DeploymentDetail {
     /// Every state it went through, oldest first.
     pub history: Vec<HistoryEntry>,
     /// Maintenance scheduled on its node that has not ended, by start.
-    pub maintenance: Vec<crate::nodes::MaintenanceBody>,
+    pub maintenance: Vec<MaintenanceBody>,
 }
 
 /// `POST /v1/quotes`.
@@ -454,6 +454,39 @@ impl From<Quote> for QuoteBody {
             discounted_monthly_usd_units: q.discounted_monthly_usd.units(),
             discounted_hourly_tft_units: q.discounted_hourly_tft.base_units(),
             discounted_monthly_tft_units: q.discounted_monthly_tft.base_units(),
+        }
+    }
+}
+
+/// A maintenance window.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MaintenanceBody {
+    /// Window id.
+    pub window_id: Uuid,
+    /// The node.
+    pub node_id: i64,
+    /// Its farm.
+    pub farm_id: i64,
+    /// Start.
+    pub starts_at: DateTime<Utc>,
+    /// End.
+    pub ends_at: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// scheduled or rescheduled.
+    pub status: String,
+}
+
+impl From<marketplace_projections::nodes::WindowRow> for MaintenanceBody {
+    fn from(w: marketplace_projections::nodes::WindowRow) -> Self {
+        Self {
+            window_id: w.window_id,
+            node_id: w.node_id,
+            farm_id: w.farm_id,
+            starts_at: w.starts_at,
+            ends_at: w.ends_at,
+            reason: w.reason,
+            status: w.status,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod nodes;
+pub mod policy;
 pub mod pricing;
 pub mod providers;
 pub mod quotes;

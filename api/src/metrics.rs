@@ -13,8 +13,6 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The projections every deployment runs; one without a checkpoint yet lags by the whole store.
-
 /// Metrics in the Prometheus text format.
 #[utoipa::path(
     get, path = "/metrics", tag = "health",

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use marketplace_domain::money::UsdAmount;
 use marketplace_domain::node::{Node, NodeCommand, NodeStatus};
 use marketplace_domain::Actor;
-use marketplace_projections::nodes::{self as views, CatalogQuery, NodeRow, Sort, WindowRow};
+use marketplace_projections::nodes::{self as views, CatalogQuery, NodeRow, Sort};
 use marketplace_projections::providers;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::{AsProvider, AuthUser};
 use crate::command::{accept, fingerprint, Target};
-use crate::dto::{CommandAccepted, EmptyBody};
+use crate::dto::{CommandAccepted, EmptyBody, MaintenanceBody};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::AppState;
@@ -238,7 +238,7 @@ async fn catalog_page(
         Some(list) => parse_list(list, "status", NodeStatus::parse)?,
         None => Vec::new(),
     };
-    let policy = crate::pricing::in_force(state).await?.policy;
+    let policy = crate::policy::in_force(state).await?.policy;
     let query = CatalogQuery {
         min_free_cru: params.free_cru,
         min_free_mru: params.free_mru,
@@ -288,39 +288,6 @@ pub async fn catalog(
     catalog_page(&state, params, None).await.map(Json)
 }
 
-/// A maintenance window.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MaintenanceBody {
-    /// Window id.
-    pub window_id: Uuid,
-    /// The node.
-    pub node_id: i64,
-    /// Its farm.
-    pub farm_id: i64,
-    /// Start.
-    pub starts_at: DateTime<Utc>,
-    /// End.
-    pub ends_at: DateTime<Utc>,
-    /// Why.
-    pub reason: String,
-    /// scheduled or rescheduled.
-    pub status: String,
-}
-
-impl From<WindowRow> for MaintenanceBody {
-    fn from(w: WindowRow) -> Self {
-        Self {
-            window_id: w.window_id,
-            node_id: w.node_id,
-            farm_id: w.farm_id,
-            starts_at: w.starts_at,
-            ends_at: w.ends_at,
-            reason: w.reason,
-            status: w.status,
-        }
-    }
-}
-
 /// A node with its upcoming maintenance.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeDetail {
@@ -346,7 +313,7 @@ pub async fn get_node(
     let row = views::get(&state.pool, node_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let policy = crate::pricing::in_force(&state).await?.policy;
+    let policy = crate::policy::in_force(&state).await?.policy;
     let maintenance = views::windows_for_node(&state.pool, node_id, Utc::now()).await?;
     Ok(Json(NodeDetail {
         node: node_body(row, &policy),

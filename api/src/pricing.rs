@@ -7,8 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use marketplace_domain::money::UsdAmount;
 use marketplace_domain::pricing::{
-    DiscountLevel, DiscountTier, PricingPolicy, PricingPolicyAggregate, PricingPolicyCommand,
-    AGGREGATE_ID,
+    DiscountLevel, DiscountTier, PricingPolicy, PricingPolicyCommand, AGGREGATE_ID,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,9 +19,7 @@ use crate::command::{accept, fingerprint, Target};
 use crate::dto::CommandAccepted;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, RequestContext};
-use crate::views_watch::read_visible;
 use crate::AppState;
-use marketplace_projections::pricing as views;
 
 /// The pricing routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -149,54 +146,6 @@ pub struct PolicyHistory {
     pub next_before: Option<i64>,
 }
 
-/// The policy in force, as its view has it.
-#[derive(Debug, Clone)]
-pub struct PolicyInForce {
-    /// How many times the policy changed (0: the grid default).
-    pub version: i64,
-    /// When it last changed.
-    pub changed_at: Option<DateTime<Utc>>,
-    /// The policy.
-    pub policy: PricingPolicy,
-}
-
-/// The policy in force, read from its view, as fresh as the newest
-/// committed change: the read waits (bounded) until the view has reached
-/// the policy's head version in the store (one primary-key lookup), so a
-/// quote right after a change uses the new prices.
-pub async fn in_force(state: &AppState) -> Result<PolicyInForce, ApiError> {
-    let head: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(max(sequence), 0) FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2",
-    )
-    .bind(<PricingPolicyAggregate as cqrs_es::Aggregate>::TYPE)
-    .bind(AGGREGATE_ID)
-    .fetch_one(&state.pool)
-    .await?;
-    if head == 0 {
-        return Ok(PolicyInForce {
-            version: 0,
-            changed_at: None,
-            policy: PricingPolicy::default(),
-        });
-    }
-    let pool = &state.pool;
-    let (version, policy, _, changed_at) = read_visible(
-        &state.views,
-        state.settings.read_wait,
-        head,
-        || views::current(pool),
-        |_| true,
-        |row| row.0,
-    )
-    .await?;
-    Ok(PolicyInForce {
-        version,
-        changed_at: Some(changed_at),
-        policy,
-    })
-}
-
 /// The pricing policy in force.
 #[utoipa::path(
     get, path = "/v1/pricing", tag = "pricing",
@@ -207,7 +156,7 @@ pub async fn current_policy(
     State(state): State<AppState>,
     _user: AuthUser,
 ) -> Result<Json<CurrentPolicy>, ApiError> {
-    let current = in_force(&state).await?;
+    let current = crate::policy::in_force(&state).await?;
     Ok(Json(CurrentPolicy {
         version: current.version as u64,
         changed_at: current.changed_at,

@@ -32,7 +32,7 @@ pub async fn create_quote(
         detail: e.reason,
         field: Some(e.field),
     })?;
-    let policy = crate::pricing::in_force(&state).await?.policy;
+    let policy = crate::policy::in_force(&state).await?.policy;
     let balance = match body.balance_tft_units {
         Some(units) => Some(TftAmount::from_base_units(units)),
         None if principal.roles.contains(&Role::CloudUser) => {

@@ -202,7 +202,7 @@ pub(super) async fn wallet_body(
 ) -> Result<WalletBody, ApiError> {
     let (version, wallet) = row.map_or((0, Wallet::default()), |r| (r.version, r.wallet));
     let balance = wallet.balance();
-    let policy = crate::pricing::in_force(state).await?.policy;
+    let policy = crate::policy::in_force(state).await?.policy;
     let runway = runway(
         &state.pool,
         &policy,
