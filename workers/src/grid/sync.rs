@@ -1,7 +1,7 @@
 //! The grid sync worker: keeps the Node aggregates in step with the grid
 //! proxy's catalog.
 //!
-//! Every interval it reads every node from the grid proxy ([`GridClient`]),
+//! Every interval it reads every node from the grid ([`GridCatalog`], a grid proxy in production),
 //! turns each into a [`NodeSnapshot`] ([`snapshot_of`]) and compares it with
 //! what the node catalog view last recorded ([`nodes::snapshots`]) and with
 //! the status that record gives at `now`. Only a node that is **new**, whose
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use marketplace_app::grid::types::{Capacity, NodeCertification, PowerState};
-use marketplace_app::grid::{GridClient, GridError, GridNode};
+use marketplace_app::grid::{GridCatalog, GridError, GridNode};
 use marketplace_app::{store, CommandError, EventMetadata, Exec, Store};
 use marketplace_domain::node::{
     Certification, Node, NodeCommand, NodeResources, NodeSnapshot, NodeStatus,
@@ -361,7 +361,7 @@ pub type Result<T, E = SyncError> = std::result::Result<T, E>;
 
 /// Keeps the Node aggregates in step with the grid proxy (module docs).
 pub struct GridSync {
-    client: GridClient,
+    catalog: Arc<dyn GridCatalog>,
     pool: PgPool,
     store: Arc<Store<Node>>,
     clock: Arc<dyn Clock>,
@@ -370,17 +370,17 @@ pub struct GridSync {
 }
 
 impl GridSync {
-    /// A worker reading `client`'s proxy and writing through `pool`.
+    /// A worker reading `catalog` and writing through `pool`.
     pub fn new(
-        client: GridClient,
+        catalog: impl GridCatalog,
         pool: PgPool,
         clock: Arc<dyn Clock>,
         options: GridSyncOptions,
     ) -> Self {
-        let causation = format!("grid-proxy:{}", client.base_url());
+        let causation = catalog.source();
         Self {
             store: Arc::new(store(pool.clone())),
-            client,
+            catalog: Arc::new(catalog),
             pool,
             clock,
             options,
@@ -404,9 +404,9 @@ impl GridSync {
         let (grid, farms, known) = tokio::join!(
             async {
                 let t = Instant::now();
-                (self.client.nodes().await, t.elapsed())
+                (self.catalog.nodes().await, t.elapsed())
             },
-            self.client.farms(),
+            self.catalog.farms(),
             async {
                 let t = Instant::now();
                 (nodes::snapshots(&self.pool).await, t.elapsed())
@@ -552,7 +552,7 @@ impl GridSync {
     /// nodes wait for the next start.
     pub async fn run(self, cancel: CancellationToken) {
         info!(
-            grid_proxy = %self.client.base_url(),
+            catalog = %self.catalog.source(),
             concurrency = self.options.concurrency,
             "grid sync worker started"
         );
