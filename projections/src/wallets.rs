@@ -194,3 +194,20 @@ pub async fn wallet_of(pool: &PgPool, stripe_id: &str) -> Result<Option<String>,
         .fetch_optional(pool)
         .await
 }
+
+/// Every wallet's id and balance, by id (for measuring runways).
+pub async fn balances(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT wallet_id, balance FROM wallet_views ORDER BY wallet_id")
+        .fetch_all(pool)
+        .await
+}
+
+/// The wallets whose balance is below their auto top-up threshold.
+pub async fn below_auto_top_up_threshold(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT wallet_id FROM wallet_views
+          WHERE auto_threshold IS NOT NULL AND balance < auto_threshold",
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -78,12 +78,7 @@ impl AutoTopUpWorker {
 
     /// Checks every wallet the view shows below its threshold.
     pub async fn scan_once(&self) -> Result<Vec<(String, AutoTopUpResult)>, CommandError> {
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT wallet_id FROM wallet_views
-             WHERE auto_threshold IS NOT NULL AND balance < auto_threshold",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let due = marketplace_projections::wallets::below_auto_top_up_threshold(&self.pool).await?;
         let mut results = Vec::new();
         for wallet_id in due {
             // One wallet failing (Stripe down, a refusal) does not stop the others.

@@ -58,10 +58,7 @@ impl RunwayWorker {
     /// Measures each wallet once; answers the number of events recorded.
     pub async fn measure_once(&self) -> Result<usize, CommandError> {
         let (_, policy) = marketplace_projections::pricing::current_policy(&self.pool).await?;
-        let wallets: Vec<(String, i64)> =
-            sqlx::query_as("SELECT wallet_id, balance FROM wallet_views ORDER BY wallet_id")
-                .fetch_all(&self.pool)
-                .await?;
+        let wallets = marketplace_projections::wallets::balances(&self.pool).await?;
         let mut recorded = 0;
         for (wallet_id, balance) in wallets {
             // One wallet failing does not stop the others.
