@@ -145,7 +145,9 @@ struct SetupIntentObject {
     usage: String,
     customer: Option<Expandable>,
     payment_method: Option<Expandable>,
-    metadata: HashMap<String, String>,
+    /// Nullable on a SetupIntent (unlike a PaymentIntent's): one made
+    /// outside the marketplace, for a customer of ours, may have none.
+    metadata: Option<HashMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -595,7 +597,8 @@ impl StripeInboxWorker {
                 let _ = (&si.status, &si.usage);
                 let customer = si.customer.as_ref().map(|c| c.id().to_string());
                 let ids: Vec<&str> = customer.iter().map(String::as_str).collect();
-                let Some(wallet) = self.wallet_for(&ids, Some(&si.metadata)).await? else {
+                // Without our metadata, the customer tells whose card it is.
+                let Some(wallet) = self.wallet_for(&ids, si.metadata.as_ref()).await? else {
                     return Ok(Outcome::Done("not a marketplace setup intent".into()));
                 };
                 let pm = si.payment_method.as_ref().ok_or_else(|| {
@@ -961,5 +964,77 @@ impl RunwayWorker {
             }
         }
         Ok(recorded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Parsing Stripe's objects as the API documents them, including the
+    //! shapes older API versions and nullable fields give.
+
+    use super::*;
+    use serde_json::json;
+
+    /// A SetupIntent as the API returns it; `metadata` is nullable there.
+    fn setup_intent(metadata: serde_json::Value) -> serde_json::Value {
+        json!({
+            "id": "seti_1Mm8s8LkdIwHu7ix0OXBfTRG",
+            "object": "setup_intent",
+            "application": null,
+            "automatic_payment_methods": null,
+            "cancellation_reason": null,
+            "client_secret": "seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_NXDICkPqPeiBTAFqWmkbff09lRmSVXe",
+            "created": 1678942624,
+            "customer": "cus_NXDI9TzYmqAo1B",
+            "description": null,
+            "flow_directions": null,
+            "last_setup_error": null,
+            "latest_attempt": "setatt_1Mm8s9LkdIwHu7ixgeOJJoIU",
+            "livemode": false,
+            "mandate": null,
+            "metadata": metadata,
+            "next_action": null,
+            "on_behalf_of": null,
+            "payment_method": "pm_1Mm8s9LkdIwHu7ixcRf5PBqd",
+            "payment_method_options": {
+                "card": { "mandate_options": null, "network": null, "request_three_d_secure": "automatic" }
+            },
+            "payment_method_types": ["card"],
+            "single_use_mandate": null,
+            "status": "succeeded",
+            "usage": "off_session"
+        })
+    }
+
+    #[test]
+    fn a_setup_intent_with_null_or_absent_metadata_parses() {
+        let mut absent = setup_intent(serde_json::Value::Null);
+        absent.as_object_mut().expect("object").remove("metadata");
+        for si in [
+            setup_intent(serde_json::Value::Null),
+            absent,
+            setup_intent(json!({})),
+        ] {
+            let parsed = parse::<SetupIntentObject>(&si, "setup intent");
+            assert!(parsed.is_ok(), "{:?}", parsed.err());
+            let si = parsed.expect("parsed");
+            assert!(si.metadata.unwrap_or_default().is_empty());
+            assert_eq!(
+                si.customer.as_ref().map(Expandable::id),
+                Some("cus_NXDI9TzYmqAo1B")
+            );
+        }
+        let si: SetupIntentObject = parse(
+            &setup_intent(json!({ "wallet_id": "alice" })),
+            "setup intent",
+        )
+        .expect("parses");
+        assert_eq!(
+            si.metadata
+                .as_ref()
+                .and_then(|m| m.get("wallet_id"))
+                .map(String::as_str),
+            Some("alice")
+        );
     }
 }

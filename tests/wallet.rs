@@ -1165,3 +1165,35 @@ async fn wallet_commands_replay_their_first_answer_for_the_same_idempotency_key(
     .expect("count");
     assert_eq!(events, 1);
 }
+
+#[tokio::test]
+async fn a_setup_intent_without_metadata_saves_the_card_of_its_customers_wallet() {
+    let app = stripe_app().await;
+    let r = app
+        .post("/v1/wallet/setup-intents", &alice(), &json!({}))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let si: Value = r.json().await.expect("json");
+    ls(&app).hold(true);
+    let pm = ls(&app)
+        .save_card(si["setup_intent_id"].as_str().expect("si"), VISA)
+        .await;
+    ls(&app).wait_held("setup_intent.succeeded", 1).await;
+    let mut event = ls(&app)
+        .take_held()
+        .into_iter()
+        .find(|e| e["type"] == "setup_intent.succeeded")
+        .expect("setup_intent.succeeded");
+    // The API allows `metadata: null` on a SetupIntent (one made from the
+    // dashboard or by another integration for the same customer).
+    event["data"]["object"]["metadata"] = Value::Null;
+    assert_eq!(ls(&app).deliver(&event).await.status(), 200);
+    let w = wallet_until(&app, &alice(), "card saved", |w| {
+        w["payment_methods"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["payment_method_id"] == pm.as_str()))
+    })
+    .await;
+    assert_eq!(w["payment_methods"][0]["last4"], "4242");
+    assert!(inbox_errors(&app).await.is_empty());
+}
