@@ -110,8 +110,19 @@ struct PaymentIntentObject {
     confirmation_method: String,
     payment_method_types: Vec<String>,
     metadata: HashMap<String, String>,
+    /// From API version 2022-11-15: the latest charge, an id or expanded.
     latest_charge: Option<serde_json::Value>,
+    /// Before 2022-11-15 (an endpoint may be pinned to an older version):
+    /// the intent's charges, a list object, and no `latest_charge`.
+    charges: Option<ChargeList>,
     last_payment_error: Option<PaymentError>,
+}
+
+/// A list object of charges.
+#[derive(Debug, Deserialize)]
+struct ChargeList {
+    object: String,
+    data: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +204,38 @@ fn cents(amount: i64, what: &str) -> Result<u64, Outcome> {
 
 fn sid(field: &str, id: &str) -> Result<StripeId, Outcome> {
     StripeId::new(field, id).map_err(|e| Outcome::Poison(format!("{field}: {}", e.reason)))
+}
+
+/// The charge that paid a succeeded payment intent: its id, and its
+/// receipt when the event carries the charge itself. Newer API versions
+/// name it in `latest_charge`; older ones list the intent's charges, of
+/// which the paying one is the succeeded one (the newest, should there be
+/// several; the newest of all when none says so).
+fn paying_charge(pi: &PaymentIntentObject) -> Result<(String, Option<String>), Outcome> {
+    let charge = match (&pi.latest_charge, &pi.charges) {
+        (Some(charge), _) => charge,
+        (None, Some(list)) => {
+            expect_object(&list.object, "list")?;
+            let created = |c: &&serde_json::Value| c.get("created").and_then(|t| t.as_i64());
+            let succeeded = list
+                .data
+                .iter()
+                .filter(|c| c.get("status").and_then(|s| s.as_str()) == Some("succeeded"))
+                .max_by_key(created);
+            succeeded
+                .or_else(|| list.data.iter().max_by_key(created))
+                .ok_or_else(|| Outcome::Poison("succeeded without a charge".into()))?
+        }
+        (None, None) => return Err(Outcome::Poison("succeeded without a charge".into())),
+    };
+    match charge {
+        serde_json::Value::String(id) => Ok((id.clone(), None)),
+        obj => {
+            let c: ChargeObject = parse(obj, "charge")?;
+            expect_object(&c.object, "charge")?;
+            Ok((c.id, c.receipt_url))
+        }
+    }
 }
 
 /// A build step's answer when the event adds nothing to what the wallet
@@ -455,17 +498,7 @@ impl StripeInboxWorker {
                 let Some(wallet) = self.wallet_for(&[&pi.id], Some(&pi.metadata)).await? else {
                     return Ok(Outcome::Done("not a marketplace payment".into()));
                 };
-                let charge = pi
-                    .latest_charge
-                    .as_ref()
-                    .ok_or_else(|| Outcome::Poison("succeeded without a charge".into()))?;
-                let (charge_id, mut receipt) = match charge {
-                    serde_json::Value::String(id) => (id.clone(), None),
-                    obj => {
-                        let c: ChargeObject = parse(obj, "charge")?;
-                        (c.id, c.receipt_url)
-                    }
-                };
+                let (charge_id, mut receipt) = paying_charge(&pi)?;
                 if receipt.is_none() {
                     if let Some(p) = &self.payments {
                         receipt = p
@@ -1036,5 +1069,153 @@ mod tests {
                 .map(String::as_str),
             Some("alice")
         );
+    }
+
+    /// A card charge as the API returns it (trimmed to the fields a
+    /// charge always has that matter here).
+    fn charge(id: &str, status: &str, created: i64) -> serde_json::Value {
+        json!({
+            "id": id,
+            "object": "charge",
+            "amount": 2500,
+            "amount_captured": if status == "succeeded" { 2500 } else { 0 },
+            "amount_refunded": 0,
+            "balance_transaction": null,
+            "billing_details": { "address": null, "email": null, "name": null, "phone": null },
+            "captured": status == "succeeded",
+            "created": created,
+            "currency": "usd",
+            "customer": "cus_NffrFeUfNV2Hib",
+            "disputed": false,
+            "failure_code": if status == "failed" { json!("card_declined") } else { json!(null) },
+            "failure_message": if status == "failed" { json!("Your card was declined.") } else { json!(null) },
+            "livemode": false,
+            "metadata": { "wallet_id": "alice", "top_up_id": "8e3c5e5a-0d4e-4f59-9a5b-0c1d2e3f4a5b" },
+            "paid": status == "succeeded",
+            "payment_intent": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+            "payment_method": "pm_1MtwBwLkdIwHu7ixNVkcMYyV",
+            "receipt_url": format!("https://pay.stripe.com/receipts/payment/{id}"),
+            "refunded": false,
+            "status": status
+        })
+    }
+
+    /// A succeeded PaymentIntent as an API version from 2022-11-15 sends
+    /// it: `latest_charge`, no `charges`.
+    fn payment_intent(latest_charge: serde_json::Value) -> serde_json::Value {
+        json!({
+            "id": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+            "object": "payment_intent",
+            "amount": 2500,
+            "amount_capturable": 0,
+            "amount_details": { "tip": {} },
+            "amount_received": 2500,
+            "application": null,
+            "automatic_payment_methods": null,
+            "canceled_at": null,
+            "cancellation_reason": null,
+            "capture_method": "automatic",
+            "client_secret": "pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_YrKJUKribcBjcG8HVhfZluoGH",
+            "confirmation_method": "automatic",
+            "created": 1680800504,
+            "currency": "usd",
+            "customer": "cus_NffrFeUfNV2Hib",
+            "description": null,
+            "last_payment_error": null,
+            "latest_charge": latest_charge,
+            "livemode": false,
+            "metadata": { "wallet_id": "alice", "top_up_id": "8e3c5e5a-0d4e-4f59-9a5b-0c1d2e3f4a5b" },
+            "next_action": null,
+            "on_behalf_of": null,
+            "payment_method": "pm_1MtwBwLkdIwHu7ixNVkcMYyV",
+            "payment_method_types": ["card"],
+            "status": "succeeded"
+        })
+    }
+
+    /// The same intent as an API version before 2022-11-15 sends it: a
+    /// `charges` list (newest first), no `latest_charge`.
+    fn legacy_payment_intent(charges: Vec<serde_json::Value>) -> serde_json::Value {
+        let mut pi = payment_intent(json!(null));
+        let pi_map = pi.as_object_mut().expect("object");
+        pi_map.remove("latest_charge");
+        pi_map.insert(
+            "charges".into(),
+            json!({
+                "object": "list",
+                "data": charges,
+                "has_more": false,
+                "total_count": charges.len(),
+                "url": "/v1/charges?payment_intent=pi_3MtwBwLkdIwHu7ix28a3tqPa"
+            }),
+        );
+        pi
+    }
+
+    fn paid_by(pi: serde_json::Value) -> (String, Option<String>) {
+        let pi: PaymentIntentObject = parse(&pi, "payment intent").expect("parses");
+        match paying_charge(&pi) {
+            Ok(found) => found,
+            Err(outcome) => panic!("no paying charge: {outcome:?}"),
+        }
+    }
+
+    #[test]
+    fn the_paying_charge_is_the_latest_charge_as_an_id_or_expanded() {
+        assert_eq!(
+            paid_by(payment_intent(json!("ch_3MtwBwLkdIwHu7ix2FYvWJ8q"))),
+            ("ch_3MtwBwLkdIwHu7ix2FYvWJ8q".to_string(), None)
+        );
+        let expanded = charge("ch_3MtwBwLkdIwHu7ix2FYvWJ8q", "succeeded", 1680800505);
+        assert_eq!(
+            paid_by(payment_intent(expanded)),
+            (
+                "ch_3MtwBwLkdIwHu7ix2FYvWJ8q".to_string(),
+                Some("https://pay.stripe.com/receipts/payment/ch_3MtwBwLkdIwHu7ix2FYvWJ8q".into())
+            )
+        );
+    }
+
+    #[test]
+    fn an_intent_from_an_api_version_before_2022_11_15_is_paid_by_its_succeeded_charge() {
+        // One declined attempt, then a card that worked; the list is newest first.
+        let succeeded = charge("ch_second", "succeeded", 1680800600);
+        let declined = charge("ch_first", "failed", 1680800504);
+        assert_eq!(
+            paid_by(legacy_payment_intent(vec![
+                succeeded.clone(),
+                declined.clone()
+            ])),
+            (
+                "ch_second".to_string(),
+                Some("https://pay.stripe.com/receipts/payment/ch_second".into())
+            )
+        );
+        // In whatever order the list comes.
+        assert_eq!(
+            paid_by(legacy_payment_intent(vec![declined, succeeded])).0,
+            "ch_second"
+        );
+        // One charge only.
+        assert_eq!(
+            paid_by(legacy_payment_intent(vec![charge(
+                "ch_only",
+                "succeeded",
+                1
+            )]))
+            .0,
+            "ch_only"
+        );
+    }
+
+    #[test]
+    fn an_intent_with_no_charge_at_all_is_poison() {
+        for pi in [payment_intent(json!(null)), legacy_payment_intent(vec![])] {
+            let pi: PaymentIntentObject = parse(&pi, "payment intent").expect("parses");
+            assert!(
+                matches!(paying_charge(&pi), Err(Outcome::Poison(_))),
+                "{pi:?}"
+            );
+        }
     }
 }

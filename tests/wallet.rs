@@ -1197,3 +1197,40 @@ async fn a_setup_intent_without_metadata_saves_the_card_of_its_customers_wallet(
     assert_eq!(w["payment_methods"][0]["last4"], "4242");
     assert!(inbox_errors(&app).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_payment_from_an_api_version_before_2022_11_15_is_credited_by_its_charges_list() {
+    let app = stripe_app().await;
+    ls(&app).hold(true);
+    let top_up = create_top_up(&app, &alice(), 2_500).await;
+    let pi = top_up["payment_intent_id"].as_str().expect("pi");
+    let paid = ls(&app).pay(pi, VISA).await;
+    let charge_id = paid["latest_charge"].as_str().expect("charge").to_string();
+    ls(&app).wait_held("payment_intent.succeeded", 1).await;
+    let mut event = ls(&app)
+        .take_held()
+        .into_iter()
+        .find(|e| e["type"] == "payment_intent.succeeded")
+        .expect("payment_intent.succeeded");
+    // What an endpoint pinned to an older API version receives: the
+    // intent's charges as a list object, and no `latest_charge`.
+    let charge = ls(&app)
+        .call(Method::GET, &format!("/v1/charges/{charge_id}"), &[])
+        .await;
+    event["api_version"] = json!("2020-08-27");
+    let object = event["data"]["object"].as_object_mut().expect("object");
+    object.remove("latest_charge");
+    object.insert(
+        "charges".into(),
+        json!({
+            "object": "list", "data": [charge], "has_more": false, "total_count": 1,
+            "url": format!("/v1/charges?payment_intent={pi}")
+        }),
+    );
+    assert_eq!(ls(&app).deliver(&event).await.status(), 200);
+    let w = wallet_until(&app, &alice(), "credit", |w| w["balance_tft_units"] != 0).await;
+    assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
+    assert_eq!(w["top_ups"][0]["charge_id"], charge_id.as_str());
+    assert_eq!(w["ledger"][0]["receipt_url"], charge["receipt_url"]);
+    assert!(inbox_errors(&app).await.is_empty());
+}
