@@ -135,6 +135,8 @@ struct ChargeObject {
     currency: String,
     payment_intent: Option<Expandable>,
     receipt_url: Option<String>,
+    /// Stripe copies the payment intent's metadata here when it confirms.
+    metadata: HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +148,7 @@ struct DisputeObject {
     currency: String,
     status: String,
     payment_intent: Option<Expandable>,
+    metadata: HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,6 +458,40 @@ impl StripeInboxWorker {
         Ok(None)
     }
 
+    /// The wallet a refunded or disputed charge belongs to; `None` when it
+    /// is not the marketplace's (a Stripe account shared with other
+    /// products). Decided from what Stripe says about the charge: the
+    /// object's own metadata, else its payment intent's (a top-up's names
+    /// the wallet), never from whether the wallet views know it yet, so a
+    /// refund of ours that arrives before its payment's credit still waits
+    /// for it rather than being skipped. The views are asked first only to
+    /// spare a call to Stripe.
+    async fn charge_owner(
+        &self,
+        ids: &[&str],
+        metadata: &HashMap<String, String>,
+        payment_intent: Option<&str>,
+    ) -> Result<Option<String>, Outcome> {
+        if let Some(wallet) = self.wallet_for(ids, Some(metadata)).await? {
+            return Ok(Some(wallet));
+        }
+        // Every charge of ours comes from a top-up's payment intent.
+        let Some(pi) = payment_intent else {
+            return Ok(None);
+        };
+        let payments = self.payments.as_ref().ok_or_else(|| {
+            Outcome::Retry(format!(
+                "payments not configured: cannot tell whose payment intent {pi} is"
+            ))
+        })?;
+        match payments.payment_intent_metadata(pi).await {
+            Ok(metadata) => Ok(metadata.get("wallet_id").cloned()),
+            // Not on this account (a connected account's, say): not ours.
+            Err(PaymentsError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(Outcome::Retry(format!("payment intent {pi}: {e}"))),
+        }
+    }
+
     async fn command(
         &self,
         wallet_id: &str,
@@ -561,8 +598,15 @@ impl StripeInboxWorker {
                 if let Some(pi) = &pi {
                     ids.push(pi);
                 }
-                let Some(wallet) = self.wallet_for(&ids, None).await? else {
-                    return Ok(Outcome::Retry("refunded charge not known yet".into()));
+                let Some(wallet) = self
+                    .charge_owner(&ids, &charge.metadata, pi.as_deref())
+                    .await?
+                else {
+                    info!(charge = %charge.id, "Stripe worker: refund of a charge that is not ours; skipped");
+                    return Ok(Outcome::Done(format!(
+                        "refund of {}: not ours (no wallet in its or its payment intent's metadata)",
+                        charge.id
+                    )));
                 };
                 let charge_id = sid("charge_id", &charge.id)?;
                 let total = cents(charge.amount_refunded, "amount_refunded")?;
@@ -607,8 +651,13 @@ impl StripeInboxWorker {
                 if let Some(pi) = &d.payment_intent {
                     ids.push(pi.id());
                 }
-                let Some(wallet) = self.wallet_for(&ids, None).await? else {
-                    return Ok(Outcome::Retry("disputed charge not known yet".into()));
+                let pi = d.payment_intent.as_ref().map(Expandable::id);
+                let Some(wallet) = self.charge_owner(&ids, &d.metadata, pi).await? else {
+                    info!(charge = %d.charge.id(), dispute = %d.id, "Stripe worker: dispute of a charge that is not ours; skipped");
+                    return Ok(Outcome::Done(format!(
+                        "dispute of {}: not ours (no wallet in its payment intent's metadata)",
+                        d.charge.id()
+                    )));
                 };
                 let charge_id = sid("charge_id", d.charge.id())?;
                 let dispute_id = sid("dispute_id", &d.id)?;
@@ -1217,5 +1266,41 @@ mod tests {
                 "{pi:?}"
             );
         }
+    }
+
+    #[test]
+    fn refunded_and_disputed_charges_carry_the_metadata_that_says_whose_they_are() {
+        let mut refunded = charge("ch_3MtwBwLkdIwHu7ix2FYvWJ8q", "succeeded", 1680800505);
+        refunded["amount_refunded"] = json!(500);
+        refunded["refunds"] = json!({ "object": "list", "data": [], "has_more": false, "url": "/v1/charges/ch_3MtwBwLkdIwHu7ix2FYvWJ8q/refunds" });
+        let c: ChargeObject = parse(&refunded, "charge").expect("parses");
+        assert_eq!(
+            c.metadata.get("wallet_id").map(String::as_str),
+            Some("alice")
+        );
+        assert_eq!(
+            c.payment_intent.as_ref().map(Expandable::id),
+            Some("pi_3MtwBwLkdIwHu7ix28a3tqPa")
+        );
+        let dispute = json!({
+            "id": "dp_1MtJUT2eZvKYlo2CNaw2HvEv",
+            "object": "dispute",
+            "amount": 1000,
+            "balance_transactions": [],
+            "charge": "ch_1AZtxr2eZvKYlo2CI3iegSJn",
+            "created": 1680651737,
+            "currency": "usd",
+            "evidence": {},
+            "evidence_details": { "due_by": 1682294399, "has_evidence": false, "past_due": false, "submission_count": 0 },
+            "is_charge_refundable": true,
+            "livemode": false,
+            "metadata": {},
+            "payment_intent": null,
+            "reason": "general",
+            "status": "warning_needs_response"
+        });
+        let d: DisputeObject = parse(&dispute, "dispute").expect("parses");
+        assert!(d.metadata.is_empty() && d.payment_intent.is_none());
+        assert_eq!(d.charge.id(), "ch_1AZtxr2eZvKYlo2CI3iegSJn");
     }
 }

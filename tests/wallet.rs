@@ -1234,3 +1234,162 @@ async fn a_payment_from_an_api_version_before_2022_11_15_is_credited_by_its_char
     assert_eq!(w["ledger"][0]["receipt_url"], charge["receipt_url"]);
     assert!(inbox_errors(&app).await.is_empty());
 }
+
+/// The inbox row of each event of `kind` seen so far: (event id, processed, last error).
+async fn inbox_rows(app: &TestApp, kind: &str) -> Vec<(String, bool, Option<String>)> {
+    sqlx::query_as(
+        "SELECT event_id, processed_at IS NOT NULL, last_error FROM stripe_inbox
+         WHERE event_type = $1 ORDER BY created, event_id",
+    )
+    .bind(kind)
+    .fetch_all(&app.pool)
+    .await
+    .expect("inbox rows")
+}
+
+/// Waits until `n` events of `kind` are in the inbox and processed.
+async fn processed(app: &TestApp, kind: &str, n: usize) -> Vec<(String, bool, Option<String>)> {
+    let started = Instant::now();
+    loop {
+        let rows = inbox_rows(app, kind).await;
+        if rows.len() >= n && rows.iter().all(|(_, done, _)| *done) {
+            return rows;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{kind}: not all processed: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn refunds_and_disputes_of_charges_that_are_not_the_marketplaces_are_skipped() {
+    let app = stripe_app().await;
+    // Another product on the same Stripe account: its own payment intent,
+    // without the marketplace's metadata, paid, refunded and disputed.
+    let other = ls(&app)
+        .call(
+            Method::POST,
+            "/v1/payment_intents",
+            &[("amount", "1500"), ("currency", "usd")],
+        )
+        .await;
+    let pi = other["id"].as_str().expect("pi").to_string();
+    let paid = ls(&app).pay(&pi, VISA).await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    let charge_id = paid["latest_charge"].as_str().expect("charge").to_string();
+    ls(&app)
+        .call(
+            Method::POST,
+            "/v1/refunds",
+            &[("charge", &charge_id), ("amount", "500")],
+        )
+        .await;
+    ls(&app).dispute(&charge_id, 1_000).await;
+    // And a charge made without a payment intent (the legacy Charges API).
+    let mut legacy = ls(&app)
+        .call(Method::GET, &format!("/v1/charges/{charge_id}"), &[])
+        .await;
+    legacy["id"] = json!("ch_legacy_other_product");
+    legacy["payment_intent"] = Value::Null;
+    legacy["amount_refunded"] = json!(1500);
+    legacy["refunded"] = json!(true);
+    let event = json!({
+        "id": "evt_legacy_refund", "object": "event", "type": "charge.refunded",
+        "api_version": "2024-06-20", "created": chrono::Utc::now().timestamp(),
+        "livemode": false, "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "data": { "object": legacy }
+    });
+    assert_eq!(ls(&app).deliver(&event).await.status(), 200);
+
+    // Each is recognised as not ours and done with, not retried until set aside.
+    let refunds = processed(&app, "charge.refunded", 2).await;
+    let disputes = processed(&app, "charge.dispute.created", 1).await;
+    for (id, _, error) in refunds.iter().chain(&disputes) {
+        assert_eq!(error, &None, "{id}");
+    }
+    assert!(inbox_errors(&app).await.is_empty());
+    let wallet_events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'wallet'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(wallet_events, 0, "no wallet was touched");
+}
+
+#[tokio::test]
+async fn a_refund_of_ours_that_arrives_before_the_payment_waits_even_when_no_view_knows_it() {
+    // No projection runners: the wallet views know neither the intent nor
+    // the charge, so only Stripe's own metadata can say the refund is ours.
+    let app = spawn_app_with(AppOptions {
+        stripe: true,
+        projections: false,
+        ..AppOptions::default()
+    })
+    .await;
+    ls(&app).hold(true);
+    let top_up = create_top_up(&app, &alice(), 2_500).await;
+    let pi = top_up["payment_intent_id"].as_str().expect("pi");
+    let paid = ls(&app).pay(pi, VISA).await;
+    let charge_id = paid["latest_charge"].as_str().expect("charge").to_string();
+    ls(&app).wait_held("payment_intent.succeeded", 1).await;
+    ls(&app)
+        .call(
+            Method::POST,
+            "/v1/refunds",
+            &[("charge", &charge_id), ("amount", "500")],
+        )
+        .await;
+    ls(&app).wait_held("charge.refunded", 1).await;
+    let held = ls(&app).take_held();
+    let of = |kind: &str| {
+        held.iter()
+            .find(|e| e["type"] == kind)
+            .cloned()
+            .expect("held event")
+    };
+    let refund = of("charge.refunded");
+    assert_eq!(ls(&app).deliver(&refund).await.status(), 200);
+    // Retried while its payment is not credited, never done with.
+    let started = Instant::now();
+    loop {
+        let (attempts, done): (i32, bool) = sqlx::query_as(
+            "SELECT attempts, processed_at IS NOT NULL FROM stripe_inbox WHERE event_id = $1",
+        )
+        .bind(refund["id"].as_str().expect("id"))
+        .fetch_one(&app.pool)
+        .await
+        .expect("row");
+        assert!(!done, "a refund of ours was skipped before its payment");
+        if attempts >= 3 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "not retried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ls(&app)
+            .deliver(&of("payment_intent.succeeded"))
+            .await
+            .status(),
+        200
+    );
+    processed(&app, "charge.refunded", 1).await;
+    let count = |kind: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM events WHERE aggregate_id = 'alice' AND event_type = $1",
+            )
+            .bind(kind)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+        }
+    };
+    assert_eq!(count("TopUpCredited").await, 1);
+    assert_eq!(count("RefundRecorded").await, 1);
+    assert!(inbox_errors(&app).await.is_empty());
+}
