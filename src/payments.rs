@@ -492,6 +492,46 @@ impl StripeInboxWorker {
         }
     }
 
+    /// The step after a credit: fetch the charge's receipt and record it.
+    /// While Stripe cannot serve it the event is retried for the receipt
+    /// alone: the credit, already committed, is a no-op on every retry.
+    async fn record_receipt(
+        &self,
+        payments: &Payments,
+        wallet_id: &str,
+        cause: &str,
+        charge_id: &StripeId,
+        credited: String,
+    ) -> Outcome {
+        let fetched = match payments.receipt_url(charge_id.as_str()).await {
+            Ok(fetched) => fetched,
+            Err(e @ PaymentsError::Refused { status, .. }) if status < 500 && status != 429 => {
+                return Outcome::Poison(format!("payment credited; receipt refused: {e}"));
+            }
+            Err(e) => {
+                return Outcome::Retry(format!("payment credited; receipt not fetched yet: {e}"))
+            }
+        };
+        let Some(receipt_url) = fetched.and_then(|r| ReceiptUrl::new(&r).ok()) else {
+            return Outcome::Done(format!("{credited}; no receipt"));
+        };
+        let at = Utc::now();
+        match self
+            .command(wallet_id, cause, "receipt", |_| {
+                Ok(WalletCommand::RecordReceipt {
+                    charge_id: charge_id.clone(),
+                    receipt_url: receipt_url.clone(),
+                    at,
+                })
+            })
+            .await
+        {
+            Outcome::Done(note) => Outcome::Done(format!("{credited}; {note}")),
+            Outcome::Retry(why) => Outcome::Retry(format!("payment credited; {why}")),
+            Outcome::Poison(why) => Outcome::Poison(format!("payment credited; {why}")),
+        }
+    }
+
     async fn command(
         &self,
         wallet_id: &str,
@@ -535,30 +575,44 @@ impl StripeInboxWorker {
                 let Some(wallet) = self.wallet_for(&[&pi.id], Some(&pi.metadata)).await? else {
                     return Ok(Outcome::Done("not a marketplace payment".into()));
                 };
-                let (charge_id, mut receipt) = paying_charge(&pi)?;
-                if receipt.is_none() {
-                    if let Some(p) = &self.payments {
-                        receipt = p
-                            .receipt_url(&charge_id)
-                            .await
-                            .map_err(|e| Outcome::Retry(format!("receipt: {e}")))?;
-                    }
-                }
-                let receipt_url = receipt.and_then(|r| ReceiptUrl::new(&r).ok());
+                let (charge_id, receipt) = paying_charge(&pi)?;
                 let pi_id = sid("payment_intent_id", &pi.id)?;
                 let charge_id = sid("charge_id", &charge_id)?;
                 let amount = cents(pi.amount_received, "amount_received")?;
-                Ok(self
-                    .command(&wallet, cause, "payment succeeded", |_| {
+                // Credit first, with the receipt only when the event carries
+                // it: fetching it is a step of its own, after the credit, so
+                // Stripe failing to serve a receipt never holds back the TFT.
+                let credited = run_wallet_command(
+                    &self.wallets,
+                    &wallet,
+                    worker_metadata(ACTOR_SUBJECT, cause),
+                    None,
+                    |_| {
                         Ok(WalletCommand::RecordPaymentSucceeded {
                             payment_intent_id: pi_id.clone(),
                             amount_received_cents: amount,
                             charge_id: charge_id.clone(),
-                            receipt_url: receipt_url.clone(),
+                            receipt_url: receipt.as_deref().and_then(|r| ReceiptUrl::new(r).ok()),
                             at,
                         })
-                    })
-                    .await)
+                    },
+                )
+                .await;
+                let has_receipt = credited
+                    .as_ref()
+                    .ok()
+                    .and_then(|done| done.wallet.state())
+                    .and_then(|s| s.top_up(&pi_id))
+                    .is_some_and(|t| t.receipt_url.is_some());
+                let outcome = command_outcome(credited, "payment succeeded");
+                match (outcome, &self.payments) {
+                    (Outcome::Done(note), Some(payments)) if receipt.is_none() && !has_receipt => {
+                        Ok(self
+                            .record_receipt(payments, &wallet, cause, &charge_id, note)
+                            .await)
+                    }
+                    (outcome, _) => Ok(outcome),
+                }
             }
             "payment_intent.payment_failed" => {
                 let pi: PaymentIntentObject = parse(object, "payment intent")?;

@@ -132,7 +132,11 @@ async fn a_card_top_up_is_credited_once_at_the_quoted_price_with_its_receipt() {
     assert_eq!(intent["metadata"]["top_up_id"], top_up["top_up_id"]);
 
     ls(&app).pay(&pi, VISA).await;
-    let w = wallet_until(&app, &alice(), "credit", |w| w["balance_tft_units"] != 0).await;
+    // The receipt is fetched and recorded just after the credit.
+    let w = wallet_until(&app, &alice(), "credit and receipt", |w| {
+        w["balance_tft_units"] != 0 && w["ledger"][0]["receipt_url"].is_string()
+    })
+    .await;
     assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
     assert_eq!(w["top_ups"][0]["status"], "credited");
     let receipt = w["ledger"][0]["receipt_url"].as_str().expect("receipt");
@@ -1391,5 +1395,54 @@ async fn a_refund_of_ours_that_arrives_before_the_payment_waits_even_when_no_vie
     };
     assert_eq!(count("TopUpCredited").await, 1);
     assert_eq!(count("RefundRecorded").await, 1);
+    assert!(inbox_errors(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_receipt_that_cannot_be_fetched_does_not_hold_back_the_credit() {
+    let app = stripe_app().await;
+    ls(&app).fail_charge_reads(true);
+    let top_up = create_top_up(&app, &alice(), 2_500).await;
+    let pi = top_up["payment_intent_id"].as_str().expect("pi");
+    ls(&app).pay(pi, VISA).await;
+    // Credited at once, while the receipt cannot be read.
+    let w = wallet_until(&app, &alice(), "credit", |w| w["balance_tft_units"] != 0).await;
+    assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
+    assert_eq!(w["top_ups"][0]["status"], "credited");
+    assert_eq!(w["ledger"][0]["receipt_url"], Value::Null);
+    // The receipt is retried on its own, and attached once it can be read.
+    let started = Instant::now();
+    loop {
+        let rows = inbox_rows(&app, "payment_intent.succeeded").await;
+        if rows
+            .iter()
+            .any(|(_, done, e)| !done && e.as_deref().is_some_and(|e| e.contains("receipt")))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "receipt not retried: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ls(&app).fail_charge_reads(false);
+    let w = wallet_until(&app, &alice(), "receipt", |w| {
+        w["ledger"][0]["receipt_url"].is_string()
+    })
+    .await;
+    let receipt = w["ledger"][0]["receipt_url"].as_str().expect("receipt");
+    assert!(receipt.starts_with("https://"), "{receipt}");
+    assert_eq!(w["top_ups"][0]["receipt_url"], receipt);
+    assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
+    assert_eq!(w["ledger"].as_array().map(Vec::len), Some(1));
+    processed(&app, "payment_intent.succeeded", 1).await;
+    let credits: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = 'alice' AND event_type = 'TopUpCredited'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(credits, 1, "credited exactly once");
     assert!(inbox_errors(&app).await.is_empty());
 }
