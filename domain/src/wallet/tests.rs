@@ -1609,7 +1609,10 @@ fn a_receipt_fetched_after_the_credit_is_recorded_once_and_moves_no_money() {
         }],
     );
     let after = when(&w, record_receipt(1));
-    let t = after.state().and_then(|s| s.top_up(&pi(1))).expect("top-up");
+    let t = after
+        .state()
+        .and_then(|s| s.top_up(&pi(1)))
+        .expect("top-up");
     assert_eq!(t.receipt_url, Some(receipt(1)));
     assert_eq!(after.balance(), w.balance());
     assert_eq!(after.ledger(), w.ledger());
