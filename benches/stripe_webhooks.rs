@@ -236,6 +236,7 @@ async fn main() -> anyhow::Result<()> {
                 "latest_charge": {
                     "id": format!("ch_bench{i}"), "object": "charge", "amount": 2500, "amount_captured": 2500,
                     "amount_refunded": 0, "refunded": false, "currency": "usd", "payment_intent": pi,
+                    "metadata": { "wallet_id": user, "origin": "manual" },
                     "receipt_url": format!("https://pay.stripe.com/receipts/bench{i}")
                 }
             }),

@@ -134,7 +134,11 @@ async fn a_card_top_up_is_credited_once_at_the_quoted_price_with_its_receipt() {
     assert_eq!(intent["metadata"]["top_up_id"], top_up["top_up_id"]);
 
     ls(&app).pay(&pi, VISA).await;
-    let w = wallet_until(&app, &alice(), "credit", |w| w["balance_tft_units"] != 0).await;
+    // The receipt is fetched and recorded just after the credit.
+    let w = wallet_until(&app, &alice(), "credit and receipt", |w| {
+        w["balance_tft_units"] != 0 && w["ledger"][0]["receipt_url"].is_string()
+    })
+    .await;
     assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
     assert_eq!(w["top_ups"][0]["status"], "credited");
     let receipt = w["ledger"][0]["receipt_url"].as_str().expect("receipt");
@@ -1166,4 +1170,281 @@ async fn wallet_commands_replay_their_first_answer_for_the_same_idempotency_key(
     .await
     .expect("count");
     assert_eq!(events, 1);
+}
+
+#[tokio::test]
+async fn a_setup_intent_without_metadata_saves_the_card_of_its_customers_wallet() {
+    let app = stripe_app().await;
+    let r = app
+        .post("/v1/wallet/setup-intents", &alice(), &json!({}))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let si: Value = r.json().await.expect("json");
+    ls(&app).hold(true);
+    let pm = ls(&app)
+        .save_card(si["setup_intent_id"].as_str().expect("si"), VISA)
+        .await;
+    ls(&app).wait_held("setup_intent.succeeded", 1).await;
+    let mut event = ls(&app)
+        .take_held()
+        .into_iter()
+        .find(|e| e["type"] == "setup_intent.succeeded")
+        .expect("setup_intent.succeeded");
+    // The API allows `metadata: null` on a SetupIntent (one made from the
+    // dashboard or by another integration for the same customer).
+    event["data"]["object"]["metadata"] = Value::Null;
+    assert_eq!(ls(&app).deliver(&event).await.status(), 200);
+    let w = wallet_until(&app, &alice(), "card saved", |w| {
+        w["payment_methods"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["payment_method_id"] == pm.as_str()))
+    })
+    .await;
+    assert_eq!(w["payment_methods"][0]["last4"], "4242");
+    assert!(inbox_errors(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_payment_from_an_api_version_before_2022_11_15_is_credited_by_its_charges_list() {
+    let app = stripe_app().await;
+    ls(&app).hold(true);
+    let top_up = create_top_up(&app, &alice(), 2_500).await;
+    let pi = top_up["payment_intent_id"].as_str().expect("pi");
+    let paid = ls(&app).pay(pi, VISA).await;
+    let charge_id = paid["latest_charge"].as_str().expect("charge").to_string();
+    ls(&app).wait_held("payment_intent.succeeded", 1).await;
+    let mut event = ls(&app)
+        .take_held()
+        .into_iter()
+        .find(|e| e["type"] == "payment_intent.succeeded")
+        .expect("payment_intent.succeeded");
+    // What an endpoint pinned to an older API version receives: the
+    // intent's charges as a list object, and no `latest_charge`.
+    let charge = ls(&app)
+        .call(Method::GET, &format!("/v1/charges/{charge_id}"), &[])
+        .await;
+    event["api_version"] = json!("2020-08-27");
+    let object = event["data"]["object"].as_object_mut().expect("object");
+    object.remove("latest_charge");
+    object.insert(
+        "charges".into(),
+        json!({
+            "object": "list", "data": [charge], "has_more": false, "total_count": 1,
+            "url": format!("/v1/charges?payment_intent={pi}")
+        }),
+    );
+    assert_eq!(ls(&app).deliver(&event).await.status(), 200);
+    let w = wallet_until(&app, &alice(), "credit", |w| w["balance_tft_units"] != 0).await;
+    assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
+    assert_eq!(w["top_ups"][0]["charge_id"], charge_id.as_str());
+    assert_eq!(w["ledger"][0]["receipt_url"], charge["receipt_url"]);
+    assert!(inbox_errors(&app).await.is_empty());
+}
+
+/// The inbox row of each event of `kind` seen so far: (event id, processed, last error).
+async fn inbox_rows(app: &TestApp, kind: &str) -> Vec<(String, bool, Option<String>)> {
+    sqlx::query_as(
+        "SELECT event_id, processed_at IS NOT NULL, last_error FROM stripe_inbox
+         WHERE event_type = $1 ORDER BY created, event_id",
+    )
+    .bind(kind)
+    .fetch_all(&app.pool)
+    .await
+    .expect("inbox rows")
+}
+
+/// Waits until `n` events of `kind` are in the inbox and processed.
+async fn processed(app: &TestApp, kind: &str, n: usize) -> Vec<(String, bool, Option<String>)> {
+    let started = Instant::now();
+    loop {
+        let rows = inbox_rows(app, kind).await;
+        if rows.len() >= n && rows.iter().all(|(_, done, _)| *done) {
+            return rows;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{kind}: not all processed: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn refunds_and_disputes_of_charges_that_are_not_the_marketplaces_are_skipped() {
+    let app = stripe_app().await;
+    // Another product on the same Stripe account: its own payment intent,
+    // without the marketplace's metadata, paid, refunded and disputed.
+    let other = ls(&app)
+        .call(
+            Method::POST,
+            "/v1/payment_intents",
+            &[("amount", "1500"), ("currency", "usd")],
+        )
+        .await;
+    let pi = other["id"].as_str().expect("pi").to_string();
+    let paid = ls(&app).pay(&pi, VISA).await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    let charge_id = paid["latest_charge"].as_str().expect("charge").to_string();
+    ls(&app)
+        .call(
+            Method::POST,
+            "/v1/refunds",
+            &[("charge", &charge_id), ("amount", "500")],
+        )
+        .await;
+    ls(&app).dispute(&charge_id, 1_000).await;
+    // And a charge made without a payment intent (the legacy Charges API).
+    let mut legacy = ls(&app)
+        .call(Method::GET, &format!("/v1/charges/{charge_id}"), &[])
+        .await;
+    legacy["id"] = json!("ch_legacy_other_product");
+    legacy["payment_intent"] = Value::Null;
+    legacy["amount_refunded"] = json!(1500);
+    legacy["refunded"] = json!(true);
+    let event = json!({
+        "id": "evt_legacy_refund", "object": "event", "type": "charge.refunded",
+        "api_version": "2024-06-20", "created": chrono::Utc::now().timestamp(),
+        "livemode": false, "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "data": { "object": legacy }
+    });
+    assert_eq!(ls(&app).deliver(&event).await.status(), 200);
+
+    // Each is recognised as not ours and done with, not retried until set aside.
+    let refunds = processed(&app, "charge.refunded", 2).await;
+    let disputes = processed(&app, "charge.dispute.created", 1).await;
+    for (id, _, error) in refunds.iter().chain(&disputes) {
+        assert_eq!(error, &None, "{id}");
+    }
+    assert!(inbox_errors(&app).await.is_empty());
+    let wallet_events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'wallet'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(wallet_events, 0, "no wallet was touched");
+}
+
+#[tokio::test]
+async fn a_refund_of_ours_that_arrives_before_the_payment_waits_even_when_no_view_knows_it() {
+    // No projection runners: the wallet views know neither the intent nor
+    // the charge, so only Stripe's own metadata can say the refund is ours.
+    let app = spawn_app_with(AppOptions {
+        stripe: true,
+        projections: false,
+        ..AppOptions::default()
+    })
+    .await;
+    ls(&app).hold(true);
+    let top_up = create_top_up(&app, &alice(), 2_500).await;
+    let pi = top_up["payment_intent_id"].as_str().expect("pi");
+    let paid = ls(&app).pay(pi, VISA).await;
+    let charge_id = paid["latest_charge"].as_str().expect("charge").to_string();
+    ls(&app).wait_held("payment_intent.succeeded", 1).await;
+    ls(&app)
+        .call(
+            Method::POST,
+            "/v1/refunds",
+            &[("charge", &charge_id), ("amount", "500")],
+        )
+        .await;
+    ls(&app).wait_held("charge.refunded", 1).await;
+    let held = ls(&app).take_held();
+    let of = |kind: &str| {
+        held.iter()
+            .find(|e| e["type"] == kind)
+            .cloned()
+            .expect("held event")
+    };
+    let refund = of("charge.refunded");
+    assert_eq!(ls(&app).deliver(&refund).await.status(), 200);
+    // Retried while its payment is not credited, never done with.
+    let started = Instant::now();
+    loop {
+        let (attempts, done): (i32, bool) = sqlx::query_as(
+            "SELECT attempts, processed_at IS NOT NULL FROM stripe_inbox WHERE event_id = $1",
+        )
+        .bind(refund["id"].as_str().expect("id"))
+        .fetch_one(&app.pool)
+        .await
+        .expect("row");
+        assert!(!done, "a refund of ours was skipped before its payment");
+        if attempts >= 3 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "not retried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ls(&app)
+            .deliver(&of("payment_intent.succeeded"))
+            .await
+            .status(),
+        200
+    );
+    processed(&app, "charge.refunded", 1).await;
+    let count = |kind: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM events WHERE aggregate_id = 'alice' AND event_type = $1",
+            )
+            .bind(kind)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+        }
+    };
+    assert_eq!(count("TopUpCredited").await, 1);
+    assert_eq!(count("RefundRecorded").await, 1);
+    assert!(inbox_errors(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_receipt_that_cannot_be_fetched_does_not_hold_back_the_credit() {
+    let app = stripe_app().await;
+    ls(&app).fail_charge_reads(true);
+    let top_up = create_top_up(&app, &alice(), 2_500).await;
+    let pi = top_up["payment_intent_id"].as_str().expect("pi");
+    ls(&app).pay(pi, VISA).await;
+    // Credited at once, while the receipt cannot be read.
+    let w = wallet_until(&app, &alice(), "credit", |w| w["balance_tft_units"] != 0).await;
+    assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
+    assert_eq!(w["top_ups"][0]["status"], "credited");
+    assert_eq!(w["ledger"][0]["receipt_url"], Value::Null);
+    // The receipt is retried on its own, and attached once it can be read.
+    let started = Instant::now();
+    loop {
+        let rows = inbox_rows(&app, "payment_intent.succeeded").await;
+        if rows
+            .iter()
+            .any(|(_, done, e)| !done && e.as_deref().is_some_and(|e| e.contains("receipt")))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "receipt not retried: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ls(&app).fail_charge_reads(false);
+    let w = wallet_until(&app, &alice(), "receipt", |w| {
+        w["ledger"][0]["receipt_url"].is_string()
+    })
+    .await;
+    let receipt = w["ledger"][0]["receipt_url"].as_str().expect("receipt");
+    assert!(receipt.starts_with("https://"), "{receipt}");
+    assert_eq!(w["top_ups"][0]["receipt_url"], receipt);
+    assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
+    assert_eq!(w["ledger"].as_array().map(Vec::len), Some(1));
+    processed(&app, "payment_intent.succeeded", 1).await;
+    let credits: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = 'alice' AND event_type = 'TopUpCredited'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(credits, 1, "credited exactly once");
+    assert!(inbox_errors(&app).await.is_empty());
 }

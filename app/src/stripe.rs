@@ -16,6 +16,7 @@ use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::CreateCustomer;
 use stripe_core::payment_intent::{
     ConfirmPaymentIntent, ConfirmPaymentIntentOffSession, CreatePaymentIntent,
+    RetrievePaymentIntent,
 };
 use stripe_core::setup_intent::CreateSetupIntent;
 use stripe_core::SetupIntentStatus;
@@ -263,6 +264,18 @@ impl Payments {
             .send(&self.client)
             .await?;
         Ok(charge.receipt_url)
+    }
+
+    /// A payment intent's metadata: a top-up's carries its wallet and
+    /// top-up ids, so it tells whether a charge is the marketplace's.
+    pub async fn payment_intent_metadata(
+        &self,
+        intent_id: &str,
+    ) -> Result<HashMap<String, String>, PaymentsError> {
+        let pi = RetrievePaymentIntent::new(intent_id.to_string())
+            .send(&self.client)
+            .await?;
+        Ok(pi.metadata)
     }
 
     /// A card by id.

@@ -17,7 +17,9 @@
 //!   `charge.refunded` on a refund; `payment_method.detached` on a detach),
 //!   and `charge.dispute.created` on demand (localstripe has no disputes);
 //! - every webhook is re-signed with the test endpoint secret and delivered
-//!   to the app, or held for a test to deliver in its own order.
+//!   to the app, or held for a test to deliver in its own order;
+//! - reading a charge can be made to fail (503, as an outage would answer),
+//!   for tests of what waits on a receipt.
 //!
 //! The marketplace's own parsing stays strict: it sees what the real API sends.
 
@@ -119,6 +121,8 @@ struct Shared {
     events: Vec<Value>,
     /// (event type, when it was delivered) of each delivery.
     delivered: Vec<(String, Instant)>,
+    /// Answer `GET /v1/charges/{id}` with a 503.
+    fail_charge_reads: bool,
 }
 
 struct Inner {
@@ -239,6 +243,12 @@ impl LocalStripe {
     /// Holds webhooks instead of delivering them (to deliver them in another order).
     pub fn hold(&self, hold: bool) {
         self.inner.shared.lock().expect("lock").hold = hold;
+    }
+
+    /// Makes `GET /v1/charges/{id}` answer 503 (Stripe unreachable for
+    /// receipts) until called again with `false`.
+    pub fn fail_charge_reads(&self, fail: bool) {
+        self.inner.shared.lock().expect("lock").fail_charge_reads = fail;
     }
 
     /// The held events, taken.
@@ -620,6 +630,20 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
     let body = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
+    if method == Method::GET
+        && path.starts_with("/v1/charges/")
+        && inner.shared.lock().expect("lock").fail_charge_reads
+    {
+        let error = json!({ "error": {
+            "type": "api_error", "message": "The service is temporarily unavailable (test outage)."
+        } });
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "application/json")],
+            error.to_string(),
+        )
+            .into_response();
+    }
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())

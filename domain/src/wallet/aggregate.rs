@@ -356,6 +356,28 @@ impl Wallet {
                     at,
                 }])
             }
+            C::RecordReceipt {
+                charge_id,
+                receipt_url,
+                at,
+            } => {
+                // Only a credited top-up has a charge: before the credit the
+                // receipt waits (retried), like a refund before its payment.
+                let t = s
+                    .top_up_by_charge(&charge_id)
+                    .ok_or_else(|| Error::UnknownCharge(charge_id.clone()))?;
+                if t.receipt_url.is_some() {
+                    // Recorded with the credit, or already after it.
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::ReceiptRecorded {
+                    top_up_id: t.top_up_id,
+                    payment_intent_id: t.payment_intent_id.clone(),
+                    charge_id,
+                    receipt_url,
+                    at,
+                }])
+            }
             C::RecordPaymentFailed {
                 payment_intent_id,
                 code,
@@ -669,6 +691,15 @@ impl Wallet {
                     payment_intent_id.as_str(),
                     *at,
                 );
+            }
+            E::ReceiptRecorded {
+                payment_intent_id,
+                receipt_url,
+                ..
+            } => {
+                if let Some(t) = s.top_ups.get_mut(payment_intent_id) {
+                    t.receipt_url = Some(receipt_url.clone());
+                }
             }
             E::TopUpFailed {
                 payment_intent_id,

@@ -84,6 +84,16 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A credited top-up's receipt, fetched after the credit: the credit
+    /// never waits for it, and a top-up keeps the first one recorded.
+    RecordReceipt {
+        /// The charge that paid the top-up.
+        charge_id: StripeId,
+        /// Stripe's receipt.
+        receipt_url: ReceiptUrl,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Stripe says an attempt to pay failed (`payment_intent.payment_failed`
     /// or `.canceled`).
     RecordPaymentFailed {
@@ -191,6 +201,7 @@ impl WalletCommand {
             WalletCommand::CreateTopUp { .. } => "create_top_up",
             WalletCommand::CreateAutoTopUp { .. } => "create_auto_top_up",
             WalletCommand::RecordPaymentSucceeded { .. } => "record_payment_succeeded",
+            WalletCommand::RecordReceipt { .. } => "record_receipt",
             WalletCommand::RecordPaymentFailed { .. } => "record_payment_failed",
             WalletCommand::Debit { .. } => "debit",
             WalletCommand::RecordRefund { .. } => "record_refund",

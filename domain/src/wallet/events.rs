@@ -93,6 +93,19 @@ pub enum WalletEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A credited top-up's receipt was recorded after its credit.
+    ReceiptRecorded {
+        /// The marketplace's id.
+        top_up_id: Uuid,
+        /// Stripe's payment intent.
+        payment_intent_id: StripeId,
+        /// The charge that paid it.
+        charge_id: StripeId,
+        /// The receipt.
+        receipt_url: ReceiptUrl,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// An attempt to pay a top-up failed.
     TopUpFailed {
         /// The marketplace's id.
@@ -215,6 +228,7 @@ impl WalletEvent {
             | WalletEvent::LinkAttemptFailed { at, .. }
             | WalletEvent::TopUpCreated { at, .. }
             | WalletEvent::TopUpCredited { at, .. }
+            | WalletEvent::ReceiptRecorded { at, .. }
             | WalletEvent::TopUpFailed { at, .. }
             | WalletEvent::WalletDebited { at, .. }
             | WalletEvent::RefundRecorded { at, .. }
@@ -252,6 +266,7 @@ impl DomainEvent for WalletEvent {
             WalletEvent::LinkAttemptFailed { .. } => "LinkAttemptFailed",
             WalletEvent::TopUpCreated { .. } => "TopUpCreated",
             WalletEvent::TopUpCredited { .. } => "TopUpCredited",
+            WalletEvent::ReceiptRecorded { .. } => "ReceiptRecorded",
             WalletEvent::TopUpFailed { .. } => "TopUpFailed",
             WalletEvent::WalletDebited { .. } => "WalletDebited",
             WalletEvent::RefundRecorded { .. } => "RefundRecorded",

@@ -1206,6 +1206,14 @@ fn events_are_named_versioned_and_round_trip() {
         disputed(1, "dp_1", 100, tft(100)),
         configured(),
         WalletEvent::AutoTopUpDisabled { at: t0() },
+        WalletEvent::ReceiptRecorded {
+            top_up_id: top_up_id(1),
+            payment_intent_id: pi(1),
+            charge_id: ch(1),
+            receipt_url: ReceiptUrl::new("https://pay.stripe.com/receipts/payment/ch_1")
+                .expect("valid"),
+            at: t0(),
+        },
     ];
     let names: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(
@@ -1223,6 +1231,7 @@ fn events_are_named_versioned_and_round_trip() {
             "DisputeRecorded",
             "AutoTopUpConfigured",
             "AutoTopUpDisabled",
+            "ReceiptRecorded",
         ]
     );
     for e in &events {
@@ -1420,4 +1429,59 @@ fn a_threshold_no_longer_configured_stops_being_alerted() {
         threshold_hours: 72,
         at: t0(),
     }]);
+}
+
+// ---- receipts after the credit ----
+
+fn receipt(n: u32) -> ReceiptUrl {
+    ReceiptUrl::new(&format!("https://pay.stripe.com/receipts/payment/ch_{n}")).expect("valid")
+}
+
+fn record_receipt(n: u32) -> WalletCommand {
+    WalletCommand::RecordReceipt {
+        charge_id: ch(n),
+        receipt_url: receipt(n),
+        at: t0() + mins(3),
+    }
+}
+
+#[test]
+fn a_receipt_fetched_after_the_credit_is_recorded_once_and_moves_no_money() {
+    let w = Wallet::given(funded());
+    w.when(record_receipt(1))
+        .then_expect_events(vec![WalletEvent::ReceiptRecorded {
+            top_up_id: top_up_id(1),
+            payment_intent_id: pi(1),
+            charge_id: ch(1),
+            receipt_url: receipt(1),
+            at: t0() + mins(3),
+        }]);
+    let after = w.when(record_receipt(1)).then_accepted();
+    let t = after
+        .state()
+        .and_then(|s| s.top_up(&pi(1)))
+        .expect("top-up");
+    assert_eq!(t.receipt_url, Some(receipt(1)));
+    assert_eq!(after.balance(), w.balance());
+    assert_eq!(after.ledger(), w.ledger());
+    // Fetched again (a redelivered event): nothing more.
+    after.when(record_receipt(1)).then_expect_no_events();
+}
+
+#[test]
+fn a_receipt_recorded_with_the_credit_is_kept() {
+    let mut events = funded();
+    if let Some(WalletEvent::TopUpCredited { receipt_url, .. }) = events.last_mut() {
+        *receipt_url = Some(receipt(1));
+    }
+    Wallet::given(events)
+        .when(record_receipt(1))
+        .then_expect_no_events();
+}
+
+#[test]
+fn a_receipt_before_its_credit_waits_for_it() {
+    Wallet::given(vec![opened(), created(1, 1_000, cent_price(), tft(1_000))])
+        .when(record_receipt(1))
+        .then_expect_error(WalletError::UnknownCharge(ch(1)));
 }

@@ -335,6 +335,8 @@ async fn consume<P: Projection>(
         .context("cannot create the dead-letter producer")?;
     info!(projection = name, group = %group, worker = %options.worker_id, topics = %topics.join(","), "projection worker started (Kafka consumer group)");
 
+    // Consumer errors since the last message received.
+    let mut errors_in_a_row = 0u32;
     loop {
         let first = tokio::select! {
             m = consumer.recv() => m,
@@ -342,10 +344,17 @@ async fn consume<P: Projection>(
         };
         let mut batch = Vec::with_capacity(options.batch_size);
         match first {
-            Ok(m) => batch.push(Received::from(&m)),
+            Ok(m) => {
+                errors_in_a_row = 0;
+                batch.push(Received::from(&m));
+            }
             Err(e) => {
-                transient(name, &e);
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                errors_in_a_row = errors_in_a_row.saturating_add(1);
+                transient(name, &e, errors_in_a_row);
+                tokio::select! {
+                    _ = tokio::time::sleep(error_backoff(errors_in_a_row)) => {}
+                    _ = cancel.cancelled() => return Ok(()),
+                }
                 continue;
             }
         }
@@ -353,7 +362,7 @@ async fn consume<P: Projection>(
             match tokio::time::timeout(options.linger, consumer.recv()).await {
                 Ok(Ok(m)) => batch.push(Received::from(&m)),
                 Ok(Err(e)) => {
-                    transient(name, &e);
+                    transient(name, &e, 1);
                     break;
                 }
                 Err(_) => break,
@@ -432,8 +441,41 @@ async fn consume<P: Projection>(
     }
 }
 
-fn transient(projection: &str, e: &KafkaError) {
-    warn!(projection, error = %e, "Kafka consumer error");
+/// The wait after the second consumer error in a row; doubled for each
+/// further one, up to [`ERROR_BACKOFF_MAX`].
+const ERROR_BACKOFF_BASE: Duration = Duration::from_millis(5);
+
+/// The longest wait between consumer errors. librdkafka queues an error
+/// per failed reconnect of each of a consumer's connections (measured
+/// through a 30 s outage, `reconnect.backoff.max.ms` at 1 s: 1.5 to 6.5 a
+/// second per consumer). A wait longer than their pace piles them up, and
+/// once the broker is back the group waits while the pile is worked
+/// through: at a constant 500 ms, 100 errors were still queued and two
+/// groups had not taken their partitions 50 s later. The wait only guards
+/// against a tight loop of errors; librdkafka reconnects by itself.
+const ERROR_BACKOFF_MAX: Duration = Duration::from_millis(50);
+
+/// How long a worker waits after the `consecutive`-th consumer error since
+/// its last message (1 for the first): not at all after one error, then a
+/// wait that doubles with each error in a row, capped.
+fn error_backoff(consecutive: u32) -> Duration {
+    match consecutive {
+        0 | 1 => Duration::ZERO,
+        n => ERROR_BACKOFF_BASE
+            .saturating_mul(1u32 << (n - 2).min(16))
+            .min(ERROR_BACKOFF_MAX),
+    }
+}
+
+/// Logs a consumer error, the `in_a_row`-th since the last message. With
+/// no wait between them, an outage reports several a second: the first and
+/// then every power of two are warnings, the rest debug lines.
+fn transient(projection: &str, e: &KafkaError, in_a_row: u32) {
+    if in_a_row.is_power_of_two() {
+        warn!(projection, error = %e, errors_in_a_row = in_a_row, "Kafka consumer error");
+    } else {
+        debug!(projection, error = %e, errors_in_a_row = in_a_row, "Kafka consumer error");
+    }
 }
 
 /// One transaction: the batch's new messages applied, dead letters recorded,
@@ -601,5 +643,44 @@ async fn publish_dead_letter(
     match producer.send(record, Duration::from_secs(5)).await {
         Ok(_) => {}
         Err((e, _)) => warn!(projection, error = %e, "dead letter not published to {topic}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_error_is_not_waited_on() {
+        assert_eq!(error_backoff(1), Duration::ZERO);
+    }
+
+    #[test]
+    fn errors_in_a_row_wait_longer_each_time_up_to_a_cap() {
+        let waits: Vec<Duration> = (1..=40).map(error_backoff).collect();
+        for pair in waits.windows(2) {
+            assert!(pair[1] >= pair[0], "never shorter: {waits:?}");
+        }
+        assert!(
+            waits[1] > waits[0] && waits[2] > waits[1],
+            "grows: {waits:?}"
+        );
+        assert_eq!(waits[39], ERROR_BACKOFF_MAX, "capped: {waits:?}");
+        assert_eq!(error_backoff(u32::MAX), ERROR_BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_backlog_of_queued_errors_drains_in_seconds() {
+        // librdkafka queues an error per failed reconnect of each of a
+        // consumer's connections, up to several a second through an
+        // outage. Waiting longer than their pace piles them up, and once the
+        // broker is back the group waits while the pile is worked through
+        // (at 500 ms an error: 100 queued errors, 50 s).
+        assert!(
+            ERROR_BACKOFF_MAX <= Duration::from_millis(100),
+            "at least 10 a second"
+        );
+        let backlog: Duration = (1..=100).map(error_backoff).sum();
+        assert!(backlog < Duration::from_secs(6), "{backlog:?}");
     }
 }

@@ -19,7 +19,7 @@ use marketplace_projections::wallets as views;
 use serde::Deserialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::runtime::{self, Round, Schedule};
 
@@ -82,8 +82,19 @@ struct PaymentIntentObject {
     confirmation_method: String,
     payment_method_types: Vec<String>,
     metadata: HashMap<String, String>,
+    /// From API version 2022-11-15: the latest charge, an id or expanded.
     latest_charge: Option<serde_json::Value>,
+    /// Before 2022-11-15 (an endpoint may be pinned to an older version):
+    /// the intent's charges, a list object, and no `latest_charge`.
+    charges: Option<ChargeList>,
     last_payment_error: Option<PaymentError>,
+}
+
+/// A list object of charges.
+#[derive(Debug, Deserialize)]
+struct ChargeList {
+    object: String,
+    data: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +107,8 @@ struct ChargeObject {
     currency: String,
     payment_intent: Option<Expandable>,
     receipt_url: Option<String>,
+    /// Stripe copies the payment intent's metadata here when it confirms.
+    metadata: HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +120,7 @@ struct DisputeObject {
     currency: String,
     status: String,
     payment_intent: Option<Expandable>,
+    metadata: HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +131,9 @@ struct SetupIntentObject {
     usage: String,
     customer: Option<Expandable>,
     payment_method: Option<Expandable>,
-    metadata: HashMap<String, String>,
+    /// Nullable on a SetupIntent (unlike a PaymentIntent's): one made
+    /// outside the marketplace, for a customer of ours, may have none.
+    metadata: Option<HashMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +179,38 @@ fn cents(amount: i64, what: &str) -> Result<u64, Outcome> {
 
 fn sid(field: &str, id: &str) -> Result<StripeId, Outcome> {
     StripeId::new(field, id).map_err(|e| Outcome::Poison(format!("{field}: {}", e.reason)))
+}
+
+/// The charge that paid a succeeded payment intent: its id, and its
+/// receipt when the event carries the charge itself. Newer API versions
+/// name it in `latest_charge`; older ones list the intent's charges, of
+/// which the paying one is the succeeded one (the newest, should there be
+/// several; the newest of all when none says so).
+fn paying_charge(pi: &PaymentIntentObject) -> Result<(String, Option<String>), Outcome> {
+    let charge = match (&pi.latest_charge, &pi.charges) {
+        (Some(charge), _) => charge,
+        (None, Some(list)) => {
+            expect_object(&list.object, "list")?;
+            let created = |c: &&serde_json::Value| c.get("created").and_then(|t| t.as_i64());
+            let succeeded = list
+                .data
+                .iter()
+                .filter(|c| c.get("status").and_then(|s| s.as_str()) == Some("succeeded"))
+                .max_by_key(created);
+            succeeded
+                .or_else(|| list.data.iter().max_by_key(created))
+                .ok_or_else(|| Outcome::Poison("succeeded without a charge".into()))?
+        }
+        (None, None) => return Err(Outcome::Poison("succeeded without a charge".into())),
+    };
+    match charge {
+        serde_json::Value::String(id) => Ok((id.clone(), None)),
+        obj => {
+            let c: ChargeObject = parse(obj, "charge")?;
+            expect_object(&c.object, "charge")?;
+            Ok((c.id, c.receipt_url))
+        }
+    }
 }
 
 /// How a wallet command's refusal bears on the event: a missing wallet or
@@ -350,6 +398,80 @@ impl StripeInboxWorker {
         Ok(None)
     }
 
+    /// The wallet a refunded or disputed charge belongs to; `None` when it
+    /// is not the marketplace's (a Stripe account shared with other
+    /// products). Decided from what Stripe says about the charge: the
+    /// object's own metadata, else its payment intent's (a top-up's names
+    /// the wallet), never from whether the wallet views know it yet, so a
+    /// refund of ours that arrives before its payment's credit still waits
+    /// for it rather than being skipped. The views are asked first only to
+    /// spare a call to Stripe.
+    async fn charge_owner(
+        &self,
+        ids: &[&str],
+        metadata: &HashMap<String, String>,
+        payment_intent: Option<&str>,
+    ) -> Result<Option<String>, Outcome> {
+        if let Some(wallet) = self.wallet_for(ids, Some(metadata)).await? {
+            return Ok(Some(wallet));
+        }
+        // Every charge of ours comes from a top-up's payment intent.
+        let Some(pi) = payment_intent else {
+            return Ok(None);
+        };
+        let payments = self.payments.as_ref().ok_or_else(|| {
+            Outcome::Retry(format!(
+                "payments not configured: cannot tell whose payment intent {pi} is"
+            ))
+        })?;
+        match payments.payment_intent_metadata(pi).await {
+            Ok(metadata) => Ok(metadata.get("wallet_id").cloned()),
+            // Not on this account (a connected account's, say): not ours.
+            Err(PaymentsError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(Outcome::Retry(format!("payment intent {pi}: {e}"))),
+        }
+    }
+
+    /// The step after a credit: fetch the charge's receipt and record it.
+    /// While Stripe cannot serve it the event is retried for the receipt
+    /// alone: the credit, already committed, is a no-op on every retry.
+    async fn record_receipt(
+        &self,
+        payments: &Payments,
+        wallet_id: &str,
+        cause: &str,
+        charge_id: &StripeId,
+        credited: String,
+    ) -> Outcome {
+        let fetched = match payments.receipt_url(charge_id.as_str()).await {
+            Ok(fetched) => fetched,
+            Err(e @ PaymentsError::Refused { status, .. }) if status < 500 && status != 429 => {
+                return Outcome::Poison(format!("payment credited; receipt refused: {e}"));
+            }
+            Err(e) => {
+                return Outcome::Retry(format!("payment credited; receipt not fetched yet: {e}"))
+            }
+        };
+        let Some(receipt_url) = fetched.and_then(|r| ReceiptUrl::new(&r).ok()) else {
+            return Outcome::Done(format!("{credited}; no receipt"));
+        };
+        let at = Utc::now();
+        match self
+            .command(wallet_id, cause, "receipt", |_| {
+                Ok(Some(WalletCommand::RecordReceipt {
+                    charge_id: charge_id.clone(),
+                    receipt_url: receipt_url.clone(),
+                    at,
+                }))
+            })
+            .await
+        {
+            Outcome::Done(note) => Outcome::Done(format!("{credited}; {note}")),
+            Outcome::Retry(why) => Outcome::Retry(format!("payment credited; {why}")),
+            Outcome::Poison(why) => Outcome::Poison(format!("payment credited; {why}")),
+        }
+    }
+
     async fn command(
         &self,
         wallet_id: &str,
@@ -392,40 +514,43 @@ impl StripeInboxWorker {
                 let Some(wallet) = self.wallet_for(&[&pi.id], Some(&pi.metadata)).await? else {
                     return Ok(Outcome::Done("not a marketplace payment".into()));
                 };
-                let charge = pi
-                    .latest_charge
-                    .as_ref()
-                    .ok_or_else(|| Outcome::Poison("succeeded without a charge".into()))?;
-                let (charge_id, mut receipt) = match charge {
-                    serde_json::Value::String(id) => (id.clone(), None),
-                    obj => {
-                        let c: ChargeObject = parse(obj, "charge")?;
-                        (c.id, c.receipt_url)
-                    }
-                };
-                if receipt.is_none() {
-                    if let Some(p) = &self.payments {
-                        receipt = p
-                            .receipt_url(&charge_id)
-                            .await
-                            .map_err(|e| Outcome::Retry(format!("receipt: {e}")))?;
-                    }
-                }
-                let receipt_url = receipt.and_then(|r| ReceiptUrl::new(&r).ok());
+                let (charge_id, receipt) = paying_charge(&pi)?;
                 let pi_id = sid("payment_intent_id", &pi.id)?;
                 let charge_id = sid("charge_id", &charge_id)?;
                 let amount = cents(pi.amount_received, "amount_received")?;
-                Ok(self
-                    .command(&wallet, cause, "payment succeeded", |_| {
-                        Ok(Some(WalletCommand::RecordPaymentSucceeded {
-                            payment_intent_id: pi_id.clone(),
-                            amount_received_cents: amount,
-                            charge_id: charge_id.clone(),
-                            receipt_url: receipt_url.clone(),
-                            at,
-                        }))
+                // Credit first, with the receipt only when the event carries
+                // it: fetching it is a step of its own, after the credit, so
+                // Stripe failing to serve a receipt never holds back the TFT.
+                let credited = Exec::new(
+                    &*self.wallets,
+                    wallet.as_str(),
+                    EventMetadata::for_worker(ACTOR_SUBJECT, cause),
+                )
+                .run(|_| {
+                    Ok(WalletCommand::RecordPaymentSucceeded {
+                        payment_intent_id: pi_id.clone(),
+                        amount_received_cents: amount,
+                        charge_id: charge_id.clone(),
+                        receipt_url: receipt.as_deref().and_then(|r| ReceiptUrl::new(r).ok()),
+                        at,
                     })
-                    .await)
+                })
+                .await;
+                let has_receipt = credited
+                    .as_ref()
+                    .ok()
+                    .and_then(|done| done.aggregate.state())
+                    .and_then(|s| s.top_up(&pi_id))
+                    .is_some_and(|t| t.receipt_url.is_some());
+                let outcome = command_outcome(credited, "payment succeeded");
+                match (outcome, &self.payments) {
+                    (Outcome::Done(note), Some(payments)) if receipt.is_none() && !has_receipt => {
+                        Ok(self
+                            .record_receipt(payments, &wallet, cause, &charge_id, note)
+                            .await)
+                    }
+                    (outcome, _) => Ok(outcome),
+                }
             }
             "payment_intent.payment_failed" => {
                 let pi: PaymentIntentObject = parse(object, "payment intent")?;
@@ -465,8 +590,15 @@ impl StripeInboxWorker {
                 if let Some(pi) = &pi {
                     ids.push(pi);
                 }
-                let Some(wallet) = self.wallet_for(&ids, None).await? else {
-                    return Ok(Outcome::Retry("refunded charge not known yet".into()));
+                let Some(wallet) = self
+                    .charge_owner(&ids, &charge.metadata, pi.as_deref())
+                    .await?
+                else {
+                    info!(charge = %charge.id, "Stripe worker: refund of a charge that is not ours; skipped");
+                    return Ok(Outcome::Done(format!(
+                        "refund of {}: not ours (no wallet in its or its payment intent's metadata)",
+                        charge.id
+                    )));
                 };
                 let charge_id = sid("charge_id", &charge.id)?;
                 let total = cents(charge.amount_refunded, "amount_refunded")?;
@@ -508,8 +640,13 @@ impl StripeInboxWorker {
                 if let Some(pi) = &d.payment_intent {
                     ids.push(pi.id());
                 }
-                let Some(wallet) = self.wallet_for(&ids, None).await? else {
-                    return Ok(Outcome::Retry("disputed charge not known yet".into()));
+                let pi = d.payment_intent.as_ref().map(Expandable::id);
+                let Some(wallet) = self.charge_owner(&ids, &d.metadata, pi).await? else {
+                    info!(charge = %d.charge.id(), dispute = %d.id, "Stripe worker: dispute of a charge that is not ours; skipped");
+                    return Ok(Outcome::Done(format!(
+                        "dispute of {}: not ours (no wallet in its payment intent's metadata)",
+                        d.charge.id()
+                    )));
                 };
                 let charge_id = sid("charge_id", d.charge.id())?;
                 let dispute_id = sid("dispute_id", &d.id)?;
@@ -531,7 +668,8 @@ impl StripeInboxWorker {
                 let _ = (&si.status, &si.usage);
                 let customer = si.customer.as_ref().map(|c| c.id().to_string());
                 let ids: Vec<&str> = customer.iter().map(String::as_str).collect();
-                let Some(wallet) = self.wallet_for(&ids, Some(&si.metadata)).await? else {
+                // Without our metadata, the customer tells whose card it is.
+                let Some(wallet) = self.wallet_for(&ids, si.metadata.as_ref()).await? else {
                     return Ok(Outcome::Done("not a marketplace setup intent".into()));
                 };
                 let pm = si.payment_method.as_ref().ok_or_else(|| {
@@ -584,5 +722,261 @@ impl StripeInboxWorker {
             }
             other => Ok(Outcome::Done(format!("{other}: not handled"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Parsing Stripe's objects as the API documents them, including the
+    //! shapes older API versions and nullable fields give.
+
+    use super::*;
+    use serde_json::json;
+
+    /// A SetupIntent as the API returns it; `metadata` is nullable there.
+    fn setup_intent(metadata: serde_json::Value) -> serde_json::Value {
+        json!({
+            "id": "seti_1Mm8s8LkdIwHu7ix0OXBfTRG",
+            "object": "setup_intent",
+            "application": null,
+            "automatic_payment_methods": null,
+            "cancellation_reason": null,
+            "client_secret": "seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_NXDICkPqPeiBTAFqWmkbff09lRmSVXe",
+            "created": 1678942624,
+            "customer": "cus_NXDI9TzYmqAo1B",
+            "description": null,
+            "flow_directions": null,
+            "last_setup_error": null,
+            "latest_attempt": "setatt_1Mm8s9LkdIwHu7ixgeOJJoIU",
+            "livemode": false,
+            "mandate": null,
+            "metadata": metadata,
+            "next_action": null,
+            "on_behalf_of": null,
+            "payment_method": "pm_1Mm8s9LkdIwHu7ixcRf5PBqd",
+            "payment_method_options": {
+                "card": { "mandate_options": null, "network": null, "request_three_d_secure": "automatic" }
+            },
+            "payment_method_types": ["card"],
+            "single_use_mandate": null,
+            "status": "succeeded",
+            "usage": "off_session"
+        })
+    }
+
+    #[test]
+    fn a_setup_intent_with_null_or_absent_metadata_parses() {
+        let mut absent = setup_intent(serde_json::Value::Null);
+        absent.as_object_mut().expect("object").remove("metadata");
+        for si in [
+            setup_intent(serde_json::Value::Null),
+            absent,
+            setup_intent(json!({})),
+        ] {
+            let parsed = parse::<SetupIntentObject>(&si, "setup intent");
+            assert!(parsed.is_ok(), "{:?}", parsed.err());
+            let si = parsed.expect("parsed");
+            assert!(si.metadata.unwrap_or_default().is_empty());
+            assert_eq!(
+                si.customer.as_ref().map(Expandable::id),
+                Some("cus_NXDI9TzYmqAo1B")
+            );
+        }
+        let si: SetupIntentObject = parse(
+            &setup_intent(json!({ "wallet_id": "alice" })),
+            "setup intent",
+        )
+        .expect("parses");
+        assert_eq!(
+            si.metadata
+                .as_ref()
+                .and_then(|m| m.get("wallet_id"))
+                .map(String::as_str),
+            Some("alice")
+        );
+    }
+
+    /// A card charge as the API returns it (trimmed to the fields a
+    /// charge always has that matter here).
+    fn charge(id: &str, status: &str, created: i64) -> serde_json::Value {
+        json!({
+            "id": id,
+            "object": "charge",
+            "amount": 2500,
+            "amount_captured": if status == "succeeded" { 2500 } else { 0 },
+            "amount_refunded": 0,
+            "balance_transaction": null,
+            "billing_details": { "address": null, "email": null, "name": null, "phone": null },
+            "captured": status == "succeeded",
+            "created": created,
+            "currency": "usd",
+            "customer": "cus_NffrFeUfNV2Hib",
+            "disputed": false,
+            "failure_code": if status == "failed" { json!("card_declined") } else { json!(null) },
+            "failure_message": if status == "failed" { json!("Your card was declined.") } else { json!(null) },
+            "livemode": false,
+            "metadata": { "wallet_id": "alice", "top_up_id": "8e3c5e5a-0d4e-4f59-9a5b-0c1d2e3f4a5b" },
+            "paid": status == "succeeded",
+            "payment_intent": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+            "payment_method": "pm_1MtwBwLkdIwHu7ixNVkcMYyV",
+            "receipt_url": format!("https://pay.stripe.com/receipts/payment/{id}"),
+            "refunded": false,
+            "status": status
+        })
+    }
+
+    /// A succeeded PaymentIntent as an API version from 2022-11-15 sends
+    /// it: `latest_charge`, no `charges`.
+    fn payment_intent(latest_charge: serde_json::Value) -> serde_json::Value {
+        json!({
+            "id": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+            "object": "payment_intent",
+            "amount": 2500,
+            "amount_capturable": 0,
+            "amount_details": { "tip": {} },
+            "amount_received": 2500,
+            "application": null,
+            "automatic_payment_methods": null,
+            "canceled_at": null,
+            "cancellation_reason": null,
+            "capture_method": "automatic",
+            "client_secret": "pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_YrKJUKribcBjcG8HVhfZluoGH",
+            "confirmation_method": "automatic",
+            "created": 1680800504,
+            "currency": "usd",
+            "customer": "cus_NffrFeUfNV2Hib",
+            "description": null,
+            "last_payment_error": null,
+            "latest_charge": latest_charge,
+            "livemode": false,
+            "metadata": { "wallet_id": "alice", "top_up_id": "8e3c5e5a-0d4e-4f59-9a5b-0c1d2e3f4a5b" },
+            "next_action": null,
+            "on_behalf_of": null,
+            "payment_method": "pm_1MtwBwLkdIwHu7ixNVkcMYyV",
+            "payment_method_types": ["card"],
+            "status": "succeeded"
+        })
+    }
+
+    /// The same intent as an API version before 2022-11-15 sends it: a
+    /// `charges` list (newest first), no `latest_charge`.
+    fn legacy_payment_intent(charges: Vec<serde_json::Value>) -> serde_json::Value {
+        let mut pi = payment_intent(json!(null));
+        let pi_map = pi.as_object_mut().expect("object");
+        pi_map.remove("latest_charge");
+        pi_map.insert(
+            "charges".into(),
+            json!({
+                "object": "list",
+                "data": charges,
+                "has_more": false,
+                "total_count": charges.len(),
+                "url": "/v1/charges?payment_intent=pi_3MtwBwLkdIwHu7ix28a3tqPa"
+            }),
+        );
+        pi
+    }
+
+    fn paid_by(pi: serde_json::Value) -> (String, Option<String>) {
+        let pi: PaymentIntentObject = parse(&pi, "payment intent").expect("parses");
+        match paying_charge(&pi) {
+            Ok(found) => found,
+            Err(outcome) => panic!("no paying charge: {outcome:?}"),
+        }
+    }
+
+    #[test]
+    fn the_paying_charge_is_the_latest_charge_as_an_id_or_expanded() {
+        assert_eq!(
+            paid_by(payment_intent(json!("ch_3MtwBwLkdIwHu7ix2FYvWJ8q"))),
+            ("ch_3MtwBwLkdIwHu7ix2FYvWJ8q".to_string(), None)
+        );
+        let expanded = charge("ch_3MtwBwLkdIwHu7ix2FYvWJ8q", "succeeded", 1680800505);
+        assert_eq!(
+            paid_by(payment_intent(expanded)),
+            (
+                "ch_3MtwBwLkdIwHu7ix2FYvWJ8q".to_string(),
+                Some("https://pay.stripe.com/receipts/payment/ch_3MtwBwLkdIwHu7ix2FYvWJ8q".into())
+            )
+        );
+    }
+
+    #[test]
+    fn an_intent_from_an_api_version_before_2022_11_15_is_paid_by_its_succeeded_charge() {
+        // One declined attempt, then a card that worked; the list is newest first.
+        let succeeded = charge("ch_second", "succeeded", 1680800600);
+        let declined = charge("ch_first", "failed", 1680800504);
+        assert_eq!(
+            paid_by(legacy_payment_intent(vec![
+                succeeded.clone(),
+                declined.clone()
+            ])),
+            (
+                "ch_second".to_string(),
+                Some("https://pay.stripe.com/receipts/payment/ch_second".into())
+            )
+        );
+        // In whatever order the list comes.
+        assert_eq!(
+            paid_by(legacy_payment_intent(vec![declined, succeeded])).0,
+            "ch_second"
+        );
+        // One charge only.
+        assert_eq!(
+            paid_by(legacy_payment_intent(vec![charge(
+                "ch_only",
+                "succeeded",
+                1
+            )]))
+            .0,
+            "ch_only"
+        );
+    }
+
+    #[test]
+    fn an_intent_with_no_charge_at_all_is_poison() {
+        for pi in [payment_intent(json!(null)), legacy_payment_intent(vec![])] {
+            let pi: PaymentIntentObject = parse(&pi, "payment intent").expect("parses");
+            assert!(
+                matches!(paying_charge(&pi), Err(Outcome::Poison(_))),
+                "{pi:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refunded_and_disputed_charges_carry_the_metadata_that_says_whose_they_are() {
+        let mut refunded = charge("ch_3MtwBwLkdIwHu7ix2FYvWJ8q", "succeeded", 1680800505);
+        refunded["amount_refunded"] = json!(500);
+        refunded["refunds"] = json!({ "object": "list", "data": [], "has_more": false, "url": "/v1/charges/ch_3MtwBwLkdIwHu7ix2FYvWJ8q/refunds" });
+        let c: ChargeObject = parse(&refunded, "charge").expect("parses");
+        assert_eq!(
+            c.metadata.get("wallet_id").map(String::as_str),
+            Some("alice")
+        );
+        assert_eq!(
+            c.payment_intent.as_ref().map(Expandable::id),
+            Some("pi_3MtwBwLkdIwHu7ix28a3tqPa")
+        );
+        let dispute = json!({
+            "id": "dp_1MtJUT2eZvKYlo2CNaw2HvEv",
+            "object": "dispute",
+            "amount": 1000,
+            "balance_transactions": [],
+            "charge": "ch_1AZtxr2eZvKYlo2CI3iegSJn",
+            "created": 1680651737,
+            "currency": "usd",
+            "evidence": {},
+            "evidence_details": { "due_by": 1682294399, "has_evidence": false, "past_due": false, "submission_count": 0 },
+            "is_charge_refundable": true,
+            "livemode": false,
+            "metadata": {},
+            "payment_intent": null,
+            "reason": "general",
+            "status": "warning_needs_response"
+        });
+        let d: DisputeObject = parse(&dispute, "dispute").expect("parses");
+        assert!(d.metadata.is_empty() && d.payment_intent.is_none());
+        assert_eq!(d.charge.id(), "ch_1AZtxr2eZvKYlo2CI3iegSJn");
     }
 }
