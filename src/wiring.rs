@@ -10,7 +10,7 @@ use anyhow::Context;
 use marketplace_api::auth::Authenticator;
 use marketplace_api::views_watch::ViewWatcher;
 use marketplace_api::{ApiSettings, AppState};
-use marketplace_app::stripe::{Payments, StripeSettings};
+use marketplace_app::stripe::{Gateway, Payments, StripeSettings};
 use marketplace_app::Stores;
 use marketplace_domain::TftPrice;
 use marketplace_projections::tail::{self, TailOptions};
@@ -67,7 +67,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// The API's settings from the command line.
 pub fn settings(
     http: &HttpArgs,
-    payments: Option<Payments>,
+    payments: Option<Gateway>,
     dev_jwks: Option<jsonwebtoken::jwk::JwkSet>,
 ) -> anyhow::Result<ApiSettings> {
     Ok(ApiSettings {
@@ -216,7 +216,7 @@ pub async fn shutdown_signal() {
 }
 
 /// The Stripe client, when `STRIPE_SECRET_KEY` is set.
-pub fn payments_client(args: &PaymentsArgs) -> anyhow::Result<Option<Payments>> {
+pub fn payments_client(args: &PaymentsArgs) -> anyhow::Result<Option<Gateway>> {
     let Some(key) = args
         .stripe_secret_key
         .clone()
@@ -230,11 +230,10 @@ pub fn payments_client(args: &PaymentsArgs) -> anyhow::Result<Option<Payments>> 
         api_base: args.stripe_api_base.clone().filter(|b| !b.is_empty()),
     };
     info!(api_base = ?settings.api_base, "payments configured");
-    Ok(Some(
-        Payments::new(&settings)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("STRIPE_API_BASE")?,
-    ))
+    let payments = Payments::new(&settings)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("STRIPE_API_BASE")?;
+    Ok(Some(Arc::new(payments)))
 }
 
 /// Spawns the payment workers: the Stripe inbox worker (when webhooks are
@@ -242,7 +241,7 @@ pub fn payments_client(args: &PaymentsArgs) -> anyhow::Result<Option<Payments>> 
 /// alerts.
 pub fn spawn_payment_workers(
     pool: &PgPool,
-    payments: Option<Payments>,
+    payments: Option<Gateway>,
     args: &PaymentsArgs,
     tft_price: TftPrice,
     webhooks: bool,

@@ -55,7 +55,7 @@ pub struct ApiSettings {
     /// The Stripe webhook endpoint's signing secret; without it, payments are not configured.
     pub stripe_webhook_secret: Option<secrecy::SecretString>,
     /// The Stripe client; without it, top-ups and cards answer 503 not-configured.
-    pub payments: Option<marketplace_app::stripe::Payments>,
+    pub payments: Option<marketplace_app::stripe::Gateway>,
     /// Dev mode only: the JWKS to publish at `/dev/jwks.json`.
     pub dev_jwks: Option<JwkSet>,
 }

@@ -8,6 +8,7 @@
 //! real API always returns is an error here, not a default.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -151,6 +152,66 @@ fn card(pm: stripe_shared::PaymentMethod) -> Option<Card> {
     })
 }
 
+/// Card payments as the marketplace uses them: the port the wallet
+/// endpoints and the payment workers call. [`Payments`] fills it with
+/// Stripe's API (or a Stripe-compatible test server at `STRIPE_API_BASE`).
+#[async_trait::async_trait]
+pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates the Stripe customer of a wallet. The idempotency key is the
+    /// wallet's, so two racing first uses create one customer.
+    async fn create_customer(&self, wallet_id: &str) -> Result<String, PaymentsError>;
+
+    /// Starts saving a card for off-session use; the browser confirms it.
+    async fn create_setup_intent(
+        &self,
+        customer: &str,
+        wallet_id: &str,
+    ) -> Result<(String, Option<String>), PaymentsError>;
+
+    /// A top-up's payment intent, confirmed later in the browser. The
+    /// wallet and top-up ids go in its metadata; the top-up id is also the
+    /// idempotency key, so a retried request creates one intent.
+    async fn create_top_up_intent(
+        &self,
+        customer: &str,
+        usd_cents: u64,
+        wallet_id: &str,
+        top_up_id: &str,
+    ) -> Result<Intent, PaymentsError>;
+
+    /// An automatic top-up's payment intent on a saved card, not yet confirmed.
+    async fn create_auto_top_up_intent(
+        &self,
+        customer: &str,
+        payment_method: &str,
+        usd_cents: u64,
+        wallet_id: &str,
+        top_up_id: &str,
+    ) -> Result<Intent, PaymentsError>;
+
+    /// Confirms an intent off-session (the user is not there to authenticate).
+    async fn confirm_off_session(&self, intent_id: &str) -> Result<Intent, PaymentsError>;
+
+    /// A charge's receipt URL.
+    async fn receipt_url(&self, charge_id: &str) -> Result<Option<String>, PaymentsError>;
+
+    /// A payment intent's metadata: a top-up's carries its wallet and
+    /// top-up ids, so it tells whether a charge is the marketplace's.
+    async fn payment_intent_metadata(
+        &self,
+        intent_id: &str,
+    ) -> Result<HashMap<String, String>, PaymentsError>;
+
+    /// A card by id.
+    async fn card(&self, payment_method: &str) -> Result<Option<Card>, PaymentsError>;
+
+    /// Detaches a card from its customer.
+    async fn detach(&self, payment_method: &str) -> Result<(), PaymentsError>;
+}
+
+/// A shared handle on the payment port.
+pub type Gateway = Arc<dyn PaymentGateway>;
+
 impl Payments {
     /// A client for these settings.
     pub fn new(settings: &StripeSettings) -> Result<Self, PaymentsError> {
@@ -165,10 +226,11 @@ impl Payments {
             .map_err(|e| PaymentsError::Unavailable(format!("STRIPE_API_BASE: {e}")))?;
         Ok(Self { client })
     }
+}
 
-    /// Creates the Stripe customer of a wallet. The idempotency key is the
-    /// wallet's, so two racing first uses create one customer.
-    pub async fn create_customer(&self, wallet_id: &str) -> Result<String, PaymentsError> {
+#[async_trait::async_trait]
+impl PaymentGateway for Payments {
+    async fn create_customer(&self, wallet_id: &str) -> Result<String, PaymentsError> {
         let customer = CreateCustomer::new()
             .metadata(metadata(&[("wallet_id", wallet_id)]))
             .description(format!("marketplace wallet {wallet_id}"))
@@ -179,8 +241,7 @@ impl Payments {
         Ok(customer.id.as_str().to_string())
     }
 
-    /// Starts saving a card for off-session use; the browser confirms it.
-    pub async fn create_setup_intent(
+    async fn create_setup_intent(
         &self,
         customer: &str,
         wallet_id: &str,
@@ -199,10 +260,7 @@ impl Payments {
         Ok((si.id.as_str().to_string(), si.client_secret))
     }
 
-    /// A top-up's payment intent, confirmed later in the browser. The
-    /// wallet and top-up ids go in its metadata; the top-up id is also the
-    /// idempotency key, so a retried request creates one intent.
-    pub async fn create_top_up_intent(
+    async fn create_top_up_intent(
         &self,
         customer: &str,
         usd_cents: u64,
@@ -223,8 +281,7 @@ impl Payments {
         Ok(intent(pi))
     }
 
-    /// An automatic top-up's payment intent on a saved card, not yet confirmed.
-    pub async fn create_auto_top_up_intent(
+    async fn create_auto_top_up_intent(
         &self,
         customer: &str,
         payment_method: &str,
@@ -247,8 +304,7 @@ impl Payments {
         Ok(intent(pi))
     }
 
-    /// Confirms an intent off-session (the user is not there to authenticate).
-    pub async fn confirm_off_session(&self, intent_id: &str) -> Result<Intent, PaymentsError> {
+    async fn confirm_off_session(&self, intent_id: &str) -> Result<Intent, PaymentsError> {
         let pi = ConfirmPaymentIntent::new(intent_id.to_string())
             .off_session(ConfirmPaymentIntentOffSession::Bool(true))
             .customize()
@@ -258,17 +314,14 @@ impl Payments {
         Ok(intent(pi))
     }
 
-    /// A charge's receipt URL.
-    pub async fn receipt_url(&self, charge_id: &str) -> Result<Option<String>, PaymentsError> {
+    async fn receipt_url(&self, charge_id: &str) -> Result<Option<String>, PaymentsError> {
         let charge = RetrieveCharge::new(charge_id.to_string())
             .send(&self.client)
             .await?;
         Ok(charge.receipt_url)
     }
 
-    /// A payment intent's metadata: a top-up's carries its wallet and
-    /// top-up ids, so it tells whether a charge is the marketplace's.
-    pub async fn payment_intent_metadata(
+    async fn payment_intent_metadata(
         &self,
         intent_id: &str,
     ) -> Result<HashMap<String, String>, PaymentsError> {
@@ -278,16 +331,14 @@ impl Payments {
         Ok(pi.metadata)
     }
 
-    /// A card by id.
-    pub async fn card(&self, payment_method: &str) -> Result<Option<Card>, PaymentsError> {
+    async fn card(&self, payment_method: &str) -> Result<Option<Card>, PaymentsError> {
         let pm = RetrievePaymentMethod::new(payment_method.to_string())
             .send(&self.client)
             .await?;
         Ok(card(pm))
     }
 
-    /// Detaches a card from its customer.
-    pub async fn detach(&self, payment_method: &str) -> Result<(), PaymentsError> {
+    async fn detach(&self, payment_method: &str) -> Result<(), PaymentsError> {
         DetachPaymentMethod::new(payment_method.to_string())
             .send(&self.client)
             .await?;

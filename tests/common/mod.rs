@@ -116,7 +116,7 @@ pub struct TestApp {
     /// localstripe and its wrapper, when started.
     pub stripe: Option<stripe::LocalStripe>,
     /// The app's Stripe client, when configured.
-    pub payments: Option<marketplace_app::stripe::Payments>,
+    pub payments: Option<marketplace_app::stripe::Gateway>,
 }
 
 impl Drop for TestApp {
@@ -196,12 +196,13 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
     let (local_stripe, payments) = if options.stripe {
         let ls =
             stripe::LocalStripe::start(format!("{base}/v1/webhooks/stripe"), STRIPE_SECRET).await;
-        let payments =
+        let payments: marketplace_app::stripe::Gateway = Arc::new(
             marketplace_app::stripe::Payments::new(&marketplace_app::stripe::StripeSettings {
                 secret_key: stripe::SECRET_KEY.to_string().into(),
                 api_base: Some(ls.base.clone()),
             })
-            .expect("stripe client");
+            .expect("stripe client"),
+        );
         let worker = marketplace_workers::stripe::StripeInboxWorker::new(
             pool.clone(),
             Some(payments.clone()),

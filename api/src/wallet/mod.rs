@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use marketplace_app::idempotency::Recovery;
-use marketplace_app::stripe::Payments;
+use marketplace_app::stripe::Gateway;
 use marketplace_app::{CommandError, Exec};
 use marketplace_domain::wallet::{StripeId, Wallet, WalletCommand};
 use marketplace_domain::Actor;
@@ -121,7 +121,7 @@ fn accepted(wallet_id: &str, version: u64) -> Response {
 }
 
 /// The Stripe client, or 503 naming the setting that is missing.
-fn payments(state: &AppState) -> Result<&Payments, ApiError> {
+fn payments(state: &AppState) -> Result<&Gateway, ApiError> {
     state
         .settings
         .payments

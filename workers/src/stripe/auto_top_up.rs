@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use marketplace_app::stripe::{Payments, PaymentsError};
+use marketplace_app::stripe::{Gateway, PaymentsError};
 use marketplace_app::{ids, store, CommandError, EventMetadata, Exec, Store};
 use marketplace_domain::wallet::{
     StripeId, TopUpOrigin, TopUpStatus, Wallet, WalletCommand, QUOTE_TTL,
@@ -39,7 +39,7 @@ pub struct AutoTopUpOptions {
 pub struct AutoTopUpWorker {
     pool: PgPool,
     wallets: Arc<Store<Wallet>>,
-    payments: Payments,
+    payments: Gateway,
     options: AutoTopUpOptions,
 }
 
@@ -58,7 +58,7 @@ pub enum AutoTopUpResult {
 
 impl AutoTopUpWorker {
     /// A worker.
-    pub fn new(pool: PgPool, payments: Payments, options: AutoTopUpOptions) -> Self {
+    pub fn new(pool: PgPool, payments: Gateway, options: AutoTopUpOptions) -> Self {
         Self {
             wallets: Arc::new(store(pool.clone())),
             pool,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use marketplace_app::stripe::{Payments, PaymentsError};
+use marketplace_app::stripe::{Gateway, PaymentsError};
 use marketplace_app::{store, CommandError, Committed, EventMetadata, Exec, Store};
 use marketplace_domain::wallet::{ReceiptUrl, SavedCard, StripeId, Wallet, WalletCommand};
 use marketplace_projections::wallets as views;
@@ -272,14 +272,14 @@ impl Default for InboxOptions {
 pub struct StripeInboxWorker {
     pool: PgPool,
     wallets: Arc<Store<Wallet>>,
-    payments: Option<Payments>,
+    payments: Option<Gateway>,
     options: InboxOptions,
 }
 
 impl StripeInboxWorker {
     /// A worker on this database; `payments` fetches receipts and card
     /// details (without it, receipts are left out and cards cannot be saved).
-    pub fn new(pool: PgPool, payments: Option<Payments>, options: InboxOptions) -> Self {
+    pub fn new(pool: PgPool, payments: Option<Gateway>, options: InboxOptions) -> Self {
         Self {
             wallets: Arc::new(store(pool.clone())),
             pool,
@@ -437,7 +437,7 @@ impl StripeInboxWorker {
     /// alone: the credit, already committed, is a no-op on every retry.
     async fn record_receipt(
         &self,
-        payments: &Payments,
+        payments: &Gateway,
         wallet_id: &str,
         cause: &str,
         charge_id: &StripeId,
