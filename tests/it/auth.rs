@@ -1,11 +1,9 @@
 //! Authentication and authorisation: only RS256 tokens from the configured
 //! issuer's JWKS get in; roles gate endpoints; tenants see only their own.
 
-mod common;
-
+use crate::common::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 

@@ -1,9 +1,7 @@
 //! Command semantics: optimistic concurrency, Idempotency-Key, and bad
 //! input that answers a problem and stores nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 async fn running(app: &TestApp) -> String {

@@ -1,14 +1,13 @@
 //! The Kafka path survives a PostgreSQL restart: the relay loses its lock
 //! and its connection, the workers their transactions; all reconnect, and
-//! no event is lost or applied twice. Its own test binary, because it
-//! restarts the PostgreSQL server its tests use.
-
-mod common;
+//! no event is lost or applied twice. It runs on a private PostgreSQL
+//! server of its own, never the one the other tests share, because it
+//! stops and restarts it.
 
 use std::time::Duration;
 
-use common::kafka::*;
-use common::*;
+use crate::common::kafka::*;
+use crate::common::*;
 use marketplace::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use sqlx::postgres::PgPoolOptions;
 

@@ -17,14 +17,12 @@
 //! in flight, holds back the runners of every other database on the shared
 //! test server.
 
-mod common;
-
 use std::process::Stdio;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::common::fresh_database;
 use chrono::{DateTime, TimeZone, Utc};
-use common::fresh_database;
 use marketplace_domain::deployment::{
     Deployment, DeploymentCommand, DeploymentEvent, DeploymentName, FlistImage, MachineSize,
     NodeAssignment, Placement, SshPublicKey, VmSpec, WorkloadSpec, WorkloadState, WorkloadStatus,

@@ -14,13 +14,11 @@
 //! The tests run one at a time (see [`serial`]): a snapshot's xmin is
 //! cluster-wide, so one test's open transaction holds back every runner.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use crate::common::*;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use common::*;
 use marketplace_domain::node::{
     Certification, Node, NodeCommand, NodeEvent, NodeResources, NodeSnapshot, NodeStatus,
 };

@@ -282,7 +282,6 @@ impl Drop for Proc {
 #[derive(Debug, Clone)]
 pub struct Published {
     pub partition: i32,
-    pub offset: i64,
     pub key: String,
     pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
@@ -352,7 +351,6 @@ pub fn read_topic(config: &KafkaConfig, topic: &str) -> Vec<Published> {
                 .unwrap_or_default();
             out.push(Published {
                 partition,
-                offset: message.offset(),
                 key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
                 headers,
                 body: serde_json::from_slice(message.payload().unwrap_or_default())

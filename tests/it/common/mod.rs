@@ -1,7 +1,6 @@
 //! Shared test harness: one private PostgreSQL per test binary with a
 //! migrated template database, a fresh database per test, the API on port 0,
 //! and a JWKS endpoint served by the test itself with its own RS256 key.
-#![allow(dead_code)]
 
 pub mod kafka;
 pub mod stripe;

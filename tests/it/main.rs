@@ -1,0 +1,29 @@
+//! Every end-to-end test, in one test binary (zero-to-production's
+//! `tests/api/` layout): one link instead of one per file, one private
+//! PostgreSQL and one Kafka broker for the whole run instead of one per
+//! file. Each former `tests/<name>.rs` is a module here.
+//!
+//! Run one module with `cargo test --test it <module>::`, e.g.
+//! `cargo test --test it wallet::`.
+//!
+//! In one process the tests share what each file used to have for itself:
+//! the PostgreSQL server, the broker and every static in [`common`]. A test
+//! that stops or restarts a server starts its own.
+
+mod common;
+
+mod auth;
+mod cli;
+mod commands;
+mod grid_sync;
+mod kafka;
+mod kafka_postgres_restart;
+mod lifecycle;
+mod nodes_api;
+mod openapi;
+mod projection;
+mod providers_api;
+mod rebuild;
+mod stripe_webhooks;
+mod supply_projections;
+mod wallet;
