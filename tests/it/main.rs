@@ -7,8 +7,11 @@
 //! `cargo test --test it wallet::`.
 //!
 //! In one process the tests share what each file used to have for itself:
-//! the PostgreSQL server, the broker and every static in [`common`]. A test
-//! that stops or restarts a server starts its own.
+//! the PostgreSQL server (whose snapshot xmin is cluster-wide), the broker
+//! and every static in [`common`]. A test that stops or restarts a server
+//! starts its own; the store-level suites, which hold transactions open and
+//! apply big batches, run one at a time on a server of their own
+//! ([`common::serial`]).
 
 mod common;
 

@@ -12,16 +12,15 @@
 //!   dead-lettered with its error, the runner goes on, and an operator's
 //!   retry applies it once the cause is fixed.
 //!
-//! The tests run one at a time (see [`serial`]): a snapshot's xmin is
+//! The tests run one at a time, with `supply_projections`', on a server of
+//! their own (see [`serial`] and [`store_database`]): a snapshot's xmin is
 //! cluster-wide, so a transaction one test holds open, or a runner's batch
-//! in flight, holds back the runners of every other database on the shared
-//! test server.
+//! in flight, holds back the runners of every other database on its server.
 
 use std::process::Stdio;
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use crate::common::fresh_database;
+use crate::common::{serial, store_database};
 use chrono::{DateTime, TimeZone, Utc};
 use marketplace_domain::deployment::{
     Deployment, DeploymentCommand, DeploymentEvent, DeploymentName, FlistImage, MachineSize,
@@ -34,17 +33,8 @@ use marketplace_projections::tail;
 use marketplace_projections::{Projection, StoredEvent};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgExecutor, PgPool};
-use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::{timeout, Instant};
 use uuid::Uuid;
-
-static SERIAL: LazyLock<Mutex<()>> = LazyLock::new(|| Mutex::new(()));
-
-/// Runs the tests of this file one at a time (a tokio mutex: a failed test
-/// does not poison the others).
-async fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().await
-}
 
 // ---- events ----
 
@@ -332,7 +322,7 @@ impl PositionReader {
 /// id, so the runner may take Y (and move its checkpoint past X's position)
 /// while A is still open; without, A's lower txid holds the runner back.
 async fn late_writer_case(b_takes_txid_first: bool) {
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let mut x = Tracked::new("late");
     let mut y = Tracked::new("early");
     let mut a = pool.begin().await.expect("begin A");
@@ -479,7 +469,7 @@ fn url_named(url: &str, application: &str) -> String {
 #[tokio::test]
 async fn killed_runner_resumes_and_matches_a_rebuild() {
     let _serial = serial().await;
-    let (pool, url) = fresh_database().await;
+    let (pool, url) = store_database().await;
     let exe = env!("CARGO_BIN_EXE_marketplace");
     let mut deployments = 0;
     let mut total = 0;
@@ -611,7 +601,7 @@ async fn killed_runner_resumes_and_matches_a_rebuild() {
 #[tokio::test]
 async fn duplicate_delivery_changes_nothing() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let mut d = Tracked::new("web1");
     let mut conn = pool.acquire().await.expect("connection");
     d.commit(&mut conn, request(&owner(0), "web1", t(0)), &owner(0))
@@ -706,7 +696,7 @@ async fn dead_letters(pool: &PgPool) -> Vec<DeadLetter> {
 #[tokio::test]
 async fn poison_event_is_dead_lettered_and_retry_works_once_fixed() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let projection = DeploymentProjection;
     let mut conn = pool.acquire().await.expect("connection");
     let mut p = Tracked::new("poisoned");

@@ -11,11 +11,12 @@
 //! - invariant 6: a rebuild of each projection equals what live processing
 //!   built.
 //!
-//! The tests run one at a time (see [`serial`]): a snapshot's xmin is
-//! cluster-wide, so one test's open transaction holds back every runner.
+//! The tests run one at a time, with `projection`'s, on a server of their
+//! own (see [`serial`] and [`store_database`]): a snapshot's xmin is
+//! cluster-wide, so one test's open transaction holds back every runner on
+//! its server.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use crate::common::*;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -38,15 +39,7 @@ use marketplace_projections::{tail, ApplyError, Projection, StoredEvent};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
-
-static SERIAL: LazyLock<Mutex<()>> = LazyLock::new(|| Mutex::new(()));
-
-/// Runs the tests of this file one at a time.
-async fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().await
-}
 
 // ---- events, decided by the real aggregates ----
 
@@ -277,7 +270,7 @@ fn submitted_queue(limit: i64) -> ProviderListQuery {
 #[tokio::test]
 async fn provider_requests_round_trip_and_queue_oldest_first() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let p = &ProviderRequestProjection;
     let mut farms: HashMap<u32, Stream<ProviderRequest>> = HashMap::new();
     for (farm, who, at) in [
@@ -422,7 +415,7 @@ async fn provider_requests_round_trip_and_queue_oldest_first() {
 #[tokio::test]
 async fn duplicate_deliveries_change_nothing_and_gaps_are_poison() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
 
     // Provider requests.
     let mut farm = Stream::<ProviderRequest>::new(5);
@@ -623,7 +616,7 @@ fn schedule(
 #[tokio::test]
 async fn nodes_are_discovered_updated_and_change_status() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let p = &NodeProjection;
     let mut node = Stream::<Node>::new(11);
     let first = snapshot(11, 7);
@@ -696,7 +689,7 @@ async fn nodes_are_discovered_updated_and_change_status() {
 #[tokio::test]
 async fn maintenance_windows_are_scheduled_moved_and_cancelled() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let p = &NodeProjection;
     let a = provider("prov-a");
     let b = provider("prov-b");
@@ -1066,7 +1059,7 @@ async fn store_discoveries(pool: &PgPool, events: &[(u32, Value)]) {
 #[tokio::test]
 async fn catalog_filters_orders_and_pages_agree_with_rust_over_10000_nodes() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let mut rng = Rng(0x5EED_CAFE);
     let now = t(NOW_MINUTES);
     // Node ids with gaps, stored in a shuffled order.
@@ -1309,7 +1302,7 @@ fn set_policy(n: u64, at: DateTime<Utc>) -> PricingPolicyCommand {
 #[tokio::test]
 async fn pricing_policy_history_keeps_every_change() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let p = &PricingPolicyProjection;
     catch_up(&pool, p).await;
     assert_eq!(pricing::current(&pool).await.expect("current"), None);
@@ -1346,7 +1339,7 @@ async fn pricing_policy_history_keeps_every_change() {
 #[tokio::test]
 async fn a_rebuild_of_each_projection_equals_live() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let a = provider("prov-a");
     let mut rng = Rng(42);
     for farm in 1..=20u32 {
