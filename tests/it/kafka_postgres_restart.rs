@@ -13,8 +13,7 @@ use sqlx::postgres::PgPoolOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_and_workers_survive_a_postgres_restart() {
-    let dir = std::env::temp_dir().join(format!("marketplace-pg-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch::dir().join("pg-restart");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")

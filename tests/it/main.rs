@@ -19,6 +19,7 @@ mod auth;
 mod cli;
 mod commands;
 mod grid_sync;
+mod harness;
 mod kafka;
 mod kafka_postgres_restart;
 mod lifecycle;

@@ -6,6 +6,7 @@
 //! for the store-level suites (see [`serial`] and [`store_database`]).
 
 pub mod kafka;
+pub mod scratch;
 pub mod stripe;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,14 +60,11 @@ async fn server() -> &'static Server {
 }
 
 /// Starts the server in `cell` on first use, with its data in `data` under
-/// this process's temporary directory.
+/// this process's scratch directory (removed when the process ends).
 async fn start_server(cell: &'static OnceCell<Server>, data: &'static str) -> &'static Server {
     cell.get_or_init(|| async move {
-        let dir = std::env::temp_dir().join(format!("marketplace-test-{}", std::process::id()));
-        let data_dir = dir.join(data);
-        let _ = std::fs::remove_dir_all(&data_dir);
         let pg = EmbeddedPostgres::start(EmbeddedOptions {
-            data_dir,
+            data_dir: scratch::dir().join(data),
             port: 0,
             durable: false,
             max_connections: 400,
