@@ -670,6 +670,76 @@ async fn duplicate_delivery_changes_nothing() {
     );
 }
 
+// ---- invariant 3: a batch's checkpoint commits with its view change ----
+
+/// How many rows of each view table the transaction that last wrote the
+/// projection's checkpoint also wrote (`xmin` is the id of the transaction
+/// that wrote a row's current version): (views, history).
+async fn rows_written_with_checkpoint(pool: &PgPool) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM deployment_views WHERE xmin = c.xmin),
+                (SELECT count(*) FROM deployment_history WHERE xmin = c.xmin)
+           FROM projection_checkpoints c WHERE c.projection = $1",
+    )
+    .bind(NAME)
+    .fetch_one(pool)
+    .await
+    .expect("rows written with the checkpoint")
+}
+
+#[tokio::test]
+async fn a_batch_and_its_checkpoint_commit_in_one_transaction() {
+    let _serial = serial().await;
+    let (pool, _) = store_database().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    let (mut d1, mut d2, mut d3) = (
+        Tracked::new("one"),
+        Tracked::new("two"),
+        Tracked::new("three"),
+    );
+    // Each event in a transaction of its own: commit order is this order.
+    d1.commit(&mut conn, request(&owner(1), "one", t(0)), &owner(1))
+        .await;
+    d2.commit(&mut conn, request(&owner(2), "two", t(1)), &owner(2))
+        .await;
+    d2.commit(&mut conn, assign(12, t(2)), &ops()).await;
+    d3.commit(&mut conn, request(&owner(3), "three", t(3)), &owner(3))
+        .await;
+    drop(conn);
+
+    // Batch one: one and two requested. A checkpoint written by a statement
+    // of its own, even just before the batch commits, would share no row
+    // with it: a crash between the two commits would apply the batch twice
+    // or skip it.
+    assert_eq!(
+        tail::step(&pool, &DeploymentProjection, 2)
+            .await
+            .expect("first batch"),
+        tail::Step::Applied(2)
+    );
+    assert_eq!(
+        rows_written_with_checkpoint(&pool).await,
+        (2, 2),
+        "the first batch's view rows and its checkpoint were written by one transaction"
+    );
+    // Batch two: two placed (its view row written again), three requested.
+    assert_eq!(
+        tail::step(&pool, &DeploymentProjection, 2)
+            .await
+            .expect("second batch"),
+        tail::Step::Applied(2)
+    );
+    assert_eq!(
+        rows_written_with_checkpoint(&pool).await,
+        (2, 2),
+        "the second batch's view rows and its checkpoint were written by one transaction"
+    );
+    assert_eq!(view_of(&pool, d1.id).await, Some((1, "requested".into())));
+    assert_eq!(view_of(&pool, d2.id).await, Some((2, "placed".into())));
+    assert_eq!(view_of(&pool, d3.id).await, Some((1, "requested".into())));
+    assert_eq!(checkpoint(&pool).await, store_head(&pool).await);
+}
+
 // ---- invariant 7: poison is isolated ----
 
 #[derive(Debug, sqlx::FromRow)]
