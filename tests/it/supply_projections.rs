@@ -448,6 +448,24 @@ async fn duplicate_deliveries_change_nothing_and_gaps_are_poison() {
         &a,
     )
     .await;
+    // A changed snapshot, silence until the node is down, a fresh report:
+    // a stale NodeUpdated or NodeStatusChanged would move the row back.
+    let mut changed = snapshot(77, 3);
+    changed.used.cru = 4;
+    changed.last_report = t(3);
+    let updated = node.run(&pool, sync(changed.clone(), t(3)), &grid()).await;
+    let down = node
+        .run(&pool, sync(changed.clone(), t(200)), &grid())
+        .await;
+    changed.last_report = t(201);
+    let up = node.run(&pool, sync(changed, t(201)), &grid()).await;
+    for (events, kind) in [
+        (&updated, "NodeUpdated"),
+        (&down, "NodeStatusChanged"),
+        (&up, "NodeUpdated"),
+    ] {
+        assert_eq!(event_type(&events[0].1), kind);
+    }
     // The pricing policy.
     let mut policy = Stream::<PricingPolicyAggregate>::new(AGGREGATE_ID);
     policy.run(&pool, set_policy(1, t(0)), &ops()).await;
@@ -527,7 +545,7 @@ async fn duplicate_deliveries_change_nothing_and_gaps_are_poison() {
     assert!(nodes::get(&pool, 78).await.expect("get").is_some());
     assert_eq!(
         nodes::get(&pool, 77).await.expect("get").map(|n| n.version),
-        Some(3)
+        Some(6)
     );
 
     // A window the view does not have: poison, and the node's version move
