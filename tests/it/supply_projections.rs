@@ -5,7 +5,8 @@
 //!
 //! - the views after each kind of event, and their read functions;
 //! - invariant 3: a duplicate or stale delivery changes nothing, a gap is
-//!   poison (invariant 7: dead-lettered, the runner goes on);
+//!   poison (invariant 7: dead-lettered, the runner goes on); the wallet
+//!   view's redeliveries are checked here too, with the same helpers;
 //! - the catalog's filters, orders and cursors over a generated catalog of
 //!   10,000 nodes agree, id for id, with the same query evaluated in Rust;
 //! - invariant 6: a rebuild of each projection equals what live processing
@@ -31,10 +32,12 @@ use marketplace_domain::provider::{
     CompanyName, ContactEmail, Country, NodeIds, ProviderRequest, ProviderRequestCommand,
     ProviderRequestEvent, Status,
 };
-use marketplace_domain::{Actor, Role, TftPrice, UsdAmount};
+use marketplace_domain::wallet::{DebitId, StripeId, Wallet, WalletCommand, WalletEvent};
+use marketplace_domain::{Actor, Role, TftAmount, TftPrice, UsdAmount};
 use marketplace_projections::nodes::{self, CatalogQuery, NodeProjection, Sort};
 use marketplace_projections::pricing::{self, PricingPolicyProjection};
 use marketplace_projections::providers::{self, ProviderListQuery, ProviderRequestProjection};
+use marketplace_projections::wallets::{self, WalletProjection};
 use marketplace_projections::{tail, ApplyError, Projection, StoredEvent};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -566,6 +569,116 @@ async fn duplicate_deliveries_change_nothing_and_gaps_are_poison() {
         nodes::get(&pool, 78).await.expect("get").map(|n| n.version),
         Some(1)
     );
+}
+
+// ---- wallets ----
+
+impl Aggregate for Wallet {
+    const TYPE: &'static str = "wallet";
+    type Command = WalletCommand;
+    type Event = WalletEvent;
+    fn decide_(&self, command: Self::Command) -> Vec<Self::Event> {
+        self.decide(command).expect("command accepted")
+    }
+    fn apply_(&mut self, event: &Self::Event) {
+        self.apply_event(event)
+    }
+}
+
+fn stripe_id(field: &str, id: &str) -> StripeId {
+    StripeId::new(field, id).expect("valid Stripe id")
+}
+
+/// The wallet view's guard is `version = sequence - 1`, as the supply
+/// views' are: a card payment's `TopUpCredited` delivered again (Kafka
+/// redelivers, a runner re-reads after a crash) must not credit twice, nor
+/// a debit take twice.
+#[tokio::test]
+async fn wallet_redeliveries_change_nothing() {
+    let _serial = serial().await;
+    let (pool, _) = store_database().await;
+    let p = &WalletProjection;
+    let owner = Actor::new("walt", Role::CloudUser);
+    let mut wallet = Stream::<Wallet>::new("walt");
+    wallet
+        .run(
+            &pool,
+            WalletCommand::Open {
+                owner: "walt".into(),
+                at: t(0),
+            },
+            &owner,
+        )
+        .await;
+    wallet
+        .run(
+            &pool,
+            WalletCommand::CreateTopUp {
+                top_up_id: Uuid::new_v4(),
+                payment_intent_id: stripe_id("payment_intent_id", "pi_walt1"),
+                usd_cents: 1_000,
+                tft_price: TftPrice::from_usd_units(100_000).expect("price"),
+                quote_expires_at: t(15),
+                at: t(1),
+            },
+            &owner,
+        )
+        .await;
+    let credited = wallet
+        .run(
+            &pool,
+            WalletCommand::RecordPaymentSucceeded {
+                payment_intent_id: stripe_id("payment_intent_id", "pi_walt1"),
+                amount_received_cents: 1_000,
+                charge_id: stripe_id("charge_id", "ch_walt1"),
+                receipt_url: None,
+                at: t(2),
+            },
+            &ops(),
+        )
+        .await;
+    assert_eq!(event_type(&credited[0].1), "TopUpCredited");
+    wallet
+        .run(
+            &pool,
+            WalletCommand::Debit {
+                debit_id: DebitId::new("bill-1").expect("debit id"),
+                amount: TftAmount::from_base_units(10_000_000),
+                reason: "an hour of web1".into(),
+                at: t(3),
+            },
+            &ops(),
+        )
+        .await;
+    catch_up(&pool, p).await;
+    // $10 at $0.01 a TFT is 1,000 TFT, less the 1 TFT debit.
+    let balance = 999 * 10_000_000;
+    assert_eq!(wallet.aggregate.balance(), balance);
+    let row = wallets::find(&pool, "walt")
+        .await
+        .expect("find")
+        .expect("row");
+    assert_eq!((row.version, row.wallet.balance()), (4, balance));
+
+    // The credit alone again, then every event again, newest first (each
+    // one stale after the newest), then in order.
+    let events = stored_events(&pool, "wallet", "walt").await;
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[2].event_type, "TopUpCredited");
+    redeliver(&pool, p, &events[2..3]).await;
+    let reversed: Vec<StoredEvent> = events.iter().rev().cloned().collect();
+    redeliver(&pool, p, &reversed).await;
+    redeliver(&pool, p, &events).await;
+    let row = wallets::find(&pool, "walt")
+        .await
+        .expect("find")
+        .expect("row");
+    assert_eq!(
+        (row.version, row.wallet.balance()),
+        (4, balance),
+        "credited and debited once"
+    );
+    assert!(dead_letters(&pool, wallets::NAME).await.is_empty());
 }
 
 // ---- nodes ----
