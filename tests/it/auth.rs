@@ -191,6 +191,20 @@ async fn another_users_deployment_is_not_found() {
         )
         .await;
     expect_problem(r, 404).await;
+    // A stale If-Match must not tell bob it exists (a 409 would): tenancy is
+    // checked before the version. Nor for an id nobody has.
+    for target in [id.clone(), uuid::Uuid::new_v4().to_string()] {
+        let r = app
+            .client
+            .post(app.url(&format!("/v1/deployments/{target}/cancel")))
+            .bearer_auth(bob())
+            .header("if-match", "\"7\"")
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("send");
+        expect_problem(r, 404).await;
+    }
     assert_eq!(app.event_count(&id).await, 1, "bob changed nothing");
 
     let page: Value = app
