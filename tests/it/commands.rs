@@ -164,9 +164,20 @@ async fn a_refused_keyed_command_replays_its_refusal() {
             .send()
     };
     let first = expect_problem(send().await.expect("send"), 422).await;
+    assert_eq!(app.event_count(&id).await, 4);
+    // The deployment grows (no key): the keyed request, run again now,
+    // would be accepted, so only a replay answers it with the refusal.
+    let r = app
+        .post(
+            &format!("/v1/deployments/{id}/resize"),
+            &alice(),
+            &json!({ "size": { "cpu": 4, "memory_mib": 4096, "rootfs_gb": 20 } }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
     let second = expect_problem(send().await.expect("send"), 422).await;
     assert_eq!(first, second);
-    assert_eq!(app.event_count(&id).await, 4);
+    assert_eq!(app.event_count(&id).await, 5, "the retry stored nothing");
 }
 
 #[tokio::test]
