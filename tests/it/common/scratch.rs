@@ -68,6 +68,8 @@ pub fn dir() -> &'static Path {
         // Never closed by us: the kernel closes it when this process ends.
         // (std opens pipes close-on-exec, so no other child inherits it.)
         std::mem::forget(watchdog.stdin.take());
+        // It outlives us; should it end first (killed), reap it.
+        std::thread::spawn(move || watchdog.wait());
         dir
     })
 }
