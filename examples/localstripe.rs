@@ -1,5 +1,5 @@
 //! Development helper: localstripe behind the same wrapper the tests use
-//! (`tests/common/stripe.rs`), so `marketplace dev` can take card payments
+//! (`tests/it/common/stripe.rs`), so `marketplace dev` can take card payments
 //! without a Stripe account. localstripe alone omits fields the real API
 //! always returns, which the marketplace's strict Stripe client refuses.
 //!
@@ -15,7 +15,7 @@
 //! `$HOME/.cache/marketplace-localstripe` on first use.
 
 #[allow(dead_code)]
-#[path = "../tests/common/stripe.rs"]
+#[path = "../tests/it/common/stripe.rs"]
 mod stripe;
 
 #[tokio::main]

@@ -2,9 +2,7 @@
 //! answers with documented statuses, nothing routed is undocumented, and
 //! real responses fit their documented schemas.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {

@@ -119,8 +119,6 @@ struct Shared {
     hold: bool,
     /// Every event delivered or held, by id.
     events: Vec<Value>,
-    /// (event type, when it was delivered) of each delivery.
-    delivered: Vec<(String, Instant)>,
     /// Answer `GET /v1/charges/{id}` with a 503.
     fail_charge_reads: bool,
 }
@@ -390,11 +388,6 @@ impl LocalStripe {
         emit(&self.inner, event.clone()).await;
         event
     }
-
-    /// Deliveries so far: (event type, when).
-    pub fn deliveries(&self) -> Vec<(String, Instant)> {
-        self.inner.shared.lock().expect("lock").delivered.clone()
-    }
 }
 
 fn event(kind: &str, object: Value) -> Value {
@@ -414,7 +407,7 @@ fn event(kind: &str, object: Value) -> Value {
 async fn deliver(inner: &Inner, event: &Value) -> reqwest::Response {
     let body = event.to_string();
     let t = chrono::Utc::now().timestamp();
-    let r = inner
+    inner
         .http
         .post(&inner.webhook_url)
         .header("stripe-signature", sign(&inner.webhook_secret, t, &body))
@@ -422,12 +415,7 @@ async fn deliver(inner: &Inner, event: &Value) -> reqwest::Response {
         .body(body)
         .send()
         .await
-        .expect("deliver webhook");
-    inner.shared.lock().expect("lock").delivered.push((
-        event["type"].as_str().unwrap_or_default().to_string(),
-        Instant::now(),
-    ));
-    r
+        .expect("deliver webhook")
 }
 
 /// Records an event and delivers it, or holds it.

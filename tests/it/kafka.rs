@@ -3,15 +3,13 @@
 //! of the relay, a second relay taking over, the broker going away under
 //! load, two workers sharing a group, poison, and a rebuild during writes.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::kafka::*;
-use common::*;
+use crate::common::kafka::*;
+use crate::common::*;
 use marketplace_projections::deployments::DeploymentProjection;
 use marketplace_projections::tail;
 use serde_json::{json, Value};

@@ -3,31 +3,10 @@
 //! answer; conflicts of existence have their own problem types; and
 //! `marketplace project --only` runs only what it names.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
-
-async fn running(app: &TestApp) -> String {
-    let (id, _) = app.request(&alice(), &vm_body("web1")).await;
-    let op = operator();
-    for (path, body) in [
-        ("node", json!({ "node_id": 11, "farm_id": 1 })),
-        ("contract", json!({ "contract_id": 7 })),
-        (
-            "running",
-            json!({ "workloads": [{ "name": "web1", "state": "ok" }] }),
-        ),
-    ] {
-        let r = app
-            .post(&format!("/v1/deployments/{id}/{path}"), &op, &body)
-            .await;
-        assert_eq!(r.status(), 202);
-    }
-    id
-}
 
 /// Makes a keyed command's record look as a crash between its commit and
 /// its answer leaves it: pending, unanswered, and old enough to be stale.

@@ -2,8 +2,6 @@
 //! a real PostgreSQL: nodes appear in the catalog, changes and status decay
 //! are synced, and an unchanged grid costs no command and no event.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +102,7 @@ struct Fixture {
 
 impl Fixture {
     async fn new(seed: Seed) -> Fixture {
-        let (pool, _) = common::fresh_database().await;
+        let (pool, _) = crate::common::fresh_database().await;
         Self::with_pool(pool, Sim::start(seed).await).await
     }
 
@@ -381,7 +379,7 @@ async fn a_node_the_proxy_no_longer_lists_decays_to_down() {
         .find(|n| n.status == WireStatus::Up)
         .expect("an up node")
         .node_id;
-    let (pool, _) = common::fresh_database().await;
+    let (pool, _) = crate::common::fresh_database().await;
     let first = Fixture::with_pool(pool.clone(), Sim::start(full.clone()).await).await;
     first.sync().await;
     let last_report: DateTime<Utc> =
@@ -418,7 +416,7 @@ async fn a_node_the_proxy_no_longer_lists_decays_to_down() {
 
 #[tokio::test]
 async fn the_worker_survives_an_unreachable_proxy_and_syncs_once_it_answers() {
-    let (pool, _) = common::fresh_database().await;
+    let (pool, _) = crate::common::fresh_database().await;
     // A port nothing listens on yet.
     let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = reserved.local_addr().expect("addr");

@@ -1,29 +1,8 @@
 //! Command semantics: optimistic concurrency, Idempotency-Key, and bad
 //! input that answers a problem and stores nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
-
-async fn running(app: &TestApp) -> String {
-    let (id, _) = app.request(&alice(), &vm_body("web1")).await;
-    let op = operator();
-    for (path, body) in [
-        ("node", json!({ "node_id": 11, "farm_id": 1 })),
-        ("contract", json!({ "contract_id": 7 })),
-        (
-            "running",
-            json!({ "workloads": [{ "name": "web1", "state": "ok" }] }),
-        ),
-    ] {
-        let r = app
-            .post(&format!("/v1/deployments/{id}/{path}"), &op, &body)
-            .await;
-        assert_eq!(r.status(), 202);
-    }
-    id
-}
 
 #[tokio::test]
 async fn concurrent_conflicting_commands_one_wins_the_other_gets_409() {
@@ -166,9 +145,20 @@ async fn a_refused_keyed_command_replays_its_refusal() {
             .send()
     };
     let first = expect_problem(send().await.expect("send"), 422).await;
+    assert_eq!(app.event_count(&id).await, 4);
+    // The deployment grows (no key): the keyed request, run again now,
+    // would be accepted, so only a replay answers it with the refusal.
+    let r = app
+        .post(
+            &format!("/v1/deployments/{id}/resize"),
+            &alice(),
+            &json!({ "size": { "cpu": 4, "memory_mib": 4096, "rootfs_gb": 20 } }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
     let second = expect_problem(send().await.expect("send"), 422).await;
     assert_eq!(first, second);
-    assert_eq!(app.event_count(&id).await, 4);
+    assert_eq!(app.event_count(&id).await, 5, "the retry stored nothing");
 }
 
 #[tokio::test]

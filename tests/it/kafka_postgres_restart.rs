@@ -1,21 +1,19 @@
 //! The Kafka path survives a PostgreSQL restart: the relay loses its lock
 //! and its connection, the workers their transactions; all reconnect, and
-//! no event is lost or applied twice. Its own test binary, because it
-//! restarts the PostgreSQL server its tests use.
-
-mod common;
+//! no event is lost or applied twice. It runs on a private PostgreSQL
+//! server of its own, never the one the other tests share, because it
+//! stops and restarts it.
 
 use std::time::Duration;
 
-use common::kafka::*;
-use common::*;
+use crate::common::kafka::*;
+use crate::common::*;
 use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use sqlx::postgres::PgPoolOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_and_workers_survive_a_postgres_restart() {
-    let dir = std::env::temp_dir().join(format!("marketplace-pg-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch::dir().join("pg-restart");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")

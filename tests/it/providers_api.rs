@@ -1,8 +1,6 @@
 //! Provider requests and the pricing policy through HTTP, for all three roles.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn farmer() -> String {

@@ -5,22 +5,22 @@
 //!
 //! - the views after each kind of event, and their read functions;
 //! - invariant 3: a duplicate or stale delivery changes nothing, a gap is
-//!   poison (invariant 7: dead-lettered, the runner goes on);
+//!   poison (invariant 7: dead-lettered, the runner goes on); the wallet
+//!   view's redeliveries are checked here too, with the same helpers;
 //! - the catalog's filters, orders and cursors over a generated catalog of
 //!   10,000 nodes agree, id for id, with the same query evaluated in Rust;
 //! - invariant 6: a rebuild of each projection equals what live processing
 //!   built.
 //!
-//! The tests run one at a time (see [`serial`]): a snapshot's xmin is
-//! cluster-wide, so one test's open transaction holds back every runner.
-
-mod common;
+//! The tests run one at a time, with `projection`'s, on a server of their
+//! own (see [`serial`] and [`store_database`]): a snapshot's xmin is
+//! cluster-wide, so one test's open transaction holds back every runner on
+//! its server.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
+use crate::common::*;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use common::*;
 use marketplace_domain::node::{
     Certification, Node, NodeCommand, NodeEvent, NodeResources, NodeSnapshot, NodeStatus,
 };
@@ -32,23 +32,17 @@ use marketplace_domain::provider::{
     CompanyName, ContactEmail, Country, NodeIds, ProviderRequest, ProviderRequestCommand,
     ProviderRequestEvent, Status,
 };
-use marketplace_domain::{Actor, Role, TftPrice, UsdAmount};
+use marketplace_domain::wallet::{DebitId, StripeId, Wallet, WalletCommand, WalletEvent};
+use marketplace_domain::{Actor, Role, TftAmount, TftPrice, UsdAmount};
 use marketplace_projections::nodes::{self, CatalogQuery, NodeProjection, Sort};
 use marketplace_projections::pricing::{self, PricingPolicyProjection};
 use marketplace_projections::providers::{self, ProviderListQuery, ProviderRequestProjection};
+use marketplace_projections::wallets::{self, WalletProjection};
 use marketplace_projections::{tail, ApplyError, Projection, StoredEvent};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
-
-static SERIAL: LazyLock<Mutex<()>> = LazyLock::new(|| Mutex::new(()));
-
-/// Runs the tests of this file one at a time.
-async fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().await
-}
 
 // ---- events, decided by the real aggregates ----
 
@@ -279,7 +273,7 @@ fn submitted_queue(limit: i64) -> ProviderListQuery {
 #[tokio::test]
 async fn provider_requests_round_trip_and_queue_oldest_first() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let p = &ProviderRequestProjection;
     let mut farms: HashMap<u32, Stream<ProviderRequest>> = HashMap::new();
     for (farm, who, at) in [
@@ -424,7 +418,7 @@ async fn provider_requests_round_trip_and_queue_oldest_first() {
 #[tokio::test]
 async fn duplicate_deliveries_change_nothing_and_gaps_are_poison() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
 
     // Provider requests.
     let mut farm = Stream::<ProviderRequest>::new(5);
@@ -457,6 +451,24 @@ async fn duplicate_deliveries_change_nothing_and_gaps_are_poison() {
         &a,
     )
     .await;
+    // A changed snapshot, silence until the node is down, a fresh report:
+    // a stale NodeUpdated or NodeStatusChanged would move the row back.
+    let mut changed = snapshot(77, 3);
+    changed.used.cru = 4;
+    changed.last_report = t(3);
+    let updated = node.run(&pool, sync(changed.clone(), t(3)), &grid()).await;
+    let down = node
+        .run(&pool, sync(changed.clone(), t(200)), &grid())
+        .await;
+    changed.last_report = t(201);
+    let up = node.run(&pool, sync(changed, t(201)), &grid()).await;
+    for (events, kind) in [
+        (&updated, "NodeUpdated"),
+        (&down, "NodeStatusChanged"),
+        (&up, "NodeUpdated"),
+    ] {
+        assert_eq!(event_type(&events[0].1), kind);
+    }
     // The pricing policy.
     let mut policy = Stream::<PricingPolicyAggregate>::new(AGGREGATE_ID);
     policy.run(&pool, set_policy(1, t(0)), &ops()).await;
@@ -536,7 +548,7 @@ async fn duplicate_deliveries_change_nothing_and_gaps_are_poison() {
     assert!(nodes::get(&pool, 78).await.expect("get").is_some());
     assert_eq!(
         nodes::get(&pool, 77).await.expect("get").map(|n| n.version),
-        Some(3)
+        Some(6)
     );
 
     // A window the view does not have: poison, and the node's version move
@@ -557,6 +569,116 @@ async fn duplicate_deliveries_change_nothing_and_gaps_are_poison() {
         nodes::get(&pool, 78).await.expect("get").map(|n| n.version),
         Some(1)
     );
+}
+
+// ---- wallets ----
+
+impl Aggregate for Wallet {
+    const TYPE: &'static str = "wallet";
+    type Command = WalletCommand;
+    type Event = WalletEvent;
+    fn decide_(&self, command: Self::Command) -> Vec<Self::Event> {
+        self.decide(command).expect("command accepted")
+    }
+    fn apply_(&mut self, event: &Self::Event) {
+        self.apply_event(event)
+    }
+}
+
+fn stripe_id(field: &str, id: &str) -> StripeId {
+    StripeId::new(field, id).expect("valid Stripe id")
+}
+
+/// The wallet view's guard is `version = sequence - 1`, as the supply
+/// views' are: a card payment's `TopUpCredited` delivered again (Kafka
+/// redelivers, a runner re-reads after a crash) must not credit twice, nor
+/// a debit take twice.
+#[tokio::test]
+async fn wallet_redeliveries_change_nothing() {
+    let _serial = serial().await;
+    let (pool, _) = store_database().await;
+    let p = &WalletProjection;
+    let owner = Actor::new("walt", Role::CloudUser);
+    let mut wallet = Stream::<Wallet>::new("walt");
+    wallet
+        .run(
+            &pool,
+            WalletCommand::Open {
+                owner: "walt".into(),
+                at: t(0),
+            },
+            &owner,
+        )
+        .await;
+    wallet
+        .run(
+            &pool,
+            WalletCommand::CreateTopUp {
+                top_up_id: Uuid::new_v4(),
+                payment_intent_id: stripe_id("payment_intent_id", "pi_walt1"),
+                usd_cents: 1_000,
+                tft_price: TftPrice::from_usd_units(100_000).expect("price"),
+                quote_expires_at: t(15),
+                at: t(1),
+            },
+            &owner,
+        )
+        .await;
+    let credited = wallet
+        .run(
+            &pool,
+            WalletCommand::RecordPaymentSucceeded {
+                payment_intent_id: stripe_id("payment_intent_id", "pi_walt1"),
+                amount_received_cents: 1_000,
+                charge_id: stripe_id("charge_id", "ch_walt1"),
+                receipt_url: None,
+                at: t(2),
+            },
+            &ops(),
+        )
+        .await;
+    assert_eq!(event_type(&credited[0].1), "TopUpCredited");
+    wallet
+        .run(
+            &pool,
+            WalletCommand::Debit {
+                debit_id: DebitId::new("bill-1").expect("debit id"),
+                amount: TftAmount::from_base_units(10_000_000),
+                reason: "an hour of web1".into(),
+                at: t(3),
+            },
+            &ops(),
+        )
+        .await;
+    catch_up(&pool, p).await;
+    // $10 at $0.01 a TFT is 1,000 TFT, less the 1 TFT debit.
+    let balance = 999 * 10_000_000;
+    assert_eq!(wallet.aggregate.balance(), balance);
+    let row = wallets::find(&pool, "walt")
+        .await
+        .expect("find")
+        .expect("row");
+    assert_eq!((row.version, row.wallet.balance()), (4, balance));
+
+    // The credit alone again, then every event again, newest first (each
+    // one stale after the newest), then in order.
+    let events = stored_events(&pool, "wallet", "walt").await;
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[2].event_type, "TopUpCredited");
+    redeliver(&pool, p, &events[2..3]).await;
+    let reversed: Vec<StoredEvent> = events.iter().rev().cloned().collect();
+    redeliver(&pool, p, &reversed).await;
+    redeliver(&pool, p, &events).await;
+    let row = wallets::find(&pool, "walt")
+        .await
+        .expect("find")
+        .expect("row");
+    assert_eq!(
+        (row.version, row.wallet.balance()),
+        (4, balance),
+        "credited and debited once"
+    );
+    assert!(dead_letters(&pool, wallets::NAME).await.is_empty());
 }
 
 // ---- nodes ----
@@ -625,7 +747,7 @@ fn schedule(
 #[tokio::test]
 async fn nodes_are_discovered_updated_and_change_status() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let p = &NodeProjection;
     let mut node = Stream::<Node>::new(11);
     let first = snapshot(11, 7);
@@ -698,7 +820,7 @@ async fn nodes_are_discovered_updated_and_change_status() {
 #[tokio::test]
 async fn maintenance_windows_are_scheduled_moved_and_cancelled() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let p = &NodeProjection;
     let a = provider("prov-a");
     let b = provider("prov-b");
@@ -1068,7 +1190,7 @@ async fn store_discoveries(pool: &PgPool, events: &[(u32, Value)]) {
 #[tokio::test]
 async fn catalog_filters_orders_and_pages_agree_with_rust_over_10000_nodes() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let mut rng = Rng(0x5EED_CAFE);
     let now = t(NOW_MINUTES);
     // Node ids with gaps, stored in a shuffled order.
@@ -1311,7 +1433,7 @@ fn set_policy(n: u64, at: DateTime<Utc>) -> PricingPolicyCommand {
 #[tokio::test]
 async fn pricing_policy_history_keeps_every_change() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let p = &PricingPolicyProjection;
     catch_up(&pool, p).await;
     assert_eq!(pricing::current(&pool).await.expect("current"), None);
@@ -1348,7 +1470,7 @@ async fn pricing_policy_history_keeps_every_change() {
 #[tokio::test]
 async fn a_rebuild_of_each_projection_equals_live() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let a = provider("prov-a");
     let mut rng = Rng(42);
     for farm in 1..=20u32 {

@@ -122,7 +122,7 @@ fn production_mode_refuses_the_dev_issuer() {
 
 #[tokio::test]
 async fn the_token_command_mints_what_the_dev_server_accepts() {
-    let dir = std::env::temp_dir().join(format!("marketplace-token-{}", uuid::Uuid::new_v4()));
+    let dir = crate::common::scratch::dir().join(format!("token-{}", uuid::Uuid::new_v4()));
     let out = marketplace()
         .args([
             "token",

@@ -12,19 +12,16 @@
 //!   dead-lettered with its error, the runner goes on, and an operator's
 //!   retry applies it once the cause is fixed.
 //!
-//! The tests run one at a time (see [`serial`]): a snapshot's xmin is
+//! The tests run one at a time, with `supply_projections`', on a server of
+//! their own (see [`serial`] and [`store_database`]): a snapshot's xmin is
 //! cluster-wide, so a transaction one test holds open, or a runner's batch
-//! in flight, holds back the runners of every other database on the shared
-//! test server.
-
-mod common;
+//! in flight, holds back the runners of every other database on its server.
 
 use std::process::Stdio;
-use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::common::{serial, store_database};
 use chrono::{DateTime, TimeZone, Utc};
-use common::fresh_database;
 use marketplace_domain::deployment::{
     Deployment, DeploymentCommand, DeploymentEvent, DeploymentName, FlistImage, MachineSize,
     NodeAssignment, Placement, SshPublicKey, VmSpec, WorkloadSpec, WorkloadState, WorkloadStatus,
@@ -36,17 +33,8 @@ use marketplace_projections::tail;
 use marketplace_projections::{Projection, StoredEvent};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgExecutor, PgPool};
-use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::{timeout, Instant};
 use uuid::Uuid;
-
-static SERIAL: LazyLock<Mutex<()>> = LazyLock::new(|| Mutex::new(()));
-
-/// Runs the tests of this file one at a time (a tokio mutex: a failed test
-/// does not poison the others).
-async fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().await
-}
 
 // ---- events ----
 
@@ -334,7 +322,7 @@ impl PositionReader {
 /// id, so the runner may take Y (and move its checkpoint past X's position)
 /// while A is still open; without, A's lower txid holds the runner back.
 async fn late_writer_case(b_takes_txid_first: bool) {
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let mut x = Tracked::new("late");
     let mut y = Tracked::new("early");
     let mut a = pool.begin().await.expect("begin A");
@@ -481,7 +469,7 @@ fn url_named(url: &str, application: &str) -> String {
 #[tokio::test]
 async fn killed_runner_resumes_and_matches_a_rebuild() {
     let _serial = serial().await;
-    let (pool, url) = fresh_database().await;
+    let (pool, url) = store_database().await;
     let exe = env!("CARGO_BIN_EXE_marketplace");
     let mut deployments = 0;
     let mut total = 0;
@@ -613,7 +601,7 @@ async fn killed_runner_resumes_and_matches_a_rebuild() {
 #[tokio::test]
 async fn duplicate_delivery_changes_nothing() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let mut d = Tracked::new("web1");
     let mut conn = pool.acquire().await.expect("connection");
     d.commit(&mut conn, request(&owner(0), "web1", t(0)), &owner(0))
@@ -682,6 +670,76 @@ async fn duplicate_delivery_changes_nothing() {
     );
 }
 
+// ---- invariant 3: a batch's checkpoint commits with its view change ----
+
+/// How many rows of each view table the transaction that last wrote the
+/// projection's checkpoint also wrote (`xmin` is the id of the transaction
+/// that wrote a row's current version): (views, history).
+async fn rows_written_with_checkpoint(pool: &PgPool) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM deployment_views WHERE xmin = c.xmin),
+                (SELECT count(*) FROM deployment_history WHERE xmin = c.xmin)
+           FROM projection_checkpoints c WHERE c.projection = $1",
+    )
+    .bind(NAME)
+    .fetch_one(pool)
+    .await
+    .expect("rows written with the checkpoint")
+}
+
+#[tokio::test]
+async fn a_batch_and_its_checkpoint_commit_in_one_transaction() {
+    let _serial = serial().await;
+    let (pool, _) = store_database().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    let (mut d1, mut d2, mut d3) = (
+        Tracked::new("one"),
+        Tracked::new("two"),
+        Tracked::new("three"),
+    );
+    // Each event in a transaction of its own: commit order is this order.
+    d1.commit(&mut conn, request(&owner(1), "one", t(0)), &owner(1))
+        .await;
+    d2.commit(&mut conn, request(&owner(2), "two", t(1)), &owner(2))
+        .await;
+    d2.commit(&mut conn, assign(12, t(2)), &ops()).await;
+    d3.commit(&mut conn, request(&owner(3), "three", t(3)), &owner(3))
+        .await;
+    drop(conn);
+
+    // Batch one: one and two requested. A checkpoint written by a statement
+    // of its own, even just before the batch commits, would share no row
+    // with it: a crash between the two commits would apply the batch twice
+    // or skip it.
+    assert_eq!(
+        tail::step(&pool, &DeploymentProjection, 2)
+            .await
+            .expect("first batch"),
+        tail::Step::Applied(2)
+    );
+    assert_eq!(
+        rows_written_with_checkpoint(&pool).await,
+        (2, 2),
+        "the first batch's view rows and its checkpoint were written by one transaction"
+    );
+    // Batch two: two placed (its view row written again), three requested.
+    assert_eq!(
+        tail::step(&pool, &DeploymentProjection, 2)
+            .await
+            .expect("second batch"),
+        tail::Step::Applied(2)
+    );
+    assert_eq!(
+        rows_written_with_checkpoint(&pool).await,
+        (2, 2),
+        "the second batch's view rows and its checkpoint were written by one transaction"
+    );
+    assert_eq!(view_of(&pool, d1.id).await, Some((1, "requested".into())));
+    assert_eq!(view_of(&pool, d2.id).await, Some((2, "placed".into())));
+    assert_eq!(view_of(&pool, d3.id).await, Some((1, "requested".into())));
+    assert_eq!(checkpoint(&pool).await, store_head(&pool).await);
+}
+
 // ---- invariant 7: poison is isolated ----
 
 #[derive(Debug, sqlx::FromRow)]
@@ -708,7 +766,7 @@ async fn dead_letters(pool: &PgPool) -> Vec<DeadLetter> {
 #[tokio::test]
 async fn poison_event_is_dead_lettered_and_retry_works_once_fixed() {
     let _serial = serial().await;
-    let (pool, _) = fresh_database().await;
+    let (pool, _) = store_database().await;
     let projection = DeploymentProjection;
     let mut conn = pool.acquire().await.expect("connection");
     let mut p = Tracked::new("poisoned");

@@ -1,9 +1,7 @@
 //! Stripe webhook intake: a verified event is stored once in the inbox; a
 //! bad or stale signature is 400 and stores nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;

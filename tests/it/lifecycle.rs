@@ -1,8 +1,6 @@
 //! A deployment's whole life through HTTP, read back through the views.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[tokio::test]

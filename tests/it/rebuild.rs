@@ -2,12 +2,10 @@
 //! swaps in without failing a read, and afterwards the view equals, row by
 //! row, a from-scratch rebuild.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use marketplace_projections::deployments::DeploymentProjection;
 use marketplace_projections::tail;
 use tokio_util::sync::CancellationToken;

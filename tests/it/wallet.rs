@@ -1,13 +1,11 @@
 //! Wallets end to end: real PostgreSQL, localstripe behind the test-side
-//! wrapper (tests/common/stripe.rs), signed webhooks, the Stripe inbox
+//! wrapper (tests/it/common/stripe.rs), signed webhooks, the Stripe inbox
 //! worker, the auto top-up and runway workers.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::http::Method;
-use common::*;
 use marketplace_domain::TftPrice;
 use marketplace_workers::stripe::{
     AutoTopUpOptions, AutoTopUpResult, AutoTopUpWorker, RunwayWorker,
@@ -31,7 +29,7 @@ async fn stripe_app() -> TestApp {
     .await
 }
 
-fn ls(app: &TestApp) -> &common::stripe::LocalStripe {
+fn ls(app: &TestApp) -> &crate::common::stripe::LocalStripe {
     app.stripe.as_ref().expect("localstripe")
 }
 

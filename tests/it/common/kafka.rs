@@ -72,12 +72,7 @@ impl Broker {
     /// Starts a broker with its own data directory and waits until it serves.
     pub async fn start() -> Broker {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "marketplace-kafka-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = super::scratch::dir().join(format!("kafka-{}", N.fetch_add(1, Ordering::SeqCst)));
         let broker = Broker {
             port: free_port(),
             controller: free_port(),
@@ -209,11 +204,8 @@ impl Proc {
         env: &[(&str, &str)],
     ) -> Proc {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let log = std::env::temp_dir().join(format!(
-            "marketplace-child-{}-{}.log",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
+        let log =
+            super::scratch::dir().join(format!("child-{}.log", N.fetch_add(1, Ordering::SeqCst)));
         let file = std::fs::File::create(&log).expect("child log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketplace"));
         cmd.args(args)
@@ -282,7 +274,6 @@ impl Drop for Proc {
 #[derive(Debug, Clone)]
 pub struct Published {
     pub partition: i32,
-    pub offset: i64,
     pub key: String,
     pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
@@ -352,7 +343,6 @@ pub fn read_topic(config: &KafkaConfig, topic: &str) -> Vec<Published> {
                 .unwrap_or_default();
             out.push(Published {
                 partition,
-                offset: message.offset(),
                 key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
                 headers,
                 body: serde_json::from_slice(message.payload().unwrap_or_default())

@@ -1,9 +1,12 @@
-//! Shared test harness: one private PostgreSQL per test binary with a
-//! migrated template database, a fresh database per test, the API on port 0,
-//! and a JWKS endpoint served by the test itself with its own RS256 key.
-#![allow(dead_code)]
+//! Shared test harness: a private PostgreSQL with a migrated template
+//! database, a fresh database per test, the API on port 0, and a JWKS
+//! endpoint served by the test itself with its own RS256 key.
+//!
+//! Two private servers at most per run: the one most tests share, and one
+//! for the store-level suites (see [`serial`] and [`store_database`]).
 
 pub mod kafka;
+pub mod scratch;
 pub mod stripe;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +24,7 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 pub const ISSUER: &str = "https://issuer.test/";
@@ -34,7 +37,11 @@ struct Server {
     pg: EmbeddedPostgres,
 }
 
+/// The server most tests share.
 static SERVER: OnceCell<Server> = OnceCell::const_new();
+/// The store-level suites' server.
+static STORE_SERVER: OnceCell<Server> = OnceCell::const_new();
+static STORE_SUITES: Mutex<()> = Mutex::const_new(());
 static KEY: OnceLock<SigningKey> = OnceLock::new();
 static OTHER_KEY: OnceLock<SigningKey> = OnceLock::new();
 
@@ -49,39 +56,64 @@ pub fn stranger_key() -> &'static SigningKey {
 }
 
 async fn server() -> &'static Server {
-    SERVER
-        .get_or_init(|| async {
-            let dir = std::env::temp_dir().join(format!("marketplace-test-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let pg = EmbeddedPostgres::start(EmbeddedOptions {
-                data_dir: dir.join("pgdata"),
-                port: 0,
-                durable: false,
-                max_connections: 400,
-            })
-            .await
-            .expect("start private PostgreSQL");
-            pg.ensure_database("template_marketplace")
-                .await
-                .expect("template db");
-            let pool = PgPoolOptions::new()
-                .max_connections(1)
-                .connect(&pg.url("template_marketplace"))
-                .await
-                .expect("connect template");
-            marketplace::MIGRATOR
-                .run(&pool)
-                .await
-                .expect("migrate template");
-            pool.close().await;
-            Server { pg }
+    start_server(&SERVER, "pgdata").await
+}
+
+/// Starts the server in `cell` on first use, with its data in `data` under
+/// this process's scratch directory (removed when the process ends).
+async fn start_server(cell: &'static OnceCell<Server>, data: &'static str) -> &'static Server {
+    cell.get_or_init(|| async move {
+        let pg = EmbeddedPostgres::start(EmbeddedOptions {
+            data_dir: scratch::dir().join(data),
+            port: 0,
+            durable: false,
+            max_connections: 400,
         })
         .await
+        .expect("start private PostgreSQL");
+        pg.ensure_database("template_marketplace")
+            .await
+            .expect("template db");
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&pg.url("template_marketplace"))
+            .await
+            .expect("connect template");
+        marketplace::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrate template");
+        pool.close().await;
+        Server { pg }
+    })
+    .await
 }
 
 /// A fresh, migrated database.
 pub async fn fresh_database() -> (PgPool, String) {
-    let server = server().await;
+    database_on(server().await).await
+}
+
+/// Runs the store-level suites' tests (`projection`, `supply_projections`)
+/// one at a time, as they ran when each file was a binary of its own: a
+/// transaction one of them holds open, or a runner's batch in flight, holds
+/// back the runners of every database on the server, since a snapshot's
+/// xmin is cluster-wide. A tokio mutex: a failed test does not poison the
+/// others.
+pub async fn serial() -> MutexGuard<'static, ()> {
+    STORE_SUITES.lock().await
+}
+
+/// A fresh, migrated database on a server only the store-level suites use:
+/// they hold transactions open on purpose and apply batches of thousands of
+/// events, which on the shared server would hold back every other test's
+/// runners, while those tests' API reads wait only a bounded time (5 s) for
+/// their views.
+pub async fn store_database() -> (PgPool, String) {
+    database_on(start_server(&STORE_SERVER, "store-pgdata").await).await
+}
+
+async fn database_on(server: &Server) -> (PgPool, String) {
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = PgPoolOptions::new()
         .max_connections(1)
@@ -406,4 +438,24 @@ pub async fn dump_views<P: marketplace_projections::Projection>(
         tables.push(json!({ "table": table, "rows": rows }));
     }
     tables
+}
+
+/// A deployment of alice's, placed, contracted and running (version 4).
+pub async fn running(app: &TestApp) -> String {
+    let (id, _) = app.request(&alice(), &vm_body("web1")).await;
+    let op = operator();
+    for (path, body) in [
+        ("node", json!({ "node_id": 11, "farm_id": 1 })),
+        ("contract", json!({ "contract_id": 7 })),
+        (
+            "running",
+            json!({ "workloads": [{ "name": "web1", "state": "ok" }] }),
+        ),
+    ] {
+        let r = app
+            .post(&format!("/v1/deployments/{id}/{path}"), &op, &body)
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    id
 }

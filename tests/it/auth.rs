@@ -1,11 +1,9 @@
 //! Authentication and authorisation: only RS256 tokens from the configured
 //! issuer's JWKS get in; roles gate endpoints; tenants see only their own.
 
-mod common;
-
+use crate::common::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -193,6 +191,20 @@ async fn another_users_deployment_is_not_found() {
         )
         .await;
     expect_problem(r, 404).await;
+    // A stale If-Match must not tell bob it exists (a 409 would): tenancy is
+    // checked before the version. Nor for an id nobody has.
+    for target in [id.clone(), uuid::Uuid::new_v4().to_string()] {
+        let r = app
+            .client
+            .post(app.url(&format!("/v1/deployments/{target}/cancel")))
+            .bearer_auth(bob())
+            .header("if-match", "\"7\"")
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("send");
+        expect_problem(r, 404).await;
+    }
     assert_eq!(app.event_count(&id).await, 1, "bob changed nothing");
 
     let page: Value = app

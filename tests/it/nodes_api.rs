@@ -2,12 +2,10 @@
 //! the farm's approved provider schedules, users with deployments on the
 //! node see the window.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::*;
 use chrono::{Duration, Utc};
-use common::*;
 use cqrs_es::EventStore;
 use marketplace_app::store;
 use marketplace_domain::node::{Certification, Node, NodeCommand, NodeResources, NodeSnapshot};
