@@ -14,7 +14,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use stripe::{Client, ClientBuilder, RequestStrategy, StripeError, StripeRequest};
 use stripe_core::charge::RetrieveCharge;
-use stripe_core::customer::CreateCustomer;
+use stripe_core::customer::{CreateCustomer, RetrieveCustomer, RetrieveCustomerReturned};
 use stripe_core::payment_intent::{
     ConfirmPaymentIntent, ConfirmPaymentIntentOffSession, CreatePaymentIntent,
     RetrievePaymentIntent,
@@ -202,6 +202,14 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
         intent_id: &str,
     ) -> Result<HashMap<String, String>, PaymentsError>;
 
+    /// A customer's metadata: a wallet's customer carries its wallet id,
+    /// so it tells whose a card saved without our metadata is. Empty for a
+    /// deleted customer.
+    async fn customer_metadata(
+        &self,
+        customer_id: &str,
+    ) -> Result<HashMap<String, String>, PaymentsError>;
+
     /// A card by id.
     async fn card(&self, payment_method: &str) -> Result<Option<Card>, PaymentsError>;
 
@@ -329,6 +337,19 @@ impl PaymentGateway for Payments {
             .send(&self.client)
             .await?;
         Ok(pi.metadata)
+    }
+
+    async fn customer_metadata(
+        &self,
+        customer_id: &str,
+    ) -> Result<HashMap<String, String>, PaymentsError> {
+        let customer = RetrieveCustomer::new(customer_id.to_string())
+            .send(&self.client)
+            .await?;
+        Ok(match customer {
+            RetrieveCustomerReturned::Customer(c) => c.metadata.unwrap_or_default(),
+            RetrieveCustomerReturned::DeletedCustomer(_) => HashMap::new(),
+        })
     }
 
     async fn card(&self, payment_method: &str) -> Result<Option<Card>, PaymentsError> {

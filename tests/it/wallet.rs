@@ -1203,6 +1203,46 @@ async fn a_setup_intent_without_metadata_saves_the_card_of_its_customers_wallet(
 }
 
 #[tokio::test]
+async fn a_setup_intent_without_metadata_saves_its_card_even_before_any_view_knows_the_customer() {
+    // No projection runners: the views never learn the wallet's customer, as
+    // when a webhook outruns them; only Stripe's customer can say whose it is.
+    let app = spawn_app_with(AppOptions {
+        stripe: true,
+        projections: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let r = app
+        .post("/v1/wallet/setup-intents", &alice(), &json!({}))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let si: Value = r.json().await.expect("json");
+    ls(&app).hold(true);
+    ls(&app)
+        .save_card(si["setup_intent_id"].as_str().expect("si"), VISA)
+        .await;
+    ls(&app).wait_held("setup_intent.succeeded", 1).await;
+    let mut event = ls(&app)
+        .take_held()
+        .into_iter()
+        .find(|e| e["type"] == "setup_intent.succeeded")
+        .expect("setup_intent.succeeded");
+    event["data"]["object"]["metadata"] = Value::Null;
+    assert_eq!(ls(&app).deliver(&event).await.status(), 200);
+    processed(&app, "setup_intent.succeeded", 1).await;
+    let saved: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events
+          WHERE aggregate_type = 'wallet' AND aggregate_id = 'alice'
+            AND event_type = 'PaymentMethodSaved'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(saved, 1, "the card is saved to alice's wallet");
+    assert!(inbox_errors(&app).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_payment_from_an_api_version_before_2022_11_15_is_credited_by_its_charges_list() {
     let app = stripe_app().await;
     ls(&app).hold(true);

@@ -398,6 +398,21 @@ impl StripeInboxWorker {
         Ok(None)
     }
 
+    /// The wallet whose Stripe customer `customer` is, from the customer's
+    /// own metadata at Stripe; `None` when it is not the marketplace's.
+    async fn customer_owner(&self, customer: &str) -> Result<Option<String>, Outcome> {
+        let payments = self.payments.as_ref().ok_or_else(|| {
+            Outcome::Retry(format!(
+                "payments not configured: cannot tell whose customer {customer} is"
+            ))
+        })?;
+        match payments.customer_metadata(customer).await {
+            Ok(metadata) => Ok(metadata.get("wallet_id").cloned()),
+            Err(PaymentsError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(Outcome::Retry(format!("customer {customer}: {e}"))),
+        }
+    }
+
     /// The wallet a refunded or disputed charge belongs to; `None` when it
     /// is not the marketplace's (a Stripe account shared with other
     /// products). Decided from what Stripe says about the charge: the
@@ -668,8 +683,18 @@ impl StripeInboxWorker {
                 let _ = (&si.status, &si.usage);
                 let customer = si.customer.as_ref().map(|c| c.id().to_string());
                 let ids: Vec<&str> = customer.iter().map(String::as_str).collect();
-                // Without our metadata, the customer tells whose card it is.
-                let Some(wallet) = self.wallet_for(&ids, si.metadata.as_ref()).await? else {
+                // Without our metadata, the customer tells whose card it is:
+                // the views may know it, else Stripe does (a wallet's
+                // customer carries its wallet id), so a view that has not
+                // caught up yet never loses the card.
+                let wallet = match self.wallet_for(&ids, si.metadata.as_ref()).await? {
+                    Some(wallet) => Some(wallet),
+                    None => match &customer {
+                        Some(customer) => self.customer_owner(customer).await?,
+                        None => None,
+                    },
+                };
+                let Some(wallet) = wallet else {
                     return Ok(Outcome::Done("not a marketplace setup intent".into()));
                 };
                 let pm = si.payment_method.as_ref().ok_or_else(|| {
