@@ -31,38 +31,26 @@ pub struct Schedule {
     pub max_backoff: Duration,
     /// A channel whose notifications wake the worker early.
     pub listen: Option<&'static str>,
-    /// Whether the first round waits one interval (a periodic scan) or runs
-    /// at once (a queue drain).
-    pub first_round_waits: bool,
 }
 
 impl Schedule {
-    /// Every `every`, the first round after one interval; failures back off
-    /// up to a minute.
+    /// Every `every`, the first round at once; failures back off up to a
+    /// minute (or the interval, if longer).
     pub fn every(name: &'static str, every: Duration) -> Self {
         Self {
             name,
             every,
             max_backoff: Duration::from_secs(60).max(every),
             listen: None,
-            first_round_waits: true,
         }
     }
 
-    /// Woken by NOTIFYs on `channel` (polling every `every` when none come),
-    /// the first round at once.
+    /// Woken by NOTIFYs on `channel`, polling every `every` when none come.
     pub fn on_notify(name: &'static str, channel: &'static str, every: Duration) -> Self {
         Self {
             listen: Some(channel),
-            first_round_waits: false,
             ..Self::every(name, every)
         }
-    }
-
-    /// Runs the first round at once.
-    pub fn starting_now(mut self) -> Self {
-        self.first_round_waits = false;
-        self
     }
 
     /// Backs off up to `cap` after failures.
@@ -106,11 +94,7 @@ pub async fn run<F, Fut, E>(
         "worker started"
     );
     let mut failures: u32 = 0;
-    let mut wait = if schedule.first_round_waits {
-        schedule.every
-    } else {
-        Duration::ZERO
-    };
+    let mut wait = Duration::ZERO;
     loop {
         if !wait.is_zero() {
             let woken = async {

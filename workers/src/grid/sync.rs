@@ -557,7 +557,6 @@ impl GridSync {
             "grid sync worker started"
         );
         let schedule = Schedule::every("grid-sync", self.options.interval)
-            .starting_now()
             .backing_off_to(self.options.max_backoff);
         runtime::run(&self.pool, schedule, cancel, || async {
             self.sync_once().await.map(|_| Round::Idle)
