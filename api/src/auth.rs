@@ -21,6 +21,14 @@ use tracing::{info, warn};
 use crate::error::ApiError;
 use crate::AppState;
 
+/// The issuer of `marketplace dev`'s own tokens. Production mode (`serve`)
+/// refuses to be configured with it, so a dev token is never accepted there.
+pub const DEV_ISSUER: &str = "https://marketplace.dev.local/";
+/// The audience dev tokens carry.
+pub const DEV_AUDIENCE: &str = "marketplace-dev";
+/// The claim dev tokens carry their roles in.
+pub const DEV_ROLES_CLAIM: &str = "roles";
+
 /// Where tokens come from and what they must say.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {

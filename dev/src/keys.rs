@@ -14,12 +14,9 @@ use rsa::RsaPrivateKey;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-/// The issuer dev tokens carry.
-pub const DEV_ISSUER: &str = "https://marketplace.dev.local/";
-/// The audience dev tokens carry.
-pub const DEV_AUDIENCE: &str = "marketplace-dev";
-/// The claim dev tokens carry their roles in.
-pub const DEV_ROLES_CLAIM: &str = "roles";
+/// What dev tokens carry: the API knows the issuer, to refuse it outside
+/// dev mode.
+pub use marketplace_api::auth::{DEV_AUDIENCE, DEV_ISSUER, DEV_ROLES_CLAIM};
 
 /// An RSA key pair with its key id.
 pub struct SigningKey {

@@ -12,8 +12,8 @@ use crate::wiring::{
 };
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    // The one thing production knows of dev mode: never to trust its tokens.
-    if args.jwt.jwt_issuer == marketplace_dev::keys::DEV_ISSUER {
+    // Production knows one thing of dev mode: never to trust its tokens.
+    if args.jwt.jwt_issuer == marketplace_api::auth::DEV_ISSUER {
         bail!("JWT_ISSUER is the dev issuer; production mode never accepts dev tokens");
     }
     let payments = payments_client(&args.payments)?;
