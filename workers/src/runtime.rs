@@ -165,6 +165,78 @@ async fn listen(pool: &PgPool, channel: &str, name: &str) -> Option<PgListener> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::time::Instant;
+
+    /// Runs `script` as the worker's rounds on paused time and answers when
+    /// each round started, in seconds after the first.
+    async fn run_script(schedule: Schedule, script: Vec<Result<Round, &'static str>>) -> Vec<u64> {
+        // Never connected: no channel is listened to.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("lazy pool");
+        let cancel = CancellationToken::new();
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let mut script = script.into_iter();
+        let (log, stop) = (starts.clone(), cancel.clone());
+        run(&pool, schedule, cancel, move || {
+            log.lock().expect("log").push(Instant::now());
+            let next = script.next();
+            if next.is_none() {
+                stop.cancel();
+            }
+            let next = next.unwrap_or(Ok(Round::Idle));
+            async move { next }
+        })
+        .await;
+        let starts = starts.lock().expect("log");
+        starts.iter().map(|t| (*t - starts[0]).as_secs()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_runs_again_at_once_idle_waits_an_interval_and_failures_back_off() {
+        let schedule = Schedule::every("test", Duration::from_secs(10))
+            .backing_off_to(Duration::from_secs(30));
+        let starts = run_script(
+            schedule,
+            vec![
+                Ok(Round::More), // at 0: more to do
+                Ok(Round::Idle), // at 0 again: caught up
+                Err("down"),     // at 10
+                Err("down"),     // at 20 (first failure: one interval)
+                Err("down"),     // at 40 (doubled)
+                Err("down"),     // at 70 (capped at 30)
+                Ok(Round::Idle), // at 100: back, the failures forgotten
+                Ok(Round::Idle), // at 110
+            ],
+        )
+        .await;
+        assert_eq!(starts, vec![0, 0, 10, 20, 40, 70, 100, 110, 120]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_worker_stops_while_it_waits() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("lazy pool");
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let worker = tokio::spawn(async move {
+            run(
+                &pool,
+                Schedule::every("test", Duration::from_secs(3600)),
+                stop,
+                || async { Ok::<_, &str>(Round::Idle) },
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(1), worker)
+            .await
+            .expect("stopped without waiting out its interval")
+            .expect("joined");
+    }
 
     #[test]
     fn backoff_doubles_from_the_interval_up_to_the_cap() {
