@@ -86,6 +86,46 @@ async fn a_keyed_wallet_command_whose_answer_was_lost_replays_its_own_201() {
 }
 
 #[tokio::test]
+async fn a_keyed_top_up_whose_answer_was_lost_replays_its_201_with_the_client_secret() {
+    let app = spawn_app_with(AppOptions {
+        stripe: true,
+        ..AppOptions::default()
+    })
+    .await;
+    let send = || {
+        app.client
+            .post(app.url("/v1/wallet/top-ups"))
+            .bearer_auth(alice())
+            .header("idempotency-key", "top-up-lost")
+            .json(&json!({ "usd_cents": 2500 }))
+            .send()
+    };
+    let first = send().await.expect("send");
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+    assert!(first["client_secret"].is_string());
+    let events = app.total_events().await;
+
+    lose_the_answer(&app, "top-up-lost").await;
+    let retry = send().await.expect("send");
+    assert_eq!(
+        retry.status(),
+        201,
+        "the retry is answered as the first was"
+    );
+    let retry: Value = retry.json().await.expect("json");
+    for field in [
+        "top_up_id",
+        "payment_intent_id",
+        "client_secret",
+        "tft_units",
+    ] {
+        assert_eq!(retry[field], first[field], "{field}");
+    }
+    assert_eq!(app.total_events().await, events, "no second top-up");
+}
+
+#[tokio::test]
 async fn a_keyed_deployment_whose_answer_was_lost_replays_its_202() {
     let app = spawn_app().await;
     let send = || {
