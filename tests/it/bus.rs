@@ -30,8 +30,10 @@ async fn concurrent_commands_without_if_match_are_decided_again_and_all_land() {
     let app = spawn_app().await;
     let id = running(&app).await;
     let before = app.event_count(&id).await;
-    // Eight resizes at once, each valid whatever order they land in.
-    let answers = futures::future::join_all((2..10).map(|cpu| {
+    // Five resizes at once, each valid whatever order they land in. Each
+    // round of a race has a winner, so none loses more than four times:
+    // within the bus's retries.
+    let answers = futures::future::join_all((2..7).map(|cpu| {
         app.client
             .post(app.url(&format!("/v1/deployments/{id}/resize")))
             .bearer_auth(alice())
@@ -45,7 +47,7 @@ async fn concurrent_commands_without_if_match_are_decided_again_and_all_land() {
     }
     assert_eq!(
         app.event_count(&id).await,
-        before + 8,
+        before + 5,
         "every resize stored"
     );
 }
