@@ -91,13 +91,13 @@ pub struct RetryOutcome {
     pub still_failing: usize,
 }
 
-fn known(projection: &str) -> Result<(), ApiError> {
-    marketplace_projections::known(projection)
-        .map(|_| ())
-        .map_err(|detail| ApiError::Invalid {
-            detail,
-            field: Some("projection".into()),
-        })
+fn known(
+    projection: &str,
+) -> Result<std::sync::Arc<dyn marketplace_projections::Projection>, ApiError> {
+    marketplace_projections::known(projection).map_err(|detail| ApiError::Invalid {
+        detail,
+        field: Some("projection".into()),
+    })
 }
 
 /// List dead letters (operator).
@@ -167,11 +167,9 @@ pub async fn retry_dead_letters(
     AsOperator(actor): AsOperator,
     ApiJson(body): ApiJson<RetryBody>,
 ) -> Result<Json<RetryOutcome>, ApiError> {
-    known(&body.projection)?;
+    let projection = known(&body.projection)?;
     let (resolved, still_failing) =
-        marketplace_projections::retry_dead_letters_named(&state.pool, &body.projection)
-            .await?
-            .expect("a known projection");
+        marketplace_projections::tail::retry_dead_letters(&state.pool, &projection).await?;
     tracing::info!(
         projection = %body.projection,
         operator = %actor.subject,

@@ -59,18 +59,6 @@ pub fn aggregate_types() -> Vec<&'static str> {
     types
 }
 
-/// Retries the unresolved dead letters of the projection called `name`;
-/// `None` if there is no such projection. See [`tail::retry_dead_letters`].
-pub async fn retry_dead_letters_named(
-    pool: &sqlx::PgPool,
-    name: &str,
-) -> Result<Option<(usize, usize)>, sqlx::Error> {
-    match named(name) {
-        Some(projection) => Ok(Some(tail::retry_dead_letters(pool, &projection).await?)),
-        None => Ok(None),
-    }
-}
-
 /// One event as stored, with its place in the store. Serialised as JSON, it
 /// is also the envelope the relay publishes to Kafka.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
