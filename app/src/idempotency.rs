@@ -144,12 +144,21 @@ struct Record {
 
 impl Record {
     fn answer(self) -> Answer {
+        let status = self.status_code.map_or(200, |s| s as u16);
         let headers = self
             .response_headers
             .and_then(|h| serde_json::from_value::<Vec<(String, String)>>(h).ok())
-            .unwrap_or_default();
+            // Kept before answers kept their headers: a problem or a JSON body.
+            .unwrap_or_else(|| {
+                let kind = if status >= 400 {
+                    "application/problem+json"
+                } else {
+                    "application/json"
+                };
+                vec![("content-type".to_string(), kind.to_string())]
+            });
         Answer {
-            status: self.status_code.map_or(200, |s| s as u16),
+            status,
             headers,
             body: self.response_body.unwrap_or(Value::Null),
         }
