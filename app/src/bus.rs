@@ -29,8 +29,11 @@ pub type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
 pub const SNAPSHOT_EVERY: usize = 20;
 
 /// How many times a command without an expected version is decided again
-/// after losing a race.
-pub const CONFLICT_RETRIES: usize = 5;
+/// after losing a race. Every round of a race has a winner, so a command
+/// loses at most once per other writer racing it; this covers far more
+/// concurrent writers on one aggregate (a user's requests, webhooks and the
+/// payment workers on one wallet) than occur.
+pub const CONFLICT_RETRIES: usize = 16;
 
 /// Builds an aggregate's store over a pool.
 pub fn store<A: Aggregate>(pool: sqlx::PgPool) -> Store<A> {
