@@ -575,6 +575,13 @@ async fn auto_top_up_events(app: &TestApp) -> i64 {
     .expect("count")
 }
 
+/// How many debits the wallet's ledger shows.
+fn debits_in(w: &Value) -> usize {
+    w["ledger"]
+        .as_array()
+        .map_or(0, |l| l.iter().filter(|e| e["kind"] == "debit").count())
+}
+
 /// Runs `n` concurrent debits of `units` and as many concurrent auto top-up
 /// checks from two workers.
 async fn drop_concurrently(app: &TestApp, tag: &str, n: usize, units: i64) -> Vec<AutoTopUpResult> {
@@ -631,8 +638,10 @@ async fn auto_top_up_fires_exactly_once_under_concurrent_balance_drops_and_respe
         .count();
     assert_eq!(charged, 1, "{results:?}");
     assert_eq!(auto_top_up_events(&app).await, 1);
+    // 1,900 TFT is also where three of the eight debits leave the balance:
+    // wait for the view to have all eight as well.
     let w = wallet_until(&app, &alice(), "auto credit", |w| {
-        w["balance_tft_units"] == (900 + 1_000) * 10_000_000i64
+        debits_in(w) == 8 && w["balance_tft_units"] == (900 + 1_000) * 10_000_000i64
     })
     .await;
     assert_eq!(w["top_ups"][0]["origin"], "auto");
@@ -648,7 +657,7 @@ async fn auto_top_up_fires_exactly_once_under_concurrent_balance_drops_and_respe
         "{results:?}"
     );
     wallet_until(&app, &alice(), "second auto credit", |w| {
-        w["balance_tft_units"] == (900 + 1_000) * 10_000_000i64
+        debits_in(w) == 13 && w["balance_tft_units"] == (900 + 1_000) * 10_000_000i64
     })
     .await;
 
