@@ -4,9 +4,11 @@
 //! `marketplace_app::stripe`.
 
 pub mod auto_top_up;
+mod events;
 pub mod inbox;
 pub mod runway;
 
 pub use auto_top_up::{AutoTopUpOptions, AutoTopUpResult, AutoTopUpWorker};
-pub use inbox::{InboxOptions, Outcome, StripeInboxWorker};
+pub use events::Outcome;
+pub use inbox::{InboxOptions, StripeInboxWorker};
 pub use runway::RunwayWorker;
