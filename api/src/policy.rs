@@ -3,6 +3,7 @@
 //! fresh as the newest committed change.
 
 use chrono::{DateTime, Utc};
+use marketplace_app::bus::load;
 use marketplace_domain::pricing::{PricingPolicy, PricingPolicyAggregate, AGGREGATE_ID};
 use marketplace_projections::pricing as views;
 
@@ -24,7 +25,9 @@ pub struct PolicyInForce {
 /// The policy in force, read from its view, as fresh as the newest
 /// committed change: the read waits (bounded) until the view has reached
 /// the policy's head version in the store (one primary-key lookup), so a
-/// quote right after a change uses the new prices.
+/// quote right after a change uses the new prices. A view that has not
+/// caught up by then (its runner down, a rebuild under way) does not take
+/// prices down: the policy is folded from the store instead.
 pub async fn in_force(state: &AppState) -> Result<PolicyInForce, ApiError> {
     let head: i64 = sqlx::query_scalar(
         "SELECT COALESCE(max(sequence), 0) FROM events
@@ -42,7 +45,7 @@ pub async fn in_force(state: &AppState) -> Result<PolicyInForce, ApiError> {
         });
     }
     let pool = &state.pool;
-    let (version, policy, _, changed_at) = read_visible(
+    let seen = read_visible(
         &state.views,
         state.settings.read_wait,
         head,
@@ -50,10 +53,25 @@ pub async fn in_force(state: &AppState) -> Result<PolicyInForce, ApiError> {
         |_| true,
         |row| row.0,
     )
-    .await?;
-    Ok(PolicyInForce {
-        version,
-        changed_at: Some(changed_at),
-        policy,
-    })
+    .await;
+    match seen {
+        Ok((version, policy, _, changed_at)) => Ok(PolicyInForce {
+            version,
+            changed_at: Some(changed_at),
+            policy,
+        }),
+        Err(ApiError::ViewLagging | ApiError::NotFound) => {
+            tracing::warn!(
+                head,
+                "pricing view behind the store; folding the policy from the store"
+            );
+            let (aggregate, _) = load(&state.stores.pricing, AGGREGATE_ID).await?;
+            Ok(PolicyInForce {
+                version: aggregate.version() as i64,
+                changed_at: aggregate.changed_at(),
+                policy: aggregate.policy().clone(),
+            })
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -355,3 +355,44 @@ async fn a_pricing_change_moves_the_next_quote_and_is_in_the_history() {
     assert_eq!(history["items"][0]["policy"]["cu_per_hour"], 200_000);
     expect_problem(app.get("/v1/pricing/history", &alice()).await, 403).await;
 }
+
+#[tokio::test]
+async fn prices_stay_up_and_current_when_the_pricing_view_is_behind() {
+    // No projection runners: the pricing view never learns of the change.
+    let app = spawn_app_with(AppOptions {
+        projections: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let current: Value = app
+        .get("/v1/pricing", &alice())
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut policy = current["policy"].clone();
+    policy["cu_per_hour"] = json!(200_000);
+    let r = app
+        .client
+        .put(app.url("/v1/pricing"))
+        .bearer_auth(operator())
+        .json(&policy)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 202);
+    // Once the bounded wait for the view is over, the quote is priced by
+    // the policy folded from the store: the new one, not an error.
+    let body = json!({ "spec": vm_body("x")["spec"] });
+    let r = app.post("/v1/quotes", &alice(), &body).await;
+    assert_eq!(r.status(), 200);
+    let quote: Value = r.json().await.expect("quote");
+    assert_eq!(quote["hourly_usd_units"], 257_500);
+    let current: Value = app
+        .get("/v1/pricing", &alice())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(current["version"], 1);
+}
