@@ -10,8 +10,9 @@
 //! - [`error`]: [`CommandError`], the typed refusal every caller maps once
 //!   (the API to problem documents, workers to retry or set aside).
 //! - [`runway`]: what a wallet's balance lasts at its deployments' burn.
-//! - Ports to outside systems: [`stripe`] (card payments) and [`tfchain`]
-//!   (account signatures).
+//! - Ports to outside systems: [`stripe`] (card payments), [`tfchain`]
+//!   (account signatures, custodial accounts, the chain's calls and
+//!   events), [`zos`] (the nodes' RMB commands) and [`grid`] (the proxy).
 //!
 //! This crate does no HTTP serving and runs no loops: it is called.
 
@@ -24,6 +25,7 @@ pub mod metadata;
 pub mod runway;
 pub mod stripe;
 pub mod tfchain;
+pub mod zos;
 
 pub use bus::{store, Committed, Exec, Store, Stores};
 pub use error::CommandError;

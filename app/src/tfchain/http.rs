@@ -1,0 +1,1 @@
+//! HTTP adapter for the TFChain SIMULATOR (being written).

@@ -1,0 +1,1 @@
+//! RMB-over-HTTP adapter for the ZOS SIMULATOR (being written).
