@@ -390,18 +390,27 @@ macro_rules! operator_step {
     };
 }
 
+/// The placement reason an operator's manual assignment records, so the
+/// deployment's history shows the override for what it is.
+const MANUAL_PLACEMENT: &str = "assigned by an operator (manual override of placement)";
+
 operator_step!(
-    /// Record the node placement chose (operator).
+    /// Record the node placement chose (operator; a manual override).
     assign_node, "/v1/deployments/{id}/node", AssignNodeBody,
     |b| DeploymentCommand::AssignNode {
         node: NodeAssignment { node_id: b.node_id, farm_id: b.farm_id },
+        reason: Some(MANUAL_PLACEMENT.to_string()),
         at: Utc::now(),
     }
 );
 operator_step!(
     /// Record the node contract created on chain (operator).
     record_contract, "/v1/deployments/{id}/contract", ContractBody,
-    |b| DeploymentCommand::RecordContractCreated { contract_id: b.contract_id, at: Utc::now() }
+    |b| DeploymentCommand::RecordContractCreated {
+        contract_id: b.contract_id,
+        rent_contract_id: b.rent_contract_id,
+        at: Utc::now(),
+    }
 );
 operator_step!(
     /// Record that every workload is up (operator).

@@ -223,6 +223,9 @@ pub struct AssignNodeBody {
 pub struct ContractBody {
     /// TFChain contract id.
     pub contract_id: u64,
+    /// The rent contract of a dedicated node, if one was taken.
+    #[serde(default)]
+    pub rent_contract_id: Option<u64>,
 }
 
 /// A workload's state as the node reports it.
@@ -241,11 +244,7 @@ pub struct WorkloadBody {
 
 impl From<WorkloadBody> for WorkloadStatus {
     fn from(w: WorkloadBody) -> Self {
-        WorkloadStatus {
-            name: w.name,
-            state: w.state,
-            message: w.message,
-        }
+        WorkloadStatus::new(w.name, w.state, w.message)
     }
 }
 

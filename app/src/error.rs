@@ -251,6 +251,10 @@ impl From<WalletError> for CommandError {
             WalletError::AutoTopUpNotNeeded { .. } => rule("auto-top-up-not-needed", &e),
             WalletError::AutoTopUpPending => rule("auto-top-up-pending", &e),
             WalletError::MonthlyCapReached { .. } => rule("monthly-cap-reached", &e),
+            WalletError::ChainAccountConflict { .. } => rule("chain-account-conflict", &e),
+            WalletError::UnknownTopUp(_)
+            | WalletError::TopUpNotCredited(_)
+            | WalletError::ChainTransferNotStarted(_) => rule("chain-transfer-refused", &e),
         }
     }
 }

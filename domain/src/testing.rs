@@ -4,7 +4,7 @@
 //!
 //! ```ignore
 //! Deployment::given(vec![requested(vm_spec())])
-//!     .when(DeploymentCommand::AssignNode { node, at: t0() })
+//!     .when(DeploymentCommand::AssignNode { node, reason: None, at: t0() })
 //!     .then_expect_events(vec![assigned()]);
 //! ```
 //!

@@ -100,26 +100,37 @@ impl Projection for DeploymentProjection {
                 .bind(to_json(spec)?)
                 .bind(to_json(placement)?)
             }
-            E::NodeAssigned { node, .. } => {
-                update!("status = 'placed', node_id = $8, farm_id = $9")
+            E::NodeAssigned { node, reason, .. } => {
+                update!("status = 'placed', node_id = $8, farm_id = $9, placement_reason = $10")
                     .bind(i64::from(node.node_id))
                     .bind(i64::from(node.farm_id))
+                    .bind(reason.clone())
             }
-            E::ContractCreated { contract_id, .. } => {
-                update!("status = 'provisioning', contract_id = $8").bind(
-                    i64::try_from(*contract_id)
-                        .map_err(|_| ApplyError::Poison("contract id out of range".into()))?,
-                )
-            }
+            E::ContractCreated {
+                contract_id,
+                rent_contract_id,
+                ..
+            } => update!("status = 'provisioning', contract_id = $8, rent_contract_id = $9")
+                .bind(contract_id_column(*contract_id)?)
+                .bind(rent_contract_id.map(contract_id_column).transpose()?),
+            E::ProvisioningAttemptFailed { node_id, .. } => update!(
+                "status = 'requested', tried_nodes = array_append(tried_nodes, $8), \
+                 node_id = NULL, farm_id = NULL, contract_id = NULL, rent_contract_id = NULL, \
+                 placement_reason = NULL, workloads = '[]'"
+            )
+            .bind(i64::from(*node_id)),
             E::DeploymentRunning { workloads, .. } => {
-                update!("status = 'running', workloads = $8").bind(to_json(workloads)?)
+                update!("status = 'running', workloads = $8, running_revision = revision")
+                    .bind(to_json(workloads)?)
             }
             E::DeploymentFailed {
                 workloads, reason, ..
             } => update!("status = 'failed', workloads = $8, failure_reason = $9")
                 .bind(to_json(workloads)?)
                 .bind(reason.clone()),
-            E::DeploymentResized { spec, .. } => update!("spec = $8").bind(to_json(spec)?),
+            E::DeploymentResized { spec, .. } => {
+                update!("spec = $8, revision = revision + 1").bind(to_json(spec)?)
+            }
             E::GracePeriodStarted { at } => {
                 update!("status = 'suspended', grace_since = $8").bind(*at)
             }
@@ -148,12 +159,36 @@ impl Projection for DeploymentProjection {
     }
 }
 
+fn contract_id_column(id: u64) -> Result<i64, ApplyError> {
+    i64::try_from(id).map_err(|_| ApplyError::Poison("contract id out of range".into()))
+}
+
 /// What the history keeps of an event besides its type and resulting status.
 fn history_detail(event: &DeploymentEvent) -> Value {
     use DeploymentEvent as E;
     match event {
+        E::NodeAssigned {
+            node,
+            reason: Some(reason),
+            ..
+        } => json!({ "node_id": node.node_id, "farm_id": node.farm_id, "reason": reason }),
         E::NodeAssigned { node, .. } => json!({ "node_id": node.node_id, "farm_id": node.farm_id }),
-        E::ContractCreated { contract_id, .. } => json!({ "contract_id": contract_id }),
+        E::ContractCreated {
+            contract_id,
+            rent_contract_id: None,
+            ..
+        } => json!({ "contract_id": contract_id }),
+        E::ContractCreated {
+            contract_id,
+            rent_contract_id: Some(rent),
+            ..
+        } => json!({ "contract_id": contract_id, "rent_contract_id": rent }),
+        E::ProvisioningAttemptFailed {
+            node_id,
+            contract_id,
+            reason,
+            ..
+        } => json!({ "node_id": node_id, "contract_id": contract_id, "reason": reason }),
         E::DeploymentFailed { reason, .. } => json!({ "reason": reason }),
         E::DeploymentCancelled { reason, .. } => json!({ "reason": reason }),
         E::DeploymentDeleted { cause, .. } => json!({ "cause": cause }),
@@ -184,6 +219,16 @@ pub struct DeploymentRow {
     pub farm_id: Option<i64>,
     /// Chain contract.
     pub contract_id: Option<i64>,
+    /// Why placement chose the node.
+    pub placement_reason: Option<String>,
+    /// The dedicated node's rent contract.
+    pub rent_contract_id: Option<i64>,
+    /// Nodes an attempt failed on, in order.
+    pub tried_nodes: Vec<i64>,
+    /// The spec's revision.
+    pub revision: i32,
+    /// The revision last running.
+    pub running_revision: Option<i32>,
     /// Last reported workload states.
     pub workloads: Value,
     /// Why it failed.

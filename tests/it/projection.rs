@@ -78,6 +78,7 @@ fn assign(node_id: u32, at: DateTime<Utc>) -> DeploymentCommand {
             node_id,
             farm_id: 1,
         },
+        reason: None,
         at,
     }
 }
@@ -421,17 +422,18 @@ async fn store_lives(pool: &PgPool, first: usize, count: usize) -> usize {
                             2 => (
                                 DeploymentCommand::RecordContractCreated {
                                     contract_id: 1000 + i as u64,
+                                    rent_contract_id: None,
                                     at,
                                 },
                                 ops(),
                             ),
                             3 => (
                                 DeploymentCommand::MarkRunning {
-                                    workloads: vec![WorkloadStatus {
-                                        name: d.name.clone(),
-                                        state: WorkloadState::Ok,
-                                        message: None,
-                                    }],
+                                    workloads: vec![WorkloadStatus::new(
+                                        d.name.clone(),
+                                        WorkloadState::Ok,
+                                        None,
+                                    )],
                                     at,
                                 },
                                 ops(),
@@ -611,6 +613,7 @@ async fn duplicate_delivery_changes_nothing() {
         &mut conn,
         DeploymentCommand::RecordContractCreated {
             contract_id: 42,
+            rent_contract_id: None,
             at: t(2),
         },
         &ops(),

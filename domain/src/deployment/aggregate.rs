@@ -96,6 +96,25 @@ pub struct DeploymentState {
     pub grace_since: Option<DateTime<Utc>>,
     /// The workload states last reported by the node.
     pub workloads: Vec<WorkloadStatus>,
+    /// The rent contract of a dedicated node, once created.
+    pub rent_contract_id: Option<u64>,
+    /// Why the current node was chosen, when placement chose it.
+    pub placement_reason: Option<String>,
+    /// Nodes an attempt failed on, oldest first: never chosen again.
+    pub tried_nodes: Vec<u32>,
+    /// The spec's revision: 0 as requested, one more per resize. The node's
+    /// deployment carries it as its version.
+    pub revision: u32,
+    /// The revision last reported running, if any.
+    pub running_revision: Option<u32>,
+}
+
+impl DeploymentState {
+    /// Whether the node runs an older revision than the spec asks for (a
+    /// resize to provision).
+    pub fn update_pending(&self) -> bool {
+        self.status == Status::Running && self.running_revision != Some(self.revision)
+    }
 }
 
 /// The Deployment aggregate: `None` until requested.
@@ -234,13 +253,43 @@ impl Deployment {
 
         match command {
             C::Request { .. } => Err(DeploymentError::AlreadyExists),
-            C::AssignNode { node, at } => match s.status {
-                Status::Requested => Ok(vec![E::NodeAssigned { node, at }]),
+            C::AssignNode { node, reason, at } => match s.status {
+                Status::Requested => {
+                    if let Some(r) = &reason {
+                        check_text(r)?;
+                    }
+                    Ok(vec![E::NodeAssigned { node, reason, at }])
+                }
                 _ => Err(refuse()),
             },
-            C::RecordContractCreated { contract_id, at } => match s.status {
-                Status::Placed if contract_id == 0 => Err(DeploymentError::InvalidContractId),
-                Status::Placed => Ok(vec![E::ContractCreated { contract_id, at }]),
+            C::RecordContractCreated {
+                contract_id,
+                rent_contract_id,
+                at,
+            } => match s.status {
+                Status::Placed if contract_id == 0 || rent_contract_id == Some(0) => {
+                    Err(DeploymentError::InvalidContractId)
+                }
+                Status::Placed => Ok(vec![E::ContractCreated {
+                    contract_id,
+                    rent_contract_id,
+                    at,
+                }]),
+                _ => Err(refuse()),
+            },
+            C::AbandonAttempt { reason, at } => match (s.status, s.node) {
+                (Status::Placed | Status::Provisioning, Some(node)) => {
+                    if reason.trim().is_empty() {
+                        return Err(DeploymentError::MissingReason);
+                    }
+                    check_text(&reason)?;
+                    Ok(vec![E::ProvisioningAttemptFailed {
+                        node_id: node.node_id,
+                        contract_id: s.contract_id,
+                        reason,
+                        at,
+                    }])
+                }
                 _ => Err(refuse()),
             },
             C::MarkRunning { workloads, at } => match s.status {
@@ -261,7 +310,7 @@ impl Deployment {
                 reason,
                 at,
             } => match s.status {
-                Status::Placed | Status::Provisioning | Status::Running => {
+                Status::Requested | Status::Placed | Status::Provisioning | Status::Running => {
                     if reason.trim().is_empty() {
                         return Err(DeploymentError::MissingReason);
                     }
@@ -362,6 +411,11 @@ impl Deployment {
                 contract_id: None,
                 grace_since: None,
                 workloads: Vec::new(),
+                rent_contract_id: None,
+                placement_reason: None,
+                tried_nodes: Vec::new(),
+                revision: 0,
+                running_revision: None,
             });
             return;
         }
@@ -370,23 +424,42 @@ impl Deployment {
         };
         match event {
             E::DeploymentRequested { .. } => {}
-            E::NodeAssigned { node, .. } => {
+            E::NodeAssigned { node, reason, .. } => {
                 s.node = Some(*node);
+                s.placement_reason = reason.clone();
                 s.status = Status::Placed;
             }
-            E::ContractCreated { contract_id, .. } => {
+            E::ContractCreated {
+                contract_id,
+                rent_contract_id,
+                ..
+            } => {
                 s.contract_id = Some(*contract_id);
+                s.rent_contract_id = *rent_contract_id;
                 s.status = Status::Provisioning;
+            }
+            E::ProvisioningAttemptFailed { node_id, .. } => {
+                s.tried_nodes.push(*node_id);
+                s.node = None;
+                s.contract_id = None;
+                s.rent_contract_id = None;
+                s.placement_reason = None;
+                s.workloads.clear();
+                s.status = Status::Requested;
             }
             E::DeploymentRunning { workloads, .. } => {
                 s.workloads = workloads.clone();
+                s.running_revision = Some(s.revision);
                 s.status = Status::Running;
             }
             E::DeploymentFailed { workloads, .. } => {
                 s.workloads = workloads.clone();
                 s.status = Status::Failed;
             }
-            E::DeploymentResized { spec, .. } => s.spec = spec.clone(),
+            E::DeploymentResized { spec, .. } => {
+                s.spec = spec.clone();
+                s.revision += 1;
+            }
             E::GracePeriodStarted { at } => {
                 s.grace_since = Some(*at);
                 s.status = Status::Suspended;

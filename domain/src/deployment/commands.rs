@@ -26,6 +26,8 @@ pub enum DeploymentCommand {
     AssignNode {
         /// The node.
         node: NodeAssignment,
+        /// Why this node (placement's explanation), if a placer chose it.
+        reason: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -33,6 +35,8 @@ pub enum DeploymentCommand {
     RecordContractCreated {
         /// TFChain contract id.
         contract_id: u64,
+        /// The rent contract taken for a dedicated node, if any.
+        rent_contract_id: Option<u64>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -44,6 +48,14 @@ pub enum DeploymentCommand {
         at: DateTime<Utc>,
     },
     /// Deployment failed (a workload in error, or a stall).
+    /// The attempt on the assigned node failed and its contracts are
+    /// cancelled: release the node and place again elsewhere.
+    AbandonAttempt {
+        /// Why the attempt failed.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     MarkFailed {
         /// The states reported.
         workloads: Vec<WorkloadStatus>,
@@ -96,6 +108,7 @@ impl DeploymentCommand {
             DeploymentCommand::Request { .. } => "request",
             DeploymentCommand::AssignNode { .. } => "assign_node",
             DeploymentCommand::RecordContractCreated { .. } => "record_contract_created",
+            DeploymentCommand::AbandonAttempt { .. } => "abandon_attempt",
             DeploymentCommand::MarkRunning { .. } => "mark_running",
             DeploymentCommand::MarkFailed { .. } => "mark_failed",
             DeploymentCommand::Resize { .. } => "resize",

@@ -31,6 +31,10 @@ pub enum DeploymentEvent {
     NodeAssigned {
         /// The node.
         node: NodeAssignment,
+        /// Why this node, when placement chose it (absent on an operator's
+        /// manual assignment and on events recorded before placement).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -38,6 +42,21 @@ pub enum DeploymentEvent {
     ContractCreated {
         /// TFChain contract id.
         contract_id: u64,
+        /// The rent contract of a dedicated node, if one was taken.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rent_contract_id: Option<u64>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An attempt failed on the assigned node (its contracts cancelled):
+    /// the deployment is to be placed again, never on this node.
+    ProvisioningAttemptFailed {
+        /// The node given up.
+        node_id: u32,
+        /// The node contract that was cancelled, if one had been created.
+        contract_id: Option<u64>,
+        /// Why.
+        reason: String,
         /// When.
         at: DateTime<Utc>,
     },
@@ -101,6 +120,7 @@ impl DeploymentEvent {
             DeploymentEvent::DeploymentRequested { at, .. }
             | DeploymentEvent::NodeAssigned { at, .. }
             | DeploymentEvent::ContractCreated { at, .. }
+            | DeploymentEvent::ProvisioningAttemptFailed { at, .. }
             | DeploymentEvent::DeploymentRunning { at, .. }
             | DeploymentEvent::DeploymentFailed { at, .. }
             | DeploymentEvent::DeploymentResized { at, .. }
@@ -118,6 +138,7 @@ impl DomainEvent for DeploymentEvent {
             DeploymentEvent::DeploymentRequested { .. } => "DeploymentRequested",
             DeploymentEvent::NodeAssigned { .. } => "NodeAssigned",
             DeploymentEvent::ContractCreated { .. } => "ContractCreated",
+            DeploymentEvent::ProvisioningAttemptFailed { .. } => "ProvisioningAttemptFailed",
             DeploymentEvent::DeploymentRunning { .. } => "DeploymentRunning",
             DeploymentEvent::DeploymentFailed { .. } => "DeploymentFailed",
             DeploymentEvent::DeploymentResized { .. } => "DeploymentResized",

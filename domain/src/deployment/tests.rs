@@ -60,6 +60,7 @@ fn assigned() -> DeploymentEvent {
             node_id: 11,
             farm_id: 1,
         },
+        reason: None,
         at: t0(),
     }
 }
@@ -67,16 +68,13 @@ fn assigned() -> DeploymentEvent {
 fn contract() -> DeploymentEvent {
     DeploymentEvent::ContractCreated {
         contract_id: 42,
+        rent_contract_id: None,
         at: t0(),
     }
 }
 
 fn ok(name: &str) -> WorkloadStatus {
-    WorkloadStatus {
-        name: name.into(),
-        state: WorkloadState::Ok,
-        message: None,
-    }
+    WorkloadStatus::new(name, WorkloadState::Ok, None)
 }
 
 fn running() -> DeploymentEvent {
@@ -145,7 +143,11 @@ fn a_requested_deployment_is_placed_on_a_node() {
         farm_id: 1,
     };
     Deployment::given(vec![requested(vm_spec())])
-        .when(DeploymentCommand::AssignNode { node, at: t0() })
+        .when(DeploymentCommand::AssignNode {
+            node,
+            reason: None,
+            at: t0(),
+        })
         .then_expect_events(vec![assigned()]);
 }
 
@@ -156,7 +158,11 @@ fn a_placed_deployment_cannot_be_placed_again() {
         farm_id: 1,
     };
     Deployment::given(vec![requested(vm_spec()), assigned()])
-        .when(DeploymentCommand::AssignNode { node, at: t0() })
+        .when(DeploymentCommand::AssignNode {
+            node,
+            reason: None,
+            at: t0(),
+        })
         .then_expect_error(DeploymentError::InvalidTransition {
             command: "assign_node",
             status: Status::Placed,
@@ -168,6 +174,7 @@ fn a_contract_needs_a_node_first() {
     Deployment::given(vec![requested(vm_spec())])
         .when(DeploymentCommand::RecordContractCreated {
             contract_id: 42,
+            rent_contract_id: None,
             at: t0(),
         })
         .then_expect_error(DeploymentError::InvalidTransition {
@@ -181,6 +188,7 @@ fn contract_id_zero_is_refused() {
     Deployment::given(vec![requested(vm_spec()), assigned()])
         .when(DeploymentCommand::RecordContractCreated {
             contract_id: 0,
+            rent_contract_id: None,
             at: t0(),
         })
         .then_expect_error(DeploymentError::InvalidContractId);
@@ -191,6 +199,7 @@ fn a_contract_on_a_placed_deployment_starts_provisioning() {
     let d = Deployment::given(vec![requested(vm_spec()), assigned()]);
     d.when(DeploymentCommand::RecordContractCreated {
         contract_id: 42,
+        rent_contract_id: None,
         at: t0(),
     })
     .then_expect_events(vec![contract()]);
@@ -202,11 +211,7 @@ fn a_contract_on_a_placed_deployment_starts_provisioning() {
 #[test]
 fn running_needs_every_workload_ok() {
     let d = Deployment::given(vec![requested(vm_spec()), assigned(), contract()]);
-    let init = WorkloadStatus {
-        name: "web1".into(),
-        state: WorkloadState::Init,
-        message: None,
-    };
+    let init = WorkloadStatus::new("web1", WorkloadState::Init, None);
     d.when(DeploymentCommand::MarkRunning {
         workloads: vec![init],
         at: t0(),
@@ -261,11 +266,7 @@ fn running_cannot_be_marked_before_the_contract() {
 #[test]
 fn a_failure_records_the_workload_states_and_reason() {
     let d = Deployment::given(vec![requested(vm_spec()), assigned(), contract()]);
-    let err = WorkloadStatus {
-        name: "web1".into(),
-        state: WorkloadState::Error,
-        message: Some("no space".into()),
-    };
+    let err = WorkloadStatus::new("web1", WorkloadState::Error, Some("no space".into()));
     let cmd = DeploymentCommand::MarkFailed {
         workloads: vec![err.clone()],
         reason: "workload error".into(),
@@ -291,8 +292,29 @@ fn a_failure_needs_a_reason() {
 }
 
 #[test]
-fn a_requested_deployment_cannot_fail() {
+fn a_requested_deployment_fails_when_no_node_can_take_it() {
+    let cmd = DeploymentCommand::MarkFailed {
+        workloads: vec![],
+        reason: "no node in Belgium with 8 free vCPUs".into(),
+        at: t0(),
+    };
     Deployment::given(vec![requested(vm_spec())])
+        .when(cmd)
+        .then_expect_events(vec![DeploymentEvent::DeploymentFailed {
+            workloads: vec![],
+            reason: "no node in Belgium with 8 free vCPUs".into(),
+            at: t0(),
+        }]);
+}
+
+#[test]
+fn a_cancelled_deployment_cannot_fail() {
+    let cancelled = DeploymentEvent::DeploymentCancelled {
+        by: alice(),
+        reason: None,
+        at: t0(),
+    };
+    Deployment::given(vec![requested(vm_spec()), cancelled])
         .when(DeploymentCommand::MarkFailed {
             workloads: vec![],
             reason: "x".into(),
@@ -300,8 +322,79 @@ fn a_requested_deployment_cannot_fail() {
         })
         .then_expect_error(DeploymentError::InvalidTransition {
             command: "mark_failed",
-            status: Status::Requested,
+            status: Status::Cancelled,
         });
+}
+
+// ---- attempts ----
+
+fn abandoned(reason: &str) -> DeploymentEvent {
+    DeploymentEvent::ProvisioningAttemptFailed {
+        node_id: 11,
+        contract_id: Some(42),
+        reason: reason.into(),
+        at: t0(),
+    }
+}
+
+#[test]
+fn a_failed_attempt_releases_the_node_and_its_contract() {
+    Deployment::given(vec![requested(vm_spec()), assigned(), contract()])
+        .when(DeploymentCommand::AbandonAttempt {
+            reason: "workload web1: image not found".into(),
+            at: t0(),
+        })
+        .then_expect_events(vec![abandoned("workload web1: image not found")]);
+}
+
+#[test]
+fn after_a_failed_attempt_the_deployment_is_placed_again_and_remembers_the_node() {
+    let d = Deployment::given(vec![
+        requested(vm_spec()),
+        assigned(),
+        contract(),
+        abandoned("stalled"),
+    ]);
+    let s = d.state().expect("requested");
+    assert_eq!(s.status, Status::Requested);
+    assert_eq!(s.tried_nodes, vec![11]);
+    assert_eq!((s.node, s.contract_id), (None, None));
+    d.when(DeploymentCommand::AssignNode {
+        node: NodeAssignment {
+            node_id: 12,
+            farm_id: 1,
+        },
+        reason: Some("next cheapest".into()),
+        at: t0(),
+    })
+    .then_accepted();
+}
+
+#[test]
+fn only_a_placed_or_provisioning_attempt_can_be_abandoned() {
+    for (given, status) in [
+        (vec![requested(vm_spec())], Status::Requested),
+        (
+            vec![requested(vm_spec()), assigned(), contract(), running()],
+            Status::Running,
+        ),
+    ] {
+        Deployment::given(given)
+            .when(DeploymentCommand::AbandonAttempt {
+                reason: "x".into(),
+                at: t0(),
+            })
+            .then_expect_error(DeploymentError::InvalidTransition {
+                command: "abandon_attempt",
+                status,
+            });
+    }
+    Deployment::given(vec![requested(vm_spec()), assigned()])
+        .when(DeploymentCommand::AbandonAttempt {
+            reason: " ".into(),
+            at: t0(),
+        })
+        .then_expect_error(DeploymentError::MissingReason);
 }
 
 // ---- resize ----
@@ -345,6 +438,31 @@ fn an_operator_may_resize_but_another_user_may_not() {
         at: t0(),
     })
     .then_expect_error(DeploymentError::NotPermitted);
+}
+
+#[test]
+fn a_resize_is_pending_until_its_revision_runs() {
+    let bigger = MachineSize::new(4, 8192, 40).expect("valid");
+    let resized = Deployment::given(running_vm())
+        .when(DeploymentCommand::Resize {
+            by: alice(),
+            resize: ResizeSpec::new(bigger, None).expect("valid"),
+            at: t0(),
+        })
+        .then_accepted();
+    let s = resized.state().expect("running");
+    assert_eq!(
+        (s.status, s.revision, s.running_revision),
+        (Status::Running, 1, Some(0))
+    );
+    assert!(s.update_pending());
+    let after = resized
+        .when(DeploymentCommand::MarkRunning {
+            workloads: vec![ok("web1")],
+            at: t0(),
+        })
+        .then_accepted();
+    assert!(!after.state().expect("running").update_pending());
 }
 
 #[test]

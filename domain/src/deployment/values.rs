@@ -450,6 +450,29 @@ pub struct WorkloadStatus {
     pub state: WorkloadState,
     /// The node's message, if any.
     pub message: Option<String>,
+    /// A VM's address on its private network, once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// A VM's public IPv4, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
+    /// A VM's serial console, as the node exposes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
+}
+
+impl WorkloadStatus {
+    /// A workload in `state`, with the node's message and no addresses.
+    pub fn new(name: impl Into<String>, state: WorkloadState, message: Option<String>) -> Self {
+        Self {
+            name: name.into(),
+            state,
+            message,
+            ip: None,
+            public_ip: None,
+            console_url: None,
+        }
+    }
 }
 
 /// Why a deployment was deleted (TFChain's causes).

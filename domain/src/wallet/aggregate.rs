@@ -48,6 +48,12 @@ pub struct WalletState {
     /// Runway thresholds (hours) currently crossed and alerted.
     #[serde(default)]
     pub runway_alerts: BTreeSet<u64>,
+    /// The custodial chain account and twin, once created.
+    #[serde(default)]
+    pub chain_account: Option<ChainAccount>,
+    /// The treasury's transfers of credited top-ups, by top-up.
+    #[serde(default)]
+    pub chain_transfers: BTreeMap<Uuid, ChainTransfer>,
     ledger: Vec<LedgerEntry>,
     balance: i128,
 }
@@ -205,6 +211,9 @@ impl Wallet {
 
         match command {
             C::Open { .. } => Err(Error::AlreadyOpened),
+            custodial @ (C::RecordChainTwin { .. }
+            | C::StartChainTransfer { .. }
+            | C::CompleteChainTransfer { .. }) => super::custody::decide(s, custodial),
             C::IssueLinkChallenge {
                 challenge_id,
                 nonce,
@@ -599,6 +608,8 @@ impl Wallet {
                 cards: BTreeMap::new(),
                 default_card: None,
                 runway_alerts: BTreeSet::new(),
+                chain_account: None,
+                chain_transfers: BTreeMap::new(),
                 ledger: Vec::new(),
                 balance: 0,
             });
@@ -609,6 +620,9 @@ impl Wallet {
         };
         match event {
             E::WalletOpened { .. } => {}
+            E::ChainTwinRecorded { .. }
+            | E::ChainTransferStarted { .. }
+            | E::ChainTransferCompleted { .. } => super::custody::apply(s, event),
             E::LinkChallengeIssued {
                 challenge_id,
                 nonce,

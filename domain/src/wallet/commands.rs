@@ -189,6 +189,35 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Record the wallet's custodial chain account and its twin.
+    RecordChainTwin {
+        /// The account's SS58 address.
+        address: String,
+        /// Its twin.
+        twin_id: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The treasury is about to send a credited top-up's TFT on chain.
+    StartChainTransfer {
+        /// The credited top-up.
+        top_up_id: Uuid,
+        /// The wallet's chain account.
+        to: String,
+        /// The chain's best block now.
+        from_block: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The treasury's transfer for a top-up is on chain.
+    CompleteChainTransfer {
+        /// The top-up.
+        top_up_id: Uuid,
+        /// Where the transfer's tag event is.
+        event: ChainEventRef,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl WalletCommand {
@@ -213,6 +242,9 @@ impl WalletCommand {
             WalletCommand::SetDefaultPaymentMethod { .. } => "set_default_payment_method",
             WalletCommand::RemovePaymentMethod { .. } => "remove_payment_method",
             WalletCommand::ObserveRunway { .. } => "observe_runway",
+            WalletCommand::RecordChainTwin { .. } => "record_chain_twin",
+            WalletCommand::StartChainTransfer { .. } => "start_chain_transfer",
+            WalletCommand::CompleteChainTransfer { .. } => "complete_chain_transfer",
         }
     }
 }

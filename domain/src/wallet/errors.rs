@@ -6,6 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
+use uuid::Uuid;
+
 use super::values::{SpecError, StripeId};
 use crate::money::TftAmount;
 
@@ -113,4 +115,19 @@ pub enum WalletError {
         /// Asked now.
         asked_cents: u64,
     },
+    /// The wallet already has a different chain account.
+    #[error("the wallet's chain account is already {recorded}")]
+    ChainAccountConflict {
+        /// The one recorded.
+        recorded: String,
+    },
+    /// No top-up has this id.
+    #[error("no top-up {0}")]
+    UnknownTopUp(Uuid),
+    /// Only a credited top-up's TFT is sent on chain.
+    #[error("top-up {0} is not credited")]
+    TopUpNotCredited(Uuid),
+    /// The transfer was never started.
+    #[error("no chain transfer was started for top-up {0}")]
+    ChainTransferNotStarted(Uuid),
 }

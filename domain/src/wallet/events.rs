@@ -216,6 +216,37 @@ pub enum WalletEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The wallet's custodial chain account and twin exist.
+    ChainTwinRecorded {
+        /// The account.
+        address: String,
+        /// Its twin.
+        twin_id: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The treasury began sending a credited top-up's TFT on chain.
+    ChainTransferStarted {
+        /// The top-up.
+        top_up_id: Uuid,
+        /// TFT sent.
+        amount: TftAmount,
+        /// The receiving account.
+        to: String,
+        /// The best block before submitting.
+        from_block: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The treasury's transfer for a top-up is on chain.
+    ChainTransferCompleted {
+        /// The top-up.
+        top_up_id: Uuid,
+        /// Its tag event.
+        event: ChainEventRef,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl WalletEvent {
@@ -229,6 +260,9 @@ impl WalletEvent {
             | WalletEvent::TopUpCreated { at, .. }
             | WalletEvent::TopUpCredited { at, .. }
             | WalletEvent::ReceiptRecorded { at, .. }
+            | WalletEvent::ChainTwinRecorded { at, .. }
+            | WalletEvent::ChainTransferStarted { at, .. }
+            | WalletEvent::ChainTransferCompleted { at, .. }
             | WalletEvent::TopUpFailed { at, .. }
             | WalletEvent::WalletDebited { at, .. }
             | WalletEvent::RefundRecorded { at, .. }
@@ -267,6 +301,9 @@ impl DomainEvent for WalletEvent {
             WalletEvent::TopUpCreated { .. } => "TopUpCreated",
             WalletEvent::TopUpCredited { .. } => "TopUpCredited",
             WalletEvent::ReceiptRecorded { .. } => "ReceiptRecorded",
+            WalletEvent::ChainTwinRecorded { .. } => "ChainTwinRecorded",
+            WalletEvent::ChainTransferStarted { .. } => "ChainTransferStarted",
+            WalletEvent::ChainTransferCompleted { .. } => "ChainTransferCompleted",
             WalletEvent::TopUpFailed { .. } => "TopUpFailed",
             WalletEvent::WalletDebited { .. } => "WalletDebited",
             WalletEvent::RefundRecorded { .. } => "RefundRecorded",

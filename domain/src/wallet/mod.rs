@@ -47,11 +47,16 @@
 //!   threshold the runway has fallen below and that is not alerted yet, and
 //!   clears one the runway is back at or above (or that is no longer
 //!   configured): each crossing alerts once.
+//! - **Custody** (ours): the wallet records the TFChain account and twin
+//!   the marketplace holds for it, and the treasury's transfer of each
+//!   credited top-up's TFT to that account, started before it is submitted
+//!   and completed once seen on chain (see `custody.rs`).
 
 // Files import one way, values <- errors <- events <- aggregate (commands
 // from values only), so none needs a file that needs it.
 mod aggregate;
 mod commands;
+mod custody;
 mod errors;
 mod events;
 mod values;

@@ -1485,3 +1485,6 @@ fn a_receipt_before_its_credit_waits_for_it() {
         .when(record_receipt(1))
         .then_expect_error(WalletError::UnknownCharge(ch(1)));
 }
+
+#[path = "custody_tests.rs"]
+mod custody;

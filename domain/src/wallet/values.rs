@@ -485,3 +485,39 @@ pub fn tft_to_return(
     let total = u64::try_from(total).unwrap_or(credited.base_units());
     TftAmount::from_base_units(total.saturating_sub(already_returned.base_units()))
 }
+
+/// The TFChain account and twin the marketplace holds for the wallet
+/// (custodial; its key is derived from the marketplace's master secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainAccount {
+    /// The account's SS58 address.
+    pub address: String,
+    /// The account's twin on the grid.
+    pub twin_id: u32,
+}
+
+/// Where a chain event is: (block number, event index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainEventRef {
+    /// The block.
+    pub block_number: u32,
+    /// The event's index in it.
+    pub event_index: u32,
+}
+
+/// The treasury's transfer of a credited top-up's TFT to the wallet's
+/// chain account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainTransfer {
+    /// The top-up it pays out.
+    pub top_up_id: Uuid,
+    /// TFT sent.
+    pub amount: TftAmount,
+    /// The receiving account.
+    pub to: String,
+    /// The chain's best block before the transfer was submitted: a search
+    /// for it after a crash starts there.
+    pub from_block: u32,
+    /// The transfer's tag event (`system.Remarked`), once seen on chain.
+    pub done: Option<ChainEventRef>,
+}

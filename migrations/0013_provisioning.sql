@@ -1,0 +1,48 @@
+-- Provisioning: what the deployment view shows of placement and the chain,
+-- and the provisioning process manager's to-do list.
+
+ALTER TABLE deployment_views
+    ADD COLUMN placement_reason text,
+    ADD COLUMN rent_contract_id bigint,
+    -- Nodes an attempt failed on, in order.
+    ADD COLUMN tried_nodes bigint[] NOT NULL DEFAULT '{}',
+    -- The spec's revision (one more per resize) and the one last running.
+    ADD COLUMN revision integer NOT NULL DEFAULT 0,
+    ADD COLUMN running_revision integer;
+
+-- One row per deployment the provisioning manager still has to look at,
+-- written by its intake (a projection of deployment events, so in commit
+-- order and checkpointed with the row) and worked by its executors. A job
+-- is due when `due_at` has passed and no live lease holds it; an executor
+-- leases it (`leased_until`), drives the deployment one step or more, and
+-- either deletes the row (nothing left to do at `version`) or sets when to
+-- look again. A lease outlives a crashed executor by at most its length.
+CREATE TABLE provisioning_jobs (
+    deployment_id uuid PRIMARY KEY,
+    -- The deployment's version when an event last woke the job.
+    version       bigint NOT NULL,
+    due_at        timestamptz NOT NULL,
+    leased_until  timestamptz,
+    leased_by     text,
+    -- Failed steps in a row (reset when a step goes through), and why.
+    failures      integer NOT NULL DEFAULT 0,
+    last_error    text,
+    updated_at    timestamptz NOT NULL
+);
+CREATE INDEX provisioning_jobs_due ON provisioning_jobs (due_at);
+
+-- The treasury's transfers to users' custodial accounts: one row per
+-- credited card top-up, written by the treasury worker's intake (a
+-- projection of wallet events), worked like provisioning jobs. The
+-- transfer itself is recorded on the wallet; this is only the to-do list.
+CREATE TABLE chain_transfer_jobs (
+    top_up_id     uuid PRIMARY KEY,
+    wallet_id     text   NOT NULL,
+    due_at        timestamptz NOT NULL,
+    leased_until  timestamptz,
+    leased_by     text,
+    failures      integer NOT NULL DEFAULT 0,
+    last_error    text,
+    updated_at    timestamptz NOT NULL
+);
+CREATE INDEX chain_transfer_jobs_due ON chain_transfer_jobs (due_at);
