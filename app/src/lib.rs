@@ -10,6 +10,8 @@
 //! - [`error`]: [`CommandError`], the typed refusal every caller maps once
 //!   (the API to problem documents, workers to retry or set aside).
 //! - [`runway`]: what a wallet's balance lasts at its deployments' burn.
+//! - [`placement`]: choosing a deployment's node and reserving its capacity
+//!   there (`capacity_reservations`) until the node's reports count it.
 //! - Ports to outside systems: [`stripe`] (card payments), [`tfchain`]
 //!   (account signatures, custodial accounts, the chain's calls and
 //!   events), [`zos`] (the nodes' RMB commands) and [`grid`] (the proxy).
@@ -22,6 +24,7 @@ pub mod grid;
 pub mod idempotency;
 pub mod ids;
 pub mod metadata;
+pub mod placement;
 pub mod runway;
 pub mod stripe;
 pub mod tfchain;

@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod kernel;
 pub mod money;
 pub mod node;
+pub mod placement;
 pub mod pricing;
 pub mod provider;
 pub mod wallet;

@@ -26,6 +26,7 @@ mod kafka_postgres_restart;
 mod lifecycle;
 mod nodes_api;
 mod openapi;
+mod placement;
 mod projection;
 mod providers_api;
 mod rebuild;
