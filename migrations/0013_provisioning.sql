@@ -18,8 +18,8 @@ ALTER TABLE deployment_views
 -- either deletes the row (nothing left to do at `version`) or sets when to
 -- look again. A lease outlives a crashed executor by at most its length.
 CREATE TABLE provisioning_jobs (
-    deployment_id uuid PRIMARY KEY,
-    -- The deployment's version when an event last woke the job.
+    job_id        text PRIMARY KEY,
+    -- The aggregate's version when an event last woke the job.
     version       bigint NOT NULL,
     due_at        timestamptz NOT NULL,
     leased_until  timestamptz,
@@ -27,6 +27,11 @@ CREATE TABLE provisioning_jobs (
     -- Failed steps in a row (reset when a step goes through), and why.
     failures      integer NOT NULL DEFAULT 0,
     last_error    text,
+    -- What the deployment is waiting for (e.g. the node to bring contract
+    -- 12's revision 0 up) and since when on the chain's clock (unix
+    -- seconds): the stall timeout survives a restart.
+    waiting_for   text,
+    waiting_since bigint,
     updated_at    timestamptz NOT NULL
 );
 CREATE INDEX provisioning_jobs_due ON provisioning_jobs (due_at);
@@ -36,13 +41,16 @@ CREATE INDEX provisioning_jobs_due ON provisioning_jobs (due_at);
 -- projection of wallet events), worked like provisioning jobs. The
 -- transfer itself is recorded on the wallet; this is only the to-do list.
 CREATE TABLE chain_transfer_jobs (
-    top_up_id     uuid PRIMARY KEY,
-    wallet_id     text   NOT NULL,
+    -- `<wallet id>/<top-up id>`.
+    job_id        text PRIMARY KEY,
+    version       bigint NOT NULL,
     due_at        timestamptz NOT NULL,
     leased_until  timestamptz,
     leased_by     text,
     failures      integer NOT NULL DEFAULT 0,
     last_error    text,
+    waiting_for   text,
+    waiting_since bigint,
     updated_at    timestamptz NOT NULL
 );
 CREATE INDEX chain_transfer_jobs_due ON chain_transfer_jobs (due_at);

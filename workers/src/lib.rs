@@ -7,8 +7,12 @@
 //!   consumer groups (the projections live in `marketplace-projections`).
 //! - [`grid`]: the grid sync worker.
 //! - [`stripe`]: the Stripe inbox, auto top-up and runway workers.
+//! - [`provisioning`]: the provisioning process manager and the treasury's
+//!   transfers to custodial accounts, on the leased job queues of [`jobs`].
 
 pub mod grid;
+pub mod jobs;
 pub mod kafka;
+pub mod provisioning;
 pub mod runtime;
 pub mod stripe;

@@ -102,6 +102,8 @@ pub struct DeploymentState {
     pub placement_reason: Option<String>,
     /// Nodes an attempt failed on, oldest first: never chosen again.
     pub tried_nodes: Vec<u32>,
+    /// Why the last failed attempt failed.
+    pub last_attempt_failure: Option<String>,
     /// The spec's revision: 0 as requested, one more per resize. The node's
     /// deployment carries it as its version.
     pub revision: u32,
@@ -414,6 +416,7 @@ impl Deployment {
                 rent_contract_id: None,
                 placement_reason: None,
                 tried_nodes: Vec::new(),
+                last_attempt_failure: None,
                 revision: 0,
                 running_revision: None,
             });
@@ -438,8 +441,11 @@ impl Deployment {
                 s.rent_contract_id = *rent_contract_id;
                 s.status = Status::Provisioning;
             }
-            E::ProvisioningAttemptFailed { node_id, .. } => {
+            E::ProvisioningAttemptFailed {
+                node_id, reason, ..
+            } => {
                 s.tried_nodes.push(*node_id);
+                s.last_attempt_failure = Some(reason.clone());
                 s.node = None;
                 s.contract_id = None;
                 s.rent_contract_id = None;

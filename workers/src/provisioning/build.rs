@@ -1,0 +1,438 @@
+//! The ZOS deployment a marketplace deployment becomes, built the same way
+//! every time from the deployment's state, so that its challenge hash (the
+//! node contract's `deployment_hash`) is the same before and after a crash.
+//!
+//! A VM is one `network-light` private network, its extra disks as
+//! `zmount`s, a public `ip` when asked, and the `zmachine`. A Kubernetes
+//! cluster is the same network with one `zmachine` per master and worker
+//! (k3s images read `K3S_TOKEN`, `K3S_URL` and `K3S_NODE_NAME`), masters
+//! with a public IPv4 when asked. Every name is the deployment's own, as
+//! [`WorkloadSpec::workload_names`] gives them. The version is the spec's
+//! revision; a workload's version is the revision its data last changed in,
+//! so that an update restarts only what changed.
+
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest};
+use marketplace_app::tfchain::Signer;
+use marketplace_app::zos::types::{Signature, SignatureRequest};
+use marketplace_app::zos::{Deployment, SignatureRequirement, Workload, WorkloadResult};
+use marketplace_domain::deployment::{
+    DeploymentState, MachineSize, WorkloadSpec, WorkloadState, WorkloadStatus,
+};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+/// What the deployment carries that is secret but must not change between
+/// builds: the cluster token, derived from the custodial key.
+pub struct Secrets {
+    /// `K3S_TOKEN`.
+    pub k3s_token: String,
+}
+
+/// The deployment's ZOS deployment at its current revision, unsigned and
+/// without a contract.
+pub fn deployment(id: Uuid, twin_id: u32, s: &DeploymentState, secrets: &Secrets) -> Deployment {
+    let version = s.revision;
+    let name = s.name.as_str();
+    let net = format!("{name}net");
+    let subnet = subnet(id);
+    let mut workloads = vec![workload(
+        version,
+        &net,
+        "network-light",
+        json!({ "subnet": format!("{subnet}.0/24"), "mycelium": { "hex_key": mycelium_key(id, &net), "peers": [] } }),
+    )];
+    match &s.spec {
+        WorkloadSpec::Vm(vm) => {
+            let mut mounts = Vec::new();
+            for (i, gb) in vm.disks_gb.iter().enumerate() {
+                let disk = format!("{name}disk{i}");
+                workloads.push(workload(
+                    version,
+                    &disk,
+                    "zmount",
+                    json!({ "size": u64::from(*gb) * GIB }),
+                ));
+                mounts.push(json!({ "name": disk, "mountpoint": format!("/mnt/disk{i}") }));
+            }
+            let public_ip = if vm.public_ipv4 {
+                let ip = format!("{name}ip");
+                workloads.push(workload(
+                    version,
+                    &ip,
+                    "ip",
+                    json!({ "v4": true, "v6": false }),
+                ));
+                ip
+            } else {
+                String::new()
+            };
+            let env = json!({ "SSH_KEY": vm.ssh_key.as_str() });
+            workloads.push(machine(
+                version,
+                name,
+                vm.image.as_str(),
+                &vm.size,
+                &net,
+                &format!("{subnet}.2"),
+                &public_ip,
+                Value::Array(mounts),
+                env,
+                mycelium_key(id, name),
+            ));
+        }
+        WorkloadSpec::Kubernetes(k) => {
+            let names = s.spec.workload_names(&s.name);
+            let master_ip = format!("{subnet}.2");
+            for (i, node) in names.iter().enumerate() {
+                let is_master = i < usize::from(k.masters);
+                let size = if is_master {
+                    &k.master_size
+                } else {
+                    &k.worker_size
+                };
+                let public_ip = if is_master && k.public_ipv4 {
+                    let ip = format!("{node}ip");
+                    workloads.push(workload(
+                        version,
+                        &ip,
+                        "ip",
+                        json!({ "v4": true, "v6": false }),
+                    ));
+                    ip
+                } else {
+                    String::new()
+                };
+                let mut env = json!({
+                    "SSH_KEY": k.ssh_key.as_str(),
+                    "K3S_TOKEN": secrets.k3s_token,
+                    "K3S_NODE_NAME": node,
+                });
+                if i > 0 {
+                    env["K3S_URL"] = json!(format!("https://{master_ip}:6443"));
+                }
+                workloads.push(machine(
+                    version,
+                    node,
+                    k.image.as_str(),
+                    size,
+                    &net,
+                    &format!("{subnet}.{}", i + 2),
+                    &public_ip,
+                    json!([]),
+                    env,
+                    mycelium_key(id, node),
+                ));
+            }
+        }
+    }
+    Deployment {
+        version,
+        twin_id,
+        contract_id: 0,
+        metadata: json!({ "type": s.spec.kind().as_str(), "name": name, "projectName": format!("marketplace/{id}") })
+            .to_string(),
+        description: format!("marketplace deployment {id}"),
+        expiration: 0,
+        signature_requirement: SignatureRequirement {
+            requests: vec![SignatureRequest { twin_id, required: false, weight: 1 }],
+            weight_required: 1,
+            signatures: Vec::new(),
+            signature_style: String::new(),
+        },
+        workloads,
+    }
+}
+
+/// The deployment for `contract_id`, signed by the owner's twin. Workloads
+/// unchanged since `previous` keep the version they had there.
+pub fn signed(mut d: Deployment, contract_id: u64, signer: &Signer, twin_id: u32) -> Deployment {
+    d.contract_id = contract_id;
+    let signature = signer.sign(&d.challenge_hash());
+    d.signature_requirement.signatures = vec![Signature {
+        twin_id,
+        signature: hex::encode(signature),
+        signature_type: "sr25519".into(),
+    }];
+    d
+}
+
+/// Keeps the versions of workloads whose data did not change since
+/// `previous` (what the node runs), so that the node restarts only what an
+/// update changed.
+pub fn carry_versions(d: &mut Deployment, previous: &Deployment) {
+    for w in &mut d.workloads {
+        if let Some(old) = previous.workload(&w.name) {
+            if old.kind == w.kind && old.data == w.data {
+                w.version = old.version;
+            }
+        }
+    }
+}
+
+/// How many public IPv4s the deployment's contract reserves.
+pub fn public_ips(d: &Deployment) -> u32 {
+    d.workloads.iter().filter(|w| w.kind == "ip").count() as u32
+}
+
+/// The marketplace's workload states from what the node reports: one per
+/// machine (the names the deployment expects), with the VM's addresses.
+pub fn machine_states(d: &Deployment) -> Vec<WorkloadStatus> {
+    d.workloads
+        .iter()
+        .filter(|w| w.kind == "zmachine")
+        .map(|w| {
+            let r = &w.result;
+            let mut status = WorkloadStatus::new(
+                w.name.clone(),
+                state(r),
+                (!r.message.is_empty()).then(|| r.message.clone()),
+            );
+            let text = |v: &Value, key: &str| {
+                v.get(key)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            status.ip = text(&r.data, "ip");
+            status.console_url = text(&r.data, "console_url");
+            let ip_name = w
+                .data
+                .pointer("/network/public_ip")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            status.public_ip = d
+                .workload(ip_name)
+                .and_then(|ip| text(&ip.result.data, "ip"));
+            status
+        })
+        .collect()
+}
+
+/// The first workload (of any type) that failed, with why.
+pub fn failure(d: &Deployment) -> Option<String> {
+    use marketplace_app::zos::ResultState as R;
+    d.workloads.iter().find_map(|w| match w.result.state {
+        R::Error | R::Deleted | R::Paused | R::Unchanged => Some(format!(
+            "workload {} is {}: {}",
+            w.name,
+            state_name(w.result.state),
+            if w.result.message.is_empty() {
+                "no message"
+            } else {
+                &w.result.message
+            }
+        )),
+        R::Init | R::Ok => None,
+    })
+}
+
+/// Whether every workload of `version` is up.
+pub fn all_ok(d: &Deployment) -> bool {
+    d.workloads
+        .iter()
+        .all(|w| w.result.state == marketplace_app::zos::ResultState::Ok)
+}
+
+fn state(r: &WorkloadResult) -> WorkloadState {
+    use marketplace_app::zos::ResultState as R;
+    match r.state {
+        R::Init => WorkloadState::Init,
+        R::Ok => WorkloadState::Ok,
+        R::Error => WorkloadState::Error,
+        R::Deleted => WorkloadState::Deleted,
+        R::Paused => WorkloadState::Paused,
+        R::Unchanged => WorkloadState::Unchanged,
+    }
+}
+
+fn state_name(s: marketplace_app::zos::ResultState) -> &'static str {
+    use marketplace_app::zos::ResultState as R;
+    match s {
+        R::Init => "init",
+        R::Ok => "ok",
+        R::Error => "error",
+        R::Deleted => "deleted",
+        R::Paused => "paused",
+        R::Unchanged => "unchanged",
+    }
+}
+
+fn workload(version: u32, name: &str, kind: &str, data: Value) -> Workload {
+    Workload {
+        version,
+        name: name.to_string(),
+        kind: kind.to_string(),
+        data,
+        metadata: String::new(),
+        description: String::new(),
+        result: WorkloadResult::default(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn machine(
+    version: u32,
+    name: &str,
+    flist: &str,
+    size: &MachineSize,
+    net: &str,
+    ip: &str,
+    public_ip: &str,
+    mounts: Value,
+    env: Value,
+    mycelium: String,
+) -> Workload {
+    workload(
+        version,
+        name,
+        "zmachine",
+        json!({
+            "flist": flist,
+            "network": {
+                "public_ip": public_ip,
+                "planetary": false,
+                "mycelium": { "network": net, "hex_seed": mycelium },
+                "interfaces": [{ "network": net, "ip": ip }],
+            },
+            "size": u64::from(size.rootfs_gb) * GIB,
+            "compute_capacity": { "cpu": size.cpu, "memory": u64::from(size.memory_mib) * MIB },
+            "mounts": mounts,
+            "entrypoint": "/sbin/zinit init",
+            "env": env,
+            "corex": false,
+            "gpu": [],
+        }),
+    )
+}
+
+/// `10.x.y`: the deployment's private /24, from its id.
+fn subnet(id: Uuid) -> String {
+    let b = id.as_bytes();
+    format!("10.{}.{}", 20 + b[0] % 200, b[1])
+}
+
+fn mycelium_key(id: Uuid, name: &str) -> String {
+    let digest = Blake2b::<U32>::digest(format!("mycelium\n{id}\n{name}").as_bytes());
+    hex::encode(&digest[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use marketplace_domain::deployment::{
+        Deployment as Aggregate, DeploymentCommand, DeploymentName, FlistImage, KubernetesSpec,
+        Placement, SshPublicKey, VmSpec,
+    };
+    use marketplace_domain::EventSourced;
+
+    fn state(spec: WorkloadSpec) -> DeploymentState {
+        let mut d = Aggregate::default();
+        let events = d
+            .decide_command(DeploymentCommand::Request {
+                owner: "alice".into(),
+                name: DeploymentName::new("web").expect("name"),
+                spec,
+                placement: Placement::default(),
+                at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
+            })
+            .expect("requested");
+        for e in &events {
+            d.apply_one(e);
+        }
+        d.state().cloned().expect("state")
+    }
+
+    fn image() -> FlistImage {
+        FlistImage::new("https://hub.grid.tf/tf-official-apps/base:latest.flist").expect("flist")
+    }
+
+    fn key() -> SshPublicKey {
+        SshPublicKey::new("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample alice@example")
+            .expect("key")
+    }
+
+    fn secrets() -> Secrets {
+        Secrets {
+            k3s_token: "token".into(),
+        }
+    }
+
+    #[test]
+    fn a_vm_is_a_network_its_disks_an_ip_and_the_machine() {
+        let size = MachineSize::new(2, 4096, 20).expect("size");
+        let vm = VmSpec::new(size, vec![50], true, image(), key()).expect("vm");
+        let id = Uuid::from_u128(7);
+        let d = deployment(id, 10_001, &state(WorkloadSpec::Vm(vm)), &secrets());
+        let kinds: Vec<&str> = d.workloads.iter().map(|w| w.kind.as_str()).collect();
+        assert_eq!(kinds, ["network-light", "zmount", "ip", "zmachine"]);
+        assert_eq!(public_ips(&d), 1);
+        let vm = d.workload("web").expect("machine");
+        assert_eq!(vm.data["compute_capacity"]["memory"], 4096 * MIB);
+        assert_eq!(vm.data["network"]["public_ip"], "webip");
+        assert_eq!(
+            d.deployment_hash(),
+            deployment(
+                id,
+                10_001,
+                &state(WorkloadSpec::Vm(
+                    VmSpec::new(size, vec![50], true, image(), key()).expect("vm")
+                )),
+                &secrets()
+            )
+            .deployment_hash(),
+            "the same deployment hashes the same"
+        );
+    }
+
+    #[test]
+    fn a_cluster_has_a_machine_per_master_and_worker_joined_to_the_first() {
+        let size = MachineSize::new(2, 4096, 20).expect("size");
+        let k = KubernetesSpec::new(1, 2, size, size, false, image(), key()).expect("k8s");
+        let d = deployment(
+            Uuid::from_u128(9),
+            10_001,
+            &state(WorkloadSpec::Kubernetes(k)),
+            &secrets(),
+        );
+        let machines: Vec<&Workload> = d
+            .workloads
+            .iter()
+            .filter(|w| w.kind == "zmachine")
+            .collect();
+        assert_eq!(
+            machines.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+            ["webmaster0", "webworker0", "webworker1"]
+        );
+        assert!(machines[0].data["env"].get("K3S_URL").is_none());
+        assert_eq!(
+            machines[2].data["env"]["K3S_URL"],
+            machines[1].data["env"]["K3S_URL"]
+        );
+        assert_eq!(public_ips(&d), 0);
+    }
+
+    #[test]
+    fn unchanged_workloads_keep_their_version_across_an_update() {
+        let size = MachineSize::new(2, 4096, 20).expect("size");
+        let vm = VmSpec::new(size, vec![], false, image(), key()).expect("vm");
+        let s = state(WorkloadSpec::Vm(vm.clone()));
+        let old = deployment(Uuid::from_u128(3), 1, &s, &secrets());
+        let mut grown = s.clone();
+        grown.revision = 1;
+        grown.spec = WorkloadSpec::Vm(VmSpec {
+            size: MachineSize::new(4, 8192, 40).expect("size"),
+            ..vm
+        });
+        let mut new = deployment(Uuid::from_u128(3), 1, &grown, &secrets());
+        carry_versions(&mut new, &old);
+        assert_eq!(new.version, 1);
+        assert_eq!(new.workload("webnet").map(|w| w.version), Some(0));
+        assert_eq!(new.workload("web").map(|w| w.version), Some(1));
+        assert_ne!(new.deployment_hash(), old.deployment_hash());
+    }
+}
