@@ -1,5 +1,6 @@
-//! The grid proxy part of the SIMULATOR: `GET /nodes` and `GET /farms` in
-//! the proxy's JSON shape, the simulated clock, and the node controls.
+//! The grid proxy part of the SIMULATOR: the catalog of farms and nodes,
+//! `GET /nodes` and `GET /farms` in the proxy's JSON shape, the simulated
+//! clock, and the node controls.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -14,7 +15,7 @@ use marketplace_app::grid::types::{
     GridFarm, GridNode, NodePower, NodeStatus, PowerState, UP_WINDOW_SECS,
 };
 
-use super::{Seed, Shared, SimError};
+use super::{Seed, Shared, Sim, SimError};
 
 /// Page size when the request gives none (the proxy's default).
 const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -27,31 +28,54 @@ const DOWN_SEED_AGE_SECS: i64 = 2 * 24 * 60 * 60;
 // Simulated state
 // ---------------------------------------------------------------------------
 
+/// A catalog node and whether it reports.
 pub(super) struct SimNode {
-    node: GridNode,
+    /// The node as seeded (or posted), with the clock's `updatedAt` and the
+    /// chain's rent fields. Its `used_resources` is what is used outside
+    /// the simulator (the seed's, or `fill`); [`Sim::render`] adds the
+    /// deployments the ZOS SIMULATOR holds.
+    pub(super) node: GridNode,
     /// Whether the node sends uptime reports (its `updatedAt` follows the clock).
-    reporting: bool,
+    pub(super) reporting: bool,
 }
 
-pub(super) struct Sim {
+impl SimNode {
+    /// Whether it answers RMB: it reports and is powered up.
+    pub(super) fn answers(&self) -> bool {
+        self.reporting && self.node.power.state != PowerState::Down
+    }
+}
+
+/// The grid's farms and nodes, and the simulated clock.
+pub(super) struct Catalog {
+    /// Simulated now, unix seconds.
     pub(super) now: i64,
-    farms: BTreeMap<u32, GridFarm>,
-    nodes: BTreeMap<u32, SimNode>,
+    pub(super) farms: BTreeMap<u32, GridFarm>,
+    pub(super) nodes: BTreeMap<u32, SimNode>,
+    /// Node ids by the node's twin: RMB addresses a node by its twin.
+    node_by_twin: BTreeMap<u32, u32>,
 }
 
-impl Sim {
-    pub(super) fn new(seed: Seed, wall_now: i64) -> Sim {
+impl Catalog {
+    pub(super) fn new(seed: Seed, wall_now: i64) -> Catalog {
         let now = seed.now.unwrap_or(wall_now);
-        let mut sim = Sim {
+        let mut catalog = Catalog {
             now,
             farms: seed.farms.into_iter().map(|f| (f.farm_id, f)).collect(),
             nodes: BTreeMap::new(),
+            node_by_twin: BTreeMap::new(),
         };
         for node in seed.nodes {
-            let admitted = sim.admit(node);
-            sim.nodes.insert(admitted.node.node_id, admitted);
+            let admitted = catalog.admit(node);
+            catalog.insert(admitted);
         }
-        sim
+        catalog
+    }
+
+    fn insert(&mut self, sim_node: SimNode) {
+        let (id, twin) = (sim_node.node.node_id, sim_node.node.twin_id);
+        self.node_by_twin.insert(twin, id);
+        self.nodes.insert(id, sim_node);
     }
 
     /// Applies a seed or posted node's `status` to the simulation: `down`
@@ -86,28 +110,28 @@ impl Sim {
         SimNode { node, reporting }
     }
 
-    /// The node as the proxy would show it now.
-    fn render(&self, sim_node: &SimNode) -> GridNode {
-        let mut node = sim_node.node.clone();
-        node.status = NodeStatus::derive(node.updated_at, node.power.state, self.now);
-        node.healthy = node.status == NodeStatus::Up;
-        node.num_gpu = node.gpus.len() as u32;
-        if let Some(farm) = self.farms.get(&node.farm_id) {
-            node.farm_name = farm.name.clone();
-            node.farm_free_ips = farm.free_ips() as u32;
-            node.in_dedicated_farm = farm.dedicated;
-            node.dedicated = node.dedicated || farm.dedicated;
-        }
-        node
+    pub(super) fn node(&self, id: u32) -> Option<&SimNode> {
+        self.nodes.get(&id)
     }
 
-    fn render_id(&self, id: u32) -> Result<GridNode, SimError> {
-        let sim_node = self.nodes.get(&id).ok_or(SimError::NodeNotFound(id))?;
-        Ok(self.render(sim_node))
-    }
-
-    fn node_mut(&mut self, id: u32) -> Result<&mut SimNode, SimError> {
+    pub(super) fn node_mut(&mut self, id: u32) -> Result<&mut SimNode, SimError> {
         self.nodes.get_mut(&id).ok_or(SimError::NodeNotFound(id))
+    }
+
+    /// The node whose twin is `twin_id`.
+    pub(super) fn node_by_twin(&self, twin_id: u32) -> Option<&SimNode> {
+        self.node_by_twin
+            .get(&twin_id)
+            .and_then(|id| self.nodes.get(id))
+    }
+
+    /// Whether the node can only be rented whole (an extra fee, or its farm).
+    pub(super) fn is_dedicated(&self, node: &GridNode) -> bool {
+        node.dedicated
+            || self
+                .farms
+                .get(&node.farm_id)
+                .is_some_and(|farm| farm.dedicated)
     }
 
     fn advance(&mut self, secs: i64) {
@@ -120,6 +144,40 @@ impl Sim {
             }
             node.updated_at = now;
         }
+    }
+}
+
+impl Sim {
+    /// The node as the proxy would show it now: the catalog's, with the
+    /// capacity the ZOS SIMULATOR's deployments take and the chain's
+    /// contracts on it.
+    pub(super) fn render(&self, sim_node: &SimNode) -> GridNode {
+        let mut node = sim_node.node.clone();
+        let now = self.catalog.now;
+        node.status = NodeStatus::derive(node.updated_at, node.power.state, now);
+        node.healthy = node.status == NodeStatus::Up;
+        node.num_gpu = node.gpus.len() as u32;
+        if let Some(farm) = self.catalog.farms.get(&node.farm_id) {
+            node.farm_name = farm.name.clone();
+            node.farm_free_ips = farm.free_ips() as u32;
+            node.in_dedicated_farm = farm.dedicated;
+            node.dedicated = node.dedicated || farm.dedicated;
+        }
+        let deployed = self.zos.usage(node.node_id);
+        let used = &mut node.used_resources;
+        used.cru += deployed.cru;
+        used.mru += deployed.mru;
+        used.sru += deployed.sru;
+        used.hru += deployed.hru;
+        node.rentable = node.rentable
+            && !node.rented
+            && self.chain.active_node_contracts(node.node_id).is_empty();
+        node
+    }
+
+    fn render_id(&self, id: u32) -> Result<GridNode, SimError> {
+        let sim_node = self.catalog.node(id).ok_or(SimError::NodeNotFound(id))?;
+        Ok(self.render(sim_node))
     }
 }
 
@@ -269,8 +327,10 @@ pub(super) async fn list_nodes(
 ) -> Result<Response, SimError> {
     let paging = Paging::parse(&params)?;
     let filter = NodeFilter::parse(&params)?;
-    let sim = shared.lock();
+    let mut sim = shared.lock();
+    sim.settle();
     let matching: Vec<GridNode> = sim
+        .catalog
         .nodes
         .values()
         .map(|n| sim.render(n))
@@ -286,7 +346,7 @@ pub(super) async fn list_farms(
 ) -> Result<Response, SimError> {
     let paging = Paging::parse(&params)?;
     let sim = shared.lock();
-    let farms: Vec<&GridFarm> = sim.farms.values().collect();
+    let farms: Vec<&GridFarm> = sim.catalog.farms.values().collect();
     let page = paging.window(&farms).to_vec();
     Ok(paging.respond(farms.len(), page))
 }
@@ -300,7 +360,7 @@ pub struct SimClock {
 
 pub(super) async fn clock(State(shared): State<Shared>) -> Json<SimClock> {
     Json(SimClock {
-        now: shared.lock().now,
+        now: shared.lock().catalog.now,
     })
 }
 
@@ -314,13 +374,15 @@ pub(super) async fn advance_clock(
     Query(advance): Query<Advance>,
 ) -> Json<SimClock> {
     let mut sim = shared.lock();
-    sim.advance(i64::from(advance.minutes) * 60);
+    sim.catalog.advance(i64::from(advance.minutes) * 60);
+    let now = sim.catalog.now;
     info!(
         minutes = advance.minutes,
-        now = sim.now,
-        "grid proxy SIMULATOR: clock advanced"
+        now,
+        block = sim.chain.block_at(now).number,
+        "grid SIMULATOR: clock advanced"
     );
-    Json(SimClock { now: sim.now })
+    Json(SimClock { now })
 }
 
 pub(super) async fn add_node(
@@ -328,19 +390,19 @@ pub(super) async fn add_node(
     Json(node): Json<GridNode>,
 ) -> Result<(StatusCode, Json<GridNode>), SimError> {
     let mut sim = shared.lock();
-    if sim.nodes.contains_key(&node.node_id) {
+    if sim.catalog.nodes.contains_key(&node.node_id) {
         return Err(SimError::NodeExists(node.node_id));
     }
-    if !sim.farms.contains_key(&node.farm_id) {
+    if !sim.catalog.farms.contains_key(&node.farm_id) {
         return Err(SimError::UnknownFarm {
             node_id: node.node_id,
             farm_id: node.farm_id,
         });
     }
     let id = node.node_id;
-    let admitted = sim.admit(node);
+    let admitted = sim.catalog.admit(node);
     let rendered = sim.render(&admitted);
-    sim.nodes.insert(id, admitted);
+    sim.catalog.insert(admitted);
     info!(node_id = id, "grid proxy SIMULATOR: node added");
     Ok((StatusCode::CREATED, Json(rendered)))
 }
@@ -350,7 +412,7 @@ pub(super) async fn node_down(
     UrlPath(id): UrlPath<u32>,
 ) -> Result<Json<GridNode>, SimError> {
     let mut sim = shared.lock();
-    sim.node_mut(id)?.reporting = false;
+    sim.catalog.node_mut(id)?.reporting = false;
     info!(
         node_id = id,
         "grid proxy SIMULATOR: node stops reporting (reads down after {} min)",
@@ -364,8 +426,8 @@ pub(super) async fn node_up(
     UrlPath(id): UrlPath<u32>,
 ) -> Result<Json<GridNode>, SimError> {
     let mut sim = shared.lock();
-    let now = sim.now;
-    let sim_node = sim.node_mut(id)?;
+    let now = sim.catalog.now;
+    let sim_node = sim.catalog.node_mut(id)?;
     if !sim_node.reporting || sim_node.node.power.state == PowerState::Down {
         // It booted again.
         sim_node.node.uptime = 0;
@@ -385,7 +447,7 @@ pub(super) async fn node_fill(
     UrlPath(id): UrlPath<u32>,
 ) -> Result<Json<GridNode>, SimError> {
     let mut sim = shared.lock();
-    let sim_node = sim.node_mut(id)?;
+    let sim_node = sim.catalog.node_mut(id)?;
     sim_node.node.used_resources = sim_node.node.total_resources;
     sim_node.node.rentable = false;
     info!(node_id = id, "grid proxy SIMULATOR: node filled");

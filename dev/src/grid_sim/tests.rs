@@ -30,7 +30,7 @@ impl TestSim {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, seed, cancel.clone()));
+        let task = tokio::spawn(serve(listener, seed, SimOptions::default(), cancel.clone()));
         TestSim {
             base,
             cancel,
@@ -313,9 +313,14 @@ async fn a_seed_that_contradicts_itself_is_refused() {
     let mut seed = Seed::dev();
     seed.nodes[0].farm_id = 77;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let err = serve(listener, seed, CancellationToken::new())
-        .await
-        .expect_err("invalid seed");
+    let err = serve(
+        listener,
+        seed,
+        SimOptions::default(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("invalid seed");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("farm 77"), "{err}");
 }
