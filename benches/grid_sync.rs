@@ -97,7 +97,12 @@ async fn bench() -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let cancel = CancellationToken::new();
-    let simulator = tokio::spawn(sim::serve(listener, seed, cancel.clone()));
+    let simulator = tokio::spawn(sim::serve(
+        listener,
+        seed,
+        sim::SimOptions::default(),
+        cancel.clone(),
+    ));
     let clock: SimClock = reqwest::get(format!("{base}/sim/clock"))
         .await?
         .json()

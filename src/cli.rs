@@ -57,7 +57,7 @@ pub enum Command {
     Token(TokenArgs),
     /// The grid sync worker: keeps the node catalog in step with a grid proxy.
     Sync(SyncArgs),
-    /// A grid proxy SIMULATOR serving a made-up node catalog (development and tests only).
+    /// A grid SIMULATOR: a grid proxy with a made-up catalog, a simulated TFChain and simulated ZOS nodes on one URL (development and tests only).
     GridSim(GridSimArgs),
     /// The payment workers alone: Stripe inbox, auto top-up, runway alerts.
     Payments(PaymentsWorkerArgs),
@@ -220,7 +220,7 @@ pub struct SyncArgs {
     pub once: bool,
 }
 
-/// `marketplace grid-sim`.
+/// `marketplace grid-sim`: the grid SIMULATOR (proxy, TFChain, ZOS nodes).
 #[derive(Debug, Clone, Args)]
 pub struct GridSimArgs {
     /// Address to serve the simulator on.
@@ -240,6 +240,9 @@ pub struct GridSimArgs {
     /// Farms of a generated catalog (default: one per 20 nodes).
     #[arg(long, env = "GRID_SIM_FARMS", value_name = "GRID_SIM_FARMS", requires = "generate_nodes", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub generate_farms: Option<u32>,
+    /// How long (wall-clock milliseconds) a simulated node keeps an accepted workload `init` before it turns `ok`; 0 for at once.
+    #[arg(long, env = "GRID_SIM_WORKLOAD_DELAY_MS", value_name = "GRID_SIM_WORKLOAD_DELAY_MS", default_value_t = 1_500, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub workload_delay_ms: u64,
 }
 
 /// `marketplace serve`.

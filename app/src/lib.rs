@@ -21,6 +21,7 @@
 pub mod bus;
 pub mod error;
 pub mod grid;
+mod http_client;
 pub mod idempotency;
 pub mod ids;
 pub mod metadata;

@@ -5,7 +5,8 @@
 //! - [`embedded_pg`]: a private PostgreSQL started from the machine's own
 //!   binaries.
 //! - [`keys`]: dev mode's signing key, its tokens and JWKS.
-//! - [`grid_sim`]: the grid proxy SIMULATOR, speaking the proxy's JSON.
+//! - [`grid_sim`]: the grid SIMULATOR: a grid proxy, a TFChain and ZOS
+//!   nodes, speaking their names and JSON shapes over HTTP.
 
 pub mod embedded_pg;
 pub mod grid_sim;

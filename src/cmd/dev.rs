@@ -1,7 +1,8 @@
 //! `marketplace dev`: everything in one process on a private PostgreSQL
 //! (or `DATABASE_URL`): the API with dev mode's own tokens and JWKS, the
 //! projections tailing the store, the payment workers, and the grid sync
-//! worker reading a grid proxy SIMULATOR (or `GRID_PROXY_URL`).
+//! worker reading the grid SIMULATOR (or `GRID_PROXY_URL`), which also
+//! simulates TFChain and the ZOS nodes on the same URL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use anyhow::Context;
 use marketplace_api::auth::{AuthConfig, Authenticator};
 use marketplace_app::grid::GridClient;
 use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
-use marketplace_dev::grid_sim::{self as sim, Seed};
+use marketplace_dev::grid_sim::{self as sim, Seed, SimOptions};
 use marketplace_dev::keys::{self, SigningKey};
 use marketplace_workers::grid::{GridSync, GridSyncOptions, SystemClock};
 use secrecy::SecretString;
@@ -119,28 +120,31 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 /// simulator's clock each time.
 const DEV_REPORT_EVERY: Duration = Duration::from_secs(40 * 60);
 
-/// Dev mode's grid: the grid proxy SIMULATOR on a free loopback port with
-/// the small dev catalog ([`Seed::dev`]). Its clock starts at the wall
-/// clock but only moves when told to; so that the catalog does not read
-/// `down` after 80 minutes of dev mode, its clock is advanced by 40 minutes
-/// every 40 minutes (the grid's report cadence), as if every node reported.
+/// Dev mode's grid: the grid SIMULATOR on a free loopback port with the
+/// small dev catalog ([`Seed::dev`]): the grid proxy, and on the same URL a
+/// simulated TFChain (`/chain/...`) and simulated ZOS nodes (`/rmb`), whose
+/// workloads turn `ok` after 1.5 s. Its clock starts at the wall clock but
+/// only moves when told to; so that the catalog does not read `down` after
+/// 80 minutes of dev mode, its clock is advanced by 40 minutes every 40
+/// minutes (the grid's report cadence), as if every node reported.
 /// Returns the simulator's URL.
 async fn spawn_dev_grid_sim(cancel: &CancellationToken) -> anyhow::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
-        .context("cannot listen for the dev grid proxy simulator")?;
+        .context("cannot listen for the dev grid simulator")?;
     let url = format!("http://{}", listener.local_addr()?);
     let seed = Seed::dev();
     let (farms, nodes) = (seed.farms.len(), seed.nodes.len());
     let served = cancel.clone();
     tokio::spawn(async move {
-        if let Err(e) = sim::serve(listener, seed, served).await {
-            tracing::error!(error = %e, "dev grid proxy SIMULATOR failed");
+        if let Err(e) = sim::serve(listener, seed, SimOptions::default(), served).await {
+            tracing::error!(error = %e, "dev grid SIMULATOR failed");
         }
     });
     info!(
         %url, farms, nodes,
-        "dev mode syncs from a grid proxy SIMULATOR (made-up catalog; set GRID_PROXY_URL for a real grid proxy). \
+        "dev mode syncs from a grid SIMULATOR (made-up catalog; set GRID_PROXY_URL for a real grid proxy); \
+         a simulated TFChain answers on {url}/chain and simulated ZOS nodes on {url}/rmb (docs/simulator.md). \
          Try POST {url}/sim/nodes/3/fill, /sim/nodes/1/down, /sim/clock/advance?minutes=81"
     );
     let cancel = cancel.clone();

@@ -1,7 +1,10 @@
-//! `marketplace grid-sim`: the grid proxy SIMULATOR until SIGINT/SIGTERM.
+//! `marketplace grid-sim`: the grid SIMULATOR (grid proxy, TFChain and ZOS
+//! nodes, all simulated) until SIGINT/SIGTERM.
 
 use anyhow::Context;
-use marketplace_dev::grid_sim::{self as sim, Seed};
+use std::time::Duration;
+
+use marketplace_dev::grid_sim::{self as sim, Seed, SimOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -21,20 +24,23 @@ pub async fn run(args: GridSimArgs) -> anyhow::Result<()> {
         (None, None) => Seed::dev(),
     };
     tracing::warn!(
-        "starting a grid proxy SIMULATOR: it serves a made-up catalog, not the ThreeFold Grid"
+        "starting a grid SIMULATOR: a made-up catalog, a simulated TFChain and simulated ZOS nodes, not the ThreeFold Grid"
     );
+    let options = SimOptions {
+        workload_delay: Duration::from_millis(args.workload_delay_ms),
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (GRID_SIM_LISTEN)", args.listen))?;
     let cancel = CancellationToken::new();
-    let mut server = tokio::spawn(sim::serve(listener, seed, cancel.clone()));
+    let mut server = tokio::spawn(sim::serve(listener, seed, options, cancel.clone()));
     tokio::select! {
-        served = &mut server => return served.context("simulator task")?.context("grid proxy simulator failed"),
+        served = &mut server => return served.context("simulator task")?.context("grid simulator failed"),
         _ = shutdown_signal() => {}
     }
     cancel.cancel();
     server
         .await
         .context("simulator task")?
-        .context("grid proxy simulator failed")
+        .context("grid simulator failed")
 }

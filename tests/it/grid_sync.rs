@@ -51,7 +51,12 @@ impl Sim {
     fn serve(listener: TcpListener, seed: Seed) -> Sim {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let cancel = CancellationToken::new();
-        tokio::spawn(sim::serve(listener, seed, cancel.clone()));
+        tokio::spawn(sim::serve(
+            listener,
+            seed,
+            sim::SimOptions::default(),
+            cancel.clone(),
+        ));
         Sim {
             base,
             http: reqwest::Client::new(),

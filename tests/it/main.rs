@@ -17,6 +17,7 @@ mod common;
 
 mod auth;
 mod bus;
+mod chain_sim;
 mod cli;
 mod commands;
 mod grid_sync;

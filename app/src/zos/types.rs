@@ -179,8 +179,10 @@ impl Deployment {
     }
 }
 
-/// JSON with object keys sorted, at every depth.
-fn canonical_json(value: &serde_json::Value) -> String {
+/// JSON with object keys sorted, at every depth, and no whitespace: the
+/// same text for the same value whatever order its maps were built in. The
+/// chain adapter signs calls in this form too.
+pub(crate) fn canonical_json(value: &serde_json::Value) -> String {
     use serde_json::Value;
     match value {
         Value::Object(map) => {

@@ -1,0 +1,229 @@
+//! A grid **SIMULATOR** for development and tests: a grid proxy, a TFChain
+//! and the catalog's ZOS nodes, in one process, from memory, over real HTTP.
+//! It is not the grid proxy, not TFChain and not ZOS: it serves a made-up
+//! catalog and applies the few chain calls and node commands the
+//! marketplace makes, with the real names and JSON shapes (DOMAIN.md,
+//! "Chain mechanics in detail"). docs/simulator.md lists every route.
+//!
+//! - `seed`: the catalog it starts from ([`Seed`]).
+//! - `catalog`: the grid proxy's `GET /nodes` and `GET /farms` (`page` from
+//!   1, `size` default 50, `ret_count=true` with headers `count`, `size`,
+//!   `pages`, items in id order; `/nodes` honours `farm_ids`, `status` and
+//!   `country`, any other parameter is ignored). Node `status` is derived
+//!   on every read with the proxy's rule
+//!   ([`NodeStatus::derive`](marketplace_app::grid::types::NodeStatus::derive));
+//!   `used_resources` and `farm_free_ips` include the simulated deployments
+//!   and reserved IPs, so the grid sync sees them.
+//! - `chain` and `chain_http`: the TFChain SIMULATOR (`/chain/...`), the
+//!   HTTP shape `marketplace_app::tfchain::http::HttpChain` speaks.
+//! - `zos` and `zos_http`: the ZOS SIMULATOR behind `POST /rmb`, the shape
+//!   `marketplace_app::zos::rmb::HttpRmb` speaks.
+//!
+//! Time is simulated: it stands still until `POST /sim/clock/advance`. A
+//! node that is *reporting* gets `updatedAt` = the simulated now at start and
+//! on every advance, as if it had sent its uptime report. Chain blocks are
+//! 6 s of that clock from its start. Workloads turn `ok` after
+//! [`SimOptions::workload_delay`] of *wall-clock* time, so a deployer polls
+//! as it would a real node.
+//!
+//! Controls (dev and tests only):
+//! - `GET  /sim/clock` → `{"now": <unix secs>}`
+//! - `POST /sim/clock/advance?minutes=N` → advances the clock; answers the clock
+//! - `POST /sim/nodes/{id}/down` → the node stops reporting (its `updatedAt`
+//!   freezes; it reads `down` once that is over 80 minutes old) and stops
+//!   answering RMB
+//! - `POST /sim/nodes/{id}/up` → the node is powered up and reports now
+//! - `POST /sim/nodes/{id}/fill` → used resources = total resources
+//! - `POST /sim/nodes` with a node item → adds the node (201)
+//! - `POST /sim/chain/fund {"account", "amount"}` → mints TFT base units
+//! - `GET  /sim/chain/contracts` → every contract, deleted ones included
+//! - `POST /sim/zos/nodes/{id}/fail {"message"}`, `/stall`, `/unreachable`,
+//!   `/heal`; `GET /sim/zos/nodes/{id}/deployments`
+//!
+//! A [`Seed`] is the starting catalog: `{"now": <optional unix secs>,
+//! "farms": [<proxy farm items>], "nodes": [<proxy node items>]}`. A seed
+//! node whose `status` is `down` starts silent; any other starts reporting
+//! (`standby` ones powered down). Without `now` the clock starts at the wall
+//! clock. Farms' and nodes' twins in the catalog are not chain accounts.
+
+mod catalog;
+mod chain;
+mod chain_http;
+mod seed;
+#[cfg(test)]
+mod tests;
+mod zos;
+mod zos_http;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use catalog::Catalog;
+pub use catalog::SimClock;
+use chain::Ledger;
+pub use seed::{Seed, SeedError};
+use zos::Zos;
+
+/// How the simulator behaves beyond its seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimOptions {
+    /// How long, in wall-clock time, an accepted workload stays `init`
+    /// before it turns `ok` (or `error` under the `fail` control). Zero is
+    /// allowed: the next read sees it settled.
+    pub workload_delay: Duration,
+}
+
+/// Dev mode's delay: long enough to see `init`, short enough not to wait.
+pub const DEFAULT_WORKLOAD_DELAY: Duration = Duration::from_millis(1_500);
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            workload_delay: DEFAULT_WORKLOAD_DELAY,
+        }
+    }
+}
+
+/// Everything simulated, behind one lock.
+struct Sim {
+    catalog: Catalog,
+    chain: Ledger,
+    zos: Zos,
+    options: SimOptions,
+}
+
+impl Sim {
+    fn new(seed: Seed, wall_now: i64, options: SimOptions) -> Sim {
+        let catalog = Catalog::new(seed, wall_now);
+        let chain = Ledger::new(catalog.now);
+        Sim {
+            catalog,
+            chain,
+            zos: Zos::default(),
+            options,
+        }
+    }
+}
+
+fn wall_clock_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Clone)]
+struct Shared(Arc<Mutex<Sim>>);
+
+impl Shared {
+    /// A panic while holding the lock cannot leave the simulation
+    /// half-written in a way that matters for a simulator, so poisoning is
+    /// ignored.
+    fn lock(&self) -> MutexGuard<'_, Sim> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why a catalog request or a control failed.
+#[derive(Debug, thiserror::Error)]
+enum SimError {
+    #[error("node {0} not found")]
+    NodeNotFound(u32),
+    #[error("node {0} already exists")]
+    NodeExists(u32),
+    #[error("node {node_id} belongs to farm {farm_id}, which does not exist")]
+    UnknownFarm { node_id: u32, farm_id: u32 },
+    #[error("{0}")]
+    BadQuery(String),
+}
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            SimError::NodeNotFound(_) => StatusCode::NOT_FOUND,
+            SimError::NodeExists(_) => StatusCode::CONFLICT,
+            SimError::UnknownFarm { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            SimError::BadQuery(_) => StatusCode::BAD_REQUEST,
+        };
+        // The proxy answers errors as `{"error": "..."}`.
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// The simulator's routes over a seed, for embedding in another server.
+pub fn router(seed: Seed, options: SimOptions) -> Result<Router, SeedError> {
+    seed.validate()?;
+    let shared = Shared(Arc::new(Mutex::new(Sim::new(
+        seed,
+        wall_clock_now(),
+        options,
+    ))));
+    Ok(Router::new()
+        // The grid proxy.
+        .route("/nodes", get(catalog::list_nodes))
+        .route("/farms", get(catalog::list_farms))
+        .route("/sim/clock", get(catalog::clock))
+        .route("/sim/clock/advance", post(catalog::advance_clock))
+        .route("/sim/nodes", post(catalog::add_node))
+        .route("/sim/nodes/{id}/down", post(catalog::node_down))
+        .route("/sim/nodes/{id}/up", post(catalog::node_up))
+        .route("/sim/nodes/{id}/fill", post(catalog::node_fill))
+        // TFChain.
+        .route("/chain/extrinsic", post(chain_http::extrinsic))
+        .route("/chain/storage/{pallet}/{item}", get(chain_http::storage))
+        .route("/chain/blocks/latest", get(chain_http::latest_block))
+        .route("/chain/events", get(chain_http::events))
+        .route("/sim/chain/fund", post(chain_http::fund))
+        .route("/sim/chain/contracts", get(chain_http::contracts))
+        // ZOS nodes.
+        .route("/rmb", post(zos_http::rmb))
+        .route("/sim/zos/nodes/{id}/fail", post(zos_http::node_fail))
+        .route("/sim/zos/nodes/{id}/stall", post(zos_http::node_stall))
+        .route(
+            "/sim/zos/nodes/{id}/unreachable",
+            post(zos_http::node_unreachable),
+        )
+        .route("/sim/zos/nodes/{id}/heal", post(zos_http::node_heal))
+        .route(
+            "/sim/zos/nodes/{id}/deployments",
+            get(zos_http::node_deployments),
+        )
+        .with_state(shared))
+}
+
+/// Serves the grid SIMULATOR (proxy, TFChain and ZOS nodes on one base
+/// URL) on `listener` until `cancel`. Fails at once (`InvalidInput`) if the
+/// seed contradicts itself.
+pub async fn serve(
+    listener: TcpListener,
+    seed: Seed,
+    options: SimOptions,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let (farms, nodes) = (seed.farms.len(), seed.nodes.len());
+    let delay_ms = options.workload_delay.as_millis();
+    let app = router(seed, options)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let addr = listener.local_addr()?;
+    info!(
+        %addr, farms, nodes, workload_delay_ms = delay_ms,
+        "grid SIMULATOR listening: grid proxy, TFChain and ZOS nodes, all simulated (not the real grid)"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await?;
+    info!(%addr, "grid SIMULATOR stopped");
+    Ok(())
+}
