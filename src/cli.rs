@@ -61,6 +61,45 @@ pub enum Command {
     GridSim(GridSimArgs),
     /// The payment workers alone: Stripe inbox, auto top-up, runway alerts.
     Payments(PaymentsWorkerArgs),
+    /// The provisioning manager and the treasury's transfers alone.
+    Provision(ProvisionArgs),
+}
+
+/// `marketplace provision`.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Provisioning.
+    #[command(flatten)]
+    pub provisioning: ProvisioningArgs,
+}
+
+/// The chain, the nodes and the custodial keys: provisioning's settings.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisioningArgs {
+    /// TFChain's endpoint (today: a TFChain SIMULATOR's HTTP API; `dev` uses its own simulator when unset).
+    #[arg(long, env = "TFCHAIN_URL", value_name = "TFCHAIN_URL")]
+    pub chain_url: Option<String>,
+    /// The nodes' RMB endpoint (default: TFCHAIN_URL, where the simulator serves both).
+    #[arg(long, env = "RMB_URL", value_name = "RMB_URL")]
+    pub rmb_url: Option<String>,
+    /// The master secret custodial accounts derive from: 0x and 64 hex digits (dev mode keeps one in its data dir when unset).
+    #[arg(long, env = "MARKETPLACE_CHAIN_SEED", value_name = "MARKETPLACE_CHAIN_SEED", hide_env_values = true, value_parser = parse_secret)]
+    pub chain_seed: Option<SecretString>,
+    /// Deployments provisioned at once.
+    #[arg(long, env = "PROVISIONING_CONCURRENCY", value_name = "PROVISIONING_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    pub concurrency: u32,
+    /// Nodes tried before a deployment fails.
+    #[arg(long, env = "PROVISIONING_MAX_NODES", value_name = "PROVISIONING_MAX_NODES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub max_nodes: u32,
+    /// Seconds workloads may stay short of ok (on the chain's clock) before the node is given up.
+    #[arg(long, env = "PROVISIONING_STALL_SECS", value_name = "PROVISIONING_STALL_SECS", default_value_t = 240, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub stall_secs: u64,
+    /// Seconds a job's lease lasts (another process takes a crashed one's jobs over after it).
+    #[arg(long, env = "PROVISIONING_LEASE_SECS", value_name = "PROVISIONING_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub lease_secs: u64,
 }
 
 /// `marketplace payments`.
@@ -195,6 +234,9 @@ pub struct DevArgs {
     /// Seconds from one grid sync to the next (the first runs at start).
     #[arg(long, env = "GRID_SYNC_INTERVAL_SECS", value_name = "GRID_SYNC_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub grid_sync_interval_secs: u64,
+    /// Provisioning.
+    #[command(flatten)]
+    pub provisioning: ProvisioningArgs,
 }
 
 /// `marketplace sync`.
@@ -260,6 +302,9 @@ pub struct ServeArgs {
     /// Token verification.
     #[command(flatten)]
     pub jwt: JwtArgs,
+    /// Provisioning (runs when TFCHAIN_URL and MARKETPLACE_CHAIN_SEED are set).
+    #[command(flatten)]
+    pub provisioning: ProvisioningArgs,
 }
 
 /// Token verification (Auth0-compatible).

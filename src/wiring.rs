@@ -1,6 +1,6 @@
 //! The wiring, in one place: logging, the database pool and schema, the
 //! API's state and server, the projection runners (store-tailing or Kafka),
-//! the payment workers, and shutdown. Each subcommand in [`crate::cmd`]
+//! the payment workers, the provisioning manager, and shutdown. Each subcommand in [`crate::cmd`]
 //! assembles what it runs from these.
 
 use std::sync::Arc;
@@ -11,12 +11,18 @@ use marketplace_api::auth::Authenticator;
 use marketplace_api::views_watch::ViewWatcher;
 use marketplace_api::{ApiSettings, AppState};
 use marketplace_app::stripe::{Gateway, Payments, StripeSettings};
+use marketplace_app::tfchain::http::HttpChain;
+use marketplace_app::tfchain::{Chain, Custody};
+use marketplace_app::zos::rmb::HttpRmb;
+use marketplace_app::zos::Nodes;
 use marketplace_app::Stores;
 use marketplace_domain::TftPrice;
 use marketplace_projections::tail::{self, TailOptions};
 use marketplace_projections::Projection;
+use marketplace_workers::jobs::WorkOptions;
 use marketplace_workers::kafka::consumer::{self, WorkerOptions};
 use marketplace_workers::kafka::KafkaConfig;
+use marketplace_workers::provisioning::{self, Provisioner, ProvisioningOptions, Treasury};
 use marketplace_workers::stripe::{
     AutoTopUpOptions, AutoTopUpWorker, InboxOptions, RunwayWorker, StripeInboxWorker,
 };
@@ -28,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::cli::{HttpArgs, LogFormat, PaymentsArgs};
+use crate::cli::{HttpArgs, LogFormat, PaymentsArgs, ProvisioningArgs};
 
 /// Sets up logging: `RUST_LOG` filters (default `info`), text or JSON lines.
 pub fn init_tracing(format: &LogFormat) {
@@ -279,4 +285,46 @@ pub async fn join_all(tasks: Vec<JoinHandle<()>>) {
     for task in tasks {
         let _ = task.await;
     }
+}
+
+/// The chain and node ports at their endpoints, and the custodial keys.
+pub fn chain_ports(
+    chain_url: &str,
+    rmb_url: Option<&str>,
+    seed: &SecretString,
+) -> anyhow::Result<(Arc<dyn Chain>, Arc<dyn Nodes>, Arc<Custody>)> {
+    let chain = HttpChain::new(chain_url).context("TFCHAIN_URL")?;
+    let nodes = HttpRmb::new(rmb_url.unwrap_or(chain_url)).context("RMB_URL")?;
+    let custody = Custody::from_seed(seed).context("MARKETPLACE_CHAIN_SEED")?;
+    Ok((Arc::new(chain), Arc::new(nodes), Arc::new(custody)))
+}
+
+/// The provisioning manager and the treasury worker.
+pub fn spawn_provisioning(
+    pool: &PgPool,
+    args: &ProvisioningArgs,
+    (chain, nodes, custody): (Arc<dyn Chain>, Arc<dyn Nodes>, Arc<Custody>),
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let options = ProvisioningOptions {
+        max_nodes: args.max_nodes as usize,
+        stall_timeout: Duration::from_secs(args.stall_secs),
+        ..ProvisioningOptions::default()
+    };
+    let mut work = WorkOptions::new(provisioning::WORKER);
+    work.concurrency = args.concurrency as usize;
+    work.lease = Duration::from_secs(args.lease_secs);
+    let treasury = Treasury::new(pool, chain.clone(), custody.clone());
+    let provisioner = Provisioner::new(pool.clone(), chain, nodes, custody, options);
+    let mut tasks = provisioning::spawn(pool.clone(), provisioner, work.clone(), cancel.clone());
+    let mut treasury_work = WorkOptions::new("treasury");
+    treasury_work.concurrency = 4;
+    treasury_work.lease = work.lease;
+    tasks.extend(provisioning::spawn_treasury(
+        pool.clone(),
+        treasury,
+        treasury_work,
+        cancel.clone(),
+    ));
+    tasks
 }

@@ -1,6 +1,7 @@
 //! `marketplace dev`: everything in one process on a private PostgreSQL
 //! (or `DATABASE_URL`): the API with dev mode's own tokens and JWKS, the
-//! projections tailing the store, the payment workers, and the grid sync
+//! projections tailing the store, the payment workers, the provisioning
+//! manager and the treasury's transfers, and the grid sync
 //! worker reading the grid SIMULATOR (or `GRID_PROXY_URL`), which also
 //! simulates TFChain and the ZOS nodes on the same URL.
 
@@ -21,8 +22,8 @@ use tracing::info;
 
 use crate::cli::DevArgs;
 use crate::wiring::{
-    app_state, bind, connect, join_all, migrate, payments_client, settings, shutdown_signal,
-    spawn_api, spawn_payment_workers, spawn_projections,
+    app_state, bind, chain_ports, connect, join_all, migrate, payments_client, settings,
+    shutdown_signal, spawn_api, spawn_payment_workers, spawn_projections, spawn_provisioning,
 };
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -84,9 +85,31 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let state = app_state(pool.clone(), auth, settings, &cancel);
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
-    let grid_url = match &args.grid_url {
-        Some(url) => url.clone(),
-        None => spawn_dev_grid_sim(&cancel).await?,
+    let (grid_url, simulated) = match &args.grid_url {
+        Some(url) => (url.clone(), false),
+        None => (spawn_dev_grid_sim(&cancel).await?, true),
+    };
+    let p = &args.provisioning;
+    let chain_url = p.chain_url.clone().or(simulated.then(|| grid_url.clone()));
+    let provisioning = match chain_url {
+        Some(chain_url) => {
+            let seed = match &p.chain_seed {
+                Some(seed) => seed.clone(),
+                None => dev_chain_seed(&data_dir.join("dev-chain-seed"))?,
+            };
+            let ports = chain_ports(&chain_url, p.rmb_url.as_deref(), &seed)?;
+            if simulated {
+                fund_treasury(&grid_url, ports.2.treasury().address()).await;
+            }
+            info!(%chain_url, treasury = %ports.2.treasury().address(), "provisioning deployments on the chain at {chain_url}");
+            spawn_provisioning(&pool, p, ports, &cancel)
+        }
+        None => {
+            tracing::warn!(
+                "GRID_PROXY_URL is set but TFCHAIN_URL is not: deployments are not provisioned"
+            );
+            Vec::new()
+        }
     };
     let client = GridClient::new(&grid_url).context("GRID_PROXY_URL")?;
     let worker = GridSync::new(
@@ -109,11 +132,51 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let _ = runner.await;
     let _ = grid_sync.await;
     join_all(payment_workers).await;
+    join_all(provisioning).await;
     pool.close().await;
     if let Some(pg) = embedded {
         pg.stop().await?;
     }
     served
+}
+
+/// Dev mode's chain master secret: `MARKETPLACE_CHAIN_SEED`, or one made
+/// on first start and kept (owner-only) in the data directory, so the dev
+/// users' custodial accounts survive restarts. Dev only: production takes
+/// the secret from configuration and never writes it.
+fn dev_chain_seed(path: &std::path::Path) -> anyhow::Result<SecretString> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(SecretString::from(text.trim().to_string()));
+    }
+    let bytes: [u8; 32] = rand::random();
+    let seed = format!("0x{}", hex::encode(bytes));
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        file.write_all(seed.as_bytes())?;
+    }
+    Ok(SecretString::from(seed))
+}
+
+/// Mints TFT to the treasury on the simulated chain, so card top-ups can
+/// be paid out in dev mode (the simulator's sudo; a real treasury is
+/// funded by buying TFT).
+async fn fund_treasury(sim: &str, treasury: &str) {
+    let body = serde_json::json!({ "account": treasury, "amount": 10_000_000u64 * 10_000_000 });
+    let funded = reqwest::Client::new()
+        .post(format!("{sim}/sim/chain/fund"))
+        .json(&body)
+        .send()
+        .await;
+    if let Err(e) = funded.and_then(|r| r.error_for_status()) {
+        tracing::warn!(error = %e, "could not fund the dev treasury on the simulated chain");
+    }
 }
 
 /// How often a grid node reports, and so how far dev mode moves the

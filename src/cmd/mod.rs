@@ -5,6 +5,7 @@ mod dev;
 mod grid_sim;
 mod payments;
 mod project;
+mod provision;
 mod relay;
 mod replay;
 mod serve;
@@ -28,5 +29,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(args) => sync::run(args).await,
         Command::GridSim(args) => grid_sim::run(args).await,
         Command::Payments(args) => payments::run(args).await,
+        Command::Provision(args) => provision::run(args).await,
     }
 }

@@ -1,4 +1,5 @@
-//! `marketplace serve`: production mode: the API and the payment workers,
+//! `marketplace serve`: production mode: the API, the payment workers and
+//! (when a chain is configured) the provisioning manager,
 //! tokens checked against the configured JWKS.
 
 use anyhow::{bail, Context};
@@ -7,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
 use crate::wiring::{
-    app_state, bind, connect, join_all, payments_client, settings, shutdown_signal, spawn_api,
-    spawn_payment_workers,
+    app_state, bind, chain_ports, connect, join_all, payments_client, settings, shutdown_signal,
+    spawn_api, spawn_payment_workers, spawn_provisioning,
 };
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -28,7 +29,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         leeway_secs: args.jwt.jwt_leeway_secs,
     });
     let cancel = CancellationToken::new();
-    let workers = spawn_payment_workers(
+    let mut workers = spawn_payment_workers(
         &pool,
         payments,
         &args.payments,
@@ -36,6 +37,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         settings.stripe_webhook_secret.is_some(),
         &cancel,
     );
+    let p = &args.provisioning;
+    match (&p.chain_url, &p.chain_seed) {
+        (Some(url), Some(seed)) => {
+            let ports = chain_ports(url, p.rmb_url.as_deref(), seed)?;
+            workers.extend(spawn_provisioning(&pool, p, ports, &cancel));
+        }
+        (None, None) => tracing::warn!(
+            "TFCHAIN_URL and MARKETPLACE_CHAIN_SEED are unset: no provisioning here \
+             (run `marketplace provision` elsewhere, or deployments wait in `requested`)"
+        ),
+        _ => bail!("provisioning needs both TFCHAIN_URL and MARKETPLACE_CHAIN_SEED"),
+    }
     let state = app_state(pool, auth, settings, &cancel);
     let api = spawn_api(listener, state, cancel.clone());
     shutdown_signal().await;

@@ -30,6 +30,7 @@ mod openapi;
 mod placement;
 mod projection;
 mod providers_api;
+mod provisioning;
 mod rebuild;
 mod stripe_webhooks;
 mod supply_projections;
