@@ -267,7 +267,12 @@ impl Grid {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = self.app.get(&format!("/v1/deployments/{id}"), token).await;
-            if r.status() == 200 {
+            let status = r.status();
+            if status != 200 && status != 404 {
+                panic!("reading deployment {id}: {status} {}", r.text().await.unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "deployment {id} still unreadable after 60 s");
+            if status == 200 {
                 let v: Value = r.json().await.expect("detail");
                 if statuses.iter().any(|s| v["status"] == json!(s)) {
                     return v;
