@@ -125,6 +125,7 @@ impl Reserved {
     }
 }
 
+/// The demand and criteria as the pre-filter binds them (`$1`-`$11`).
 struct Params {
     exclude: Vec<i64>,
     country: Option<String>,
