@@ -12,23 +12,26 @@
 //! Every [`reserve`] runs in one transaction holding the advisory lock
 //! [`LOCK`], so concurrent placements are serialised and cannot overbook:
 //! each sees the reservations the previous ones committed. The lock is held
-//! for a handful of queries (a few milliseconds on a 10,000-node catalog,
-//! see docs/measurements.md); [`release`] and [`mark_running`] only lower
-//! what is reserved and take no lock.
+//! for a handful of queries (5 to 15 ms on a 10,000-node catalog, see
+//! docs/measurements.md#placement); [`release`] and [`mark_running`] only
+//! lower what is reserved and take no lock.
+//!
+//! Reservations are subtracted in Rust, not joined in SQL: the live ones
+//! are few and read once by the catalog's primary key, where a join of the
+//! catalog to their sums had the planner re-aggregate them for every row.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
 use marketplace_domain::deployment::Placement;
 use marketplace_domain::node::NodeStatus;
 use marketplace_domain::placement::{
-    node_price, rank, Candidate, Choice, Demand, Filter, NoCandidate, MAINTENANCE_HORIZON_HOURS,
-    UPTIME_WINDOW_SECONDS,
+    first_failure, node_price, rank, Candidate, Choice, Demand, Filter, NoCandidate,
+    MAINTENANCE_HORIZON_HOURS, UPTIME_WINDOW_SECONDS,
 };
 use marketplace_domain::pricing::PricingPolicy;
 use marketplace_domain::UsdAmount;
-use std::sync::LazyLock;
-
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -37,58 +40,31 @@ use uuid::Uuid;
 /// projections' locks use the same form with their own names).
 pub const LOCK: &str = "capacity-placement";
 
-/// The live reservations, summed per node and per farm: the CTEs the
-/// candidate and diagnosis queries both start with.
-const LIVE: &str = "WITH live AS (
-        SELECT r.node_id, r.farm_id, r.cru, r.mru, r.sru, r.hru, r.ipv4
-          FROM capacity_reservations r
-          JOIN node_catalog nc ON nc.node_id = r.node_id
-         WHERE r.running_at IS NULL OR nc.last_report <= r.running_at
-    ), by_node AS (
-        SELECT node_id, sum(cru)::bigint AS cru, sum(mru)::bigint AS mru,
-               sum(sru)::bigint AS sru, sum(hru)::bigint AS hru
-          FROM live GROUP BY node_id
-    ), by_farm AS (
-        SELECT farm_id, sum(ipv4)::bigint AS ipv4 FROM live GROUP BY farm_id
-    )
-    ";
+/// The reservations that still count, one row each: `running_at` unset, or
+/// the node's last report not after it. Few (the placements of the last
+/// hour or so), read through the catalog's primary key.
+const LIVE: &str = "SELECT r.node_id, r.farm_id, r.cru, r.mru, r.sru, r.hru, r.ipv4::bigint
+      FROM capacity_reservations r
+      JOIN node_catalog c ON c.node_id = r.node_id
+     WHERE r.running_at IS NULL OR c.last_report <= r.running_at";
 
-/// A catalog row `c` with its node's and farm's live reservations.
-const JOINS: &str = "
-      FROM node_catalog c
-      LEFT JOIN by_node n ON n.node_id = c.node_id
-      LEFT JOIN by_farm f ON f.farm_id = c.farm_id";
+/// The catalog columns a [`Candidate`] is made from.
+const COLUMNS: &str = "SELECT c.node_id, c.farm_id, c.country, c.certified, c.dedicated,
+           c.rentable, c.rented, c.uptime_seconds, c.extra_fee, c.free_cru, c.free_mru,
+           c.free_sru, c.free_hru, c.farm_free_ips::bigint AS farm_free_ips
+      FROM node_catalog c";
 
-/// Free capacity net of live reservations, never below 0: vCPUs, memory,
-/// SSD, HDD and the farm's public IPs.
-const NET: [&str; 5] = [
-    "GREATEST(c.free_cru - COALESCE(n.cru, 0), 0)",
-    "GREATEST(c.free_mru - COALESCE(n.mru, 0), 0)",
-    "GREATEST(c.free_sru - COALESCE(n.sru, 0), 0)",
-    "GREATEST(c.free_hru - COALESCE(n.hru, 0), 0)",
-    "GREATEST(c.farm_free_ips - COALESCE(f.ipv4, 0), 0)",
-];
-
-/// The same figures before reservations, which the catalog's columns are.
-const GROSS: [&str; 5] = [
-    "c.free_cru",
-    "c.free_mru",
-    "c.free_sru",
-    "c.free_hru",
-    "c.farm_free_ips",
-];
-
-/// The domain's filters from `Status` to `Ipv4` ([`Filter::ALL`] but the
-/// last), one SQL condition each over a catalog row `c`, with `capacity`
-/// the five free figures to compare. Parameters: `$1` excluded node ids,
-/// `$2` country, `$3` farm, `$4` certified only, `$5` dedicated, `$6`
-/// minimum uptime in basis points, `$7`-`$10` demanded cru, mru, sru, hru,
-/// `$11` public IPv4 count. The uptime figure is
-/// [`availability_bps`](marketplace_domain::placement::availability_bps),
-/// in integers as in Rust. Maintenance (the last filter) is left to
-/// [`rank`], over the windows [`maintenance`] loads.
-fn conditions(capacity: [&str; 5]) -> [String; 11] {
-    let [cru, mru, sru, hru, ips] = capacity;
+/// The domain's filters from `Status` to `Ipv4` ([`Filter::ALL`] but
+/// maintenance), one SQL condition each over a catalog row `c`, on its
+/// free capacity before reservations: a pre-filter that can only keep too
+/// many, since reservations only lower what is free; [`rank`] applies the
+/// filters again, net of them. Parameters: `$1` excluded node ids, `$2`
+/// country, `$3` farm, `$4` certified only, `$5` dedicated, `$6` minimum
+/// uptime in basis points, `$7`-`$10` demanded cru, mru, sru, hru, `$11`
+/// public IPv4 count. The uptime figure is
+/// [`availability_bps`](marketplace_domain::placement::availability_bps) in
+/// the same integer arithmetic.
+fn conditions() -> [String; 11] {
     [
         "c.status = 'up' AND NOT (c.node_id = ANY($1::bigint[]))".into(),
         "($2::text IS NULL OR lower(c.country) = lower($2::text))".into(),
@@ -101,48 +77,55 @@ fn conditions(capacity: [&str; 5]) -> [String; 11] {
             "(LEAST(GREATEST(c.uptime_seconds, 0), {w}) * 10000 / {w} >= $6::bigint)",
             w = UPTIME_WINDOW_SECONDS
         ),
-        format!("{cru} >= $7::bigint"),
-        format!("{mru} >= $8::bigint"),
-        format!("{sru} >= $9::bigint"),
-        format!("{hru} >= $10::bigint"),
-        format!("{ips} >= $11::bigint"),
+        "c.free_cru >= $7::bigint".into(),
+        "c.free_mru >= $8::bigint".into(),
+        "c.free_sru >= $9::bigint".into(),
+        "c.free_hru >= $10::bigint".into(),
+        "c.farm_free_ips >= $11::bigint".into(),
     ]
 }
 
-/// The candidates: up nodes that meet the criteria and whose free capacity
-/// before reservations covers the demand (an index-friendly pre-filter
-/// that can only keep too many), with their capacity net of reservations.
+/// The candidates before reservations: up nodes that meet the criteria and
+/// whose free capacity covers the demand. Uses the catalog's indexes on
+/// status, country and farm.
 static CANDIDATES: LazyLock<String> = LazyLock::new(|| {
-    let [cru, mru, sru, hru, ips] = NET;
     format!(
-        "{LIVE}SELECT c.node_id, c.farm_id, c.country, c.certified, c.dedicated, c.rentable,
-               c.rented, c.uptime_seconds, c.extra_fee,
-               {cru} AS free_cru, {mru} AS free_mru, {sru} AS free_sru, {hru} AS free_hru,
-               {ips} AS farm_free_ips{JOINS}
-         WHERE {}",
-        conditions(GROSS).join("\n           AND ")
+        "{COLUMNS}\n     WHERE {}",
+        conditions().join("\n       AND ")
     )
 });
 
-/// The furthest filter any catalog node passes, net of reservations, as an
-/// index into [`Filter::ALL`]: 0 when no node is up, 11 (maintenance) when
-/// some node passes every filter up to the IPs. Read only when nothing was
-/// eligible, to name the filter that emptied the set over the whole
-/// catalog rather than over the pre-filtered candidates alone.
-static FURTHEST: LazyLock<String> = LazyLock::new(|| {
-    let arms: Vec<String> = conditions(NET)
-        .iter()
-        .enumerate()
-        .map(|(i, cond)| format!("WHEN NOT ({cond}) THEN {i}"))
-        .collect();
-    format!(
-        "{LIVE}SELECT COALESCE(max(CASE {} ELSE {} END), 0)::bigint{JOINS}",
-        arms.join("\n                 "),
-        arms.len()
-    )
-});
+/// Every up node, to name the filter that emptied the set over the whole
+/// catalog when nothing was eligible. A node that is not up fails the
+/// first filter, so it can never be the one that got furthest.
+static UP: LazyLock<String> = LazyLock::new(|| format!("{COLUMNS} WHERE c.status = 'up'"));
 
-/// The demand and criteria as the queries bind them (`$1`-`$11`).
+/// What the live reservations hold, per node (cru, mru, sru, hru) and per
+/// farm (public IPv4 addresses).
+#[derive(Debug, Default)]
+struct Reserved {
+    nodes: HashMap<i64, [i64; 4]>,
+    farms: HashMap<i64, i64>,
+}
+
+impl Reserved {
+    async fn load(conn: &mut PgConnection) -> Result<Self, sqlx::Error> {
+        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> =
+            sqlx::query_as(LIVE).fetch_all(conn).await?;
+        let mut held = Self::default();
+        for (node, farm, cru, mru, sru, hru, ipv4) in rows {
+            let sums = held.nodes.entry(node).or_default();
+            for (sum, n) in sums.iter_mut().zip([cru, mru, sru, hru]) {
+                *sum = sum.saturating_add(n);
+            }
+            let ips = held.farms.entry(farm).or_default();
+            *ips = ips.saturating_add(ipv4);
+        }
+        Ok(held)
+    }
+}
+
+/// The demand and criteria as the pre-filter binds them (`$1`-`$11`).
 struct Params {
     exclude: Vec<i64>,
     country: Option<String>,
@@ -277,7 +260,8 @@ pub async fn reserve(
         .await?;
 
     let params = Params::new(demand, criteria, exclude);
-    let mut candidates = candidates(&mut tx, &params, demand, criteria, policy).await?;
+    let reserved = Reserved::load(&mut tx).await?;
+    let mut candidates = candidates(&mut tx, &params, &reserved, demand, criteria, policy).await?;
     let mut windows = maintenance(&mut tx, now).await?;
     for c in &mut candidates {
         c.maintenance = windows.remove(&c.node_id).unwrap_or_default();
@@ -292,7 +276,7 @@ pub async fn reserve(
             return Ok(Err(no));
         }
         Err(no) => {
-            let no = explain(&mut tx, &params, no, demand, criteria, exclude).await?;
+            let no = explain(&mut tx, &reserved, no, demand, criteria, now, exclude).await?;
             tx.commit().await?;
             return Ok(Err(no));
         }
@@ -390,11 +374,51 @@ pub async fn prune(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(done.rows_affected())
 }
 
-/// The pre-filtered catalog as candidates, priced for the demand, without
-/// maintenance windows yet.
+impl CandidateRow {
+    /// The row as placement sees it: free capacity and the farm's free IPs
+    /// net of what live reservations hold (never below 0), at `hourly_usd`,
+    /// without maintenance windows yet. `None` for ids beyond u32, which no
+    /// grid node has.
+    fn candidate(self, reserved: &Reserved, hourly_usd: UsdAmount) -> Option<Candidate> {
+        let node_id = u32::try_from(self.node_id).ok()?;
+        let farm_id = u32::try_from(self.farm_id).ok()?;
+        let held = reserved
+            .nodes
+            .get(&self.node_id)
+            .copied()
+            .unwrap_or_default();
+        let net = |free: i64, held: i64| unsigned(free.saturating_sub(held));
+        let ips = self
+            .farm_free_ips
+            .saturating_sub(reserved.farms.get(&self.farm_id).copied().unwrap_or(0));
+        Some(Candidate {
+            node_id,
+            farm_id,
+            country: self.country,
+            certified: self.certified,
+            dedicated: self.dedicated,
+            rentable: self.rentable,
+            rented: self.rented,
+            // Both queries read only up nodes.
+            status: NodeStatus::Up,
+            uptime_seconds: unsigned(self.uptime_seconds),
+            free_cru: net(self.free_cru, held[0]),
+            free_mru: net(self.free_mru, held[1]),
+            free_sru: net(self.free_sru, held[2]),
+            free_hru: net(self.free_hru, held[3]),
+            farm_free_ips: u32::try_from(ips.max(0)).unwrap_or(u32::MAX),
+            maintenance: Vec::new(),
+            hourly_usd,
+        })
+    }
+}
+
+/// The pre-filtered catalog as candidates, net of reservations and priced
+/// for the demand, without maintenance windows yet.
 async fn candidates(
     conn: &mut PgConnection,
     params: &Params,
+    reserved: &Reserved,
     demand: &Demand,
     criteria: &Placement,
     policy: &PricingPolicy,
@@ -403,36 +427,19 @@ async fn candidates(
         .bind(sqlx::query_as(CANDIDATES.as_str()))
         .fetch_all(conn)
         .await?;
+    // A demand costs one of two prices (certified or not) plus, when
+    // dedicated, the node's extra fee: price each pair once.
+    let mut prices: HashMap<(bool, u64), UsdAmount> = HashMap::new();
+    let mut price = |certified: bool, fee: u64| {
+        *prices
+            .entry((certified, fee))
+            .or_insert_with(|| node_price(demand, certified, fee, criteria, policy))
+    };
     Ok(rows
         .into_iter()
         .filter_map(|r| {
-            // Grid ids are u32; a row beyond that is no grid node.
-            let node_id = u32::try_from(r.node_id).ok()?;
-            let farm_id = u32::try_from(r.farm_id).ok()?;
-            Some(Candidate {
-                node_id,
-                farm_id,
-                country: r.country,
-                certified: r.certified,
-                dedicated: r.dedicated,
-                rentable: r.rentable,
-                rented: r.rented,
-                status: NodeStatus::Up,
-                uptime_seconds: unsigned(r.uptime_seconds),
-                free_cru: unsigned(r.free_cru),
-                free_mru: unsigned(r.free_mru),
-                free_sru: unsigned(r.free_sru),
-                free_hru: unsigned(r.free_hru),
-                farm_free_ips: u32::try_from(r.farm_free_ips).unwrap_or(0),
-                maintenance: Vec::new(),
-                hourly_usd: node_price(
-                    demand,
-                    r.certified,
-                    unsigned(r.extra_fee),
-                    criteria,
-                    policy,
-                ),
-            })
+            let hourly = price(r.certified, unsigned(r.extra_fee));
+            r.candidate(reserved, hourly)
         })
         .collect())
 }
@@ -463,26 +470,27 @@ async fn maintenance(
 /// The refusal over the whole catalog: [`rank`] saw only the pre-filtered
 /// candidates, so a filter that emptied the set earlier (say the country)
 /// or elsewhere (one node short of vCPUs, another of IPs) is named from
-/// the catalog itself. The later of the two filters wins: every node fails
-/// by then.
+/// every up node, net of reservations, by the domain's own filters. A node
+/// that passes all of them but maintenance was a candidate, and failed on
+/// maintenance there.
 async fn explain(
     conn: &mut PgConnection,
-    params: &Params,
+    reserved: &Reserved,
     no: NoCandidate,
     demand: &Demand,
     criteria: &Placement,
+    now: DateTime<Utc>,
     exclude: &[u32],
 ) -> Result<NoCandidate, sqlx::Error> {
-    let (furthest,): (i64,) = params
-        .bind(sqlx::query_as(FURTHEST.as_str()))
-        .fetch_one(conn)
-        .await?;
-    let filter = usize::try_from(furthest)
-        .ok()
-        .and_then(|i| Filter::ALL.get(i).copied())
+    let rows: Vec<CandidateRow> = sqlx::query_as(UP.as_str()).fetch_all(conn).await?;
+    let furthest = rows
+        .into_iter()
+        .filter_map(|r| r.candidate(reserved, UsdAmount::default()))
+        .map(|c| first_failure(demand, criteria, &c, now, exclude).unwrap_or(Filter::Maintenance))
+        .max()
         .unwrap_or(Filter::Status);
-    Ok(if filter > no.filter {
-        NoCandidate::after(filter, demand, criteria, exclude)
+    Ok(if furthest > no.filter {
+        NoCandidate::after(furthest, demand, criteria, exclude)
     } else {
         no
     })

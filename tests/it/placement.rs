@@ -29,6 +29,7 @@ struct Row {
     rentable: bool,
     farm_free_ips: i32,
     cu_milli: i64,
+    uptime_seconds: i64,
     last_report: DateTime<Utc>,
 }
 
@@ -51,6 +52,7 @@ fn row(node_id: i64, free_cru: i64) -> Row {
         rentable: false,
         farm_free_ips: 0,
         cu_milli: 8_000,
+        uptime_seconds: 60 * 86_400,
         last_report: now() - Duration::minutes(10),
     }
 }
@@ -65,7 +67,7 @@ async fn insert(pool: &PgPool, rows: &[Row]) {
                 uptime_seconds, last_report, cu_milli, su_milli, snapshot, updated_at,
                 version, farm_free_ips)
              VALUES ($1, $2, $1 + 1000, $3, 'Ghent', $4, $5, $6, 0, $4, $5, $6, 0, true, true,
-                     $7, $8, $9, false, 0, 0, $10, 5184000, $11, $12, 5000, '{}'::jsonb, $11,
+                     $7, $8, $9, false, 0, 0, $10, $14, $11, $12, 5000, '{}'::jsonb, $11,
                      1, $13)",
         )
         .bind(r.node_id)
@@ -81,6 +83,7 @@ async fn insert(pool: &PgPool, rows: &[Row]) {
         .bind(r.last_report)
         .bind(r.cu_milli)
         .bind(r.farm_free_ips)
+        .bind(r.uptime_seconds)
         .execute(pool)
         .await
         .expect("seed node_catalog");
@@ -400,4 +403,31 @@ async fn a_dedicated_deployment_holds_the_whole_node() {
         .into_iter()
         .collect();
     assert_eq!(nodes, BTreeSet::from([1, 2]));
+}
+
+#[tokio::test]
+async fn the_sql_pre_filter_keeps_what_rank_keeps_at_the_uptime_boundary() {
+    let (pool, _) = crate::common::fresh_database().await;
+    // 95% of 30 days is 2,462,400 s exactly; one second less is 9,499 bps.
+    let at = Row {
+        uptime_seconds: 2_462_400,
+        ..row(1, 4)
+    };
+    let below = Row {
+        uptime_seconds: 2_462_399,
+        ..row(2, 8)
+    };
+    insert(&pool, &[at, below]).await;
+    let criteria = Placement {
+        min_uptime_bps: 9_500,
+        ..Placement::default()
+    };
+    let choice = place(&pool, Uuid::new_v4(), &vm(1, 0), &criteria, &[])
+        .await
+        .expect("node 1 is at 95%");
+    assert_eq!(choice.node_id, 1);
+    let no = place(&pool, Uuid::new_v4(), &vm(1, 0), &criteria, &[1])
+        .await
+        .expect_err("node 2 is below");
+    assert_eq!(no.reason, "no node with at least 95% uptime");
 }
