@@ -19,6 +19,7 @@ mod auth;
 mod bus;
 mod cli;
 mod commands;
+mod deployments_api;
 mod grid_sync;
 mod harness;
 mod kafka;

@@ -93,7 +93,12 @@ fn check(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Ve
     }
 }
 
-fn response_schema<'a>(doc: &'a Value, path: &str, method: &str, status: u16) -> &'a Value {
+pub(crate) fn response_schema<'a>(
+    doc: &'a Value,
+    path: &str,
+    method: &str,
+    status: u16,
+) -> &'a Value {
     let response = &doc["paths"][path][method]["responses"][status.to_string()];
     assert!(
         !response.is_null(),
@@ -106,7 +111,7 @@ fn response_schema<'a>(doc: &'a Value, path: &str, method: &str, status: u16) ->
 }
 
 #[track_caller]
-fn assert_fits(doc: &Value, schema: &Value, value: &Value) {
+pub(crate) fn assert_fits(doc: &Value, schema: &Value, value: &Value) {
     let mut errors = Vec::new();
     check(doc, schema, value, "$", &mut errors);
     assert!(
