@@ -477,6 +477,24 @@ pub struct DeploymentNode {
     pub source: CapacitySource,
 }
 
+/// One status change of a deployment: the `data` of each event of
+/// `GET /v1/deployments/{id}/events` (whose `id` is the sequence and whose
+/// `event` is the event type).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentChange {
+    /// The event's sequence (the deployment's version after it).
+    pub sequence: i64,
+    /// What happened: `NodeAssigned`, `DeploymentRunning`, …
+    pub event: String,
+    /// Status after it.
+    pub status: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Event-specific facts (a node and why it was chosen, a contract, a reason).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
 /// `POST /v1/quotes`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,9 @@
 //! A deployment's provisioning as its owner sees it, through HTTP: the
 //! detail shows the node (and its capacity), the contracts, why the node was
-//! chosen and the workloads' addresses. Deployments are driven by the
-//! operator endpoints, the provisioning manager's manual overrides.
+//! chosen and the workloads' addresses; the event stream sends the history,
+//! then each change as it is projected, resumes with `Last-Event-ID` and ends
+//! after a terminal status. Deployments are driven by the operator endpoints,
+//! the provisioning manager's manual overrides.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -336,4 +338,233 @@ async fn the_detail_asks_the_node_and_falls_back_to_the_catalog_when_it_cannot()
             ))
             .to_vec()
     );
+}
+
+/// One server-sent event.
+#[derive(Debug)]
+struct SseEvent {
+    id: Option<String>,
+    event: Option<String>,
+    data: Value,
+}
+
+/// Reads a `text/event-stream` response event by event.
+struct SseStream {
+    response: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl SseStream {
+    /// The next event, skipping keep-alive comments; `None` once the server
+    /// ended the stream. Fails the test when nothing comes within 10 s.
+    async fn next(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(Duration::from_secs(10), self.read_event())
+            .await
+            .expect("an event, or the end of the stream, within 10 s")
+    }
+
+    async fn read_event(&mut self) -> Option<SseEvent> {
+        loop {
+            while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                if let Some(event) = parse_event(&String::from_utf8(block).expect("utf-8")) {
+                    return Some(event);
+                }
+            }
+            match self.response.chunk().await.expect("read the stream") {
+                Some(bytes) => self.buf.extend_from_slice(&bytes),
+                None => return None,
+            }
+        }
+    }
+}
+
+/// One event block's `id:`, `event:` and `data:` lines; `None` for a
+/// comment-only block (a keep-alive).
+fn parse_event(block: &str) -> Option<SseEvent> {
+    let (mut id, mut event, mut data) = (None, None, Vec::new());
+    for line in block
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(':'))
+    {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value).to_string();
+        match field {
+            "id" => id = Some(value),
+            "event" => event = Some(value),
+            "data" => data.push(value),
+            _ => {}
+        }
+    }
+    if id.is_none() && event.is_none() && data.is_empty() {
+        return None;
+    }
+    let data = serde_json::from_str(&data.join("\n")).expect("data is JSON");
+    Some(SseEvent { id, event, data })
+}
+
+/// Opens `/v1/deployments/{id}/events{query}` as `token`, with a
+/// `Last-Event-ID` when given.
+async fn open(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .get(app.url(&format!("/v1/deployments/{id}/events{query}")))
+        .bearer_auth(token);
+    if let Some(last) = last_event_id {
+        request = request.header("Last-Event-ID", last);
+    }
+    request.send().await.expect("request")
+}
+
+async fn stream(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> SseStream {
+    let response = open(app, token, id, query, last_event_id).await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("content type")
+        .to_string();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    SseStream {
+        response,
+        buf: Vec::new(),
+    }
+}
+
+/// Asserts an event is the change with this sequence, type and status.
+#[track_caller]
+fn assert_change(event: &SseEvent, sequence: i64, kind: &str, status: &str) {
+    assert_eq!(event.id.as_deref(), Some(sequence.to_string().as_str()));
+    assert_eq!(event.event.as_deref(), Some(kind));
+    assert_eq!(event.data["sequence"], sequence);
+    assert_eq!(event.data["event"], kind);
+    assert_eq!(event.data["status"], status);
+    assert!(event.data["at"].is_string());
+    assert!(event.data["detail"].is_object());
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_the_history_then_live_changes_until_a_terminal_status() {
+    let app = spawn_app().await;
+    let (id, _) = app.request(&alice(), &vm_body("web1")).await;
+    let v = step(&app, &id, "node", json!({ "node_id": 11, "farm_id": 1 })).await;
+    app.read(&alice(), &id, v).await;
+
+    // The history so far, in order.
+    let mut live = stream(&app, &alice(), &id, "", None).await;
+    let first = live.next().await.expect("event 1");
+    assert_change(&first, 1, "DeploymentRequested", "requested");
+    let placed = live.next().await.expect("event 2");
+    assert_change(&placed, 2, "NodeAssigned", "placed");
+    assert_eq!(placed.data["detail"]["reason"], MANUAL);
+    assert_eq!(placed.data["detail"]["node_id"], 11);
+
+    // Then a change as it is projected.
+    step(&app, &id, "contract", json!({ "contract_id": 7 })).await;
+    let contracted = live.next().await.expect("event 3");
+    assert_change(&contracted, 3, "ContractCreated", "provisioning");
+    assert_eq!(contracted.data["detail"]["contract_id"], 7);
+
+    // A reconnecting client resumes after its Last-Event-ID; `after` too,
+    // and the header wins over the query.
+    let mut resumed = stream(&app, &alice(), &id, "?after=1", Some("2")).await;
+    assert_change(
+        &resumed.next().await.expect("resumed"),
+        3,
+        "ContractCreated",
+        "provisioning",
+    );
+    let mut from_query = stream(&app, &alice(), &id, "?after=1", None).await;
+    assert_change(
+        &from_query.next().await.expect("after=1"),
+        2,
+        "NodeAssigned",
+        "placed",
+    );
+
+    // A terminal status is sent, then the stream ends.
+    step(&app, &id, "failed", json!({ "reason": "no node answers" })).await;
+    let failed = live.next().await.expect("event 4");
+    assert_change(&failed, 4, "DeploymentFailed", "failed");
+    assert_eq!(failed.data["detail"]["reason"], "no node answers");
+    assert!(live.next().await.is_none(), "the stream ends after failed");
+    assert_change(
+        &resumed.next().await.expect("resumed 4"),
+        4,
+        "DeploymentFailed",
+        "failed",
+    );
+    assert!(resumed.next().await.is_none());
+
+    // Resuming after the end: 204, which tells EventSource to stop.
+    let r = open(&app, &alice(), &id, "", Some("4")).await;
+    assert_eq!(r.status(), 204);
+
+    // A failed deployment may still be deleted: a client resuming after
+    // `failed` then gets that, and the end.
+    let v = step(&app, &id, "delete", json!({ "cause": "canceled_by_user" })).await;
+    app.read(&alice(), &id, v).await;
+    let mut after_failed = stream(&app, &operator(), &id, "", Some("4")).await;
+    assert_change(
+        &after_failed.next().await.expect("event 5"),
+        5,
+        "DeploymentDeleted",
+        "deleted",
+    );
+    assert!(after_failed.next().await.is_none());
+}
+
+#[tokio::test]
+async fn the_event_stream_answers_problems_before_it_starts() {
+    let app = spawn_app().await;
+    let (id, v) = app.request(&alice(), &vm_body("web1")).await;
+    app.read(&alice(), &id, v).await;
+
+    // Another user's deployment, and an unknown one, are not found.
+    expect_problem(open(&app, &bob(), &id, "", None).await, 404).await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    expect_problem(open(&app, &alice(), &unknown, "", None).await, 404).await;
+    // No token, the wrong role, a malformed resume point.
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/deployments/{id}/events")))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(r, 401).await;
+    let farmer = token("farmer", &["cloud-provider"]);
+    expect_problem(open(&app, &farmer, &id, "", None).await, 403).await;
+    expect_problem(
+        open(&app, &alice(), &id, "", Some("not-a-number")).await,
+        400,
+    )
+    .await;
+    expect_problem(open(&app, &alice(), &id, "?after=-1", None).await, 400).await;
+    expect_problem(open(&app, &alice(), &id, "?since=1", None).await, 400).await;
+
+    // An operator follows anyone's; shutting down ends every stream, so a
+    // graceful shutdown is not held open by idle followers.
+    let mut s = stream(&app, &operator(), &id, "", None).await;
+    assert_change(
+        &s.next().await.expect("event 1"),
+        1,
+        "DeploymentRequested",
+        "requested",
+    );
+    app.cancel.cancel();
+    assert!(s.next().await.is_none(), "the stream ends on shutdown");
 }

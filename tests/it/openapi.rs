@@ -139,6 +139,7 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/deployments", "post"),
         ("/v1/deployments", "get"),
         ("/v1/deployments/{id}", "get"),
+        ("/v1/deployments/{id}/events", "get"),
         ("/v1/deployments/{id}/resize", "post"),
         ("/v1/deployments/{id}/cancel", "post"),
         ("/v1/deployments/{id}/node", "post"),

@@ -1,10 +1,13 @@
 //! Deployment endpoints: users request, resize and cancel their own
-//! deployments and read them back ([`detail`]); operators drive the rest of
-//! the life cycle by hand, as overrides of the provisioning process manager.
+//! deployments and read them back ([`detail`]) or follow their status
+//! changes as they happen ([`events`]); operators drive the rest of the life
+//! cycle by hand, as overrides of the provisioning process manager.
 
 mod detail;
+mod events;
 
 pub use detail::GetParams;
+pub use events::EventsParams;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -31,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(request_deployment, list_deployments))
         .routes(routes!(detail::get_deployment))
+        .routes(routes!(events::deployment_events))
         .routes(routes!(resize_deployment))
         .routes(routes!(cancel_deployment))
         .routes(routes!(assign_node))
