@@ -90,20 +90,22 @@ pub fn settings(
     })
 }
 
-/// The state handlers share.
+/// The state handlers share. No node port yet: once the ZOS adapter is
+/// wired, pass it with [`AppState::with_nodes`]; until then deployment reads
+/// show the node catalog's figures.
 pub fn app_state(
     pool: PgPool,
     auth: Authenticator,
     settings: ApiSettings,
     cancel: &CancellationToken,
 ) -> AppState {
-    AppState {
-        stores: Arc::new(Stores::new(&pool)),
-        views: ViewWatcher::spawn(pool.clone(), cancel.clone()),
-        pool,
-        auth: Arc::new(auth),
-        settings: Arc::new(settings),
-    }
+    AppState::new(
+        pool.clone(),
+        Arc::new(Stores::new(&pool)),
+        Arc::new(auth),
+        Arc::new(settings),
+        ViewWatcher::spawn(pool, cancel.clone()),
+    )
 }
 
 /// Listens on `addr`, naming the setting when it cannot.

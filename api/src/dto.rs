@@ -240,11 +240,25 @@ pub struct WorkloadBody {
     /// The node's message.
     #[serde(default)]
     pub message: Option<String>,
+    /// A VM's address on its private network, once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// A VM's public IPv4, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
+    /// A VM's serial console, as the node exposes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
 }
 
 impl From<WorkloadBody> for WorkloadStatus {
     fn from(w: WorkloadBody) -> Self {
-        WorkloadStatus::new(w.name, w.state, w.message)
+        WorkloadStatus {
+            ip: w.ip,
+            public_ip: w.public_ip,
+            console_url: w.console_url,
+            ..WorkloadStatus::new(w.name, w.state, w.message)
+        }
     }
 }
 
@@ -365,6 +379,20 @@ pub struct DeploymentDetail {
     pub farm_id: Option<i64>,
     /// Chain contract.
     pub contract_id: Option<i64>,
+    /// Why placement chose the node (an operator's manual assignment says so).
+    pub placement_reason: Option<String>,
+    /// Nodes a provisioning attempt failed on, in order: placement avoids them.
+    pub tried_nodes: Vec<i64>,
+    /// The dedicated node's rent contract, when one was taken.
+    pub rent_contract_id: Option<i64>,
+    /// The spec's revision: 0 as requested, one more per resize.
+    pub revision: i32,
+    /// The revision last reported running.
+    pub running_revision: Option<i32>,
+    /// Running, but not yet on the spec's revision: a resize is being applied.
+    pub update_pending: bool,
+    /// The node it is placed on, with the node's capacity.
+    pub node: Option<DeploymentNode>,
     /// Last reported workload states.
     pub workloads: Vec<WorkloadBody>,
     /// Why it failed.
@@ -385,6 +413,86 @@ pub struct DeploymentDetail {
     pub history: Vec<HistoryEntry>,
     /// Maintenance scheduled on its node that has not ended, by start.
     pub maintenance: Vec<MaintenanceBody>,
+}
+
+/// Where a node's capacity figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CapacitySource {
+    /// Asked of the node just now (`zos.statistics.get`).
+    Node,
+    /// The node catalog, as last synced from the grid.
+    Catalog,
+    /// Neither the node nor the catalog could tell.
+    Unknown,
+}
+
+/// Capacity in the grid's units: cores, bytes of memory and disk, IPv4s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CapacityBody {
+    /// Cores.
+    pub cru: u64,
+    /// Memory, bytes.
+    pub mru: u64,
+    /// SSD, bytes.
+    pub sru: u64,
+    /// HDD, bytes.
+    pub hru: u64,
+    /// Public IPv4 addresses; only the node itself tells (null from the catalog).
+    pub ipv4u: Option<u64>,
+}
+
+impl From<marketplace_app::zos::Capacity> for CapacityBody {
+    fn from(c: marketplace_app::zos::Capacity) -> Self {
+        Self {
+            cru: c.cru,
+            mru: c.mru,
+            sru: c.sru,
+            hru: c.hru,
+            ipv4u: Some(c.ipv4u),
+        }
+    }
+}
+
+/// A node's whole capacity and how much of it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeCapacity {
+    /// The node's capacity.
+    pub total: CapacityBody,
+    /// Used by workloads (and, as the node reports it, by the system).
+    pub used: CapacityBody,
+}
+
+/// The node a deployment is on.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentNode {
+    /// Grid node id.
+    pub node_id: i64,
+    /// The node's farm.
+    pub farm_id: i64,
+    /// Total and used capacity; null when the source is `unknown`.
+    pub capacity: Option<NodeCapacity>,
+    /// Where the figures come from: the node, or the catalog when the node
+    /// could not be asked (no node port, no answer in time).
+    pub source: CapacitySource,
+}
+
+/// One status change of a deployment: the `data` of each event of
+/// `GET /v1/deployments/{id}/events` (whose `id` is the sequence and whose
+/// `event` is the event type).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentChange {
+    /// The event's sequence (the deployment's version after it).
+    pub sequence: i64,
+    /// What happened: `NodeAssigned`, `DeploymentRunning`, …
+    pub event: String,
+    /// Status after it.
+    pub status: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Event-specific facts (a node and why it was chosen, a contract, a reason).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
 }
 
 /// `POST /v1/quotes`.

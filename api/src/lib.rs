@@ -73,6 +73,36 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// Wakes reads waiting for their own writes.
     pub views: ViewWatcher,
+    /// The ZOS nodes' RMB commands, for live figures (a deployment's node
+    /// capacity); without it, reads fall back to the node catalog.
+    pub nodes: Option<Arc<dyn marketplace_app::zos::Nodes>>,
+}
+
+impl AppState {
+    /// The state with no outside ports configured: reads that could ask a
+    /// node answer from the views instead.
+    pub fn new(
+        pool: PgPool,
+        stores: Arc<Stores>,
+        auth: Arc<Authenticator>,
+        settings: Arc<ApiSettings>,
+        views: ViewWatcher,
+    ) -> Self {
+        Self {
+            pool,
+            stores,
+            auth,
+            settings,
+            views,
+            nodes: None,
+        }
+    }
+
+    /// Asks the nodes themselves (through this port) for live figures.
+    pub fn with_nodes(mut self, nodes: Arc<dyn marketplace_app::zos::Nodes>) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
 }
 
 #[derive(OpenApi)]

@@ -1,7 +1,8 @@
 //! Lets a read wait, bounded, until its view has caught up with a version:
 //! projection runners notify the `views` channel when they commit, and
 //! waiting readers look again on each notification (and every 100 ms in case
-//! one is missed).
+//! one is missed). Long-lived readers (event streams) subscribe to the same
+//! notifications.
 
 use std::time::Duration;
 
@@ -51,6 +52,14 @@ impl ViewWatcher {
         Self { rx }
     }
 
+    /// A long-lived reader's wake-ups (an event stream): each [`ViewChanges::next`]
+    /// returns once some view committed after the previous one returned.
+    pub fn subscribe(&self) -> ViewChanges {
+        let mut rx = self.rx.clone();
+        rx.mark_unchanged();
+        ViewChanges { rx }
+    }
+
     /// Calls `look` until it answers `Some`, or `timeout` passes (`None`).
     pub async fn wait_for<T, F, Fut>(
         &self,
@@ -74,6 +83,36 @@ impl ViewWatcher {
             }
             let nap = (deadline - now).min(Duration::from_millis(100));
             let _ = tokio::time::timeout(nap, rx.changed()).await;
+        }
+    }
+}
+
+/// Wake-ups of one long-lived reader, from [`ViewWatcher::subscribe`].
+pub struct ViewChanges {
+    rx: watch::Receiver<u64>,
+}
+
+/// Why [`ViewChanges::next`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Some view committed since the last wake-up (or since subscribing).
+    Changed,
+    /// Nothing was heard within the wait: look anyway, in case a
+    /// notification was lost while the listener reconnected.
+    TimedOut,
+    /// The watcher has stopped: the server is shutting down.
+    Closed,
+}
+
+impl ViewChanges {
+    /// Waits until some view commits after the previous wake-up, or `max`
+    /// passes. A commit that lands while the caller is reading (between two
+    /// calls) wakes the next call at once, so none is missed.
+    pub async fn next(&mut self, max: Duration) -> Wake {
+        match tokio::time::timeout(max, self.rx.changed()).await {
+            Ok(Ok(())) => Wake::Changed,
+            Ok(Err(_)) => Wake::Closed,
+            Err(_) => Wake::TimedOut,
         }
     }
 }

@@ -369,6 +369,26 @@ pub async fn history(pool: &PgPool, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::E
     .await
 }
 
+/// At most `limit` entries of a deployment's history after sequence
+/// `after`, oldest first: an event stream's next page.
+pub async fn history_after(
+    pool: &PgPool,
+    id: Uuid,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<HistoryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sequence, event_type, status, at, actor_subject, actor_role, detail
+           FROM deployment_history WHERE deployment_id = $1 AND sequence > $2
+          ORDER BY sequence LIMIT $3",
+    )
+    .bind(id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// The workload specs of an owner's deployments that burn TFT (provisioning
 /// or running), for pricing their runway.
 pub async fn active_specs(pool: &PgPool, owner: &str) -> Result<Vec<WorkloadSpec>, sqlx::Error> {

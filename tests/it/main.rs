@@ -20,6 +20,7 @@ mod bus;
 mod chain_sim;
 mod cli;
 mod commands;
+mod deployments_api;
 mod grid_sync;
 mod harness;
 mod kafka;

@@ -93,7 +93,12 @@ fn check(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Ve
     }
 }
 
-fn response_schema<'a>(doc: &'a Value, path: &str, method: &str, status: u16) -> &'a Value {
+pub(crate) fn response_schema<'a>(
+    doc: &'a Value,
+    path: &str,
+    method: &str,
+    status: u16,
+) -> &'a Value {
     let response = &doc["paths"][path][method]["responses"][status.to_string()];
     assert!(
         !response.is_null(),
@@ -106,7 +111,7 @@ fn response_schema<'a>(doc: &'a Value, path: &str, method: &str, status: u16) ->
 }
 
 #[track_caller]
-fn assert_fits(doc: &Value, schema: &Value, value: &Value) {
+pub(crate) fn assert_fits(doc: &Value, schema: &Value, value: &Value) {
     let mut errors = Vec::new();
     check(doc, schema, value, "$", &mut errors);
     assert!(
@@ -134,6 +139,7 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/deployments", "post"),
         ("/v1/deployments", "get"),
         ("/v1/deployments/{id}", "get"),
+        ("/v1/deployments/{id}/events", "get"),
         ("/v1/deployments/{id}/resize", "post"),
         ("/v1/deployments/{id}/cancel", "post"),
         ("/v1/deployments/{id}/node", "post"),

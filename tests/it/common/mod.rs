@@ -166,6 +166,8 @@ pub struct AppOptions {
     /// Start localstripe with its wrapper, configure the Stripe client on
     /// it and run the Stripe inbox worker.
     pub stripe: bool,
+    /// The ZOS nodes port the API asks for live figures (none: the catalog's).
+    pub nodes: Option<Arc<dyn marketplace_app::zos::Nodes>>,
 }
 
 impl Default for AppOptions {
@@ -175,6 +177,7 @@ impl Default for AppOptions {
             body_limit: 16 * 1024,
             payments: true,
             stripe: false,
+            nodes: None,
         }
     }
 }
@@ -258,7 +261,10 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
         payments: payments.clone(),
         dev_jwks: None,
     };
-    let state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);
+    let mut state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);
+    if let Some(nodes) = options.nodes {
+        state = state.with_nodes(nodes);
+    }
     if options.projections {
         marketplace::wiring::spawn_projections(pool.clone(), 100, cancel.clone());
     }

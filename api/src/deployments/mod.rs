@@ -1,6 +1,13 @@
 //! Deployment endpoints: users request, resize and cancel their own
-//! deployments and read them back; operators (and, later, the provisioning
-//! workers) drive the rest of the life cycle.
+//! deployments and read them back ([`detail`]) or follow their status
+//! changes as they happen ([`events`]); operators drive the rest of the life
+//! cycle by hand, as overrides of the provisioning process manager.
+
+mod detail;
+mod events;
+
+pub use detail::GetParams;
+pub use events::EventsParams;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -19,7 +26,6 @@ use crate::command::{accept, fingerprint, owned_by, Target};
 use crate::dto::*;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
-use crate::views_watch::read_visible;
 use crate::AppState;
 use marketplace_app::{ids, CommandError};
 
@@ -27,7 +33,8 @@ use marketplace_app::{ids, CommandError};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(request_deployment, list_deployments))
-        .routes(routes!(get_deployment))
+        .routes(routes!(detail::get_deployment))
+        .routes(routes!(events::deployment_events))
         .routes(routes!(resize_deployment))
         .routes(routes!(cancel_deployment))
         .routes(routes!(assign_node))
@@ -176,95 +183,6 @@ fn summary(row: DeploymentRow) -> DeploymentSummary {
         updated_at: row.updated_at,
         version: row.version,
     }
-}
-
-/// Read-your-writes.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct GetParams {
-    /// Wait (bounded) until the view has reached this version, as returned by a command.
-    pub min_version: Option<i64>,
-}
-
-/// One deployment with its history of states.
-#[utoipa::path(
-    get, path = "/v1/deployments/{id}", tag = "deployments",
-    params(("id" = Uuid, Path, description = "Deployment id"), GetParams),
-    responses(
-        (status = 200, body = DeploymentDetail),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 503, body = Problem, description = "The view did not reach min_version in time")
-    ),
-    security(("bearer" = []))
-)]
-pub async fn get_deployment(
-    State(state): State<AppState>,
-    AsUserOrOperator(actor): AsUserOrOperator,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiQuery(params): ApiQuery<GetParams>,
-) -> Result<Json<DeploymentDetail>, ApiError> {
-    let pool = &state.pool;
-    let row = read_visible(
-        &state.views,
-        state.settings.read_wait,
-        params.min_version.unwrap_or(0),
-        || views::get(pool, id),
-        |row: &DeploymentRow| actor.is_operator() || row.owner == actor.subject,
-        |row| row.version,
-    )
-    .await?;
-    let history = views::history(&state.pool, id).await?;
-    let maintenance = match row.node_id.and_then(|n| u32::try_from(n).ok()) {
-        Some(node) => crate::nodes::upcoming_maintenance(&state, node).await?,
-        None => Vec::new(),
-    };
-    detail(row, history, maintenance).map(Json)
-}
-
-fn detail(
-    row: DeploymentRow,
-    history: Vec<views::HistoryRow>,
-    maintenance: Vec<crate::dto::MaintenanceBody>,
-) -> Result<DeploymentDetail, ApiError> {
-    let read = |what: &str, e: serde_json::Error| {
-        ApiError::Internal(format!("deployment {} {what}: {e}", row.id))
-    };
-    Ok(DeploymentDetail {
-        spec: serde_json::from_value(row.spec.clone()).map_err(|e| read("spec", e))?,
-        placement: serde_json::from_value(row.placement.clone())
-            .map_err(|e| read("placement", e))?,
-        workloads: serde_json::from_value(row.workloads.clone())
-            .map_err(|e| read("workloads", e))?,
-        id: row.id,
-        owner: row.owner,
-        name: row.name,
-        kind: row.kind,
-        status: row.status,
-        node_id: row.node_id,
-        farm_id: row.farm_id,
-        contract_id: row.contract_id,
-        failure_reason: row.failure_reason,
-        cancel_reason: row.cancel_reason,
-        deletion_cause: row.deletion_cause,
-        grace_since: row.grace_since,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        version: row.version,
-        history: history
-            .into_iter()
-            .map(|h| HistoryEntry {
-                sequence: h.sequence,
-                event: h.event_type,
-                status: h.status,
-                at: h.at,
-                actor: h.actor_subject,
-                actor_role: h.actor_role,
-                detail: h.detail,
-            })
-            .collect(),
-        maintenance,
-    })
 }
 
 /// Resize a running deployment (its owner or an operator).
