@@ -83,7 +83,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         settings.stripe_webhook_secret.is_some(),
         &cancel,
     );
-    let state = app_state(pool.clone(), auth, settings, &cancel);
+    let mut state = app_state(pool.clone(), auth, settings, &cancel);
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
     let (grid_url, simulated) = match &args.grid_url {
         Some(url) => (url.clone(), false),
@@ -102,6 +102,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 fund_treasury(&grid_url, ports.2.treasury().address()).await;
             }
             info!(%chain_url, treasury = %ports.2.treasury().address(), "provisioning deployments on the chain at {chain_url}");
+            state = state.with_nodes(ports.1.clone());
             spawn_provisioning(&pool, p, ports, &cancel)
         }
         None => {

@@ -37,10 +37,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         settings.stripe_webhook_secret.is_some(),
         &cancel,
     );
+    let mut state = app_state(pool.clone(), auth, settings, &cancel);
     let p = &args.provisioning;
     match (&p.chain_url, &p.chain_seed) {
         (Some(url), Some(seed)) => {
             let ports = chain_ports(url, p.rmb_url.as_deref(), seed)?;
+            state = state.with_nodes(ports.1.clone());
             workers.extend(spawn_provisioning(&pool, p, ports, &cancel));
         }
         (None, None) => tracing::warn!(
@@ -49,7 +51,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => bail!("provisioning needs both TFCHAIN_URL and MARKETPLACE_CHAIN_SEED"),
     }
-    let state = app_state(pool, auth, settings, &cancel);
     let api = spawn_api(listener, state, cancel.clone());
     shutdown_signal().await;
     cancel.cancel();

@@ -268,10 +268,17 @@ impl Grid {
         loop {
             let r = self.app.get(&format!("/v1/deployments/{id}"), token).await;
             let status = r.status();
-            if status != 200 && status != 404 {
-                panic!("reading deployment {id}: {status} {}", r.text().await.unwrap_or_default());
+            // 404 before the view has the deployment, 503 while it lags.
+            if status != 200 && status != 404 && status != 503 {
+                panic!(
+                    "reading deployment {id}: {status} {}",
+                    r.text().await.unwrap_or_default()
+                );
             }
-            assert!(Instant::now() < deadline, "deployment {id} still unreadable after 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "deployment {id} still unreadable after 60 s"
+            );
             if status == 200 {
                 let v: Value = r.json().await.expect("detail");
                 if statuses.iter().any(|s| v["status"] == json!(s)) {

@@ -72,7 +72,10 @@ async fn a_resized_vm_runs_again_at_its_new_size_on_the_same_contract() {
             .json()
             .await
             .expect("detail");
-        if d["status"] == "running" && grid.statistics(node).await.used.cru == before + 2 {
+        if d["status"] == "running"
+            && d["update_pending"] == false
+            && grid.statistics(node).await.used.cru == before + 2
+        {
             assert_eq!(d["contract_id"], contract, "the same contract, updated");
             break;
         }
@@ -123,12 +126,24 @@ async fn scale_to(grid: &Grid, id: &str, node: u32, workers: u8) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let d = grid.settled(&alice(), id, &["running"]).await;
-    assert_eq!(
-        d["workloads"].as_array().map(Vec::len),
-        Some(1 + usize::from(workers)),
-        "{d:#}"
-    );
+    // The node has them all up; the deployment reports them once the
+    // manager has marked the new revision running.
+    loop {
+        let d = grid.settled(&alice(), id, &["running"]).await;
+        if d["update_pending"] == false {
+            assert_eq!(
+                d["workloads"].as_array().map(Vec::len),
+                Some(1 + usize::from(workers)),
+                "{d:#}"
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revision never ran: {d:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
