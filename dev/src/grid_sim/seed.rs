@@ -198,7 +198,7 @@ impl Seed {
                 country: country.to_owned(),
                 city: city.to_owned(),
                 grid_version: 3,
-                uptime: 3 * DAY,
+                uptime: 45 * DAY,
                 created: GENERATED_EPOCH - 200 * DAY,
                 farming_policy_id: 1,
                 updated_at: GENERATED_EPOCH,
