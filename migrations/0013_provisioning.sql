@@ -8,7 +8,11 @@ ALTER TABLE deployment_views
     ADD COLUMN tried_nodes bigint[] NOT NULL DEFAULT '{}',
     -- The spec's revision (one more per resize) and the one last running.
     ADD COLUMN revision integer NOT NULL DEFAULT 0,
-    ADD COLUMN running_revision integer;
+    ADD COLUMN running_revision integer,
+    -- A VM's standby ({node_id, farm_id, reason, contract_id, ready}) and
+    -- the last takeover ({from_node, to_node, reason, at}).
+    ADD COLUMN standby jsonb,
+    ADD COLUMN failover jsonb;
 
 -- One row per deployment the provisioning manager still has to look at,
 -- written by its intake (a projection of deployment events, so in commit

@@ -47,6 +47,10 @@ pub struct VmBody {
     pub image: String,
     /// An OpenSSH public key line.
     pub ssh_key: String,
+    /// Keep a standby VM on a node of another farm, started when this
+    /// one's node has been unreachable for 30 minutes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
 }
 
 /// A Kubernetes cluster.
@@ -89,8 +93,9 @@ impl SpecBody {
                 let size = vm.size.into_domain("size").map_err(under)?;
                 let image = FlistImage::new(&vm.image).map_err(under)?;
                 let key = SshPublicKey::new(&vm.ssh_key).map_err(under)?;
-                let spec =
-                    VmSpec::new(size, vm.disks_gb, vm.public_ipv4, image, key).map_err(under)?;
+                let spec = VmSpec::new(size, vm.disks_gb, vm.public_ipv4, image, key)
+                    .map_err(under)?
+                    .with_standby(vm.standby);
                 Ok(WorkloadSpec::Vm(spec))
             }
             SpecBody::Kubernetes(k) => {
@@ -391,6 +396,15 @@ pub struct DeploymentDetail {
     pub running_revision: Option<i32>,
     /// Running, but not yet on the spec's revision: a resize is being applied.
     pub update_pending: bool,
+    /// A VM's standby, when it asked for one: `{node_id, farm_id, reason,
+    /// contract_id, ready}`. The VM runs on `node_id` above (the active
+    /// one); the standby holds its disks and network on another farm.
+    #[schema(value_type = Option<Object>)]
+    pub standby: Option<serde_json::Value>,
+    /// The last takeover: `{from_node, to_node, reason, at}`: why the VM
+    /// now runs on what was its standby's node.
+    #[schema(value_type = Option<Object>)]
+    pub failover: Option<serde_json::Value>,
     /// The node it is placed on, with the node's capacity.
     pub node: Option<DeploymentNode>,
     /// Last reported workload states.

@@ -159,6 +159,8 @@ impl From<DeploymentError> for CommandError {
             | DeploymentError::GracePeriodNotElapsed { .. }
             | DeploymentError::CauseNotAllowed { .. }
             | DeploymentError::InvalidContractId
+            | DeploymentError::NoStandby
+            | DeploymentError::StandbySameFarm { .. }
             | DeploymentError::TextTooLong { .. } => unfieldable(&e),
         }
     }

@@ -119,6 +119,38 @@ impl Projection for DeploymentProjection {
                  placement_reason = NULL, workloads = '[]'"
             )
             .bind(i64::from(*node_id)),
+            E::StandbyAssigned { node, reason, .. } => update!("standby = $8").bind(json!({
+                "node_id": node.node_id, "farm_id": node.farm_id, "reason": reason,
+                "contract_id": null, "ready": false,
+            })),
+            E::StandbyContractCreated { contract_id, .. } => {
+                update!("standby = jsonb_set(standby, '{contract_id}', to_jsonb($8::bigint))")
+                    .bind(contract_id_column(*contract_id)?)
+            }
+            E::StandbyReady { .. } => update!("standby = jsonb_set(standby, '{ready}', 'true')"),
+            E::StandbyAbandoned { node_id, .. } => {
+                update!("standby = NULL, tried_nodes = array_append(tried_nodes, $8)")
+                    .bind(i64::from(*node_id))
+            }
+            E::FailedOver {
+                from_node,
+                to_node,
+                to_contract_id,
+                reason,
+                at,
+                ..
+            } => update!(
+                "node_id = $8, farm_id = $9, contract_id = $10, rent_contract_id = NULL, \
+                 standby = NULL, failover = $11, tried_nodes = array_append(tried_nodes, $12), \
+                 revision = revision + 1"
+            )
+            .bind(i64::from(to_node.node_id))
+            .bind(i64::from(to_node.farm_id))
+            .bind(contract_id_column(*to_contract_id)?)
+            .bind(json!({
+                "from_node": from_node, "to_node": to_node.node_id, "reason": reason, "at": at,
+            }))
+            .bind(i64::from(*from_node)),
             E::DeploymentRunning { workloads, .. } => {
                 update!("status = 'running', workloads = $8, running_revision = revision")
                     .bind(to_json(workloads)?)
@@ -190,6 +222,19 @@ fn history_detail(event: &DeploymentEvent) -> Value {
             ..
         } => json!({ "node_id": node_id, "contract_id": contract_id, "reason": reason }),
         E::DeploymentFailed { reason, .. } => json!({ "reason": reason }),
+        E::StandbyAssigned { node, reason, .. } => {
+            json!({ "node_id": node.node_id, "farm_id": node.farm_id, "reason": reason })
+        }
+        E::StandbyContractCreated { contract_id, .. } => json!({ "contract_id": contract_id }),
+        E::StandbyAbandoned {
+            node_id, reason, ..
+        } => json!({ "node_id": node_id, "reason": reason }),
+        E::FailedOver {
+            from_node,
+            to_node,
+            reason,
+            ..
+        } => json!({ "from_node": from_node, "to_node": to_node.node_id, "reason": reason }),
         E::DeploymentCancelled { reason, .. } => json!({ "reason": reason }),
         E::DeploymentDeleted { cause, .. } => json!({ "cause": cause }),
         _ => json!({}),
@@ -229,6 +274,10 @@ pub struct DeploymentRow {
     pub revision: i32,
     /// The revision last running.
     pub running_revision: Option<i32>,
+    /// The VM's standby.
+    pub standby: Option<Value>,
+    /// The last takeover by the standby.
+    pub failover: Option<Value>,
     /// Last reported workload states.
     pub workloads: Value,
     /// Why it failed.

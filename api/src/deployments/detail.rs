@@ -111,6 +111,8 @@ fn detail(
         rent_contract_id: row.rent_contract_id,
         revision: row.revision,
         running_revision: row.running_revision,
+        standby: row.standby,
+        failover: row.failover,
         node,
         failure_reason: row.failure_reason,
         cancel_reason: row.cancel_reason,

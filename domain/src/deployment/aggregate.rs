@@ -109,6 +109,10 @@ pub struct DeploymentState {
     pub revision: u32,
     /// The revision last reported running, if any.
     pub running_revision: Option<u32>,
+    /// The VM's standby, when it asks for one and it has been placed.
+    pub standby: Option<Standby>,
+    /// The last takeover by a standby.
+    pub failover: Option<Failover>,
 }
 
 impl DeploymentState {
@@ -194,6 +198,10 @@ pub enum DeploymentError {
         status: Status,
     },
     /// The contract id is not a chain contract id.
+    #[error("only a VM that asks for a standby has one")]
+    NoStandby,
+    #[error("a standby must be in another farm than the VM's (farm {farm_id})")]
+    StandbySameFarm { farm_id: u32 },
     #[error("contract ids start at 1")]
     InvalidContractId,
     /// The reason or another free text is too long.
@@ -279,6 +287,11 @@ impl Deployment {
                 }]),
                 _ => Err(refuse()),
             },
+            standby @ (C::AssignStandby { .. }
+            | C::RecordStandbyContract { .. }
+            | C::MarkStandbyReady { .. }
+            | C::AbandonStandby { .. }
+            | C::FailOver { .. }) => super::standby::decide(s, standby),
             C::AbandonAttempt { reason, at } => match (s.status, s.node) {
                 (Status::Placed | Status::Provisioning, Some(node)) => {
                     if reason.trim().is_empty() {
@@ -419,6 +432,8 @@ impl Deployment {
                 last_attempt_failure: None,
                 revision: 0,
                 running_revision: None,
+                standby: None,
+                failover: None,
             });
             return;
         }
@@ -453,6 +468,11 @@ impl Deployment {
                 s.workloads.clear();
                 s.status = Status::Requested;
             }
+            E::StandbyAssigned { .. }
+            | E::StandbyContractCreated { .. }
+            | E::StandbyReady { .. }
+            | E::StandbyAbandoned { .. }
+            | E::FailedOver { .. } => super::standby::apply(s, event),
             E::DeploymentRunning { workloads, .. } => {
                 s.workloads = workloads.clone();
                 s.running_revision = Some(s.revision);

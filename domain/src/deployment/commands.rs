@@ -56,6 +56,41 @@ pub enum DeploymentCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Record the node chosen for the VM's standby.
+    AssignStandby {
+        /// The node (of another farm than the primary's).
+        node: NodeAssignment,
+        /// Why.
+        reason: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record the standby's node contract.
+    RecordStandbyContract {
+        /// TFChain contract id.
+        contract_id: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The standby's node reports it up.
+    MarkStandbyReady {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The standby failed (its contract cancelled): choose another.
+    AbandonStandby {
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The primary's node is gone: the standby becomes the VM.
+    FailOver {
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     MarkFailed {
         /// The states reported.
         workloads: Vec<WorkloadStatus>,
@@ -109,6 +144,11 @@ impl DeploymentCommand {
             DeploymentCommand::AssignNode { .. } => "assign_node",
             DeploymentCommand::RecordContractCreated { .. } => "record_contract_created",
             DeploymentCommand::AbandonAttempt { .. } => "abandon_attempt",
+            DeploymentCommand::AssignStandby { .. } => "assign_standby",
+            DeploymentCommand::RecordStandbyContract { .. } => "record_standby_contract",
+            DeploymentCommand::MarkStandbyReady { .. } => "mark_standby_ready",
+            DeploymentCommand::AbandonStandby { .. } => "abandon_standby",
+            DeploymentCommand::FailOver { .. } => "fail_over",
             DeploymentCommand::MarkRunning { .. } => "mark_running",
             DeploymentCommand::MarkFailed { .. } => "mark_failed",
             DeploymentCommand::Resize { .. } => "resize",

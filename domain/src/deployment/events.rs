@@ -60,6 +60,51 @@ pub enum DeploymentEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A node was chosen for the VM's standby.
+    StandbyAssigned {
+        /// The node.
+        node: NodeAssignment,
+        /// Why.
+        reason: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The standby's node contract exists.
+    StandbyContractCreated {
+        /// TFChain contract id.
+        contract_id: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The standby's node reports it up.
+    StandbyReady {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The standby failed and its contract was cancelled.
+    StandbyAbandoned {
+        /// Its node.
+        node_id: u32,
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The standby took over from the primary's node.
+    FailedOver {
+        /// The node given up.
+        from_node: u32,
+        /// Its contract (cancelled).
+        from_contract_id: Option<u64>,
+        /// The standby's node, now the VM's.
+        to_node: NodeAssignment,
+        /// The standby's contract, now the VM's.
+        to_contract_id: u64,
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Every workload is up.
     DeploymentRunning {
         /// Reported states.
@@ -121,6 +166,11 @@ impl DeploymentEvent {
             | DeploymentEvent::NodeAssigned { at, .. }
             | DeploymentEvent::ContractCreated { at, .. }
             | DeploymentEvent::ProvisioningAttemptFailed { at, .. }
+            | DeploymentEvent::StandbyAssigned { at, .. }
+            | DeploymentEvent::StandbyContractCreated { at, .. }
+            | DeploymentEvent::StandbyReady { at }
+            | DeploymentEvent::StandbyAbandoned { at, .. }
+            | DeploymentEvent::FailedOver { at, .. }
             | DeploymentEvent::DeploymentRunning { at, .. }
             | DeploymentEvent::DeploymentFailed { at, .. }
             | DeploymentEvent::DeploymentResized { at, .. }
@@ -139,6 +189,11 @@ impl DomainEvent for DeploymentEvent {
             DeploymentEvent::NodeAssigned { .. } => "NodeAssigned",
             DeploymentEvent::ContractCreated { .. } => "ContractCreated",
             DeploymentEvent::ProvisioningAttemptFailed { .. } => "ProvisioningAttemptFailed",
+            DeploymentEvent::StandbyAssigned { .. } => "StandbyAssigned",
+            DeploymentEvent::StandbyContractCreated { .. } => "StandbyContractCreated",
+            DeploymentEvent::StandbyReady { .. } => "StandbyReady",
+            DeploymentEvent::StandbyAbandoned { .. } => "StandbyAbandoned",
+            DeploymentEvent::FailedOver { .. } => "FailedOver",
             DeploymentEvent::DeploymentRunning { .. } => "DeploymentRunning",
             DeploymentEvent::DeploymentFailed { .. } => "DeploymentFailed",
             DeploymentEvent::DeploymentResized { .. } => "DeploymentResized",

@@ -175,7 +175,16 @@ pub struct VmSpec {
     pub image: FlistImage,
     /// The key allowed to log in.
     pub ssh_key: SshPublicKey,
+    /// Whether a standby VM is kept on a node of another farm, started when
+    /// the primary's node has been unreachable for
+    /// [`STANDBY_TAKEOVER_MINUTES`] (ours: the grid has no backup workload).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
 }
+
+/// How long the primary's node must have been unreachable before its
+/// standby takes over.
+pub const STANDBY_TAKEOVER_MINUTES: i64 = 30;
 
 impl VmSpec {
     /// Validates a VM spec.
@@ -193,7 +202,13 @@ impl VmSpec {
             public_ipv4,
             image,
             ssh_key,
+            standby: false,
         })
+    }
+
+    /// The same VM, with or without a standby.
+    pub fn with_standby(self, standby: bool) -> Self {
+        Self { standby, ..self }
     }
 }
 
@@ -488,6 +503,31 @@ pub enum DeletionCause {
 }
 
 /// The node a deployment is placed on.
+/// A VM's standby: a second node of another farm holding the VM's disks
+/// and network, ready to start the VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standby {
+    /// Where it is.
+    pub node: NodeAssignment,
+    /// Why that node.
+    pub reason: Option<String>,
+    /// Its node contract, once created.
+    pub contract_id: Option<u64>,
+    /// Whether its node reports it up.
+    pub ready: bool,
+}
+
+/// The last time the standby took over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failover {
+    /// The node given up.
+    pub from_node: u32,
+    /// The standby's node, now the VM's.
+    pub to_node: u32,
+    /// Why.
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAssignment {
     /// Grid node id.

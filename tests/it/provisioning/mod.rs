@@ -5,6 +5,7 @@
 mod crash;
 mod flows;
 mod scale;
+mod standby;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,7 +106,10 @@ impl Grid {
     /// Everything, the manager in this process.
     pub async fn start(seed: Seed) -> Grid {
         let grid = Self::without_manager(seed).await;
-        grid.spawn_manager(ProvisioningOptions::default());
+        grid.spawn_manager(ProvisioningOptions {
+            standby_check: Duration::from_millis(100),
+            ..ProvisioningOptions::default()
+        });
         grid
     }
 

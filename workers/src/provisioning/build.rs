@@ -147,6 +147,27 @@ pub fn deployment(id: Uuid, twin_id: u32, s: &DeploymentState, secrets: &Secrets
     }
 }
 
+/// A VM's standby on its own node: the VM's network, its disks, its root
+/// disk's copy (`<name>sync`) and its public IP, but no machine yet; the
+/// machine is added when the standby takes over.
+pub fn standby(id: Uuid, twin_id: u32, s: &DeploymentState, secrets: &Secrets) -> Deployment {
+    let mut d = deployment(id, twin_id, s, secrets);
+    let name = s.name.as_str().to_string();
+    let root = d
+        .workload(&name)
+        .and_then(|vm| vm.data.get("size").cloned())
+        .unwrap_or(Value::Null);
+    d.workloads.retain(|w| w.kind != "zmachine");
+    d.workloads.push(workload(
+        d.version,
+        &format!("{name}sync"),
+        "zmount",
+        json!({ "size": root }),
+    ));
+    d.description = format!("marketplace deployment {id} (standby)");
+    d
+}
+
 /// The deployment for `contract_id`, signed by the owner's twin. Workloads
 /// unchanged since `previous` keep the version they had there.
 pub fn signed(mut d: Deployment, contract_id: u64, signer: &Signer, twin_id: u32) -> Deployment {
