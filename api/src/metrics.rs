@@ -1,7 +1,7 @@
 //! Prometheus metrics: how far each projection lags behind the store, how
 //! long since it last committed, its unresolved dead letters, keyed
-//! commands left pending, and the Stripe inbox's backlog and set-aside
-//! events. Computed from the database on each scrape, so any API replica
+//! commands left pending, the Stripe inbox's backlog and set-aside
+//! events, and the process managers' intakes and job queues. Computed from the database on each scrape, so any API replica
 //! reports the same figures.
 
 use std::fmt::Write;
@@ -12,6 +12,14 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::AppState;
+
+/// Everything that tails the store with a checkpoint: the registry's
+/// projections and the process managers' intakes.
+fn tailed() -> Vec<&'static str> {
+    let mut names = marketplace_projections::names();
+    names.extend(["provisioning-intake", "treasury-intake"]);
+    names
+}
 
 /// Metrics in the Prometheus text format.
 #[utoipa::path(
@@ -28,7 +36,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
            LEFT JOIN projection_checkpoints c ON c.projection = p.name
           ORDER BY p.name",
     )
-    .bind(marketplace_projections::names())
+    .bind(tailed())
     .fetch_all(&state.pool)
     .await?;
     let dead: Vec<(String, i64)> = sqlx::query_as(
@@ -65,7 +73,46 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     .fetch_all(&state.pool)
     .await?;
 
+    // The process managers' job queues: due now, waiting, failing, and the
+    // age of the oldest due job (how far behind the executors are).
+    let jobs: Vec<(String, i64, i64, i64, f64)> = sqlx::query_as(
+        "SELECT q, count(*) FILTER (WHERE due_at <= now()), count(*) FILTER (WHERE due_at > now()),
+                count(*) FILTER (WHERE failures > 0),
+                coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now()))::float8, 0)
+           FROM (SELECT 'provisioning' AS q, due_at, failures FROM provisioning_jobs
+                 UNION ALL SELECT 'chain_transfers', due_at, failures FROM chain_transfer_jobs) j
+          GROUP BY q ORDER BY q",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+
     let mut out = String::new();
+    let _ = writeln!(out, "# HELP marketplace_jobs Process managers' jobs by queue and state (due: waiting for an executor; waiting: until a later time; failing: retried after errors).");
+    let _ = writeln!(out, "# TYPE marketplace_jobs gauge");
+    let _ = writeln!(out, "# HELP marketplace_jobs_oldest_due_seconds How long the oldest due job has waited for an executor.");
+    let _ = writeln!(out, "# TYPE marketplace_jobs_oldest_due_seconds gauge");
+    for queue in ["chain_transfers", "provisioning"] {
+        let (due, waiting, failing, oldest) = jobs
+            .iter()
+            .find(|j| j.0 == queue)
+            .map_or((0, 0, 0, 0.0), |j| (j.1, j.2, j.3, j.4));
+        let _ = writeln!(
+            out,
+            "marketplace_jobs{{queue=\"{queue}\",state=\"due\"}} {due}"
+        );
+        let _ = writeln!(
+            out,
+            "marketplace_jobs{{queue=\"{queue}\",state=\"waiting\"}} {waiting}"
+        );
+        let _ = writeln!(
+            out,
+            "marketplace_jobs{{queue=\"{queue}\",state=\"failing\"}} {failing}"
+        );
+        let _ = writeln!(
+            out,
+            "marketplace_jobs_oldest_due_seconds{{queue=\"{queue}\"}} {oldest:.3}"
+        );
+    }
     let _ = writeln!(out, "# HELP marketplace_projection_lag_events Committed events a projection has not applied yet.");
     let _ = writeln!(out, "# TYPE marketplace_projection_lag_events gauge");
     for (name, events, _) in &lag {
@@ -90,7 +137,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         "# HELP marketplace_projection_dead_letters Unresolved dead letters."
     );
     let _ = writeln!(out, "# TYPE marketplace_projection_dead_letters gauge");
-    for name in marketplace_projections::names() {
+    for name in tailed() {
         let n = dead.iter().find(|(p, _)| p == name).map_or(0, |(_, n)| *n);
         let _ = writeln!(
             out,

@@ -95,6 +95,23 @@ async fn a_vm_goes_from_request_to_running_with_no_operator_call() {
         assert_eq!(actor.as_deref(), Some("provisioning"), "{event}");
         assert_eq!(causation, &correlation, "{event} is caused by the request");
     }
+
+    // The manager's intake and queue show in the metrics.
+    let metrics = grid
+        .app
+        .get("/metrics", &alice())
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    assert!(
+        metrics.contains("marketplace_projection_lag_events{projection=\"provisioning-intake\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("marketplace_jobs{queue=\"provisioning\",state=\"due\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
