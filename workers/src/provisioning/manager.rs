@@ -22,7 +22,6 @@ use marketplace_app::zos::{Deployment as ZosDeployment, NodeAddress, Nodes, ZosE
 use marketplace_app::{CommandError, EventMetadata};
 use marketplace_domain::deployment::{
     standby, DeletionCause, Deployment, DeploymentCommand, DeploymentState, NodeAssignment, Status,
-    STANDBY_TAKEOVER_MINUTES,
 };
 use marketplace_domain::placement::Demand;
 use marketplace_domain::wallet::{Wallet, WalletCommand};
@@ -31,7 +30,11 @@ use tracing::{info, warn, Instrument};
 use uuid::Uuid;
 
 use super::build::{self, Secrets};
+
+#[path = "standby.rs"]
+mod standby_steps;
 use crate::jobs::{Leased, Settle};
+use standby_steps::standby_reservation;
 
 /// The worker's name in events' metadata.
 pub const WORKER: &str = "provisioning";
@@ -734,233 +737,6 @@ impl Provisioner {
         )
         .await
     }
-}
-
-impl Provisioner {
-    // ---- the standby ----
-
-    /// Keeps a VM's standby: placed on another farm, contracted, its disks
-    /// and network up on its node; then watches the primary's node and,
-    /// once it has been unreachable for 30 minutes (chain clock), cancels
-    /// the primary's contract and fails over.
-    async fn standby(
-        &self,
-        ctx: &Ctx<'_>,
-        s: &DeploymentState,
-        job: &Leased,
-    ) -> Result<Step, StepError> {
-        let now = self.chain.latest_block().await?.timestamp;
-        let Some(primary) = s.node else {
-            return Ok(Step::Done);
-        };
-        let Some(sb) = &s.standby else {
-            return self.place_standby(ctx, s, primary, now).await;
-        };
-        let (signer, twin) = self.twin(&s.owner, ctx.cause).await?;
-        let deployment = build::standby(ctx.id, twin, s, &self.secrets(&s.owner, ctx.id));
-        let hash = deployment.deployment_hash();
-        let node = sb.node.node_id;
-        let signer_ref = &signer;
-        let give_up = move |reason: String| async move {
-            if let Some(c) = sb.contract_id {
-                self.cancel_contract(signer_ref, c).await?;
-            }
-            placement::release(&self.pool, standby_reservation(ctx.id)).await?;
-            warn!(%reason, node, "standby failed");
-            self.command(
-                ctx,
-                DeploymentCommand::AbandonStandby {
-                    reason,
-                    at: Utc::now(),
-                },
-            )
-            .await
-        };
-        let Some(contract_id) = sb.contract_id else {
-            let contract_id = match self.chain.contract_id_by_node_and_hash(node, &hash).await? {
-                Some(existing) => existing,
-                None => match self
-                    .chain
-                    .create_node_contract(
-                        &signer,
-                        node,
-                        &hash,
-                        &deployment_data(ctx.id, s),
-                        build::public_ips(&deployment),
-                        None,
-                    )
-                    .await
-                {
-                    Ok(receipt) => receipt.contract().map(|c| c.contract_id).ok_or_else(|| {
-                        StepError::Stuck("ContractCreated without a contract".into())
-                    })?,
-                    Err(e @ ChainError::Module { .. }) => {
-                        return give_up(format!(
-                            "node {node}: the chain refused the contract ({e})"
-                        ))
-                        .await
-                    }
-                    Err(e) => return Err(e.into()),
-                },
-            };
-            return self
-                .command(
-                    ctx,
-                    DeploymentCommand::RecordStandbyContract {
-                        contract_id,
-                        at: Utc::now(),
-                    },
-                )
-                .await;
-        };
-        let address = self.node_address(node).await?;
-        if !sb.ready {
-            let waiting_for = format!("standby node {node} contract {contract_id}");
-            let since = match (&job.waiting_for, job.waiting_since) {
-                (Some(w), Some(since)) if *w == waiting_for => since,
-                _ => now,
-            };
-            match self.nodes.get(address, twin, contract_id).await {
-                Ok(d) => {
-                    if let Some(reason) = build::failure(&d) {
-                        return give_up(format!("node {node}: {reason}")).await;
-                    }
-                    if build::all_ok(&d) {
-                        placement::mark_running(
-                            &self.pool,
-                            standby_reservation(ctx.id),
-                            Utc::now(),
-                        )
-                        .await?;
-                        return self
-                            .command(ctx, DeploymentCommand::MarkStandbyReady { at: Utc::now() })
-                            .await;
-                    }
-                }
-                Err(ZosError::Refused { .. }) => {
-                    let signed = build::signed(deployment, contract_id, &signer, twin);
-                    match self.nodes.deploy(address, twin, &signed).await {
-                        Ok(()) => return Ok(Step::Next),
-                        Err(ZosError::Refused { message, .. }) => {
-                            return give_up(format!("node {node} refused the standby: {message}"))
-                                .await
-                        }
-                        Err(ZosError::Unreachable(_)) => {}
-                    }
-                }
-                Err(ZosError::Unreachable(_)) => {}
-            }
-            return self
-                .wait_or_stall(
-                    waiting_for,
-                    since,
-                    now,
-                    "standby not up yet".into(),
-                    give_up,
-                )
-                .await;
-        }
-        // Ready: is the primary's node still there?
-        let primary_address = self.node_address(primary.node_id).await?;
-        let down = format!("primary node {} unreachable", primary.node_id);
-        match self.nodes.statistics(primary_address, twin).await {
-            Err(ZosError::Unreachable(e)) => {
-                let since = match (&job.waiting_for, job.waiting_since) {
-                    (Some(w), Some(since)) if *w == down => since,
-                    _ => now,
-                };
-                let minutes = (now - since) / 60;
-                if minutes >= STANDBY_TAKEOVER_MINUTES {
-                    if let Some(c) = s.contract_id {
-                        self.cancel_contract(&signer, c).await?;
-                    }
-                    placement::release(&self.pool, ctx.id).await?;
-                    let reason = format!(
-                        "node {} unreachable for {minutes} minutes ({e}); the standby on node {node} took over",
-                        primary.node_id
-                    );
-                    info!(%reason, "failing over");
-                    return self
-                        .command(
-                            ctx,
-                            DeploymentCommand::FailOver {
-                                reason,
-                                at: Utc::now(),
-                            },
-                        )
-                        .await;
-                }
-                Ok(Step::Wait {
-                    after: self.options.standby_check,
-                    waiting_for: down,
-                    since,
-                })
-            }
-            _ => Ok(Step::Wait {
-                after: self.options.standby_check,
-                waiting_for: format!("primary node {} reachable", primary.node_id),
-                since: now,
-            }),
-        }
-    }
-
-    async fn place_standby(
-        &self,
-        ctx: &Ctx<'_>,
-        s: &DeploymentState,
-        primary: NodeAssignment,
-        now: i64,
-    ) -> Result<Step, StepError> {
-        // Never the primary's farm, nor a node that failed before.
-        let same_farm: Vec<i64> =
-            sqlx::query_scalar("SELECT node_id FROM node_catalog WHERE farm_id = $1")
-                .bind(i64::from(primary.farm_id))
-                .fetch_all(&self.pool)
-                .await?;
-        let mut exclude = s.tried_nodes.clone();
-        exclude.push(primary.node_id);
-        exclude.extend(same_farm.into_iter().filter_map(|n| u32::try_from(n).ok()));
-        let (_, policy) = marketplace_projections::pricing::current_policy(&self.pool).await?;
-        let chosen = placement::reserve(
-            &self.pool,
-            standby_reservation(ctx.id),
-            &Demand::of(&s.spec),
-            &s.placement,
-            &policy,
-            Utc::now(),
-            &exclude,
-        )
-        .await?;
-        match chosen {
-            Ok(choice) => {
-                self.command(
-                    ctx,
-                    DeploymentCommand::AssignStandby {
-                        node: NodeAssignment {
-                            node_id: choice.node_id,
-                            farm_id: choice.farm_id,
-                        },
-                        reason: Some(choice.reason),
-                        at: Utc::now(),
-                    },
-                )
-                .await
-            }
-            Err(none) => {
-                warn!(reason = %none.reason, "no node of another farm for the standby yet");
-                Ok(Step::Wait {
-                    after: self.options.standby_check,
-                    waiting_for: format!("a standby node: {}", none.reason),
-                    since: now,
-                })
-            }
-        }
-    }
-}
-
-/// The standby's capacity reservation is held under its own id.
-fn standby_reservation(id: Uuid) -> Uuid {
-    Uuid::new_v5(&id, b"standby")
 }
 
 struct Ctx<'a> {

@@ -1,0 +1,95 @@
+//! The standby: another farm, ready, then taking over.
+
+use super::*;
+
+fn standby_spec() -> WorkloadSpec {
+    let size = MachineSize::new(2, 4096, 20).expect("valid size");
+    WorkloadSpec::Vm(
+        VmSpec::new(size, vec![], false, image(), key())
+            .expect("valid vm")
+            .with_standby(true),
+    )
+}
+
+fn standby_node(farm_id: u32) -> NodeAssignment {
+    NodeAssignment {
+        node_id: 21,
+        farm_id,
+    }
+}
+
+fn running_with_standby() -> Vec<DeploymentEvent> {
+    let standby = standby_node(2);
+    vec![
+        requested(standby_spec()),
+        assigned(),
+        contract(),
+        running(),
+        DeploymentEvent::StandbyAssigned {
+            node: standby,
+            reason: None,
+            at: t0(),
+        },
+        DeploymentEvent::StandbyContractCreated {
+            contract_id: 43,
+            at: t0(),
+        },
+        DeploymentEvent::StandbyReady { at: t0() },
+    ]
+}
+
+#[test]
+fn a_standby_is_on_another_farm_and_only_for_a_vm_that_asks() {
+    let assign = |farm| DeploymentCommand::AssignStandby {
+        node: standby_node(farm),
+        reason: None,
+        at: t0(),
+    };
+    let running = vec![requested(standby_spec()), assigned(), contract(), running()];
+    Deployment::given(running.clone())
+        .when(assign(1))
+        .then_expect_error(DeploymentError::StandbySameFarm { farm_id: 1 });
+    Deployment::given(running).when(assign(2)).then_accepted();
+    Deployment::given(running_vm())
+        .when(assign(2))
+        .then_expect_error(DeploymentError::NoStandby);
+}
+
+#[test]
+fn a_ready_standby_takes_over_with_its_node_and_contract() {
+    let reason = "node 11 unreachable for 31 minutes";
+    let d = Deployment::given(running_with_standby())
+        .when(DeploymentCommand::FailOver {
+            reason: reason.into(),
+            at: t0(),
+        })
+        .then_accepted();
+    let s = d.state().expect("state");
+    assert_eq!(s.node, Some(standby_node(2)));
+    assert_eq!(s.contract_id, Some(43));
+    assert_eq!(s.standby, None, "a new standby is to be found");
+    assert_eq!(
+        s.failover.as_ref().map(|f| (f.from_node, f.to_node)),
+        Some((11, 21))
+    );
+    assert!(
+        s.update_pending(),
+        "the VM is to be started on the standby's node"
+    );
+    assert!(s.tried_nodes.contains(&11));
+}
+
+#[test]
+fn a_standby_that_is_not_ready_cannot_take_over() {
+    let mut events = running_with_standby();
+    events.pop();
+    Deployment::given(events)
+        .when(DeploymentCommand::FailOver {
+            reason: "down".into(),
+            at: t0(),
+        })
+        .then_expect_error(DeploymentError::InvalidTransition {
+            command: "fail_over",
+            status: Status::Running,
+        });
+}
