@@ -12,7 +12,10 @@ ALTER TABLE deployment_views
     -- A VM's standby ({node_id, farm_id, reason, contract_id, ready}) and
     -- the last takeover ({from_node, to_node, reason, at}).
     ADD COLUMN standby jsonb,
-    ADD COLUMN failover jsonb;
+    ADD COLUMN failover jsonb,
+    -- QSFS disks' zdb backends by "<disk>/<index>":
+    -- {node_id, farm_id, contract_id, endpoint}.
+    ADD COLUMN qsfs_backends jsonb NOT NULL DEFAULT '{}';
 
 -- One row per deployment the provisioning manager still has to look at,
 -- written by its intake (a projection of deployment events, so in commit

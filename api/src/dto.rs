@@ -51,6 +51,10 @@ pub struct VmBody {
     /// one's node has been unreachable for 30 minutes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standby: bool,
+    /// Quantum-safe (QSFS) disks in GB (at most 2, each 10 to 10,000),
+    /// each spread over 4 `zdb` backends on other nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qsfs_gb: Vec<u32>,
 }
 
 /// A Kubernetes cluster.
@@ -95,7 +99,9 @@ impl SpecBody {
                 let key = SshPublicKey::new(&vm.ssh_key).map_err(under)?;
                 let spec = VmSpec::new(size, vm.disks_gb, vm.public_ipv4, image, key)
                     .map_err(under)?
-                    .with_standby(vm.standby);
+                    .with_standby(vm.standby)
+                    .with_qsfs(vm.qsfs_gb)
+                    .map_err(under)?;
                 Ok(WorkloadSpec::Vm(spec))
             }
             SpecBody::Kubernetes(k) => {
@@ -405,6 +411,10 @@ pub struct DeploymentDetail {
     /// now runs on what was its standby's node.
     #[schema(value_type = Option<Object>)]
     pub failover: Option<serde_json::Value>,
+    /// A VM's QSFS disks' `zdb` backends by `<disk>/<index>`: `{node_id,
+    /// farm_id, contract_id, endpoint}` (endpoint once its node runs it).
+    #[schema(value_type = Object)]
+    pub qsfs_backends: serde_json::Value,
     /// The node it is placed on, with the node's capacity.
     pub node: Option<DeploymentNode>,
     /// Last reported workload states.

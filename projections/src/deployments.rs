@@ -119,6 +119,42 @@ impl Projection for DeploymentProjection {
                  placement_reason = NULL, workloads = '[]'"
             )
             .bind(i64::from(*node_id)),
+            E::ZdbAssigned {
+                disk, index, node, ..
+            } => update!("qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8], $9)")
+                .bind(format!("{disk}/{index}"))
+                .bind(json!({
+                    "node_id": node.node_id, "farm_id": node.farm_id,
+                    "contract_id": null, "endpoint": null,
+                })),
+            E::ZdbContractCreated {
+                disk,
+                index,
+                contract_id,
+                ..
+            } => update!(
+                "qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8, 'contract_id'], to_jsonb($9::bigint))"
+            )
+            .bind(format!("{disk}/{index}"))
+            .bind(contract_id_column(*contract_id)?),
+            E::ZdbReady {
+                disk,
+                index,
+                endpoint,
+                ..
+            } => update!("qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8, 'endpoint'], $9)")
+                .bind(format!("{disk}/{index}"))
+                .bind(to_json(endpoint)?),
+            E::ZdbAbandoned {
+                disk,
+                index,
+                node_id,
+                ..
+            } => update!(
+                "qsfs_backends = qsfs_backends - $8, tried_nodes = array_append(tried_nodes, $9)"
+            )
+            .bind(format!("{disk}/{index}"))
+            .bind(i64::from(*node_id)),
             E::StandbyAssigned { node, reason, .. } => update!("standby = $8").bind(json!({
                 "node_id": node.node_id, "farm_id": node.farm_id, "reason": reason,
                 "contract_id": null, "ready": false,
@@ -226,6 +262,22 @@ fn history_detail(event: &DeploymentEvent) -> Value {
             json!({ "node_id": node.node_id, "farm_id": node.farm_id, "reason": reason })
         }
         E::StandbyContractCreated { contract_id, .. } => json!({ "contract_id": contract_id }),
+        E::ZdbAssigned {
+            disk, index, node, ..
+        } => json!({ "disk": disk, "index": index, "node_id": node.node_id }),
+        E::ZdbContractCreated {
+            disk,
+            index,
+            contract_id,
+            ..
+        } => json!({ "disk": disk, "index": index, "contract_id": contract_id }),
+        E::ZdbAbandoned {
+            disk,
+            index,
+            node_id,
+            reason,
+            ..
+        } => json!({ "disk": disk, "index": index, "node_id": node_id, "reason": reason }),
         E::StandbyAbandoned {
             node_id, reason, ..
         } => json!({ "node_id": node_id, "reason": reason }),
@@ -278,6 +330,8 @@ pub struct DeploymentRow {
     pub standby: Option<Value>,
     /// The last takeover by the standby.
     pub failover: Option<Value>,
+    /// QSFS disks' zdb backends, by `<disk>/<index>`.
+    pub qsfs_backends: Value,
     /// Last reported workload states.
     pub workloads: Value,
     /// Why it failed.

@@ -113,6 +113,7 @@ fn detail(
         running_revision: row.running_revision,
         standby: row.standby,
         failover: row.failover,
+        qsfs_backends: row.qsfs_backends,
         node,
         failure_reason: row.failure_reason,
         cancel_reason: row.cancel_reason,

@@ -113,6 +113,8 @@ pub struct DeploymentState {
     pub standby: Option<Standby>,
     /// The last takeover by a standby.
     pub failover: Option<Failover>,
+    /// The QSFS disks' `zdb` backends placed so far.
+    pub zdbs: Vec<ZdbBackend>,
 }
 
 impl DeploymentState {
@@ -198,6 +200,8 @@ pub enum DeploymentError {
         status: Status,
     },
     /// The contract id is not a chain contract id.
+    #[error("node {node_id} already holds the VM or another backend of this QSFS disk")]
+    ZdbNodeTaken { node_id: u32 },
     #[error("only a VM that asks for a standby has one")]
     NoStandby,
     #[error("a standby must be in another farm than the VM's (farm {farm_id})")]
@@ -287,6 +291,10 @@ impl Deployment {
                 }]),
                 _ => Err(refuse()),
             },
+            zdb @ (C::AssignZdb { .. }
+            | C::RecordZdbContract { .. }
+            | C::MarkZdbReady { .. }
+            | C::AbandonZdb { .. }) => super::qsfs::decide(s, zdb),
             standby @ (C::AssignStandby { .. }
             | C::RecordStandbyContract { .. }
             | C::MarkStandbyReady { .. }
@@ -434,6 +442,7 @@ impl Deployment {
                 running_revision: None,
                 standby: None,
                 failover: None,
+                zdbs: Vec::new(),
             });
             return;
         }
@@ -468,6 +477,10 @@ impl Deployment {
                 s.workloads.clear();
                 s.status = Status::Requested;
             }
+            E::ZdbAssigned { .. }
+            | E::ZdbContractCreated { .. }
+            | E::ZdbReady { .. }
+            | E::ZdbAbandoned { .. } => super::qsfs::apply(s, event),
             E::StandbyAssigned { .. }
             | E::StandbyContractCreated { .. }
             | E::StandbyReady { .. }

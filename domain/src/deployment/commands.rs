@@ -56,6 +56,50 @@ pub enum DeploymentCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Record the node chosen for a QSFS disk's backend.
+    AssignZdb {
+        /// The disk.
+        disk: u8,
+        /// The backend.
+        index: u8,
+        /// The node (not the VM's, not another backend's of the disk).
+        node: NodeAssignment,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record a backend's node contract.
+    RecordZdbContract {
+        /// The disk.
+        disk: u8,
+        /// The backend.
+        index: u8,
+        /// TFChain contract id.
+        contract_id: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A backend's node reports it up, at this endpoint.
+    MarkZdbReady {
+        /// The disk.
+        disk: u8,
+        /// The backend.
+        index: u8,
+        /// Where it answers.
+        endpoint: ZdbEndpoint,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A backend failed (its contract cancelled): place it again elsewhere.
+    AbandonZdb {
+        /// The disk.
+        disk: u8,
+        /// The backend.
+        index: u8,
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Record the node chosen for the VM's standby.
     AssignStandby {
         /// The node (of another farm than the primary's).
@@ -145,6 +189,10 @@ impl DeploymentCommand {
             DeploymentCommand::RecordContractCreated { .. } => "record_contract_created",
             DeploymentCommand::AbandonAttempt { .. } => "abandon_attempt",
             DeploymentCommand::AssignStandby { .. } => "assign_standby",
+            DeploymentCommand::AssignZdb { .. } => "assign_zdb",
+            DeploymentCommand::RecordZdbContract { .. } => "record_zdb_contract",
+            DeploymentCommand::MarkZdbReady { .. } => "mark_zdb_ready",
+            DeploymentCommand::AbandonZdb { .. } => "abandon_zdb",
             DeploymentCommand::RecordStandbyContract { .. } => "record_standby_contract",
             DeploymentCommand::MarkStandbyReady { .. } => "mark_standby_ready",
             DeploymentCommand::AbandonStandby { .. } => "abandon_standby",

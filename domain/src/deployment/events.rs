@@ -60,6 +60,52 @@ pub enum DeploymentEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A node was chosen for a QSFS disk's backend.
+    ZdbAssigned {
+        /// The disk.
+        disk: u8,
+        /// The backend.
+        index: u8,
+        /// The node.
+        node: NodeAssignment,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A backend's node contract exists.
+    ZdbContractCreated {
+        /// The disk.
+        disk: u8,
+        /// The backend.
+        index: u8,
+        /// TFChain contract id.
+        contract_id: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A backend is up.
+    ZdbReady {
+        /// The disk.
+        disk: u8,
+        /// The backend.
+        index: u8,
+        /// Where it answers.
+        endpoint: ZdbEndpoint,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A backend failed and its contract was cancelled.
+    ZdbAbandoned {
+        /// The disk.
+        disk: u8,
+        /// The backend.
+        index: u8,
+        /// Its node.
+        node_id: u32,
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A node was chosen for the VM's standby.
     StandbyAssigned {
         /// The node.
@@ -166,6 +212,10 @@ impl DeploymentEvent {
             | DeploymentEvent::NodeAssigned { at, .. }
             | DeploymentEvent::ContractCreated { at, .. }
             | DeploymentEvent::ProvisioningAttemptFailed { at, .. }
+            | DeploymentEvent::ZdbAssigned { at, .. }
+            | DeploymentEvent::ZdbContractCreated { at, .. }
+            | DeploymentEvent::ZdbReady { at, .. }
+            | DeploymentEvent::ZdbAbandoned { at, .. }
             | DeploymentEvent::StandbyAssigned { at, .. }
             | DeploymentEvent::StandbyContractCreated { at, .. }
             | DeploymentEvent::StandbyReady { at }
@@ -189,6 +239,10 @@ impl DomainEvent for DeploymentEvent {
             DeploymentEvent::NodeAssigned { .. } => "NodeAssigned",
             DeploymentEvent::ContractCreated { .. } => "ContractCreated",
             DeploymentEvent::ProvisioningAttemptFailed { .. } => "ProvisioningAttemptFailed",
+            DeploymentEvent::ZdbAssigned { .. } => "ZdbAssigned",
+            DeploymentEvent::ZdbContractCreated { .. } => "ZdbContractCreated",
+            DeploymentEvent::ZdbReady { .. } => "ZdbReady",
+            DeploymentEvent::ZdbAbandoned { .. } => "ZdbAbandoned",
             DeploymentEvent::StandbyAssigned { .. } => "StandbyAssigned",
             DeploymentEvent::StandbyContractCreated { .. } => "StandbyContractCreated",
             DeploymentEvent::StandbyReady { .. } => "StandbyReady",

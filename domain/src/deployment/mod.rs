@@ -5,6 +5,7 @@
 mod aggregate;
 mod commands;
 mod events;
+pub mod qsfs;
 pub mod standby;
 mod values;
 

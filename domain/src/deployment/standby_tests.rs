@@ -93,3 +93,55 @@ fn a_standby_that_is_not_ready_cannot_take_over() {
             status: Status::Running,
         });
 }
+
+// ---- QSFS backends ----
+
+fn qsfs_spec() -> WorkloadSpec {
+    let size = MachineSize::new(2, 4096, 20).expect("valid size");
+    WorkloadSpec::Vm(
+        VmSpec::new(size, vec![], false, image(), key())
+            .expect("valid vm")
+            .with_qsfs(vec![100])
+            .expect("valid qsfs"),
+    )
+}
+
+fn zdb_on(node_id: u32, index: u8) -> DeploymentCommand {
+    DeploymentCommand::AssignZdb {
+        disk: 0,
+        index,
+        node: NodeAssignment {
+            node_id,
+            farm_id: 1,
+        },
+        at: t0(),
+    }
+}
+
+#[test]
+fn a_qsfs_backend_never_shares_a_node_with_the_vm_or_its_siblings() {
+    let placed = Deployment::given(vec![requested(qsfs_spec()), assigned()]);
+    placed
+        .when(zdb_on(11, 0))
+        .then_expect_error(DeploymentError::ZdbNodeTaken { node_id: 11 });
+    let one = placed.when(zdb_on(12, 0)).then_accepted();
+    one.when(zdb_on(12, 1))
+        .then_expect_error(DeploymentError::ZdbNodeTaken { node_id: 12 });
+    one.when(zdb_on(13, 1)).then_accepted();
+    assert!(matches!(
+        one.decide(zdb_on(14, QSFS_BACKENDS)),
+        Err(DeploymentError::InvalidTransition { .. })
+    ));
+}
+
+#[test]
+fn qsfs_disks_are_bounded() {
+    let size = MachineSize::new(2, 4096, 20).expect("valid size");
+    let vm = || VmSpec::new(size, vec![], false, image(), key()).expect("valid vm");
+    assert!(vm().with_qsfs(vec![5]).is_err(), "10 GB at least");
+    assert!(
+        vm().with_qsfs(vec![10, 10, 10]).is_err(),
+        "two disks at most"
+    );
+    assert!(vm().with_qsfs(vec![10, 10_000]).is_ok());
+}

@@ -180,7 +180,18 @@ pub struct VmSpec {
     /// [`STANDBY_TAKEOVER_MINUTES`] (ours: the grid has no backup workload).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standby: bool,
+    /// Quantum-safe (QSFS) disks, in GB: each is a `qsfs` workload on the
+    /// VM's node whose data is spread over [`QSFS_BACKENDS`] `zdb` backends
+    /// on other nodes, any [`QSFS_MINIMAL_SHARDS`] of which restore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qsfs_gb: Vec<u32>,
 }
+
+/// The `zdb` backends each QSFS disk is spread over, each on its own node.
+pub const QSFS_BACKENDS: u8 = 4;
+
+/// How many of a QSFS disk's backends restore its data.
+pub const QSFS_MINIMAL_SHARDS: u8 = 2;
 
 /// How long the primary's node must have been unreachable before its
 /// standby takes over.
@@ -203,7 +214,19 @@ impl VmSpec {
             image,
             ssh_key,
             standby: false,
+            qsfs_gb: Vec::new(),
         })
+    }
+
+    /// The same VM with these QSFS disks: at most 2, each 10 to 10,000 GB.
+    pub fn with_qsfs(self, qsfs_gb: Vec<u32>) -> Result<Self, SpecError> {
+        if qsfs_gb.len() > 2 {
+            return Err(SpecError::new("qsfs_gb", "at most 2 QSFS disks"));
+        }
+        for gb in &qsfs_gb {
+            in_range("qsfs_gb", (*gb).into(), 10, 10_000, "GB")?;
+        }
+        Ok(Self { qsfs_gb, ..self })
     }
 
     /// The same VM, with or without a standby.
@@ -515,6 +538,33 @@ pub struct Standby {
     pub contract_id: Option<u64>,
     /// Whether its node reports it up.
     pub ready: bool,
+}
+
+/// One `zdb` backend of a QSFS disk: its own deployment and contract on a
+/// node other than the VM's and the disk's other backends'.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZdbBackend {
+    /// Which QSFS disk (its index in the spec).
+    pub disk: u8,
+    /// Which of the disk's backends.
+    pub index: u8,
+    /// Where it is.
+    pub node: NodeAssignment,
+    /// Its node contract, once created.
+    pub contract_id: Option<u64>,
+    /// Where the VM's QSFS reaches it, once its node reports it up.
+    pub endpoint: Option<ZdbEndpoint>,
+}
+
+/// A ready backend's address and namespaces, as its node reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZdbEndpoint {
+    /// `[ip]:port`.
+    pub address: String,
+    /// The data namespace.
+    pub data_namespace: String,
+    /// The metadata namespace.
+    pub meta_namespace: String,
 }
 
 /// The last time the standby took over.

@@ -4,6 +4,7 @@
 
 mod crash;
 mod flows;
+mod qsfs;
 mod scale;
 mod standby;
 

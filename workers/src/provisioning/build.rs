@@ -17,7 +17,8 @@ use marketplace_app::tfchain::Signer;
 use marketplace_app::zos::types::{Signature, SignatureRequest};
 use marketplace_app::zos::{Deployment, SignatureRequirement, Workload, WorkloadResult};
 use marketplace_domain::deployment::{
-    DeploymentState, MachineSize, WorkloadSpec, WorkloadState, WorkloadStatus,
+    qsfs, DeploymentState, MachineSize, WorkloadSpec, WorkloadState, WorkloadStatus, ZdbBackend,
+    ZdbEndpoint, QSFS_BACKENDS, QSFS_MINIMAL_SHARDS,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -30,7 +31,124 @@ const MIB: u64 = 1 << 20;
 pub struct Secrets {
     /// `K3S_TOKEN`.
     pub k3s_token: String,
+    /// The QSFS disks' zdb namespace password.
+    pub zdb_password: String,
+    /// The QSFS disks' encryption key (hex, 32 bytes).
+    pub qsfs_key: String,
 }
+
+/// A QSFS disk's backend `(disk, index)`: two `zdb` namespaces (data, in
+/// sequential mode, half the disk's size since any two of four restore
+/// it; and metadata, 1 GiB, in user mode) on the backend's node.
+pub fn zdb(
+    id: Uuid,
+    twin_id: u32,
+    s: &DeploymentState,
+    disk: u8,
+    index: u8,
+    secrets: &Secrets,
+) -> Deployment {
+    let name = s.name.as_str();
+    let gb = qsfs::disks(s).get(usize::from(disk)).copied().unwrap_or(0);
+    let data_size = u64::from(gb).div_ceil(u64::from(QSFS_MINIMAL_SHARDS)) * GIB;
+    let zdb = |suffix: &str, size: u64, mode: &str| {
+        workload(
+            s.revision,
+            &format!("{name}q{disk}z{index}{suffix}"),
+            "zdb",
+            json!({ "size": size, "mode": mode, "password": secrets.zdb_password, "public": false }),
+        )
+    };
+    Deployment {
+        version: s.revision,
+        twin_id,
+        contract_id: 0,
+        metadata: json!({ "type": "zdb", "name": format!("{name}q{disk}z{index}"), "projectName": format!("marketplace/{id}") })
+            .to_string(),
+        description: format!("marketplace deployment {id}: QSFS disk {disk}, backend {index}"),
+        expiration: 0,
+        signature_requirement: SignatureRequirement {
+            requests: vec![SignatureRequest { twin_id, required: false, weight: 1 }],
+            weight_required: 1,
+            signatures: Vec::new(),
+            signature_style: String::new(),
+        },
+        workloads: vec![zdb("data", data_size, "seq"), zdb("meta", GIB, "user")],
+    }
+}
+
+/// A ready backend's endpoint, from what its node reports.
+pub fn zdb_endpoint(d: &Deployment) -> Option<ZdbEndpoint> {
+    let find = |suffix: &str| {
+        d.workloads
+            .iter()
+            .find(|w| w.kind == "zdb" && w.name.ends_with(suffix))
+    };
+    let (data, meta) = (find("data")?, find("meta")?);
+    let namespace = |w: &Workload| {
+        w.result
+            .data
+            .get("Namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let ip = data.result.data.pointer("/IPs/0").and_then(Value::as_str)?;
+    let port = data.result.data.get("Port").and_then(Value::as_u64)?;
+    Some(ZdbEndpoint {
+        address: format!("[{ip}]:{port}"),
+        data_namespace: namespace(data)?,
+        meta_namespace: namespace(meta)?,
+    })
+}
+
+/// The VM's `qsfs` workloads, one per disk, over its ready backends.
+fn qsfs_workloads(version: u32, s: &DeploymentState, secrets: &Secrets) -> Vec<Workload> {
+    let name = s.name.as_str();
+    qsfs::disks(s)
+        .iter()
+        .enumerate()
+        .map(|(disk, gb)| {
+            let mut backends: Vec<&ZdbBackend> =
+                s.zdbs.iter().filter(|z| usize::from(z.disk) == disk).collect();
+            backends.sort_by_key(|z| z.index);
+            let zdbs = |meta: bool| -> Vec<Value> {
+                backends
+                    .iter()
+                    .filter_map(|z| z.endpoint.as_ref())
+                    .map(|e| {
+                        json!({
+                            "address": e.address,
+                            "namespace": if meta { &e.meta_namespace } else { &e.data_namespace },
+                            "password": secrets.zdb_password,
+                        })
+                    })
+                    .collect()
+            };
+            let encryption = json!({ "algorithm": "AES", "key": secrets.qsfs_key });
+            workload(
+                version,
+                &format!("{name}qsfs{disk}"),
+                "qsfs",
+                json!({
+                    "cache": GIB,
+                    "config": {
+                        "minimal_shards": QSFS_MINIMAL_SHARDS,
+                        "expected_shards": QSFS_BACKENDS,
+                        "redundant_groups": 0,
+                        "redundant_nodes": 0,
+                        "max_zdb_data_dir_size": u64::from(*gb),
+                        "encryption": encryption,
+                        "meta": { "type": "zdb", "config": { "prefix": format!("{name}qsfs{disk}"), "encryption": encryption, "backends": zdbs(true) } },
+                        "groups": [{ "backends": zdbs(false) }],
+                        "compression": { "algorithm": "snappy" },
+                    },
+                }),
+            )
+        })
+        .collect()
+}
+
+/// The deployment for `contract_id`, signed by the owner's twin.
 
 /// The deployment's ZOS deployment at its current revision, unsigned and
 /// without a contract.
@@ -57,6 +175,10 @@ pub fn deployment(id: Uuid, twin_id: u32, s: &DeploymentState, secrets: &Secrets
                     json!({ "size": u64::from(*gb) * GIB }),
                 ));
                 mounts.push(json!({ "name": disk, "mountpoint": format!("/mnt/disk{i}") }));
+            }
+            for (i, q) in qsfs_workloads(version, s, secrets).into_iter().enumerate() {
+                mounts.push(json!({ "name": q.name, "mountpoint": format!("/qsfs{i}") }));
+                workloads.push(q);
             }
             let public_ip = if vm.public_ipv4 {
                 let ip = format!("{name}ip");
@@ -380,6 +502,8 @@ mod tests {
     fn secrets() -> Secrets {
         Secrets {
             k3s_token: "token".into(),
+            zdb_password: "pw".into(),
+            qsfs_key: "00".repeat(32),
         }
     }
 

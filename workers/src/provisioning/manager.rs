@@ -31,6 +31,8 @@ use uuid::Uuid;
 
 use super::build::{self, Secrets};
 
+#[path = "qsfs.rs"]
+mod qsfs_steps;
 #[path = "standby.rs"]
 mod standby_steps;
 use crate::jobs::{Leased, Settle};
@@ -154,7 +156,7 @@ impl Provisioner {
             let ctx = Ctx { id, cause, version };
             let step = match s.status {
                 Status::Requested => self.place(&ctx, &s).await,
-                Status::Placed => self.contract(&ctx, &s).await,
+                Status::Placed => self.contract(&ctx, &s, job).await,
                 Status::Provisioning => self.bring_up(&ctx, &s, job).await,
                 Status::Running if s.update_pending() => self.bring_up(&ctx, &s, job).await,
                 Status::Running | Status::Suspended if standby::wanted(&s) => {
@@ -241,6 +243,8 @@ impl Provisioner {
         }
         let demand = Demand::of(&s.spec);
         let (_, policy) = marketplace_projections::pricing::current_policy(&self.pool).await?;
+        let mut exclude = s.tried_nodes.clone();
+        exclude.extend(s.zdbs.iter().map(|z| z.node.node_id));
         let chosen = placement::reserve(
             &self.pool,
             ctx.id,
@@ -248,7 +252,7 @@ impl Provisioner {
             &s.placement,
             &policy,
             Utc::now(),
-            &s.tried_nodes,
+            &exclude,
         )
         .await?;
         match chosen {
@@ -371,8 +375,17 @@ impl Provisioner {
             .custody
             .derived(&["marketplace", owner, "k3s", &id])
             .public_key();
+        let derived = |what: &str| {
+            hex::encode(
+                self.custody
+                    .derived(&["marketplace", owner, what, &id])
+                    .public_key(),
+            )
+        };
         Secrets {
             k3s_token: hex::encode(key),
+            zdb_password: derived("zdb")[..32].to_string(),
+            qsfs_key: derived("qsfs"),
         }
     }
 
@@ -380,10 +393,18 @@ impl Provisioner {
         build::deployment(ctx.id, twin, s, &self.secrets(&s.owner, ctx.id))
     }
 
-    async fn contract(&self, ctx: &Ctx<'_>, s: &DeploymentState) -> Result<Step, StepError> {
+    async fn contract(
+        &self,
+        ctx: &Ctx<'_>,
+        s: &DeploymentState,
+        job: &Leased,
+    ) -> Result<Step, StepError> {
         let Some(node) = s.node else {
             return Err(StepError::Stuck("placed without a node".into()));
         };
+        if let Some(step) = self.qsfs_backends(ctx, s, job).await? {
+            return Ok(step);
+        }
         let (signer, twin) = self.twin(&s.owner, ctx.cause).await?;
         let deployment = self.zos(ctx, s, twin);
         let hash = deployment.deployment_hash();
@@ -494,16 +515,24 @@ impl Provisioner {
     async fn release_all(&self, id: Uuid) -> Result<(), StepError> {
         placement::release(&self.pool, id).await?;
         placement::release(&self.pool, standby_reservation(id)).await?;
+        for disk in 0..2u8 {
+            for index in 0..marketplace_domain::deployment::QSFS_BACKENDS {
+                placement::release(&self.pool, qsfs_steps::zdb_reservation(id, disk, index))
+                    .await?;
+            }
+        }
         Ok(())
     }
 
     /// Cancels the deployment's live contracts, node contracts first.
     async fn teardown(&self, s: &DeploymentState) -> Result<(), StepError> {
         let standby = s.standby.as_ref().and_then(|sb| sb.contract_id);
+        let zdbs = s.zdbs.iter().filter_map(|z| z.contract_id);
         let contracts: Vec<u64> = s
             .contract_id
             .into_iter()
             .chain(standby)
+            .chain(zdbs)
             .chain(s.rent_contract_id)
             .collect();
         if contracts.is_empty() {
