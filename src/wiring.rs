@@ -290,22 +290,40 @@ pub async fn join_all(tasks: Vec<JoinHandle<()>>) {
 }
 
 /// The chain and node ports at their endpoints, and the custodial keys.
+pub struct ChainPorts {
+    /// TFChain.
+    pub chain: Arc<dyn Chain>,
+    /// The nodes' RMB.
+    pub nodes: Arc<dyn Nodes>,
+    /// The custodial keys.
+    pub custody: Arc<Custody>,
+}
+
+/// The ports at these endpoints, the keys from this master secret.
 pub fn chain_ports(
     chain_url: &str,
     rmb_url: Option<&str>,
     seed: &SecretString,
-) -> anyhow::Result<(Arc<dyn Chain>, Arc<dyn Nodes>, Arc<Custody>)> {
+) -> anyhow::Result<ChainPorts> {
     let chain = HttpChain::new(chain_url).context("TFCHAIN_URL")?;
     let nodes = HttpRmb::new(rmb_url.unwrap_or(chain_url)).context("RMB_URL")?;
     let custody = Custody::from_seed(seed).context("MARKETPLACE_CHAIN_SEED")?;
-    Ok((Arc::new(chain), Arc::new(nodes), Arc::new(custody)))
+    Ok(ChainPorts {
+        chain: Arc::new(chain),
+        nodes: Arc::new(nodes),
+        custody: Arc::new(custody),
+    })
 }
 
 /// The provisioning manager and the treasury worker.
 pub fn spawn_provisioning(
     pool: &PgPool,
     args: &ProvisioningArgs,
-    (chain, nodes, custody): (Arc<dyn Chain>, Arc<dyn Nodes>, Arc<Custody>),
+    ChainPorts {
+        chain,
+        nodes,
+        custody,
+    }: ChainPorts,
     cancel: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let options = ProvisioningOptions {

@@ -99,10 +99,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             };
             let ports = chain_ports(&chain_url, p.rmb_url.as_deref(), &seed)?;
             if simulated {
-                fund_treasury(&grid_url, ports.2.treasury().address()).await;
+                fund_treasury(&grid_url, ports.custody.treasury().address()).await;
             }
-            info!(%chain_url, treasury = %ports.2.treasury().address(), "provisioning deployments on the chain at {chain_url}");
-            state = state.with_nodes(ports.1.clone());
+            info!(%chain_url, treasury = %ports.custody.treasury().address(), "provisioning deployments on the chain at {chain_url}");
+            state = state.with_nodes(ports.nodes.clone());
             spawn_provisioning(&pool, p, ports, &cancel)
         }
         None => {

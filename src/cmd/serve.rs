@@ -42,7 +42,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match (&p.chain_url, &p.chain_seed) {
         (Some(url), Some(seed)) => {
             let ports = chain_ports(url, p.rmb_url.as_deref(), seed)?;
-            state = state.with_nodes(ports.1.clone());
+            state = state.with_nodes(ports.nodes.clone());
             workers.extend(spawn_provisioning(&pool, p, ports, &cancel));
         }
         (None, None) => tracing::warn!(

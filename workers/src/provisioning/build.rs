@@ -148,8 +148,6 @@ fn qsfs_workloads(version: u32, s: &DeploymentState, secrets: &Secrets) -> Vec<W
         .collect()
 }
 
-/// The deployment for `contract_id`, signed by the owner's twin.
-
 /// The deployment's ZOS deployment at its current revision, unsigned and
 /// without a contract.
 pub fn deployment(id: Uuid, twin_id: u32, s: &DeploymentState, secrets: &Secrets) -> Deployment {

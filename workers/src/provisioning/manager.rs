@@ -768,6 +768,88 @@ impl Provisioner {
     }
 }
 
+/// Where a satellite deployment (a standby, a QSFS backend) is on its node.
+enum Satellite {
+    /// Every workload is `ok`; what the node reports.
+    Up(ZosDeployment),
+    /// Sent (now or before) and not up yet, or the node is out of reach.
+    Pending,
+    /// The node refused it or a workload failed: why.
+    Failed(String),
+}
+
+impl Provisioner {
+    /// The node contract carrying `deployment` on `node`: found by its
+    /// hash, or created with `public_ips`; `Ok(Err(reason))` when the chain
+    /// refuses it.
+    async fn satellite_contract(
+        &self,
+        ctx: &Ctx<'_>,
+        s: &DeploymentState,
+        signer: &Signer,
+        node: u32,
+        deployment: &ZosDeployment,
+    ) -> Result<Result<u64, String>, StepError> {
+        let hash = deployment.deployment_hash();
+        if let Some(existing) = self.chain.contract_id_by_node_and_hash(node, &hash).await? {
+            return Ok(Ok(existing));
+        }
+        let created = self
+            .chain
+            .create_node_contract(
+                signer,
+                node,
+                &hash,
+                &deployment_data(ctx.id, s),
+                build::public_ips(deployment),
+                None,
+            )
+            .await;
+        match created {
+            Ok(receipt) => receipt
+                .contract()
+                .map(|c| Ok(c.contract_id))
+                .ok_or_else(|| StepError::Stuck("ContractCreated without a contract".into())),
+            Err(e @ ChainError::Module { .. }) => Ok(Err(format!(
+                "node {node}: the chain refused the contract ({e})"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a satellite deployment back from its node, sending it first
+    /// when the node does not have it.
+    async fn satellite(
+        &self,
+        node: u32,
+        contract_id: u64,
+        deployment: ZosDeployment,
+        signer: &Signer,
+        twin: u32,
+    ) -> Result<Satellite, StepError> {
+        let address = self.node_address(node).await?;
+        match self.nodes.get(address, twin, contract_id).await {
+            Ok(d) => Ok(if let Some(reason) = build::failure(&d) {
+                Satellite::Failed(format!("node {node}: {reason}"))
+            } else if build::all_ok(&d) {
+                Satellite::Up(d)
+            } else {
+                Satellite::Pending
+            }),
+            Err(ZosError::Refused { .. }) => {
+                let signed = build::signed(deployment, contract_id, signer, twin);
+                Ok(match self.nodes.deploy(address, twin, &signed).await {
+                    Ok(()) | Err(ZosError::Unreachable(_)) => Satellite::Pending,
+                    Err(ZosError::Refused { message, .. }) => {
+                        Satellite::Failed(format!("node {node} refused it: {message}"))
+                    }
+                })
+            }
+            Err(ZosError::Unreachable(_)) => Ok(Satellite::Pending),
+        }
+    }
+}
+
 struct Ctx<'a> {
     id: Uuid,
     cause: &'a str,

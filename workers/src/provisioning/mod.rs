@@ -32,6 +32,7 @@ pub use manager::{Provisioner, ProvisioningOptions, StepError, WORKER};
 pub use treasury::Treasury;
 
 use crate::jobs::{self, Queue, WorkOptions};
+use crate::runtime::{self, Round, Schedule};
 
 /// Runs the provisioning manager (intake and executors) until cancelled.
 pub fn spawn(
@@ -47,17 +48,33 @@ pub fn spawn(
         cancel.clone(),
     ));
     let executor = tokio::spawn(jobs::work(
-        pool,
+        pool.clone(),
         Queue::PROVISIONING,
         work,
-        cancel,
+        cancel.clone(),
         move |job| {
             let provisioner = provisioner.clone();
             async move { provisioner.handle(job).await }
         },
     ));
-    vec![intake, executor]
+    // Reservations whose node has reported since they ran no longer count;
+    // delete them now and then so the table stays small.
+    let prune = tokio::spawn(async move {
+        let schedule = Schedule::every("reservation-prune", PRUNE_EVERY);
+        runtime::run(&pool.clone(), schedule, cancel, || {
+            let pool = pool.clone();
+            async move {
+                marketplace_app::placement::prune(&pool).await?;
+                Ok::<_, sqlx::Error>(Round::Idle)
+            }
+        })
+        .await;
+    });
+    vec![intake, executor, prune]
 }
+
+/// How often reservations that no longer count are deleted.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs the treasury's transfers (intake and executors) until cancelled.
 pub fn spawn_treasury(

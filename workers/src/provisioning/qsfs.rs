@@ -6,8 +6,6 @@
 
 use chrono::Utc;
 use marketplace_app::placement;
-use marketplace_app::tfchain::ChainError;
-use marketplace_app::zos::ZosError;
 use marketplace_domain::deployment::{
     qsfs, DeploymentCommand, DeploymentState, NodeAssignment, Placement, QSFS_BACKENDS,
 };
@@ -16,7 +14,7 @@ use marketplace_domain::pricing::MachineUsage;
 use tracing::warn;
 use uuid::Uuid;
 
-use super::{build, deployment_data, Ctx, Provisioner, Step, StepError};
+use super::{build, Ctx, Provisioner, Satellite, Step, StepError};
 use crate::jobs::Leased;
 
 /// A backend's capacity reservation is held under its own id.
@@ -146,32 +144,12 @@ impl Provisioner {
             .await
         };
         let Some(contract_id) = z.contract_id else {
-            let hash = deployment.deployment_hash();
-            let contract_id = match self.chain.contract_id_by_node_and_hash(node, &hash).await? {
-                Some(existing) => existing,
-                None => match self
-                    .chain
-                    .create_node_contract(
-                        &signer,
-                        node,
-                        &hash,
-                        &deployment_data(ctx.id, s),
-                        0,
-                        None,
-                    )
-                    .await
-                {
-                    Ok(receipt) => receipt.contract().map(|c| c.contract_id).ok_or_else(|| {
-                        StepError::Stuck("ContractCreated without a contract".into())
-                    })?,
-                    Err(e @ ChainError::Module { .. }) => {
-                        return give_up(format!(
-                            "node {node}: the chain refused the contract ({e})"
-                        ))
-                        .await
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+            let contract_id = match self
+                .satellite_contract(ctx, s, &signer, node, &deployment)
+                .await?
+            {
+                Ok(id) => id,
+                Err(reason) => return give_up(reason).await,
             };
             return self
                 .command(
@@ -192,46 +170,34 @@ impl Provisioner {
             (Some(w), Some(since)) if *w == waiting_for => since,
             _ => now,
         };
-        let address = self.node_address(node).await?;
-        match self.nodes.get(address, twin, contract_id).await {
-            Ok(d) => {
-                if let Some(reason) = build::failure(&d) {
-                    return give_up(format!("node {node}: {reason}")).await;
-                }
-                if build::all_ok(&d) {
-                    let Some(endpoint) = build::zdb_endpoint(&d) else {
-                        return give_up(format!("node {node} reports no zdb endpoint")).await;
-                    };
-                    placement::mark_running(
-                        &self.pool,
-                        zdb_reservation(ctx.id, disk, index),
-                        Utc::now(),
+        match self
+            .satellite(node, contract_id, deployment, &signer, twin)
+            .await?
+        {
+            Satellite::Up(d) => {
+                let Some(endpoint) = build::zdb_endpoint(&d) else {
+                    return give_up(format!("node {node} reports no zdb endpoint")).await;
+                };
+                placement::mark_running(
+                    &self.pool,
+                    zdb_reservation(ctx.id, disk, index),
+                    Utc::now(),
+                )
+                .await?;
+                return self
+                    .command(
+                        ctx,
+                        DeploymentCommand::MarkZdbReady {
+                            disk,
+                            index,
+                            endpoint,
+                            at: Utc::now(),
+                        },
                     )
-                    .await?;
-                    return self
-                        .command(
-                            ctx,
-                            DeploymentCommand::MarkZdbReady {
-                                disk,
-                                index,
-                                endpoint,
-                                at: Utc::now(),
-                            },
-                        )
-                        .await;
-                }
+                    .await;
             }
-            Err(ZosError::Refused { .. }) => {
-                let signed = build::signed(deployment, contract_id, &signer, twin);
-                match self.nodes.deploy(address, twin, &signed).await {
-                    Ok(()) => return Ok(Step::Next),
-                    Err(ZosError::Refused { message, .. }) => {
-                        return give_up(format!("node {node} refused the backend: {message}")).await
-                    }
-                    Err(ZosError::Unreachable(_)) => {}
-                }
-            }
-            Err(ZosError::Unreachable(_)) => {}
+            Satellite::Failed(reason) => return give_up(reason).await,
+            Satellite::Pending => {}
         }
         self.wait_or_stall(
             waiting_for,

@@ -5,7 +5,6 @@
 
 use chrono::Utc;
 use marketplace_app::placement;
-use marketplace_app::tfchain::ChainError;
 use marketplace_app::zos::ZosError;
 use marketplace_domain::deployment::{
     DeploymentCommand, DeploymentState, NodeAssignment, STANDBY_TAKEOVER_MINUTES,
@@ -14,7 +13,7 @@ use marketplace_domain::placement::Demand;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::{build, deployment_data, Ctx, Provisioner, Step, StepError};
+use super::{build, Ctx, Provisioner, Satellite, Step, StepError};
 use crate::jobs::Leased;
 
 impl Provisioner {
@@ -39,7 +38,6 @@ impl Provisioner {
         };
         let (signer, twin) = self.twin(&s.owner, ctx.cause).await?;
         let deployment = build::standby(ctx.id, twin, s, &self.secrets(&s.owner, ctx.id));
-        let hash = deployment.deployment_hash();
         let node = sb.node.node_id;
         let signer_ref = &signer;
         let give_up = move |reason: String| async move {
@@ -58,31 +56,12 @@ impl Provisioner {
             .await
         };
         let Some(contract_id) = sb.contract_id else {
-            let contract_id = match self.chain.contract_id_by_node_and_hash(node, &hash).await? {
-                Some(existing) => existing,
-                None => match self
-                    .chain
-                    .create_node_contract(
-                        &signer,
-                        node,
-                        &hash,
-                        &deployment_data(ctx.id, s),
-                        build::public_ips(&deployment),
-                        None,
-                    )
-                    .await
-                {
-                    Ok(receipt) => receipt.contract().map(|c| c.contract_id).ok_or_else(|| {
-                        StepError::Stuck("ContractCreated without a contract".into())
-                    })?,
-                    Err(e @ ChainError::Module { .. }) => {
-                        return give_up(format!(
-                            "node {node}: the chain refused the contract ({e})"
-                        ))
-                        .await
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+            let contract_id = match self
+                .satellite_contract(ctx, s, &signer, node, &deployment)
+                .await?
+            {
+                Ok(id) => id,
+                Err(reason) => return give_up(reason).await,
             };
             return self
                 .command(
@@ -94,42 +73,25 @@ impl Provisioner {
                 )
                 .await;
         };
-        let address = self.node_address(node).await?;
         if !sb.ready {
             let waiting_for = format!("standby node {node} contract {contract_id}");
             let since = match (&job.waiting_for, job.waiting_since) {
                 (Some(w), Some(since)) if *w == waiting_for => since,
                 _ => now,
             };
-            match self.nodes.get(address, twin, contract_id).await {
-                Ok(d) => {
-                    if let Some(reason) = build::failure(&d) {
-                        return give_up(format!("node {node}: {reason}")).await;
-                    }
-                    if build::all_ok(&d) {
-                        placement::mark_running(
-                            &self.pool,
-                            standby_reservation(ctx.id),
-                            Utc::now(),
-                        )
+            match self
+                .satellite(node, contract_id, deployment, &signer, twin)
+                .await?
+            {
+                Satellite::Up(_) => {
+                    placement::mark_running(&self.pool, standby_reservation(ctx.id), Utc::now())
                         .await?;
-                        return self
-                            .command(ctx, DeploymentCommand::MarkStandbyReady { at: Utc::now() })
-                            .await;
-                    }
+                    return self
+                        .command(ctx, DeploymentCommand::MarkStandbyReady { at: Utc::now() })
+                        .await;
                 }
-                Err(ZosError::Refused { .. }) => {
-                    let signed = build::signed(deployment, contract_id, &signer, twin);
-                    match self.nodes.deploy(address, twin, &signed).await {
-                        Ok(()) => return Ok(Step::Next),
-                        Err(ZosError::Refused { message, .. }) => {
-                            return give_up(format!("node {node} refused the standby: {message}"))
-                                .await
-                        }
-                        Err(ZosError::Unreachable(_)) => {}
-                    }
-                }
-                Err(ZosError::Unreachable(_)) => {}
+                Satellite::Failed(reason) => return give_up(reason).await,
+                Satellite::Pending => {}
             }
             return self
                 .wait_or_stall(
