@@ -286,3 +286,50 @@ async fn the_operator_steps_stay_as_manual_overrides() {
         "audited as the operator's"
     );
 }
+
+#[tokio::test]
+async fn a_dedicated_deployment_rents_its_node_first_and_gives_it_back_on_cancel() {
+    let grid = Grid::start(dev_seed()).await;
+    let mut body = vm("gpu", 4, false);
+    body["placement"] =
+        json!({ "country": "United States", "dedicated": true, "min_uptime_bps": 0 });
+    let id = grid.request_as_alice(&body).await;
+    let d = grid.settled(&alice(), &id, &["running", "failed"]).await;
+    assert_eq!(d["status"], "running", "{d:#}");
+    assert_eq!(d["node_id"], 7, "the free dedicated node");
+    let rent = d["rent_contract_id"].as_u64().expect("a rent contract");
+    let contracts = grid.contracts().await;
+    let rented = contracts
+        .iter()
+        .find(|c| c["contract_id"] == rent)
+        .expect("the rent contract on chain");
+    assert_eq!(rented["contract_type"]["RentContract"]["node_id"], 7);
+    assert_eq!(
+        rented["twin_id"],
+        contracts
+            .iter()
+            .find(|c| c["contract_id"] == d["contract_id"])
+            .expect("node contract")["twin_id"]
+    );
+
+    let r = grid
+        .app
+        .post(
+            &format!("/v1/deployments/{id}/cancel"),
+            &alice(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    grid.settled(&alice(), &id, &["deleted"]).await;
+    let live: Vec<Value> = grid
+        .contracts()
+        .await
+        .into_iter()
+        .filter(|c| c["state"] == json!("Created"))
+        .collect();
+    assert!(
+        live.is_empty(),
+        "node and rent contracts cancelled: {live:#?}"
+    );
+}
