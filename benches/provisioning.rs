@@ -246,6 +246,9 @@ impl Stack {
 struct Waiting {
     tell: Mutex<HashMap<String, oneshot::Sender<()>>>,
     jobs: Mutex<HashMap<String, Job>>,
+    /// Looks taken, and placements seen waiting for the placement lock.
+    looks: AtomicUsize,
+    lock_waiters: AtomicUsize,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -282,6 +285,18 @@ async fn watch(pool: PgPool, waiting: Arc<Waiting>, lease: Duration, cancel: Can
         .fetch_all(&pool)
         .await
         .unwrap_or_default();
+        let lock_waiters: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint)
+                    = hashtextextended('capacity-placement', 7)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0);
+        waiting.looks.fetch_add(1, Ordering::Relaxed);
+        waiting
+            .lock_waiters
+            .fetch_add(lock_waiters as usize, Ordering::Relaxed);
         let mut seen = waiting.jobs.lock().unwrap();
         for (id, due, leased) in jobs {
             let job = seen.entry(id).or_default();
@@ -495,10 +510,15 @@ async fn run(
     let per = |a: f64, b: f64| (b - a) / secs;
     let (busy, own, pg) = (per(cpu0.0, cpu1.0), per(cpu0.2, cpu1.2), per(pg0, pg1));
     let (seen, iowait) = (columns[3].len(), per(cpu0.1, cpu1.1));
+    let looks = waiting.looks.load(Ordering::Relaxed).max(1) as f64;
+    let queued = waiting.lock_waiters.load(Ordering::Relaxed) as f64 / looks;
+    // Little's law: the mean wait is the mean queue over the placement rate.
+    let lock_wait = queued / (ran as f64 / secs).max(1e-9) * 1e3;
     notes.push(format!(
         "[executors {executors}] {retried} placed more than once; job due and lease seen for {seen} of \
-         {ran}; CPU busy {busy:.2} cores: this process {own:.2}, PostgreSQL {pg:.2}, the rest {:.2}; \
-         iowait {iowait:.2}",
+         {ran}; {queued:.1} placements waiting for the placement lock on average (so about \
+         {lock_wait:.0} ms each); CPU busy {busy:.2} cores: this process {own:.2}, PostgreSQL {pg:.2}, \
+         the rest {:.2}; iowait {iowait:.2}",
         busy - own - pg
     ));
     stack.stop().await?;
@@ -514,33 +534,19 @@ async fn run(
 }
 
 fn print(runs: &[Run]) {
-    let head: Vec<String> = COLUMNS.iter().map(|c| format!("{c:>15}")).collect();
-    let (ran, rate) = ("ran", "dep/s");
-    println!(
-        "\n{:>9} {ran:>9} {rate:>6} {} {:>6} {:>6}",
-        "executors",
-        head.join(""),
-        "mean",
-        "max"
-    );
+    let head: String = COLUMNS.iter().map(|c| format!("{c:>15}")).collect();
+    let title = format!("{:>9} {:>9} {:>6}", "executors", "ran", "dep/s");
+    println!("\n{title} {head} {:>6} {:>6}", "mean", "max");
     for r in runs {
-        let cell = |c: &Vec<Duration>| {
-            format!(
-                "{:>15}",
-                format!("{:.1} / {:.1}", pct(c, 0.5), pct(c, 0.99))
-            )
-        };
-        let cells: Vec<String> = r.columns.iter().map(cell).collect();
-        let total = &r.columns[0];
+        let p = |c: &Vec<Duration>| format!("{:.1} / {:.1}", pct(c, 0.5), pct(c, 0.99));
+        let cells: String = r.columns.iter().map(|c| format!("{:>15}", p(c))).collect();
+        let (total, ran) = (&r.columns[0], format!("{}/{}", r.ran, r.of));
         let mean = total.iter().sum::<Duration>() / total.len().max(1) as u32;
+        let rate = r.ran as f64 / r.span.as_secs_f64().max(1e-9);
+        let (mean, max) = (ms(mean), pct(total, 1.0));
         println!(
-            "{:>9} {:>9} {:>6.1} {} {:>6.0} {:>6.0}",
-            r.executors,
-            format!("{}/{}", r.ran, r.of),
-            r.ran as f64 / r.span.as_secs_f64().max(1e-9),
-            cells.join(""),
-            ms(mean),
-            pct(total, 1.0)
+            "{:>9} {ran:>9} {rate:>6.1} {cells} {mean:>6.0} {max:>6.0}",
+            r.executors
         );
     }
     println!(
