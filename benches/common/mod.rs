@@ -73,3 +73,96 @@ pub fn machine_line(sharing: &str) -> String {
         .map_or("?".into(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
     format!("machine: {cpus} CPUs ({model}), {mem} RAM; {sharing} share them")
 }
+
+/// Whole-machine busy and iowait CPU seconds, and this process's, so far.
+pub fn cpu_times() -> (f64, f64, f64) {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(0.0);
+    // user nice system idle iowait irq softirq steal
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = own.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
+    let g: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // utime and stime, counted from the field after the (dropped) state.
+    let own = g.get(10).copied().unwrap_or(0.0) + g.get(11).copied().unwrap_or(0.0);
+    (busy / hz, get(4) / hz, own / hz)
+}
+
+/// An authenticator for tokens signed by `key` with the bench's settings;
+/// the key is preloaded, so its JWKS URL is never fetched.
+pub async fn authenticator(
+    key: &marketplace_dev::keys::SigningKey,
+) -> marketplace_api::auth::Authenticator {
+    let auth = marketplace_api::auth::Authenticator::new(marketplace_api::auth::AuthConfig {
+        jwks_url: "http://127.0.0.1:9/unused/jwks.json".into(),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        roles_claim: ROLES_CLAIM.into(),
+        leeway_secs: 30,
+    });
+    auth.preload(&key.jwks()).await;
+    auth
+}
+
+/// The API settings the benches serve with: no payments, 64 KiB bodies.
+pub fn api_settings() -> marketplace_api::ApiSettings {
+    marketplace_api::ApiSettings {
+        body_limit: 64 * 1024,
+        read_wait: Duration::from_secs(2),
+        tft_price: marketplace_domain::TftPrice::from_usd_units(100_000).expect("price"),
+        stripe_webhook_secret: None,
+        payments: None,
+        dev_jwks: None,
+    }
+}
+
+/// CPU seconds used so far by the PostgreSQL server of `data_dir`: the
+/// postmaster (with the children it has reaped) and its live children, as
+/// `/proc` counts them; 0 if `postmaster.pid` cannot be read.
+pub fn postgres_cpu(data_dir: &std::path::Path) -> f64 {
+    let postmaster: Option<u32> = std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next()?.trim().parse().ok());
+    let (Some(postmaster), Ok(procs)) = (postmaster, std::fs::read_dir("/proc")) else {
+        return 0.0;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut ticks = 0.0;
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
+        // ppid, then utime, stime, cutime, cstime at 10..=13 (state dropped).
+        let g: Vec<f64> = after
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let at = |i: usize| g.get(i).copied().unwrap_or(0.0);
+        if pid == postmaster {
+            ticks += at(10) + at(11) + at(12) + at(13);
+        } else if at(0) == f64::from(postmaster) {
+            ticks += at(10) + at(11);
+        }
+    }
+    ticks / hz
+}
