@@ -15,7 +15,10 @@ ALTER TABLE deployment_views
     ADD COLUMN failover jsonb,
     -- QSFS disks' zdb backends by "<disk>/<index>":
     -- {node_id, farm_id, contract_id, endpoint}.
-    ADD COLUMN qsfs_backends jsonb NOT NULL DEFAULT '{}';
+    ADD COLUMN qsfs_backends jsonb NOT NULL DEFAULT '{}',
+    -- A spread cluster's workers by index: {node_id, farm_id, contract_id,
+    -- running_revision, workload}.
+    ADD COLUMN spread_workers jsonb NOT NULL DEFAULT '{}';
 
 -- One row per deployment the provisioning manager still has to look at,
 -- written by its intake (a projection of deployment events, so in commit

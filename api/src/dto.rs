@@ -76,6 +76,9 @@ pub struct KubernetesBody {
     pub image: String,
     /// An OpenSSH public key line.
     pub ssh_key: String,
+    /// Run each worker on a node of its own instead of all on the masters' node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spread: bool,
 }
 
 /// What a deployment runs, tagged by `kind`.
@@ -118,7 +121,8 @@ impl SpecBody {
                     image,
                     key,
                 )
-                .map_err(under)?;
+                .map_err(under)?
+                .with_spread(k.spread);
                 Ok(WorkloadSpec::Kubernetes(spec))
             }
         }
@@ -415,6 +419,10 @@ pub struct DeploymentDetail {
     /// farm_id, contract_id, endpoint}` (endpoint once its node runs it).
     #[schema(value_type = Object)]
     pub qsfs_backends: serde_json::Value,
+    /// A spread cluster's workers by index: `{node_id, farm_id,
+    /// contract_id, running_revision, workload}`, each on a node of its own.
+    #[schema(value_type = Object)]
+    pub spread_workers: serde_json::Value,
     /// The node it is placed on, with the node's capacity.
     pub node: Option<DeploymentNode>,
     /// Last reported workload states.

@@ -160,7 +160,7 @@ impl From<DeploymentError> for CommandError {
             | DeploymentError::CauseNotAllowed { .. }
             | DeploymentError::InvalidContractId
             | DeploymentError::NoStandby
-            | DeploymentError::ZdbNodeTaken { .. }
+            | DeploymentError::NodeTaken { .. }
             | DeploymentError::StandbySameFarm { .. }
             | DeploymentError::TextTooLong { .. } => unfieldable(&e),
         }

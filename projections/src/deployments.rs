@@ -119,6 +119,41 @@ impl Projection for DeploymentProjection {
                  placement_reason = NULL, workloads = '[]'"
             )
             .bind(i64::from(*node_id)),
+            E::WorkerAssigned { index, node, .. } => {
+                update!("spread_workers = jsonb_set(spread_workers, ARRAY[$8], $9)")
+                    .bind(index.to_string())
+                    .bind(json!({
+                        "node_id": node.node_id, "farm_id": node.farm_id,
+                        "contract_id": null, "running_revision": null, "workload": null,
+                    }))
+            }
+            E::WorkerContractCreated {
+                index, contract_id, ..
+            } => update!(
+                "spread_workers = jsonb_set(spread_workers, ARRAY[$8, 'contract_id'], to_jsonb($9::bigint))"
+            )
+            .bind(index.to_string())
+            .bind(contract_id_column(*contract_id)?),
+            E::WorkerRunning {
+                index, workload, ..
+            } => update!(
+                "spread_workers = jsonb_set(jsonb_set(spread_workers, ARRAY[$8, 'workload'], $9), \
+                 ARRAY[$8, 'running_revision'], to_jsonb(revision))"
+            )
+            .bind(index.to_string())
+            .bind(to_json(workload)?),
+            E::WorkerReleased {
+                index,
+                node_id,
+                failure,
+                ..
+            } => update!(
+                "spread_workers = spread_workers - $8, \
+                 tried_nodes = CASE WHEN $10 THEN array_append(tried_nodes, $9) ELSE tried_nodes END"
+            )
+            .bind(index.to_string())
+            .bind(i64::from(*node_id))
+            .bind(failure.is_some()),
             E::ZdbAssigned {
                 disk, index, node, ..
             } => update!("qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8], $9)")
@@ -265,6 +300,18 @@ fn history_detail(event: &DeploymentEvent) -> Value {
         E::ZdbAssigned {
             disk, index, node, ..
         } => json!({ "disk": disk, "index": index, "node_id": node.node_id }),
+        E::WorkerAssigned { index, node, .. } => {
+            json!({ "worker": index, "node_id": node.node_id })
+        }
+        E::WorkerContractCreated {
+            index, contract_id, ..
+        } => json!({ "worker": index, "contract_id": contract_id }),
+        E::WorkerReleased {
+            index,
+            node_id,
+            failure,
+            ..
+        } => json!({ "worker": index, "node_id": node_id, "failure": failure }),
         E::ZdbContractCreated {
             disk,
             index,
@@ -332,6 +379,8 @@ pub struct DeploymentRow {
     pub failover: Option<Value>,
     /// QSFS disks' zdb backends, by `<disk>/<index>`.
     pub qsfs_backends: Value,
+    /// A spread cluster's workers, by index.
+    pub spread_workers: Value,
     /// Last reported workload states.
     pub workloads: Value,
     /// Why it failed.

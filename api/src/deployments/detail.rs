@@ -114,6 +114,7 @@ fn detail(
         standby: row.standby,
         failover: row.failover,
         qsfs_backends: row.qsfs_backends,
+        spread_workers: row.spread_workers,
         node,
         failure_reason: row.failure_reason,
         cancel_reason: row.cancel_reason,

@@ -115,6 +115,8 @@ pub struct DeploymentState {
     pub failover: Option<Failover>,
     /// The QSFS disks' `zdb` backends placed so far.
     pub zdbs: Vec<ZdbBackend>,
+    /// A spread cluster's workers placed so far.
+    pub spread_workers: Vec<SpreadWorker>,
 }
 
 impl DeploymentState {
@@ -200,8 +202,8 @@ pub enum DeploymentError {
         status: Status,
     },
     /// The contract id is not a chain contract id.
-    #[error("node {node_id} already holds the VM or another backend of this QSFS disk")]
-    ZdbNodeTaken { node_id: u32 },
+    #[error("node {node_id} already holds part of this deployment (the VM, a worker, or a backend of the same QSFS disk)")]
+    NodeTaken { node_id: u32 },
     #[error("only a VM that asks for a standby has one")]
     NoStandby,
     #[error("a standby must be in another farm than the VM's (farm {farm_id})")]
@@ -291,6 +293,10 @@ impl Deployment {
                 }]),
                 _ => Err(refuse()),
             },
+            worker @ (C::AssignWorker { .. }
+            | C::RecordWorkerContract { .. }
+            | C::MarkWorkerRunning { .. }
+            | C::ReleaseWorker { .. }) => super::spread::decide(s, worker),
             zdb @ (C::AssignZdb { .. }
             | C::RecordZdbContract { .. }
             | C::MarkZdbReady { .. }
@@ -443,6 +449,7 @@ impl Deployment {
                 standby: None,
                 failover: None,
                 zdbs: Vec::new(),
+                spread_workers: Vec::new(),
             });
             return;
         }
@@ -477,6 +484,10 @@ impl Deployment {
                 s.workloads.clear();
                 s.status = Status::Requested;
             }
+            E::WorkerAssigned { .. }
+            | E::WorkerContractCreated { .. }
+            | E::WorkerRunning { .. }
+            | E::WorkerReleased { .. } => super::spread::apply(s, event),
             E::ZdbAssigned { .. }
             | E::ZdbContractCreated { .. }
             | E::ZdbReady { .. }

@@ -56,6 +56,43 @@ pub enum DeploymentCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Record the node chosen for a spread cluster's worker.
+    AssignWorker {
+        /// Which worker.
+        index: u8,
+        /// The node (not the masters', not another worker's).
+        node: NodeAssignment,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record a spread worker's node contract.
+    RecordWorkerContract {
+        /// Which worker.
+        index: u8,
+        /// TFChain contract id.
+        contract_id: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A spread worker's node runs it at the current revision.
+    MarkWorkerRunning {
+        /// Which worker.
+        index: u8,
+        /// How its node reports it.
+        workload: WorkloadStatus,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A spread worker is gone (scaled away, or failed; its contract
+    /// cancelled).
+    ReleaseWorker {
+        /// Which worker.
+        index: u8,
+        /// Why, when it failed (its node is then not tried again).
+        failure: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Record the node chosen for a QSFS disk's backend.
     AssignZdb {
         /// The disk.
@@ -190,6 +227,10 @@ impl DeploymentCommand {
             DeploymentCommand::AbandonAttempt { .. } => "abandon_attempt",
             DeploymentCommand::AssignStandby { .. } => "assign_standby",
             DeploymentCommand::AssignZdb { .. } => "assign_zdb",
+            DeploymentCommand::AssignWorker { .. } => "assign_worker",
+            DeploymentCommand::RecordWorkerContract { .. } => "record_worker_contract",
+            DeploymentCommand::MarkWorkerRunning { .. } => "mark_worker_running",
+            DeploymentCommand::ReleaseWorker { .. } => "release_worker",
             DeploymentCommand::RecordZdbContract { .. } => "record_zdb_contract",
             DeploymentCommand::MarkZdbReady { .. } => "mark_zdb_ready",
             DeploymentCommand::AbandonZdb { .. } => "abandon_zdb",

@@ -60,6 +60,44 @@ pub enum DeploymentEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A node was chosen for a spread cluster's worker.
+    WorkerAssigned {
+        /// Which worker.
+        index: u8,
+        /// The node.
+        node: NodeAssignment,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A spread worker's node contract exists.
+    WorkerContractCreated {
+        /// Which worker.
+        index: u8,
+        /// TFChain contract id.
+        contract_id: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A spread worker runs at the revision current then.
+    WorkerRunning {
+        /// Which worker.
+        index: u8,
+        /// How its node reports it.
+        workload: WorkloadStatus,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A spread worker is gone, its contract cancelled.
+    WorkerReleased {
+        /// Which worker.
+        index: u8,
+        /// Its node.
+        node_id: u32,
+        /// Why, when it failed.
+        failure: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A node was chosen for a QSFS disk's backend.
     ZdbAssigned {
         /// The disk.
@@ -212,6 +250,10 @@ impl DeploymentEvent {
             | DeploymentEvent::NodeAssigned { at, .. }
             | DeploymentEvent::ContractCreated { at, .. }
             | DeploymentEvent::ProvisioningAttemptFailed { at, .. }
+            | DeploymentEvent::WorkerAssigned { at, .. }
+            | DeploymentEvent::WorkerContractCreated { at, .. }
+            | DeploymentEvent::WorkerRunning { at, .. }
+            | DeploymentEvent::WorkerReleased { at, .. }
             | DeploymentEvent::ZdbAssigned { at, .. }
             | DeploymentEvent::ZdbContractCreated { at, .. }
             | DeploymentEvent::ZdbReady { at, .. }
@@ -239,6 +281,10 @@ impl DomainEvent for DeploymentEvent {
             DeploymentEvent::NodeAssigned { .. } => "NodeAssigned",
             DeploymentEvent::ContractCreated { .. } => "ContractCreated",
             DeploymentEvent::ProvisioningAttemptFailed { .. } => "ProvisioningAttemptFailed",
+            DeploymentEvent::WorkerAssigned { .. } => "WorkerAssigned",
+            DeploymentEvent::WorkerContractCreated { .. } => "WorkerContractCreated",
+            DeploymentEvent::WorkerRunning { .. } => "WorkerRunning",
+            DeploymentEvent::WorkerReleased { .. } => "WorkerReleased",
             DeploymentEvent::ZdbAssigned { .. } => "ZdbAssigned",
             DeploymentEvent::ZdbContractCreated { .. } => "ZdbContractCreated",
             DeploymentEvent::ZdbReady { .. } => "ZdbReady",

@@ -6,6 +6,7 @@ mod aggregate;
 mod commands;
 mod events;
 pub mod qsfs;
+pub mod spread;
 pub mod standby;
 mod values;
 

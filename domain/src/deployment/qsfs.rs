@@ -59,7 +59,7 @@ pub(super) fn decide(
                     .iter()
                     .any(|z| z.disk == disk && z.node.node_id == node.node_id);
             if taken {
-                return Err(DeploymentError::ZdbNodeTaken {
+                return Err(DeploymentError::NodeTaken {
                     node_id: node.node_id,
                 });
             }

@@ -123,10 +123,10 @@ fn a_qsfs_backend_never_shares_a_node_with_the_vm_or_its_siblings() {
     let placed = Deployment::given(vec![requested(qsfs_spec()), assigned()]);
     placed
         .when(zdb_on(11, 0))
-        .then_expect_error(DeploymentError::ZdbNodeTaken { node_id: 11 });
+        .then_expect_error(DeploymentError::NodeTaken { node_id: 11 });
     let one = placed.when(zdb_on(12, 0)).then_accepted();
     one.when(zdb_on(12, 1))
-        .then_expect_error(DeploymentError::ZdbNodeTaken { node_id: 12 });
+        .then_expect_error(DeploymentError::NodeTaken { node_id: 12 });
     one.when(zdb_on(13, 1)).then_accepted();
     assert!(matches!(
         one.decide(zdb_on(14, QSFS_BACKENDS)),
@@ -144,4 +144,64 @@ fn qsfs_disks_are_bounded() {
         "two disks at most"
     );
     assert!(vm().with_qsfs(vec![10, 10_000]).is_ok());
+}
+
+// ---- spread clusters ----
+
+fn spread_running() -> Vec<DeploymentEvent> {
+    let size = MachineSize::new(2, 4096, 20).expect("valid size");
+    let spec = WorkloadSpec::Kubernetes(
+        KubernetesSpec::new(1, 2, size, size, false, image(), key())
+            .expect("valid cluster")
+            .with_spread(true),
+    );
+    vec![requested(spec), assigned(), contract()]
+}
+
+fn worker_on(index: u8, node_id: u32) -> DeploymentCommand {
+    DeploymentCommand::AssignWorker {
+        index,
+        node: NodeAssignment {
+            node_id,
+            farm_id: 1,
+        },
+        at: t0(),
+    }
+}
+
+#[test]
+fn a_spread_worker_has_a_node_of_its_own() {
+    let d = Deployment::given(spread_running());
+    d.when(worker_on(0, 11))
+        .then_expect_error(DeploymentError::NodeTaken { node_id: 11 });
+    let one = d.when(worker_on(0, 12)).then_accepted();
+    one.when(worker_on(1, 12))
+        .then_expect_error(DeploymentError::NodeTaken { node_id: 12 });
+    assert!(
+        matches!(
+            one.decide(worker_on(2, 13)),
+            Err(DeploymentError::InvalidTransition { .. })
+        ),
+        "only as many workers as the spec has"
+    );
+    Deployment::given(vec![requested(k8s_spec()), assigned(), contract()])
+        .when(worker_on(0, 12))
+        .then_expect_error(DeploymentError::NotACluster);
+}
+
+#[test]
+fn a_failed_spread_worker_is_released_and_its_node_not_tried_again() {
+    let one = Deployment::given(spread_running())
+        .when(worker_on(0, 12))
+        .then_accepted();
+    let released = one
+        .when(DeploymentCommand::ReleaseWorker {
+            index: 0,
+            failure: Some("flist not found".into()),
+            at: t0(),
+        })
+        .then_accepted();
+    let s = released.state().expect("state");
+    assert!(s.spread_workers.is_empty());
+    assert!(s.tried_nodes.contains(&12));
 }

@@ -262,9 +262,19 @@ pub struct KubernetesSpec {
     pub image: FlistImage,
     /// The key allowed to log in.
     pub ssh_key: SshPublicKey,
+    /// Whether each worker runs on a node of its own (its own deployment and
+    /// contract, joined to the masters' network), rather than all on the
+    /// masters' node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spread: bool,
 }
 
 impl KubernetesSpec {
+    /// The same cluster, its workers spread over nodes of their own or not.
+    pub fn with_spread(self, spread: bool) -> Self {
+        Self { spread, ..self }
+    }
+
     /// Validates a cluster spec.
     pub fn new(
         masters: u8,
@@ -285,6 +295,7 @@ impl KubernetesSpec {
             public_ipv4,
             image,
             ssh_key,
+            spread: false,
         })
     }
 }
@@ -565,6 +576,20 @@ pub struct ZdbEndpoint {
     pub data_namespace: String,
     /// The metadata namespace.
     pub meta_namespace: String,
+}
+
+/// A worker of a spread cluster: its own deployment and contract on a node
+/// of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpreadWorker {
+    /// Which worker.
+    pub index: u8,
+    /// Where it is.
+    pub node: NodeAssignment,
+    /// Its node contract, once created.
+    pub contract_id: Option<u64>,
+    /// The revision its node last reported running, and how.
+    pub running: Option<(u32, WorkloadStatus)>,
 }
 
 /// The last time the standby took over.

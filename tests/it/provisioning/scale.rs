@@ -161,3 +161,99 @@ async fn a_cluster_scales_from_two_workers_to_three_and_back() {
     scale_to(&grid, &id, node, 2).await;
     assert_eq!(grid.contracts().await.len(), 1, "one contract throughout");
 }
+
+async fn live_contracts(grid: &Grid) -> usize {
+    grid.contracts()
+        .await
+        .iter()
+        .filter(|c| c["state"] == json!("Created"))
+        .count()
+}
+
+async fn spread_nodes(grid: &Grid, id: &str, workers: usize) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let d = grid.settled(&alice(), id, &["running", "failed"]).await;
+        assert_eq!(d["status"], "running", "{d:#}");
+        let placed = d["spread_workers"].as_object().map_or(0, |w| w.len());
+        if d["update_pending"] == false && placed == workers {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {workers} spread workers: {d:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_spread_cluster_puts_each_worker_on_a_node_of_its_own_and_scales() {
+    let grid = Grid::start(uniform_seed(5, 8)).await;
+    let mut body = k8s_body("kube");
+    body["spec"]["spread"] = json!(true);
+    body["placement"] =
+        json!({ "country": "Belgium", "certified_only": false, "min_uptime_bps": 0 });
+    let id = grid.request_as_alice(&body).await;
+    let d = spread_nodes(&grid, &id, 2).await;
+    let master = d["node_id"].as_u64().expect("node");
+    let nodes = |d: &Value| -> Vec<u64> {
+        d["spread_workers"]
+            .as_object()
+            .expect("workers")
+            .values()
+            .map(|w| w["node_id"].as_u64().expect("node"))
+            .collect()
+    };
+    let workers = nodes(&d);
+    assert!(
+        !workers.contains(&master),
+        "no worker beside the masters: {d:#}"
+    );
+    assert_ne!(workers[0], workers[1], "each on its own node");
+    assert_eq!(d["workloads"].as_array().map(Vec::len), Some(3), "{d:#}");
+    assert_eq!(
+        machines_on(&grid, master as u32).await,
+        1,
+        "only the master there"
+    );
+    assert_eq!(
+        live_contracts(&grid).await,
+        3,
+        "the masters' and two workers'"
+    );
+
+    let r = grid
+        .app
+        .post(
+            &format!("/v1/deployments/{id}/resize"),
+            &alice(),
+            &json!({ "size": { "cpu": 2, "memory_mib": 4096, "rootfs_gb": 20 }, "workers": 3 }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let d = spread_nodes(&grid, &id, 3).await;
+    let three = nodes(&d);
+    assert_eq!(
+        three.iter().collect::<std::collections::HashSet<_>>().len(),
+        3
+    );
+    assert_eq!(live_contracts(&grid).await, 4);
+
+    let r = grid
+        .app
+        .post(
+            &format!("/v1/deployments/{id}/resize"),
+            &alice(),
+            &json!({ "size": { "cpu": 2, "memory_mib": 4096, "rootfs_gb": 20 }, "workers": 2 }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let d = spread_nodes(&grid, &id, 2).await;
+    assert_eq!(d["workloads"].as_array().map(Vec::len), Some(3), "{d:#}");
+    assert_eq!(
+        live_contracts(&grid).await,
+        3,
+        "the third worker's contract cancelled"
+    );
+}

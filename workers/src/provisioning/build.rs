@@ -17,8 +17,8 @@ use marketplace_app::tfchain::Signer;
 use marketplace_app::zos::types::{Signature, SignatureRequest};
 use marketplace_app::zos::{Deployment, SignatureRequirement, Workload, WorkloadResult};
 use marketplace_domain::deployment::{
-    qsfs, DeploymentState, MachineSize, WorkloadSpec, WorkloadState, WorkloadStatus, ZdbBackend,
-    ZdbEndpoint, QSFS_BACKENDS, QSFS_MINIMAL_SHARDS,
+    qsfs, spread, DeploymentState, MachineSize, WorkloadSpec, WorkloadState, WorkloadStatus,
+    ZdbBackend, ZdbEndpoint, QSFS_BACKENDS, QSFS_MINIMAL_SHARDS,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -53,14 +53,14 @@ pub fn zdb(
     let data_size = u64::from(gb).div_ceil(u64::from(QSFS_MINIMAL_SHARDS)) * GIB;
     let zdb = |suffix: &str, size: u64, mode: &str| {
         workload(
-            s.revision,
+            0,
             &format!("{name}q{disk}z{index}{suffix}"),
             "zdb",
             json!({ "size": size, "mode": mode, "password": secrets.zdb_password, "public": false }),
         )
     };
     Deployment {
-        version: s.revision,
+        version: 0,
         twin_id,
         contract_id: 0,
         metadata: json!({ "type": "zdb", "name": format!("{name}q{disk}z{index}"), "projectName": format!("marketplace/{id}") })
@@ -151,16 +151,21 @@ fn qsfs_workloads(version: u32, s: &DeploymentState, secrets: &Secrets) -> Vec<W
 /// The deployment's ZOS deployment at its current revision, unsigned and
 /// without a contract.
 pub fn deployment(id: Uuid, twin_id: u32, s: &DeploymentState, secrets: &Secrets) -> Deployment {
-    let version = s.revision;
+    // As first sent to a node: version 0 ([`next`] makes the update).
+    let version = 0;
     let name = s.name.as_str();
     let net = format!("{name}net");
     let subnet = subnet(id);
-    let mut workloads = vec![workload(
-        version,
-        &net,
-        "network-light",
-        json!({ "subnet": format!("{subnet}.0/24"), "mycelium": { "hex_key": mycelium_key(id, &net), "peers": [] } }),
-    )];
+    let mut workloads = vec![if spread::cluster(s).is_some() {
+        spread_network(version, id, &net, &subnet, 0, secrets)
+    } else {
+        workload(
+            version,
+            &net,
+            "network-light",
+            json!({ "subnet": format!("{subnet}.0/24"), "mycelium": { "hex_key": mycelium_key(id, &net), "peers": [] } }),
+        )
+    }];
     match &s.spec {
         WorkloadSpec::Vm(vm) => {
             let mut mounts = Vec::new();
@@ -207,7 +212,13 @@ pub fn deployment(id: Uuid, twin_id: u32, s: &DeploymentState, secrets: &Secrets
         WorkloadSpec::Kubernetes(k) => {
             let names = s.spec.workload_names(&s.name);
             let master_ip = format!("{subnet}.2");
-            for (i, node) in names.iter().enumerate() {
+            // A spread cluster's workers are deployments of their own.
+            let here = if k.spread {
+                usize::from(k.masters)
+            } else {
+                names.len()
+            };
+            for (i, node) in names.iter().enumerate().take(here) {
                 let is_master = i < usize::from(k.masters);
                 let size = if is_master {
                     &k.master_size
@@ -267,6 +278,93 @@ pub fn deployment(id: Uuid, twin_id: u32, s: &DeploymentState, secrets: &Secrets
     }
 }
 
+/// A spread cluster's network: one `network` (wireguard) per node over the
+/// deployment's /16, the masters' node on the first /24 and worker `i` on
+/// the `i + 1`-th. Peers are left to the nodes (the SIMULATOR does not
+/// route).
+fn spread_network(
+    version: u32,
+    id: Uuid,
+    net: &str,
+    subnet: &str,
+    part: u32,
+    secrets: &Secrets,
+) -> Workload {
+    let (range, third) = subnet.rsplit_once('.').unwrap_or((subnet, "0"));
+    let third: u32 = third.parse().unwrap_or(0);
+    let key = Blake2b::<U32>::digest(
+        format!("wireguard\n{id}\n{part}\n{}", secrets.k3s_token).as_bytes(),
+    );
+    workload(
+        version,
+        net,
+        "network",
+        json!({
+            "ip_range": format!("{range}.0.0/16"),
+            "subnet": format!("{range}.{}.0/24", (third + part) % 256),
+            "wireguard_private_key": hex::encode(key),
+            "wireguard_listen_port": 3000 + part,
+            "peers": [],
+        }),
+    )
+}
+
+/// Worker `index` of a spread cluster: its share of the network and its
+/// machine, joined to the first master.
+pub fn spread_worker(
+    id: Uuid,
+    twin_id: u32,
+    s: &DeploymentState,
+    index: u8,
+    secrets: &Secrets,
+) -> Option<Deployment> {
+    let k = spread::cluster(s)?;
+    let name = s.name.as_str();
+    let net = format!("{name}net");
+    let base = subnet(id);
+    let (range, third) = base.rsplit_once('.').unwrap_or((base.as_str(), "0"));
+    let third: u32 = third.parse().unwrap_or(0);
+    let part = u32::from(index) + 1;
+    let node = format!("{name}worker{index}");
+    let env = json!({
+        "SSH_KEY": k.ssh_key.as_str(),
+        "K3S_TOKEN": secrets.k3s_token,
+        "K3S_NODE_NAME": node,
+        "K3S_URL": format!("https://{base}.2:6443"),
+    });
+    let ip = format!("{range}.{}.2", (third + part) % 256);
+    let workloads = vec![
+        spread_network(0, id, &net, &base, part, secrets),
+        machine(
+            0,
+            &node,
+            k.image.as_str(),
+            &k.worker_size,
+            &net,
+            &ip,
+            "",
+            json!([]),
+            env,
+            mycelium_key(id, &node),
+        ),
+    ];
+    Some(Deployment {
+        version: 0,
+        twin_id,
+        contract_id: 0,
+        metadata: json!({ "type": "kubernetes", "name": node, "projectName": format!("marketplace/{id}") }).to_string(),
+        description: format!("marketplace deployment {id}: worker {index}"),
+        expiration: 0,
+        signature_requirement: SignatureRequirement {
+            requests: vec![SignatureRequest { twin_id, required: false, weight: 1 }],
+            weight_required: 1,
+            signatures: Vec::new(),
+            signature_style: String::new(),
+        },
+        workloads,
+    })
+}
+
 /// A VM's standby on its own node: the VM's network, its disks, its root
 /// disk's copy (`<name>sync`) and its public IP, but no machine yet; the
 /// machine is added when the standby takes over.
@@ -301,17 +399,36 @@ pub fn signed(mut d: Deployment, contract_id: u64, signer: &Signer, twin_id: u32
     d
 }
 
-/// Keeps the versions of workloads whose data did not change since
-/// `previous` (what the node runs), so that the node restarts only what an
-/// update changed.
-pub fn carry_versions(d: &mut Deployment, previous: &Deployment) {
+/// What to send a node that holds `current` (or nothing) so that it runs
+/// `fresh` (as built, version 0), and whether anything must be sent. ZOS
+/// creates a deployment at version 0 only; an update is the node's version
+/// plus one, and each workload keeps the version it last changed in, so
+/// the node restarts only what changed. Deterministic from the node's state
+/// and the spec, so a repeated step computes the same deployment and hash.
+pub fn next(fresh: Deployment, current: Option<&Deployment>) -> (Deployment, bool) {
+    let Some(current) = current else {
+        return (fresh, true);
+    };
+    let same = |a: &Workload, b: &Workload| a.kind == b.kind && a.data == b.data;
+    let unchanged = fresh.workloads.len() == current.workloads.len()
+        && fresh
+            .workloads
+            .iter()
+            .all(|w| current.workload(&w.name).is_some_and(|old| same(old, w)));
+    let version = if unchanged {
+        current.version
+    } else {
+        current.version + 1
+    };
+    let mut d = fresh;
+    d.version = version;
     for w in &mut d.workloads {
-        if let Some(old) = previous.workload(&w.name) {
-            if old.kind == w.kind && old.data == w.data {
-                w.version = old.version;
-            }
-        }
+        w.version = match current.workload(&w.name) {
+            Some(old) if same(old, w) => old.version,
+            _ => version,
+        };
     }
+    (d, !unchanged)
 }
 
 /// How many public IPv4s the deployment's contract reserves.
@@ -571,11 +688,21 @@ mod tests {
             size: MachineSize::new(4, 8192, 40).expect("size"),
             ..vm
         });
-        let mut new = deployment(Uuid::from_u128(3), 1, &grown, &secrets());
-        carry_versions(&mut new, &old);
+        let (new, send) = next(
+            deployment(Uuid::from_u128(3), 1, &grown, &secrets()),
+            Some(&old),
+        );
+        assert!(send);
+        assert_eq!(old.version, 0, "created at version 0");
         assert_eq!(new.version, 1);
         assert_eq!(new.workload("webnet").map(|w| w.version), Some(0));
         assert_eq!(new.workload("web").map(|w| w.version), Some(1));
         assert_ne!(new.deployment_hash(), old.deployment_hash());
+        let (again, send) = next(
+            deployment(Uuid::from_u128(3), 1, &grown, &secrets()),
+            Some(&new),
+        );
+        assert!(!send, "the node already runs it");
+        assert_eq!(again.deployment_hash(), new.deployment_hash());
     }
 }

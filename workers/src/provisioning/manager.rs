@@ -33,6 +33,8 @@ use super::build::{self, Secrets};
 
 #[path = "qsfs.rs"]
 mod qsfs_steps;
+#[path = "spread.rs"]
+mod spread_steps;
 #[path = "standby.rs"]
 mod standby_steps;
 use crate::jobs::{Leased, Settle};
@@ -241,7 +243,12 @@ impl Provisioner {
             );
             return self.fail(ctx, reason).await;
         }
-        let demand = Demand::of(&s.spec);
+        let demand = match standby_free_spread(s) {
+            Some(masters) => {
+                Demand::from_machines(s.spec.machines().into_iter().take(masters).collect())
+            }
+            None => Demand::of(&s.spec),
+        };
         let (_, policy) = marketplace_projections::pricing::current_policy(&self.pool).await?;
         let mut exclude = s.tried_nodes.clone();
         exclude.extend(s.zdbs.iter().map(|z| z.node.node_id));
@@ -515,6 +522,9 @@ impl Provisioner {
     async fn release_all(&self, id: Uuid) -> Result<(), StepError> {
         placement::release(&self.pool, id).await?;
         placement::release(&self.pool, standby_reservation(id)).await?;
+        for index in 0..=50u8 {
+            placement::release(&self.pool, spread_steps::worker_reservation(id, index)).await?;
+        }
         for disk in 0..2u8 {
             for index in 0..marketplace_domain::deployment::QSFS_BACKENDS {
                 placement::release(&self.pool, qsfs_steps::zdb_reservation(id, disk, index))
@@ -528,11 +538,13 @@ impl Provisioner {
     async fn teardown(&self, s: &DeploymentState) -> Result<(), StepError> {
         let standby = s.standby.as_ref().and_then(|sb| sb.contract_id);
         let zdbs = s.zdbs.iter().filter_map(|z| z.contract_id);
+        let workers = s.spread_workers.iter().filter_map(|w| w.contract_id);
         let contracts: Vec<u64> = s
             .contract_id
             .into_iter()
             .chain(standby)
             .chain(zdbs)
+            .chain(workers)
             .chain(s.rent_contract_id)
             .collect();
         if contracts.is_empty() {
@@ -611,10 +623,7 @@ impl Provisioner {
                     .await;
             }
         };
-        let mut wanted = self.zos(ctx, s, twin);
-        if let Some(current) = &current {
-            build::carry_versions(&mut wanted, current);
-        }
+        let (wanted, send) = build::next(self.zos(ctx, s, twin), current.as_ref());
         let hash = wanted.deployment_hash();
         let contract_hash = contract.node_contract().map(|c| c.deployment_hash.clone());
         if contract_hash.as_deref() != Some(hash.as_str()) {
@@ -633,26 +642,19 @@ impl Provisioner {
                 Err(e) => return Err(e.into()),
             }
         }
-        let sent = match &current {
-            None => self
+        let signed = || build::signed(wanted.clone(), contract_id, &signer, twin);
+        let sent = match (&current, send) {
+            (None, _) => self
                 .nodes
-                .deploy(
-                    address,
-                    twin,
-                    &build::signed(wanted.clone(), contract_id, &signer, twin),
-                )
+                .deploy(address, twin, &signed())
                 .await
                 .map(|()| true),
-            Some(d) if d.version < wanted.version => self
+            (Some(_), true) => self
                 .nodes
-                .update(
-                    address,
-                    twin,
-                    &build::signed(wanted.clone(), contract_id, &signer, twin),
-                )
+                .update(address, twin, &signed())
                 .await
                 .map(|()| true),
-            Some(_) => Ok(false),
+            (Some(_), false) => Ok(false),
         };
         match sent {
             Ok(true) => info!(
@@ -688,12 +690,18 @@ impl Provisioner {
                 return give_up(format!("node {}: {reason}", node.node_id)).await;
             }
             if build::all_ok(&reported) {
+                // A spread cluster runs once its workers do too.
+                if let Some(step) = self.spread_workers(ctx, s, job).await? {
+                    return Ok(step);
+                }
                 placement::mark_running(&self.pool, ctx.id, Utc::now()).await?;
+                let mut workloads = build::machine_states(&reported);
+                workloads.extend(Self::worker_states(s));
                 return self
                     .command(
                         ctx,
                         DeploymentCommand::MarkRunning {
-                            workloads: build::machine_states(&reported),
+                            workloads,
                             at: Utc::now(),
                         },
                     )
@@ -854,6 +862,12 @@ struct Ctx<'a> {
     id: Uuid,
     cause: &'a str,
     version: u64,
+}
+
+/// How many machines run on the deployment's own node when its workers are
+/// spread (the masters), or `None`.
+fn standby_free_spread(s: &DeploymentState) -> Option<usize> {
+    marketplace_domain::deployment::spread::cluster(s).map(|k| usize::from(k.masters))
 }
 
 /// The node contract's `deployment_data`: which marketplace deployment it is.
