@@ -333,3 +333,29 @@ async fn a_dedicated_deployment_rents_its_node_first_and_gives_it_back_on_cancel
         "node and rent contracts cancelled: {live:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_deployment_every_candidate_fails_ends_failed_naming_the_nodes_tried() {
+    let grid = Grid::start(dev_seed()).await;
+    for node in [1, 2] {
+        grid.control(
+            &format!("/sim/zos/nodes/{node}/fail"),
+            json!({ "message": "disk error" }),
+        )
+        .await;
+    }
+    let id = grid.request_as_alice(&vm("web", 2, false)).await;
+    let d = grid.settled(&alice(), &id, &["failed", "running"]).await;
+    assert_eq!(d["status"], "failed", "{d:#}");
+    assert_eq!(d["tried_nodes"], json!([1, 2]));
+    let reason = d["failure_reason"].as_str().expect("reason");
+    assert!(reason.contains("node 1, 2"), "{reason}");
+    assert!(reason.contains("disk error"), "{reason}");
+    assert!(
+        grid.contracts()
+            .await
+            .iter()
+            .all(|c| c["state"] != json!("Created")),
+        "no contract left behind"
+    );
+}
