@@ -59,6 +59,7 @@ mod commands;
 mod custody;
 mod errors;
 mod events;
+mod top_ups;
 mod values;
 
 #[cfg(test)]
