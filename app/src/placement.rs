@@ -341,6 +341,16 @@ pub async fn release(pool: &PgPool, deployment_id: Uuid) -> Result<bool, sqlx::E
     Ok(done.rows_affected() > 0)
 }
 
+/// Frees every reservation of these ids at once (a deployment's own and
+/// its satellites').
+pub async fn release_all(pool: &PgPool, ids: &[Uuid]) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM capacity_reservations WHERE deployment_id = ANY($1)")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records that the deployment's workloads run on its node since `at`
 /// (when the node answered them `ok`): its reservation keeps counting
 /// until the node's next report after `at`, which counts the deployment

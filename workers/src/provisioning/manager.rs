@@ -243,7 +243,7 @@ impl Provisioner {
             );
             return self.fail(ctx, reason).await;
         }
-        let demand = match standby_free_spread(s) {
+        let demand = match masters_only_when_spread(s) {
             Some(masters) => {
                 Demand::from_machines(s.spec.machines().into_iter().take(masters).collect())
             }
@@ -520,17 +520,14 @@ impl Provisioner {
 
     /// Frees the deployment's reservations (its own and its standby's).
     async fn release_all(&self, id: Uuid) -> Result<(), StepError> {
-        placement::release(&self.pool, id).await?;
-        placement::release(&self.pool, standby_reservation(id)).await?;
-        for index in 0..=50u8 {
-            placement::release(&self.pool, spread_steps::worker_reservation(id, index)).await?;
-        }
+        let mut ids = vec![id, standby_reservation(id)];
+        ids.extend((0..=50u8).map(|index| spread_steps::worker_reservation(id, index)));
         for disk in 0..2u8 {
             for index in 0..marketplace_domain::deployment::QSFS_BACKENDS {
-                placement::release(&self.pool, qsfs_steps::zdb_reservation(id, disk, index))
-                    .await?;
+                ids.push(qsfs_steps::zdb_reservation(id, disk, index));
             }
         }
+        placement::release_all(&self.pool, &ids).await?;
         Ok(())
     }
 
@@ -866,7 +863,7 @@ struct Ctx<'a> {
 
 /// How many machines run on the deployment's own node when its workers are
 /// spread (the masters), or `None`.
-fn standby_free_spread(s: &DeploymentState) -> Option<usize> {
+fn masters_only_when_spread(s: &DeploymentState) -> Option<usize> {
     marketplace_domain::deployment::spread::cluster(s).map(|k| usize::from(k.masters))
 }
 
