@@ -6,6 +6,7 @@
 //! from outside (the time, a price, a node) is put into the command first.
 
 pub mod actor;
+pub mod chain;
 pub mod deployment;
 pub mod kernel;
 pub mod money;
@@ -13,6 +14,7 @@ pub mod node;
 pub mod placement;
 pub mod pricing;
 pub mod provider;
+pub mod tft_price;
 pub mod wallet;
 
 #[cfg(test)]

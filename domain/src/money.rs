@@ -47,6 +47,10 @@ impl TftAmount {
     pub const fn base_units(self) -> u64 {
         self.0
     }
+    /// The sum, at most `u64::MAX` base units (1.8 trillion TFT).
+    pub const fn saturating_add(self, other: Self) -> Self {
+        Self(self.0.saturating_add(other.0))
+    }
 }
 
 impl std::fmt::Display for TftAmount {

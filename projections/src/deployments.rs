@@ -234,10 +234,32 @@ impl Projection for DeploymentProjection {
             E::DeploymentResized { spec, .. } => {
                 update!("spec = $8, revision = revision + 1").bind(to_json(spec)?)
             }
-            E::GracePeriodStarted { at } => {
-                update!("status = 'suspended', grace_since = $8").bind(*at)
-            }
-            E::GracePeriodEnded { .. } => update!("status = 'running', grace_since = NULL"),
+            E::GracePeriodStarted { at, contract_id } => update!(
+                "status = 'suspended', \
+                 grace_since = CASE WHEN status = 'suspended' THEN grace_since ELSE $8 END, \
+                 grace_contracts = CASE WHEN $9::bigint IS NULL THEN grace_contracts \
+                    ELSE array_append(array_remove(grace_contracts, $9::bigint), $9::bigint) END"
+            )
+            .bind(*at)
+            .bind(contract_id.map(contract_id_column).transpose()?),
+            E::GracePeriodEnded { contract_id, .. } => update!(
+                "grace_contracts = CASE WHEN $8::bigint IS NULL THEN '{}' \
+                    ELSE array_remove(grace_contracts, $8::bigint) END, \
+                 status = CASE WHEN $8::bigint IS NULL \
+                    OR cardinality(array_remove(grace_contracts, $8::bigint)) = 0 \
+                    THEN 'running' ELSE status END, \
+                 grace_since = CASE WHEN $8::bigint IS NULL \
+                    OR cardinality(array_remove(grace_contracts, $8::bigint)) = 0 \
+                    THEN NULL ELSE grace_since END"
+            )
+            .bind(contract_id.map(contract_id_column).transpose()?),
+            E::DeploymentBilled { bill, .. } => update!(
+                "billed_to_date = billed_to_date + $8, bills = bills + 1, \
+                 last_billed_at = $9, last_discount_level = $10"
+            )
+            .bind(i64::try_from(bill.amount.base_units()).map_err(|_| ApplyError::Poison("bill out of range".into()))?)
+            .bind(bill.billed_at)
+            .bind(discount_name(bill.discount_level)),
             E::DeploymentCancelled { reason, .. } => {
                 update!("status = 'cancelled', cancel_reason = $8").bind(reason.clone())
             }
@@ -260,6 +282,13 @@ impl Projection for DeploymentProjection {
     fn tables(&self) -> &'static [&'static str] {
         &["deployment_views", "deployment_history"]
     }
+}
+
+fn discount_name(level: marketplace_domain::pricing::DiscountLevel) -> String {
+    serde_json::to_value(level)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn contract_id_column(id: u64) -> Result<i64, ApplyError> {
@@ -336,6 +365,20 @@ fn history_detail(event: &DeploymentEvent) -> Value {
         } => json!({ "from_node": from_node, "to_node": to_node.node_id, "reason": reason }),
         E::DeploymentCancelled { reason, .. } => json!({ "reason": reason }),
         E::DeploymentDeleted { cause, .. } => json!({ "cause": cause }),
+        E::GracePeriodStarted {
+            contract_id: Some(c),
+            ..
+        }
+        | E::GracePeriodEnded {
+            contract_id: Some(c),
+            ..
+        } => json!({ "contract_id": c }),
+        E::DeploymentBilled { bill, .. } => json!({
+            "contract_id": bill.contract_id,
+            "amount": bill.amount.base_units().to_string(),
+            "discount_level": bill.discount_level,
+            "chain_event": bill.event.to_string(),
+        }),
         _ => json!({}),
     }
 }

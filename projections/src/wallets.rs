@@ -106,6 +106,39 @@ impl Projection for WalletProjection {
         .bind(event.at())
         .execute(&mut *conn)
         .await?;
+        if let WalletEvent::BillPaid {
+            bill,
+            deployment_id,
+            ..
+        } = &event
+        {
+            sqlx::query(
+                "INSERT INTO wallet_bills (wallet_id, block_number, event_index, contract_id,
+                    deployment_id, amount, discount_level, billed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(i64::from(bill.event.block_number))
+            .bind(i64::from(bill.event.event_index))
+            .bind(
+                i64::try_from(bill.contract_id)
+                    .map_err(|_| ApplyError::Poison("contract id out of range".into()))?,
+            )
+            .bind(deployment_id)
+            .bind(
+                i64::try_from(bill.amount.base_units())
+                    .map_err(|_| ApplyError::Poison("bill out of range".into()))?,
+            )
+            .bind(
+                serde_json::to_value(bill.discount_level)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            )
+            .bind(bill.billed_at)
+            .execute(&mut *conn)
+            .await?;
+        }
         for stripe_id in stripe_refs(&event) {
             sqlx::query(
                 "INSERT INTO wallet_stripe_refs (stripe_id, wallet_id) VALUES ($1, $2)
@@ -120,7 +153,12 @@ impl Projection for WalletProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["wallet_views", "wallet_activity", "wallet_stripe_refs"]
+        &[
+            "wallet_views",
+            "wallet_activity",
+            "wallet_stripe_refs",
+            "wallet_bills",
+        ]
     }
 }
 

@@ -446,7 +446,13 @@ async fn store_lives(pool: &PgPool, first: usize, count: usize) -> usize {
                                 },
                                 owner(i),
                             ),
-                            _ => (DeploymentCommand::StartGracePeriod { at }, ops()),
+                            _ => (
+                                DeploymentCommand::StartGracePeriod {
+                                    contract_id: None,
+                                    at,
+                                },
+                                ops(),
+                            ),
                         };
                         stored += d.commit(&mut tx, command, &by).await.len();
                     }

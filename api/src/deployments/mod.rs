@@ -350,12 +350,12 @@ operator_step!(
 operator_step!(
     /// Start the grace period: the balance could not pay (operator).
     start_grace_period, "/v1/deployments/{id}/grace-period/start", EmptyBody,
-    |_b| DeploymentCommand::StartGracePeriod { at: Utc::now() }
+    |_b| DeploymentCommand::StartGracePeriod { contract_id: None, at: Utc::now() }
 );
 operator_step!(
     /// End the grace period: a top-up paid (operator).
     end_grace_period, "/v1/deployments/{id}/grace-period/end", EmptyBody,
-    |_b| DeploymentCommand::EndGracePeriod { at: Utc::now() }
+    |_b| DeploymentCommand::EndGracePeriod { contract_id: None, at: Utc::now() }
 );
 operator_step!(
     /// Record that the contract is gone (operator).

@@ -1,5 +1,7 @@
 //! The deployment's state, its decisions and how events change it.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +119,12 @@ pub struct DeploymentState {
     pub zdbs: Vec<ZdbBackend>,
     /// A spread cluster's workers placed so far.
     pub spread_workers: Vec<SpreadWorker>,
+    /// Its contracts the chain has in grace now.
+    #[serde(default)]
+    pub grace_contracts: BTreeSet<u64>,
+    /// What the chain billed so far.
+    #[serde(default)]
+    pub billing: Billing,
 }
 
 impl DeploymentState {
@@ -362,14 +370,9 @@ impl Deployment {
                 let spec = resized(&s.spec, resize)?;
                 Ok(vec![E::DeploymentResized { spec, by, at }])
             }
-            C::StartGracePeriod { at } => match s.status {
-                Status::Running => Ok(vec![E::GracePeriodStarted { at }]),
-                _ => Err(refuse()),
-            },
-            C::EndGracePeriod { at } => match s.status {
-                Status::Suspended => Ok(vec![E::GracePeriodEnded { at }]),
-                _ => Err(refuse()),
-            },
+            grace @ (C::StartGracePeriod { .. }
+            | C::EndGracePeriod { .. }
+            | C::RecordBill { .. }) => super::billing::decide(s, grace),
             C::Cancel { by, reason, at } => {
                 if !may_act(&by) {
                     return Err(DeploymentError::NotPermitted);
@@ -450,6 +453,8 @@ impl Deployment {
                 failover: None,
                 zdbs: Vec::new(),
                 spread_workers: Vec::new(),
+                grace_contracts: BTreeSet::new(),
+                billing: Billing::default(),
             });
             return;
         }
@@ -510,14 +515,9 @@ impl Deployment {
                 s.spec = spec.clone();
                 s.revision += 1;
             }
-            E::GracePeriodStarted { at } => {
-                s.grace_since = Some(*at);
-                s.status = Status::Suspended;
-            }
-            E::GracePeriodEnded { .. } => {
-                s.grace_since = None;
-                s.status = Status::Running;
-            }
+            E::GracePeriodStarted { .. }
+            | E::GracePeriodEnded { .. }
+            | E::DeploymentBilled { .. } => super::billing::apply(s, event),
             E::DeploymentCancelled { .. } => s.status = Status::Cancelled,
             E::DeploymentDeleted { .. } => s.status = Status::Deleted,
         }

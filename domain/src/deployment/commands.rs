@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::values::*;
 use crate::actor::Actor;
+use crate::chain::ContractBill;
 
 /// A command to the Deployment aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,13 +190,27 @@ pub enum DeploymentCommand {
         /// When.
         at: DateTime<Utc>,
     },
-    /// The balance could not pay a bill: workloads pause.
+    /// The balance could not pay a bill: workloads pause. From the chain
+    /// (`ContractGracePeriodStarted`) it names the contract; an operator's
+    /// override names none.
     StartGracePeriod {
+        /// The contract in grace, when the chain says so.
+        contract_id: Option<u64>,
         /// When the grace period began.
         at: DateTime<Utc>,
     },
-    /// A top-up paid the bill: workloads resume.
+    /// A top-up paid the bill: workloads resume (once no contract of the
+    /// deployment is in grace any more).
     EndGracePeriod {
+        /// The contract out of grace, when the chain says so.
+        contract_id: Option<u64>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The chain billed one of the deployment's contracts.
+    RecordBill {
+        /// The bill.
+        bill: ContractBill,
         /// When.
         at: DateTime<Utc>,
     },
@@ -243,6 +258,7 @@ impl DeploymentCommand {
             DeploymentCommand::Resize { .. } => "resize",
             DeploymentCommand::StartGracePeriod { .. } => "start_grace_period",
             DeploymentCommand::EndGracePeriod { .. } => "end_grace_period",
+            DeploymentCommand::RecordBill { .. } => "record_bill",
             DeploymentCommand::Cancel { .. } => "cancel",
             DeploymentCommand::Delete { .. } => "delete",
         }

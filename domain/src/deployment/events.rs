@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::values::*;
 use crate::actor::Actor;
+use crate::chain::ContractBill;
 
 /// The payload version every deployment event is written with today.
 pub const EVENT_VERSION: &str = "1";
@@ -214,14 +215,30 @@ pub enum DeploymentEvent {
         /// When.
         at: DateTime<Utc>,
     },
-    /// Workloads paused: the balance could not pay a bill.
+    /// Workloads paused: the balance could not pay a bill. A second
+    /// contract of a deployment already in grace records it too.
     GracePeriodStarted {
         /// When.
         at: DateTime<Utc>,
+        /// The contract in grace (none from an operator's override).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contract_id: Option<u64>,
     },
-    /// Workloads resumed.
+    /// A contract left its grace period; the workloads resume once none is
+    /// left in grace.
     GracePeriodEnded {
         /// When.
+        at: DateTime<Utc>,
+        /// The contract out of grace (none from an operator's override,
+        /// which ends them all).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contract_id: Option<u64>,
+    },
+    /// The chain billed one of the deployment's contracts.
+    DeploymentBilled {
+        /// The bill.
+        bill: ContractBill,
+        /// When it was recorded.
         at: DateTime<Utc>,
     },
     /// The owner or an operator cancelled.
@@ -266,8 +283,9 @@ impl DeploymentEvent {
             | DeploymentEvent::DeploymentRunning { at, .. }
             | DeploymentEvent::DeploymentFailed { at, .. }
             | DeploymentEvent::DeploymentResized { at, .. }
-            | DeploymentEvent::GracePeriodStarted { at }
-            | DeploymentEvent::GracePeriodEnded { at }
+            | DeploymentEvent::GracePeriodStarted { at, .. }
+            | DeploymentEvent::GracePeriodEnded { at, .. }
+            | DeploymentEvent::DeploymentBilled { at, .. }
             | DeploymentEvent::DeploymentCancelled { at, .. }
             | DeploymentEvent::DeploymentDeleted { at, .. } => *at,
         }
@@ -299,6 +317,7 @@ impl DomainEvent for DeploymentEvent {
             DeploymentEvent::DeploymentResized { .. } => "DeploymentResized",
             DeploymentEvent::GracePeriodStarted { .. } => "GracePeriodStarted",
             DeploymentEvent::GracePeriodEnded { .. } => "GracePeriodEnded",
+            DeploymentEvent::DeploymentBilled { .. } => "DeploymentBilled",
             DeploymentEvent::DeploymentCancelled { .. } => "DeploymentCancelled",
             DeploymentEvent::DeploymentDeleted { .. } => "DeploymentDeleted",
         }

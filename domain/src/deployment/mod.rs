@@ -1,8 +1,10 @@
 //! The Deployment aggregate: a VM or a Kubernetes cluster a cloud user asks
 //! for, from request through placement, contract, running, resizes and grace
-//! periods, to cancellation and deletion.
+//! periods, to cancellation and deletion, with what the chain billed it
+//! (`billing.rs`).
 
 mod aggregate;
+mod billing;
 mod commands;
 mod events;
 pub mod qsfs;

@@ -89,7 +89,10 @@ fn running_vm() -> Vec<DeploymentEvent> {
 }
 
 fn grace_started(at: DateTime<Utc>) -> DeploymentEvent {
-    DeploymentEvent::GracePeriodStarted { at }
+    DeploymentEvent::GracePeriodStarted {
+        at,
+        contract_id: None,
+    }
 }
 
 // ---- request ----
@@ -555,20 +558,32 @@ fn a_cluster_resize_changes_its_workers() {
 #[test]
 fn a_running_deployment_enters_and_leaves_its_grace_period() {
     let d = Deployment::given(running_vm());
-    d.when(DeploymentCommand::StartGracePeriod { at: t0() })
-        .then_expect_events(vec![grace_started(t0())]);
+    d.when(DeploymentCommand::StartGracePeriod {
+        contract_id: None,
+        at: t0(),
+    })
+    .then_expect_events(vec![grace_started(t0())]);
     let mut events = running_vm();
     events.push(grace_started(t0()));
     let d = Deployment::given(events);
     assert_eq!(d.state().map(|s| s.status), Some(Status::Suspended));
-    d.when(DeploymentCommand::EndGracePeriod { at: t0() })
-        .then_expect_events(vec![DeploymentEvent::GracePeriodEnded { at: t0() }]);
+    d.when(DeploymentCommand::EndGracePeriod {
+        contract_id: None,
+        at: t0(),
+    })
+    .then_expect_events(vec![DeploymentEvent::GracePeriodEnded {
+        at: t0(),
+        contract_id: None,
+    }]);
 }
 
 #[test]
 fn grace_period_cannot_end_when_not_suspended() {
     Deployment::given(running_vm())
-        .when(DeploymentCommand::EndGracePeriod { at: t0() })
+        .when(DeploymentCommand::EndGracePeriod {
+            contract_id: None,
+            at: t0(),
+        })
         .then_expect_error(DeploymentError::InvalidTransition {
             command: "end_grace_period",
             status: Status::Running,
@@ -743,11 +758,14 @@ fn a_deleted_deployment_refuses_everything() {
         command: "cancel",
         status: Status::Deleted,
     });
-    d.when(DeploymentCommand::StartGracePeriod { at: t0() })
-        .then_expect_error(DeploymentError::InvalidTransition {
-            command: "start_grace_period",
-            status: Status::Deleted,
-        });
+    d.when(DeploymentCommand::StartGracePeriod {
+        contract_id: None,
+        at: t0(),
+    })
+    .then_expect_error(DeploymentError::InvalidTransition {
+        command: "start_grace_period",
+        status: Status::Deleted,
+    });
 }
 
 #[test]
@@ -920,3 +938,6 @@ fn events_survive_a_snapshot_round_trip() {
 
 #[path = "standby_tests.rs"]
 mod standby;
+
+#[path = "billing_tests.rs"]
+mod billing;

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::money::TftAmount;
 use crate::pricing::MachineUsage;
 
 /// An out-of-range or malformed field of a deployment spec.
@@ -609,4 +610,15 @@ pub struct NodeAssignment {
     pub node_id: u32,
     /// The node's farm.
     pub farm_id: u32,
+}
+
+/// What the chain billed a deployment's contracts so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Billing {
+    /// TFT billed to date, all its contracts together.
+    pub billed_to_date: TftAmount,
+    /// How many bills.
+    pub bills: u64,
+    /// The newest bill.
+    pub last_bill: Option<crate::chain::ContractBill>,
 }

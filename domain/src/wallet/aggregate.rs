@@ -55,6 +55,10 @@ pub struct WalletState {
     /// The treasury's transfers of credited top-ups, by top-up.
     #[serde(default)]
     pub chain_transfers: BTreeMap<Uuid, ChainTransfer>,
+    /// The newest chain bill recorded, and the discount the chain applied
+    /// on it.
+    #[serde(default)]
+    pub last_bill: Option<LastBill>,
     ledger: Vec<LedgerEntry>,
     balance: i128,
 }
@@ -124,8 +128,23 @@ impl WalletState {
             amount,
             reference: reference.to_string(),
             at,
+            contract_id: None,
         });
         self.balance += amount;
+    }
+
+    /// Posts a contract's bill: a debit naming the contract.
+    pub(super) fn post_bill(
+        &mut self,
+        amount: i128,
+        reference: &str,
+        contract_id: u64,
+        at: DateTime<Utc>,
+    ) {
+        self.post(EntryKind::Bill, amount, reference, at);
+        if let Some(entry) = self.ledger.last_mut() {
+            entry.contract_id = Some(contract_id);
+        }
     }
 }
 
@@ -208,6 +227,7 @@ impl Wallet {
             custodial @ (C::RecordChainTwin { .. }
             | C::StartChainTransfer { .. }
             | C::CompleteChainTransfer { .. }) => super::custody::decide(s, custodial),
+            bill @ C::RecordBill { .. } => super::billing::decide(s, bill),
             C::IssueLinkChallenge {
                 challenge_id,
                 nonce,
@@ -604,6 +624,7 @@ impl Wallet {
                 runway_alerts: BTreeSet::new(),
                 chain_account: None,
                 chain_transfers: BTreeMap::new(),
+                last_bill: None,
                 ledger: Vec::new(),
                 balance: 0,
             });
@@ -617,6 +638,7 @@ impl Wallet {
             E::ChainTwinRecorded { .. }
             | E::ChainTransferStarted { .. }
             | E::ChainTransferCompleted { .. } => super::custody::apply(s, event),
+            E::BillPaid { .. } => super::billing::apply(s, event),
             E::LinkChallengeIssued {
                 challenge_id,
                 nonce,

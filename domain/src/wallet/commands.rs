@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::values::*;
+use crate::chain::ContractBill;
 use crate::money::{TftAmount, TftPrice};
 
 /// A command to the Wallet aggregate.
@@ -209,6 +210,18 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The chain billed one of the wallet's twin's contracts
+    /// (`ContractBilled`): the TFT already left the chain account, so the
+    /// ledger follows whatever the balance; the same chain event twice
+    /// records once.
+    RecordBill {
+        /// The bill.
+        bill: ContractBill,
+        /// The deployment the contract belongs to, when known.
+        deployment_id: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The treasury's transfer for a top-up is on chain.
     CompleteChainTransfer {
         /// The top-up.
@@ -245,6 +258,7 @@ impl WalletCommand {
             WalletCommand::RecordChainTwin { .. } => "record_chain_twin",
             WalletCommand::StartChainTransfer { .. } => "start_chain_transfer",
             WalletCommand::CompleteChainTransfer { .. } => "complete_chain_transfer",
+            WalletCommand::RecordBill { .. } => "record_bill",
         }
     }
 }

@@ -116,3 +116,21 @@ pub(super) fn apply(s: &mut WalletState, event: &WalletEvent) {
         _ => {}
     }
 }
+
+impl WalletState {
+    /// TFT credited to the ledger that the treasury has not yet delivered
+    /// on chain (transfers not started or not seen on chain): what the
+    /// ledger is ahead of the chain account by, when nothing else differs.
+    pub fn undelivered(&self) -> u128 {
+        self.top_ups
+            .values()
+            .filter(|t| t.status == TopUpStatus::Credited)
+            .filter(|t| {
+                self.chain_transfers
+                    .get(&t.top_up_id)
+                    .is_none_or(|c| c.done.is_none())
+            })
+            .map(|t| u128::from(t.tft_amount.base_units()))
+            .sum()
+    }
+}

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::errors::WalletError;
 use super::values::*;
+use crate::chain::ContractBill;
 use crate::money::{TftAmount, TftPrice};
 
 /// The payload version every wallet event is written with today.
@@ -238,6 +239,16 @@ pub enum WalletEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The chain billed a contract of the wallet's twin; the ledger debits
+    /// what it took.
+    BillPaid {
+        /// The bill.
+        bill: ContractBill,
+        /// The deployment the contract belongs to, when known.
+        deployment_id: Option<String>,
+        /// When it was recorded.
+        at: DateTime<Utc>,
+    },
     /// The treasury's transfer for a top-up is on chain.
     ChainTransferCompleted {
         /// The top-up.
@@ -263,6 +274,7 @@ impl WalletEvent {
             | WalletEvent::ChainTwinRecorded { at, .. }
             | WalletEvent::ChainTransferStarted { at, .. }
             | WalletEvent::ChainTransferCompleted { at, .. }
+            | WalletEvent::BillPaid { at, .. }
             | WalletEvent::TopUpFailed { at, .. }
             | WalletEvent::WalletDebited { at, .. }
             | WalletEvent::RefundRecorded { at, .. }
@@ -304,6 +316,7 @@ impl DomainEvent for WalletEvent {
             WalletEvent::ChainTwinRecorded { .. } => "ChainTwinRecorded",
             WalletEvent::ChainTransferStarted { .. } => "ChainTransferStarted",
             WalletEvent::ChainTransferCompleted { .. } => "ChainTransferCompleted",
+            WalletEvent::BillPaid { .. } => "BillPaid",
             WalletEvent::TopUpFailed { .. } => "TopUpFailed",
             WalletEvent::WalletDebited { .. } => "WalletDebited",
             WalletEvent::RefundRecorded { .. } => "RefundRecorded",

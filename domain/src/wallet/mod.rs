@@ -51,10 +51,15 @@
 //!   the marketplace holds for it, and the treasury's transfer of each
 //!   credited top-up's TFT to that account, started before it is submitted
 //!   and completed once seen on chain (see `custody.rs`).
+//! - **Bills** (`billing.rs`): the chain bills the wallet's twin's contracts
+//!   and the ledger mirrors what it took (`BillPaid`), once per chain event
+//!   (chain order, so an event not newer than the last bill recorded was
+//!   seen), whatever the balance: the TFT already left the chain account.
 
 // Files import one way, values <- errors <- events <- aggregate (commands
 // from values only), so none needs a file that needs it.
 mod aggregate;
+mod billing;
 mod commands;
 mod custody;
 mod errors;

@@ -588,6 +588,7 @@ fn a_successful_payment_credits_the_quoted_tft() {
             amount: units(tft(1_000)),
             reference: "pi_1".into(),
             at: t0() + mins(2),
+            contract_id: None,
         }]
     );
     let t = w.state().and_then(|s| s.top_up(&pi(1))).expect("created");
@@ -1488,3 +1489,6 @@ fn a_receipt_before_its_credit_waits_for_it() {
 
 #[path = "custody_tests.rs"]
 mod custody;
+
+#[path = "billing_tests.rs"]
+mod billing;

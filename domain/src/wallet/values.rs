@@ -423,6 +423,8 @@ pub enum EntryKind {
     Refund,
     /// A card dispute taking back TFT (debit).
     Dispute,
+    /// A contract's bill, taken by the chain (debit).
+    Bill,
 }
 
 /// One line of the wallet's ledger. Credits are positive, debits negative.
@@ -432,10 +434,14 @@ pub struct LedgerEntry {
     pub kind: EntryKind,
     /// TFT base units, signed.
     pub amount: i128,
-    /// The payment intent, debit, refund or dispute id it comes from.
+    /// The payment intent, debit, refund or dispute id it comes from; for
+    /// a bill, the deployment (or `contract-<id>` when none is known).
     pub reference: String,
     /// When.
     pub at: DateTime<Utc>,
+    /// The billed contract, for a bill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_id: Option<u64>,
 }
 
 /// Checks a card amount against the top-up limits.
@@ -496,13 +502,17 @@ pub struct ChainAccount {
     pub twin_id: u32,
 }
 
-/// Where a chain event is: (block number, event index).
+pub use crate::chain::ChainEventRef;
+
+/// The newest bill a wallet recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainEventRef {
-    /// The block.
-    pub block_number: u32,
-    /// The event's index in it.
-    pub event_index: u32,
+pub struct LastBill {
+    /// Its chain event.
+    pub event: ChainEventRef,
+    /// The staking discount the chain applied on it.
+    pub discount_level: crate::pricing::DiscountLevel,
+    /// When the chain billed it.
+    pub billed_at: DateTime<Utc>,
 }
 
 /// The treasury's transfer of a credited top-up's TFT to the wallet's

@@ -1,0 +1,125 @@
+//! The chain's bills: recorded once per chain event, whatever the balance.
+
+use super::*;
+use crate::chain::ContractBill;
+use crate::pricing::DiscountLevel;
+
+fn bill(block_number: u32, amount: TftAmount, level: DiscountLevel) -> ContractBill {
+    ContractBill {
+        event: ChainEventRef {
+            block_number,
+            event_index: 3,
+        },
+        contract_id: 7,
+        amount,
+        discount_level: level,
+        billed_at: t0() + mins(60),
+    }
+}
+
+fn record(bill: ContractBill) -> WalletCommand {
+    WalletCommand::RecordBill {
+        bill,
+        deployment_id: Some("dep-1".into()),
+        at: t0(),
+    }
+}
+
+fn paid(bill: ContractBill) -> WalletEvent {
+    WalletEvent::BillPaid {
+        bill,
+        deployment_id: Some("dep-1".into()),
+        at: t0(),
+    }
+}
+
+#[test]
+fn a_bill_debits_the_ledger_and_names_its_deployment_and_contract() {
+    let amount = tft(500);
+    let w = Wallet::given(vec![
+        opened(),
+        created(1, 500, cent_price(), amount),
+        credited(1, amount),
+    ]);
+    let b = bill(600, tft(3), DiscountLevel::Bronze);
+    let billed = w.when(record(b)).then_accepted();
+    assert_eq!(billed.balance(), units(tft(497)));
+    let entry = billed.ledger().last().cloned().expect("a ledger line");
+    assert_eq!(entry.kind, EntryKind::Bill);
+    assert_eq!(entry.amount, -units(tft(3)));
+    assert_eq!(entry.reference, "dep-1");
+    assert_eq!(entry.contract_id, Some(7));
+    assert_eq!(
+        billed
+            .state()
+            .and_then(|s| s.last_bill)
+            .map(|l| l.discount_level),
+        Some(DiscountLevel::Bronze)
+    );
+}
+
+#[test]
+fn the_same_chain_event_twice_or_an_older_one_debits_once() {
+    let b = bill(600, tft(3), DiscountLevel::None);
+    let w = Wallet::given(vec![opened(), paid(b)]);
+    w.when(record(b)).then_expect_no_events();
+    w.when(record(bill(599, tft(3), DiscountLevel::None)))
+        .then_expect_no_events();
+    let next = bill(1_200, tft(3), DiscountLevel::None);
+    w.when(record(next)).then_expect_events(vec![paid(next)]);
+}
+
+#[test]
+fn a_bill_is_recorded_even_beyond_the_balance_since_the_chain_already_took_it() {
+    // The ledger can be behind the chain (a refund it never clawed back on
+    // chain): the bill is a fact, and the mismatch shows as a negative
+    // balance that reconciliation reports.
+    let w = Wallet::given(vec![opened()]);
+    let billed = w
+        .when(record(bill(600, tft(2), DiscountLevel::None)))
+        .then_accepted();
+    assert_eq!(billed.balance(), -units(tft(2)));
+}
+
+#[test]
+fn a_zero_bill_records_nothing() {
+    Wallet::given(vec![opened()])
+        .when(record(bill(
+            600,
+            TftAmount::from_base_units(0),
+            DiscountLevel::None,
+        )))
+        .then_expect_no_events();
+}
+
+#[test]
+fn credits_not_yet_delivered_on_chain_are_what_the_ledger_is_ahead_by() {
+    let amount = tft(500);
+    let w = Wallet::given(vec![
+        opened(),
+        created(1, 500, cent_price(), amount),
+        credited(1, amount),
+    ]);
+    assert_eq!(
+        w.state().map(WalletState::undelivered),
+        Some(u128::from(amount.base_units()))
+    );
+    let delivered = w
+        .when(WalletCommand::StartChainTransfer {
+            top_up_id: top_up_id(1),
+            to: "5Custodial".into(),
+            from_block: 7,
+            at: t0(),
+        })
+        .then_accepted()
+        .when(WalletCommand::CompleteChainTransfer {
+            top_up_id: top_up_id(1),
+            event: ChainEventRef {
+                block_number: 8,
+                event_index: 1,
+            },
+            at: t0(),
+        })
+        .then_accepted();
+    assert_eq!(delivered.state().map(WalletState::undelivered), Some(0));
+}
