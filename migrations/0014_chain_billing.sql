@@ -25,12 +25,17 @@ CREATE TABLE wallet_bills (
 );
 CREATE INDEX wallet_bills_time ON wallet_bills (wallet_id, billed_at);
 
--- The chain follower's durable cursor: the last chain event it finished.
+-- The chain follower's durable cursor: the last chain event it finished;
+-- with the chain's best block at its last look and the last reconciliation
+-- of ledgers with chain accounts, for the metrics.
 CREATE TABLE chain_cursors (
     name          text   PRIMARY KEY,
     block_number  bigint NOT NULL,
     event_index   bigint NOT NULL,
-    updated_at    timestamptz NOT NULL
+    updated_at    timestamptz NOT NULL,
+    head_block    bigint,
+    mismatched_wallets integer,
+    reconciled_at timestamptz
 );
 
 -- The chain's contracts as the follower saw them created (`ContractCreated`):
@@ -82,3 +87,15 @@ CREATE TABLE notifications (
     at            timestamptz NOT NULL
 );
 CREATE INDEX notifications_owner ON notifications (owner, position);
+
+-- Whose deployment is whose, for the notifications projection alone (so a
+-- rebuild of it reads nothing but events).
+CREATE TABLE notification_owners (
+    deployment_id uuid PRIMARY KEY,
+    owner         text NOT NULL
+);
+
+-- The wallet's custodial twin, for the chain follower: whose wallet a
+-- contract's twin pays from.
+ALTER TABLE wallet_views ADD COLUMN twin_id bigint;
+CREATE UNIQUE INDEX wallet_views_twin ON wallet_views (twin_id) WHERE twin_id IS NOT NULL;

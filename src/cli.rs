@@ -63,6 +63,47 @@ pub enum Command {
     Payments(PaymentsWorkerArgs),
     /// The provisioning manager and the treasury's transfers alone.
     Provision(ProvisionArgs),
+    /// The chain-event follower alone: bills, grace periods, uptime and the TFT price from TFChain.
+    FollowChain(FollowChainArgs),
+}
+
+/// `marketplace follow-chain`.
+#[derive(Debug, Clone, Args)]
+pub struct FollowChainArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// TFChain's endpoint (today: a TFChain SIMULATOR's HTTP API).
+    #[arg(long, env = "TFCHAIN_URL", value_name = "TFCHAIN_URL")]
+    pub chain_url: String,
+    /// The follower's settings.
+    #[command(flatten)]
+    pub follower: FollowerArgs,
+}
+
+/// The chain-event follower's settings.
+#[derive(Debug, Clone, Args)]
+pub struct FollowerArgs {
+    /// Chain events read and applied at a time.
+    #[arg(long, env = "CHAIN_FOLLOWER_BATCH", value_name = "CHAIN_FOLLOWER_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub follower_batch: u32,
+    /// Milliseconds between looks for new chain events once caught up.
+    #[arg(long, env = "CHAIN_FOLLOWER_POLL_MS", value_name = "CHAIN_FOLLOWER_POLL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub follower_poll_ms: u64,
+    /// Seconds between reconciliations of custodial ledgers with their chain accounts.
+    #[arg(long, env = "CHAIN_RECONCILE_SECS", value_name = "CHAIN_RECONCILE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub reconcile_secs: u64,
+}
+
+impl FollowerArgs {
+    /// The follower's options.
+    pub fn options(&self) -> marketplace_workers::chain::FollowerOptions {
+        marketplace_workers::chain::FollowerOptions {
+            batch: self.follower_batch,
+            poll: std::time::Duration::from_millis(self.follower_poll_ms),
+            ..Default::default()
+        }
+    }
 }
 
 /// `marketplace provision`.
@@ -74,6 +115,9 @@ pub struct ProvisionArgs {
     /// Provisioning.
     #[command(flatten)]
     pub provisioning: ProvisioningArgs,
+    /// The chain-event follower.
+    #[command(flatten)]
+    pub follower: FollowerArgs,
 }
 
 /// The chain, the nodes and the custodial keys: provisioning's settings.
@@ -237,6 +281,9 @@ pub struct DevArgs {
     /// Provisioning.
     #[command(flatten)]
     pub provisioning: ProvisioningArgs,
+    /// The chain-event follower.
+    #[command(flatten)]
+    pub follower: FollowerArgs,
 }
 
 /// `marketplace sync`.
@@ -305,6 +352,9 @@ pub struct ServeArgs {
     /// Provisioning (runs when TFCHAIN_URL and MARKETPLACE_CHAIN_SEED are set).
     #[command(flatten)]
     pub provisioning: ProvisioningArgs,
+    /// The chain-event follower (runs when TFCHAIN_URL is set).
+    #[command(flatten)]
+    pub follower: FollowerArgs,
 }
 
 /// Token verification (Auth0-compatible).

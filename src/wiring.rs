@@ -348,3 +348,33 @@ pub fn spawn_provisioning(
     ));
     tasks
 }
+
+/// The chain-event follower, and the reconciliation of custodial ledgers
+/// with their chain accounts every `reconcile_every`.
+pub fn spawn_chain_follower(
+    pool: &PgPool,
+    chain: Arc<dyn marketplace_app::tfchain::Chain>,
+    options: marketplace_workers::chain::FollowerOptions,
+    reconcile_every: Duration,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let follower =
+        marketplace_workers::chain::ChainFollower::new(pool.clone(), chain.clone(), options);
+    let mut tasks = vec![tokio::spawn(follower.run(cancel.clone()))];
+    let (pool, cancel) = (pool.clone(), cancel.clone());
+    tasks.push(tokio::spawn(async move {
+        let schedule =
+            marketplace_workers::runtime::Schedule::every("chain-reconcile", reconcile_every);
+        marketplace_workers::runtime::run(&pool.clone(), schedule, cancel, || {
+            let (pool, chain) = (pool.clone(), chain.clone());
+            async move {
+                let (mismatches, _) =
+                    marketplace_workers::chain::reconcile_once(&pool, &*chain).await?;
+                marketplace_workers::chain::save_reconciliation(&pool, mismatches.len()).await?;
+                Ok::<_, anyhow::Error>(marketplace_workers::runtime::Round::Idle)
+            }
+        })
+        .await;
+    }));
+    tasks
+}

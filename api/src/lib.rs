@@ -16,6 +16,7 @@ pub mod policy;
 pub mod pricing;
 pub mod providers;
 pub mod quotes;
+pub mod tft_price;
 pub mod views_watch;
 pub mod wallet;
 pub mod webhooks;

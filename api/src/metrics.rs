@@ -144,6 +144,35 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             "marketplace_projection_dead_letters{{projection=\"{name}\"}} {n}"
         );
     }
+    let follower: Option<(i64, Option<i64>, f64, Option<i32>)> = sqlx::query_as(
+        "SELECT block_number, head_block,
+                EXTRACT(EPOCH FROM now() - updated_at)::float8, mismatched_wallets
+           FROM chain_cursors WHERE name = 'chain-follower'",
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    if let Some((cursor, head, age, mismatched)) = follower {
+        let _ = writeln!(out, "# HELP marketplace_chain_cursor_block The last chain block the chain follower applied.");
+        let _ = writeln!(out, "# TYPE marketplace_chain_cursor_block gauge");
+        let _ = writeln!(out, "marketplace_chain_cursor_block {cursor}");
+        let _ = writeln!(out, "# HELP marketplace_chain_lag_blocks Blocks between the chain's best block (at the follower's last look) and its cursor.");
+        let _ = writeln!(out, "# TYPE marketplace_chain_lag_blocks gauge");
+        let _ = writeln!(
+            out,
+            "marketplace_chain_lag_blocks {}",
+            head.map_or(0, |h| (h - cursor).max(0))
+        );
+        let _ = writeln!(out, "# HELP marketplace_chain_cursor_age_seconds Time since the chain follower's cursor last moved.");
+        let _ = writeln!(out, "# TYPE marketplace_chain_cursor_age_seconds gauge");
+        let _ = writeln!(out, "marketplace_chain_cursor_age_seconds {age:.3}");
+        let _ = writeln!(out, "# HELP marketplace_chain_ledger_mismatches Custodial wallets whose ledger disagreed with their chain account at the last reconciliation.");
+        let _ = writeln!(out, "# TYPE marketplace_chain_ledger_mismatches gauge");
+        let _ = writeln!(
+            out,
+            "marketplace_chain_ledger_mismatches {}",
+            mismatched.unwrap_or(0)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP marketplace_event_store_position Highest position written to the event store."

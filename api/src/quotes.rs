@@ -44,7 +44,7 @@ pub async fn create_quote(
         &spec.machines(),
         body.certified,
         &policy,
-        state.settings.tft_price,
+        crate::tft_price::in_force(&state).await?,
         balance,
     );
     Ok(Json(q.into()))

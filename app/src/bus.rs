@@ -15,6 +15,7 @@ use marketplace_domain::deployment::Deployment;
 use marketplace_domain::node::Node;
 use marketplace_domain::pricing::PricingPolicyAggregate;
 use marketplace_domain::provider::ProviderRequest;
+use marketplace_domain::tft_price::TftPriceFeed;
 use marketplace_domain::wallet::Wallet;
 use marketplace_domain::EventSourced;
 use postgres_es::PostgresEventRepository;
@@ -52,6 +53,8 @@ pub struct Stores {
     pub pricing: Store<PricingPolicyAggregate>,
     /// Wallets (one per cloud user).
     pub wallets: Store<Wallet>,
+    /// The TFT price feed (one).
+    pub tft_price: Store<TftPriceFeed>,
 }
 
 impl Stores {
@@ -63,6 +66,7 @@ impl Stores {
             nodes: store(pool.clone()),
             pricing: store(pool.clone()),
             wallets: store(pool.clone()),
+            tft_price: store(pool.clone()),
         }
     }
 }

@@ -220,6 +220,15 @@ impl From<PricingPolicyError> for CommandError {
     }
 }
 
+impl From<marketplace_domain::tft_price::TftPriceError> for CommandError {
+    fn from(e: marketplace_domain::tft_price::TftPriceError) -> Self {
+        CommandError::Invalid {
+            detail: e.to_string(),
+            field: Some("price_musd".into()),
+        }
+    }
+}
+
 impl From<WalletError> for CommandError {
     fn from(e: WalletError) -> Self {
         let rule = |slug: &'static str, e: &WalletError| CommandError::Rule {

@@ -29,6 +29,7 @@ pub mod placement;
 pub mod runway;
 pub mod stripe;
 pub mod tfchain;
+pub mod tft_price;
 pub mod zos;
 
 pub use bus::{store, Committed, Exec, Store, Stores};

@@ -8,9 +8,11 @@
 
 pub mod deployments;
 pub mod nodes;
+pub mod notifications;
 pub mod pricing;
 pub mod providers;
 pub mod tail;
+pub mod tft_price;
 pub mod wallets;
 
 use std::sync::Arc;
@@ -29,6 +31,8 @@ pub fn registry() -> Vec<Arc<dyn Projection>> {
         Arc::new(providers::ProviderRequestProjection),
         Arc::new(pricing::PricingPolicyProjection),
         Arc::new(wallets::WalletProjection),
+        Arc::new(tft_price::TftPriceProjection),
+        Arc::new(notifications::NotificationProjection),
     ]
 }
 

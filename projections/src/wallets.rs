@@ -79,12 +79,16 @@ impl Projection for WalletProjection {
             .and_then(|s| s.auto_top_up.as_ref())
             .map(|r| i64::try_from(r.threshold.base_units()).unwrap_or(i64::MAX));
         let opened_at = wallet.state().map_or(event.at(), |s| s.opened_at);
+        let twin_id = wallet
+            .state()
+            .and_then(|s| s.chain_account.as_ref())
+            .map(|a| i64::from(a.twin_id));
         sqlx::query(
             "INSERT INTO wallet_views
-                (wallet_id, version, balance, auto_threshold, state, opened_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                (wallet_id, version, balance, auto_threshold, state, opened_at, updated_at, twin_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (wallet_id) DO UPDATE SET version = $2, balance = $3,
-                auto_threshold = $4, state = $5, updated_at = $7",
+                auto_threshold = $4, state = $5, updated_at = $7, twin_id = $8",
         )
         .bind(id)
         .bind(seq)
@@ -93,6 +97,7 @@ impl Projection for WalletProjection {
         .bind(&state)
         .bind(opened_at)
         .bind(event.at())
+        .bind(twin_id)
         .execute(&mut *conn)
         .await?;
         sqlx::query(
@@ -248,4 +253,29 @@ pub async fn below_auto_top_up_threshold(pool: &PgPool) -> Result<Vec<String>, s
     )
     .fetch_all(pool)
     .await
+}
+
+/// The wallet whose custodial twin is `twin_id`, if the view knows one.
+pub async fn wallet_of_twin(pool: &PgPool, twin_id: u32) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT wallet_id FROM wallet_views WHERE twin_id = $1")
+        .bind(i64::from(twin_id))
+        .fetch_optional(pool)
+        .await
+}
+
+/// Every wallet with a custodial chain account: (wallet, its account's
+/// address), for reconciling ledgers with the chain.
+pub async fn custodial(pool: &PgPool) -> Result<Vec<(String, Wallet)>, sqlx::Error> {
+    let rows: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT wallet_id, state FROM wallet_views WHERE twin_id IS NOT NULL ORDER BY wallet_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, state)| {
+            serde_json::from_value::<Wallet>(state)
+                .map(|w| (id, w))
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        })
+        .collect()
 }

@@ -23,7 +23,8 @@ use tracing::info;
 use crate::cli::DevArgs;
 use crate::wiring::{
     app_state, bind, chain_ports, connect, join_all, migrate, payments_client, settings,
-    shutdown_signal, spawn_api, spawn_payment_workers, spawn_projections, spawn_provisioning,
+    shutdown_signal, spawn_api, spawn_chain_follower, spawn_payment_workers, spawn_projections,
+    spawn_provisioning,
 };
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -103,7 +104,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             }
             info!(%chain_url, treasury = %ports.custody.treasury().address(), "provisioning deployments on the chain at {chain_url}");
             state = state.with_nodes(ports.nodes.clone());
-            spawn_provisioning(&pool, p, ports, &cancel)
+            let mut tasks = spawn_chain_follower(
+                &pool,
+                ports.chain.clone(),
+                args.follower.options(),
+                Duration::from_secs(args.follower.reconcile_secs),
+                &cancel,
+            );
+            tasks.extend(spawn_provisioning(&pool, p, ports, &cancel));
+            tasks
         }
         None => {
             tracing::warn!(

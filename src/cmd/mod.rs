@@ -2,6 +2,7 @@
 
 mod dead_letters;
 mod dev;
+mod follow_chain;
 mod grid_sim;
 mod payments;
 mod project;
@@ -30,5 +31,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::GridSim(args) => grid_sim::run(args).await,
         Command::Payments(args) => payments::run(args).await,
         Command::Provision(args) => provision::run(args).await,
+        Command::FollowChain(args) => follow_chain::run(args).await,
     }
 }

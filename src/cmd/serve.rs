@@ -2,6 +2,8 @@
 //! (when a chain is configured) the provisioning manager,
 //! tokens checked against the configured JWKS.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context};
 use marketplace_api::auth::{AuthConfig, Authenticator};
 use tokio_util::sync::CancellationToken;
@@ -9,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServeArgs;
 use crate::wiring::{
     app_state, bind, chain_ports, connect, join_all, payments_client, settings, shutdown_signal,
-    spawn_api, spawn_payment_workers, spawn_provisioning,
+    spawn_api, spawn_chain_follower, spawn_payment_workers, spawn_provisioning,
 };
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -43,6 +45,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         (Some(url), Some(seed)) => {
             let ports = chain_ports(url, p.rmb_url.as_deref(), seed)?;
             state = state.with_nodes(ports.nodes.clone());
+            workers.extend(spawn_chain_follower(
+                &pool,
+                ports.chain.clone(),
+                args.follower.options(),
+                Duration::from_secs(args.follower.reconcile_secs),
+                &cancel,
+            ));
             workers.extend(spawn_provisioning(&pool, p, ports, &cancel));
         }
         (None, None) => tracing::warn!(

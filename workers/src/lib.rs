@@ -5,11 +5,14 @@
 //! - [`kafka`]: the scale-out path: the relay that publishes the event
 //!   store to Kafka in commit order, and projection workers consuming it as
 //!   consumer groups (the projections live in `marketplace-projections`).
+//! - [`chain`]: the chain-event follower (bills, grace periods, uptime,
+//!   the TFT price) and the ledger-to-chain reconciliation.
 //! - [`grid`]: the grid sync worker.
 //! - [`stripe`]: the Stripe inbox, auto top-up and runway workers.
 //! - [`provisioning`]: the provisioning process manager and the treasury's
 //!   transfers to custodial accounts, on the leased job queues of [`jobs`].
 
+pub mod chain;
 pub mod grid;
 pub mod jobs;
 pub mod kafka;

@@ -37,6 +37,13 @@ pub struct RunwayBody {
     pub discount_level: DiscountLevel,
     /// That level's discount in percent.
     pub discount_percent: u64,
+    /// `bills`: the burn is what the chain billed in the hour up to its
+    /// newest bill and the level the one it applied on it; `estimate`:
+    /// nothing was billed yet, both come from the active deployments' quotes.
+    #[schema(example = "bills")]
+    pub source: &'static str,
+    /// When the chain last billed the user's contracts.
+    pub last_billed_at: Option<DateTime<Utc>>,
 }
 
 impl From<Runway> for RunwayBody {
@@ -46,6 +53,8 @@ impl From<Runway> for RunwayBody {
             runway_hours: r.runway_hours,
             discount_level: r.discount_level,
             discount_percent: r.discount_percent,
+            source: r.source.as_str(),
+            last_billed_at: r.last_billed_at,
         }
     }
 }
@@ -206,9 +215,10 @@ pub(super) async fn wallet_body(
     let runway = runway(
         &state.pool,
         &policy,
-        state.settings.tft_price,
+        crate::tft_price::in_force(state).await?,
         wallet_id,
         balance,
+        wallet.state().and_then(|s| s.last_bill),
     )
     .await?
     .into();
@@ -264,6 +274,7 @@ pub(super) async fn wallet_body(
                 EntryKind::Debit => "debit",
                 EntryKind::Refund => "refund",
                 EntryKind::Dispute => "dispute",
+                EntryKind::Bill => "bill",
             }
             .to_string(),
             amount_tft_units: i64::try_from(e.amount).unwrap_or(i64::MAX),

@@ -77,7 +77,7 @@ pub async fn create_top_up(
             detail: e.reason,
             field: Some(e.field),
         })?;
-        let tft_price = state.settings.tft_price;
+        let tft_price = crate::tft_price::in_force(&state).await?;
         if tft_for_cents(body.usd_cents, tft_price).is_none_or(|t| t.base_units() == 0) {
             return Err(ApiError::Invalid {
                 detail: "the amount buys no TFT at the current price".into(),

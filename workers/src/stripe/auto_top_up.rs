@@ -163,7 +163,8 @@ impl AutoTopUpWorker {
             .await?;
         let pi = StripeId::new("payment_intent_id", &intent.id)
             .map_err(|e| CommandError::Internal(e.reason))?;
-        let tft_price = self.options.tft_price;
+        let (tft_price, _) =
+            marketplace_app::tft_price::current(&self.pool, self.options.tft_price).await?;
         Exec::new(
             &*self.wallets,
             wallet_id,

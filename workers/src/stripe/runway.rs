@@ -63,12 +63,18 @@ impl RunwayWorker {
         for (wallet_id, balance) in wallets {
             // One wallet failing does not stop the others.
             let measured = async {
+                let last_bill = marketplace_projections::wallets::find(&self.pool, &wallet_id)
+                    .await?
+                    .and_then(|row| row.wallet.state().and_then(|s| s.last_bill));
+                let (tft_price, _) =
+                    marketplace_app::tft_price::current(&self.pool, self.tft_price).await?;
                 let r = runway(
                     &self.pool,
                     &policy,
-                    self.tft_price,
+                    tft_price,
                     &wallet_id,
                     i128::from(balance),
+                    last_bill,
                 )
                 .await?;
                 let thresholds = self.thresholds_hours.clone();

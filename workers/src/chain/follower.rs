@@ -1,0 +1,238 @@
+//! The follower's loop: read a page of chain events after the cursor,
+//! apply it, move the cursor.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use marketplace_app::tfchain::{Chain, ChainError, ChainEvent, EventId};
+use marketplace_app::{CommandError, Stores};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+use super::apply::{apply_batch, Applied};
+use crate::runtime::{self, Round, Schedule};
+
+/// The cursor's name in `chain_cursors`.
+pub const CURSOR: &str = "chain-follower";
+
+/// How the follower runs.
+#[derive(Debug, Clone)]
+pub struct FollowerOptions {
+    /// Events read and applied at a time.
+    pub batch: u32,
+    /// How often it looks for new events once caught up.
+    pub poll: Duration,
+    /// Wallets (partitions of a batch) applied at once.
+    pub concurrency: usize,
+}
+
+impl Default for FollowerOptions {
+    fn default() -> Self {
+        Self {
+            batch: 500,
+            poll: Duration::from_secs(2),
+            concurrency: 8,
+        }
+    }
+}
+
+/// What the follower did so far (this process).
+#[derive(Debug, Default)]
+pub struct FollowerStats {
+    /// Chain events read and applied (including skipped ones).
+    pub events: AtomicU64,
+    /// Commands that recorded something.
+    pub recorded: AtomicU64,
+    /// Events the domain refused (logged).
+    pub refused: AtomicU64,
+    /// Events about contracts, nodes or twins that are not the marketplace's.
+    pub skipped: AtomicU64,
+    /// The chain's best block at the last look.
+    pub head_block: AtomicU64,
+    /// The cursor's block.
+    pub cursor_block: AtomicU64,
+}
+
+/// Follows the chain's events into commands.
+#[derive(Clone)]
+pub struct ChainFollower {
+    pool: PgPool,
+    chain: Arc<dyn Chain>,
+    stores: Arc<Stores>,
+    options: FollowerOptions,
+    stats: Arc<FollowerStats>,
+}
+
+/// Why a round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The chain could not be read.
+    #[error("chain: {0}")]
+    Chain(#[from] ChainError),
+    /// A command could not be committed.
+    #[error("command: {0}")]
+    Command(#[from] CommandError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The chain is behind the cursor: not the chain the cursor was made on.
+    #[error("the chain's best block {head} is behind the cursor's block {cursor}: a different (or reset) chain? Not following it")]
+    ChainBehind {
+        /// The chain's best block.
+        head: u32,
+        /// The cursor's block.
+        cursor: u32,
+    },
+}
+
+impl ChainFollower {
+    /// A follower over `chain`, recording through `stores`.
+    pub fn new(pool: PgPool, chain: Arc<dyn Chain>, options: FollowerOptions) -> Self {
+        Self {
+            stores: Arc::new(Stores::new(&pool)),
+            pool,
+            chain,
+            options,
+            stats: Arc::new(FollowerStats::default()),
+        }
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> Arc<FollowerStats> {
+        self.stats.clone()
+    }
+
+    /// Follows until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let schedule = Schedule::every("chain-follower", self.options.poll)
+            .backing_off_to(Duration::from_secs(30));
+        runtime::run(&self.pool, schedule, cancel, || async {
+            let span = tracing::info_span!("chain_follower_round");
+            self.round().instrument(span).await
+        })
+        .await;
+    }
+
+    /// The cursor: the last event applied, if any.
+    pub async fn cursor(&self) -> Result<Option<EventId>, sqlx::Error> {
+        cursor(&self.pool).await
+    }
+
+    /// One page: read after the cursor, apply, move the cursor. `More`
+    /// while pages come full.
+    pub async fn round(&self) -> Result<Round, FollowError> {
+        let after = cursor(&self.pool).await?;
+        let events = match self.chain.events(after, self.options.batch).await {
+            Ok(events) => events,
+            Err(e) => return Err(e.into()),
+        };
+        if events.is_empty() {
+            let head = self.chain.latest_block().await?;
+            self.stats
+                .head_block
+                .store(u64::from(head.number), Ordering::Relaxed);
+            sqlx::query("UPDATE chain_cursors SET head_block = $2 WHERE name = $1")
+                .bind(CURSOR)
+                .bind(i64::from(head.number))
+                .execute(&self.pool)
+                .await?;
+            if let Some(after) = after {
+                if head.number < after.block_number {
+                    return Err(FollowError::ChainBehind {
+                        head: head.number,
+                        cursor: after.block_number,
+                    });
+                }
+            }
+            return Ok(Round::Idle);
+        }
+        let full = events.len() as u32 >= self.options.batch;
+        let last = events.last().map(|e| e.id);
+        let applied = self.apply(&events).await?;
+        if let Some(last) = last {
+            save_cursor(&self.pool, last).await?;
+            self.stats
+                .cursor_block
+                .store(u64::from(last.block_number), Ordering::Relaxed);
+        }
+        self.count(events.len(), &applied);
+        Ok(if full { Round::More } else { Round::Idle })
+    }
+
+    async fn apply(&self, events: &[ChainEvent]) -> Result<Applied, FollowError> {
+        apply_batch(
+            &self.pool,
+            &self.stores,
+            &*self.chain,
+            events,
+            self.options.concurrency,
+        )
+        .await
+    }
+
+    fn count(&self, events: usize, applied: &Applied) {
+        let s = &self.stats;
+        s.events.fetch_add(events as u64, Ordering::Relaxed);
+        s.recorded.fetch_add(applied.recorded, Ordering::Relaxed);
+        s.refused.fetch_add(applied.refused, Ordering::Relaxed);
+        s.skipped.fetch_add(applied.skipped, Ordering::Relaxed);
+        if applied.recorded > 0 || applied.refused > 0 {
+            info!(
+                events,
+                recorded = applied.recorded,
+                refused = applied.refused,
+                skipped = applied.skipped,
+                "chain events applied"
+            );
+        }
+        if applied.refused > 0 {
+            warn!(
+                refused = applied.refused,
+                "the domain refused some chain events (see the warnings above)"
+            );
+        }
+    }
+}
+
+/// Records a reconciliation's outcome for the metrics.
+pub async fn save_reconciliation(pool: &PgPool, mismatched: usize) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE chain_cursors SET mismatched_wallets = $2, reconciled_at = now() WHERE name = $1",
+    )
+    .bind(CURSOR)
+    .bind(i32::try_from(mismatched).unwrap_or(i32::MAX))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The follower's cursor, if it has one.
+pub async fn cursor(pool: &PgPool) -> Result<Option<EventId>, sqlx::Error> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT block_number, event_index FROM chain_cursors WHERE name = $1")
+            .bind(CURSOR)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(b, i)| EventId {
+        block_number: u32::try_from(b).unwrap_or(u32::MAX),
+        event_index: u32::try_from(i).unwrap_or(u32::MAX),
+    }))
+}
+
+/// Moves the cursor to `to`, never back.
+pub async fn save_cursor(pool: &PgPool, to: EventId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO chain_cursors (name, block_number, event_index, updated_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT (name) DO UPDATE SET block_number = $2, event_index = $3, updated_at = now()
+          WHERE (chain_cursors.block_number, chain_cursors.event_index) < ($2, $3)",
+    )
+    .bind(CURSOR)
+    .bind(i64::from(to.block_number))
+    .bind(i64::from(to.event_index))
+    .execute(pool)
+    .await?;
+    Ok(())
+}

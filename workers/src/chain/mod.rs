@@ -1,0 +1,39 @@
+//! The chain-event follower: follows TFChain's events from a durable cursor
+//! (block number, event index) and turns the ones about the marketplace's
+//! contracts, nodes and price into commands (`apply.rs`):
+//!
+//! - `smartContractModule.ContractCreated` → the follower's own record of
+//!   the contract (`chain_contracts`: twin, node, and the deployment its
+//!   `deployment_data` names), so that a bill finds its wallet and
+//!   deployment without waiting for any view;
+//! - `ContractBilled` → `RecordBill` on the contract's twin's wallet (a
+//!   debit of exactly `amount_billed`) and on its deployment (billed to
+//!   date), both once per chain event;
+//! - `ContractGracePeriodStarted` / `Ended` → the deployment's grace period
+//!   for that contract; `ContractGracePeriodElapsed` → `Deleted(OutOfFunds)`;
+//! - `tfgridModule.NodeUptimeReported` → the node's uptime history
+//!   (`node_uptime_reports`, a copy of chain facts);
+//! - `tftPriceModule.AveragePriceStored` → the TFT price feed.
+//!
+//! Events about other twins' contracts are skipped. Delivery is at least
+//! once: a batch is applied, then the cursor moves past it; a crash between
+//! the two applies the batch again, and every command above is a no-op for
+//! a chain event its aggregate already recorded (chain order is kept per
+//! aggregate: a wallet's events are applied in order, one wallet at a time).
+//! A refusal by the domain (a grace period on a deployment still being
+//! provisioned) is logged and counted, never retried; a failure to reach
+//! the database or the chain retries the batch after a backoff without
+//! moving the cursor.
+//!
+//! `reconcile.rs` compares each custodial wallet's ledger with its chain
+//! account (ledger balance − credits not yet delivered = free balance); a
+//! mismatch is a metric and a log line, never corrected silently.
+
+mod apply;
+mod follower;
+mod reconcile;
+
+pub use follower::{
+    cursor, save_reconciliation, ChainFollower, FollowerOptions, FollowerStats, CURSOR,
+};
+pub use reconcile::{reconcile_once, Mismatch};
