@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod nodes;
+pub mod notifications;
 pub mod policy;
 pub mod pricing;
 pub mod providers;
@@ -117,6 +118,7 @@ impl AppState {
         (name = "deployments", description = "Cloud users' VMs and Kubernetes clusters"),
         (name = "operations", description = "Operator-driven life-cycle steps"),
         (name = "quotes", description = "Prices"),
+        (name = "notifications", description = "A user's notifications: balance low, grace periods, deletion out of funds"),
         (name = "providers", description = "Providers' requests to sell through the marketplace"),
         (name = "pricing", description = "The operators' pricing policy"),
         (name = "nodes", description = "The node catalog, synced from the grid"),
@@ -154,6 +156,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(nodes::router())
         .merge(dead_letters::router())
         .merge(wallet::router())
+        .merge(notifications::router())
         .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))

@@ -127,10 +127,6 @@ impl Projection for NotificationProjection {
         .bind(at)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("SELECT pg_notify('notifications', $1)")
-            .bind(&owner)
-            .execute(&mut *conn)
-            .await?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! cycle by hand, as overrides of the provisioning process manager.
 
 mod detail;
-mod events;
+pub mod events;
 
 pub use detail::GetParams;
 pub use events::EventsParams;
