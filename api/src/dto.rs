@@ -435,6 +435,20 @@ pub struct DeploymentDetail {
     pub deletion_cause: Option<String>,
     /// Start of the current grace period.
     pub grace_since: Option<DateTime<Utc>>,
+    /// When the data is deleted unless the balance is topped up (14 days
+    /// after the grace period began).
+    pub deletion_at: Option<DateTime<Utc>>,
+    /// Its contracts the chain has in grace now.
+    pub grace_contracts: Vec<i64>,
+    /// TFT base units the chain billed it so far, all its contracts together.
+    pub billed_to_date_tft_units: u64,
+    /// How many bills the chain sent.
+    pub bills: u64,
+    /// When the chain last billed it.
+    pub last_billed_at: Option<DateTime<Utc>>,
+    /// The staking discount the chain applied on its last bill (`none`,
+    /// `default`, `bronze`, `silver`, `gold`).
+    pub last_discount_level: Option<String>,
     /// When it was requested.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

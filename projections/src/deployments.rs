@@ -434,6 +434,16 @@ pub struct DeploymentRow {
     pub deletion_cause: Option<String>,
     /// Start of the current grace period.
     pub grace_since: Option<DateTime<Utc>>,
+    /// Its contracts in grace now.
+    pub grace_contracts: Vec<i64>,
+    /// TFT base units the chain billed it so far.
+    pub billed_to_date: i64,
+    /// How many bills.
+    pub bills: i64,
+    /// When the chain last billed it.
+    pub last_billed_at: Option<DateTime<Utc>>,
+    /// The staking discount on its last bill.
+    pub last_discount_level: Option<String>,
     /// When it was requested.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

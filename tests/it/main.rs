@@ -16,6 +16,7 @@
 mod common;
 
 mod auth;
+mod billing;
 mod bus;
 mod chain_sim;
 mod cli;

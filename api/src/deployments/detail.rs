@@ -120,6 +120,14 @@ fn detail(
         cancel_reason: row.cancel_reason,
         deletion_cause: row.deletion_cause,
         grace_since: row.grace_since,
+        deletion_at: row
+            .grace_since
+            .map(|since| since + marketplace_projections::notifications::grace_period()),
+        grace_contracts: row.grace_contracts,
+        billed_to_date_tft_units: u64::try_from(row.billed_to_date).unwrap_or(0),
+        bills: u64::try_from(row.bills).unwrap_or(0),
+        last_billed_at: row.last_billed_at,
+        last_discount_level: row.last_discount_level,
         created_at: row.created_at,
         updated_at: row.updated_at,
         version: row.version,

@@ -1,0 +1,116 @@
+//! Effectively once: chain events delivered twice, and a follower killed
+//! with SIGKILL in the middle of a batch, still debit each bill once.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use marketplace_workers::runtime::Round;
+
+use super::*;
+use crate::common::alice;
+use crate::provisioning::vm;
+
+async fn bills_paid(grid: &Grid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'wallet' AND event_type = 'BillPaid'",
+    )
+    .fetch_one(&grid.app.pool)
+    .await
+    .expect("count")
+}
+
+async fn round_until_idle(follower: &ChainFollower) {
+    for _ in 0..10_000 {
+        if follower.round().await.expect("round") == Round::Idle {
+            return;
+        }
+    }
+    panic!("the follower never caught up");
+}
+
+async fn billed_vm(grid: &Grid, hours: u32) -> u64 {
+    let top_up = credit(grid, 1, 10_000, 100_000).await;
+    until_delivered(grid, top_up).await;
+    let id = grid.request_as_alice(&vm("web", 2, true)).await;
+    let d = grid.settled(&alice(), &id, &["running", "failed"]).await;
+    assert_eq!(d["status"], "running", "{d:#}");
+    grid.advance(hours * 60).await;
+    d["contract_id"].as_u64().expect("contract")
+}
+
+#[tokio::test]
+async fn chain_events_delivered_twice_debit_once() {
+    // Bills every minute of the simulated clock: many bills quickly.
+    let grid = billing_grid(10).await;
+    let contract = billed_vm(&grid, 3).await;
+    let follower = follower(&grid);
+    round_until_idle(&follower).await;
+    let once = bills_paid(&grid).await;
+    let chain_bills = billed(&grid, &[contract]).await;
+    assert_eq!(once, chain_bills.len() as i64, "one BillPaid per ContractBilled");
+
+    // The cursor is lost: every event comes again.
+    sqlx::query("DELETE FROM chain_cursors")
+        .execute(&grid.app.pool)
+        .await
+        .expect("forget the cursor");
+    round_until_idle(&follower).await;
+    assert_eq!(bills_paid(&grid).await, once, "no bill recorded twice");
+    let debits: i64 = -ledger_amounts(&grid, "bill").await.iter().sum::<i64>();
+    assert_eq!(u128::try_from(debits).expect("debits"), chain_bills.iter().sum::<u128>());
+}
+
+fn follower_process(grid: &Grid) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_marketplace"))
+        .arg("follow-chain")
+        .env("DATABASE_URL", &grid.app.database_url)
+        .env("TFCHAIN_URL", &grid.sim)
+        .env("CHAIN_FOLLOWER_BATCH", "7")
+        .env("CHAIN_FOLLOWER_POLL_MS", "20")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start `marketplace follow-chain`")
+}
+
+#[tokio::test]
+async fn a_follower_killed_mid_batch_debits_each_bill_once_after_it_restarts() {
+    let grid = billing_grid(10).await;
+    let contract = billed_vm(&grid, 6).await;
+    let chain_bills = billed(&grid, &[contract]).await;
+    let total = chain_bills.len() as i64;
+    assert!(total > 100, "enough bills to kill mid-way: {total}");
+
+    let mut doomed = follower_process(&grid);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bills_paid(&grid).await < total / 3 {
+        assert!(Instant::now() < deadline, "the follower made no progress");
+        assert!(doomed.try_wait().expect("state").is_none(), "the follower exited");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    doomed.kill().expect("SIGKILL the follower");
+    doomed.wait().expect("reap");
+    let at_kill = bills_paid(&grid).await;
+    assert!(at_kill < total, "killed before the end ({at_kill} of {total})");
+
+    let mut restarted = follower_process(&grid);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bills_paid(&grid).await < total {
+        assert!(Instant::now() < deadline, "the restarted follower never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until_followed(&grid).await;
+    restarted.kill().expect("stop");
+    restarted.wait().expect("reap");
+    assert_eq!(bills_paid(&grid).await, total, "each bill once");
+    let debits: i64 = -ledger_amounts(&grid, "bill").await.iter().sum::<i64>();
+    assert_eq!(
+        u128::try_from(debits).expect("debits"),
+        chain_bills.iter().sum::<u128>(),
+        "the ledger took exactly what the chain billed"
+    );
+    let on_chain = chain_balance(&grid).await;
+    wallet_until(&grid, "the ledger mirrors the chain account", |w| {
+        w["balance_tft_units"].as_i64().and_then(|b| u128::try_from(b).ok()) == Some(on_chain)
+    })
+    .await;
+}
