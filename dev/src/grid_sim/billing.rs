@@ -452,3 +452,7 @@ fn contract_node(contract_type: &ContractData) -> u32 {
         ContractData::NameContract { .. } => 0,
     }
 }
+
+#[cfg(test)]
+#[path = "billing_tests.rs"]
+mod tests;

@@ -134,7 +134,7 @@ impl Catalog {
                 .is_some_and(|farm| farm.dedicated)
     }
 
-    fn advance(&mut self, secs: i64) {
+    pub(super) fn advance(&mut self, secs: i64) {
         self.now += secs;
         let now = self.now;
         for sim_node in self.nodes.values_mut().filter(|n| n.reporting) {
