@@ -340,3 +340,7 @@ pub(super) async fn nru(
         json!({ "contract_id": contract_id, "nru": nru, "window": window }),
     ))
 }
+
+#[cfg(test)]
+#[path = "chain_http_tests.rs"]
+mod tests;
