@@ -163,6 +163,7 @@ async fn start(cfg: &Config, executors: usize, key: &SigningKey) -> anyhow::Resu
     let sim_url = format!("http://{}", listener.local_addr()?);
     let options = SimOptions {
         workload_delay: Duration::ZERO,
+        ..SimOptions::default()
     };
     let simulator = sim::serve(listener, catalog(cfg), options, cancel.clone());
     let mut tasks = vec![

@@ -28,6 +28,7 @@ pub async fn run(args: GridSimArgs) -> anyhow::Result<()> {
     );
     let options = SimOptions {
         workload_delay: Duration::from_millis(args.workload_delay_ms),
+        ..SimOptions::default()
     };
     let listener = TcpListener::bind(args.listen)
         .await

@@ -15,7 +15,8 @@
 //! - `GET {base}/chain/blocks/latest` → a [`Block`].
 //! - `GET {base}/chain/events?after_block=&after_index=&limit=` (optional
 //!   `pallet`, `name` and `from_block` filters) → `{"events": [...]}` in
-//!   chain order.
+//!   chain order; 410 `{"error", "first_kept_block"}` when events it asks
+//!   for are older than the retention ([`ChainError::Pruned`]).
 //!
 //! Balances travel as decimal strings (JSON numbers lose precision past
 //! 2^53 in many readers; TFT balances are `u128`).
@@ -169,6 +170,15 @@ pub mod wire {
     pub struct EventsPage {
         /// In chain order.
         pub events: Vec<ChainEvent>,
+    }
+
+    /// The 410 body of `/chain/events`: the events asked for were dropped.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct EventsGone {
+        /// Why.
+        pub error: String,
+        /// The oldest block whose events are still kept.
+        pub first_kept_block: u32,
     }
 
     /// `system.Account`: `frame_system`'s `AccountInfo`, as far as kept.
@@ -347,8 +357,35 @@ impl HttpChain {
                 query.append_pair("from_block", &block.to_string());
             }
         }
-        let page: EventsPage = self.get(url).await?;
-        Ok(page.events)
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| unavailable("GET", &url, e))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| unavailable("GET", &url, e))?;
+        match status {
+            StatusCode::OK => {
+                let page: EventsPage =
+                    serde_json::from_str(&body).map_err(|e| garbage("GET", &url, e))?;
+                Ok(page.events)
+            }
+            StatusCode::GONE => {
+                let gone: wire::EventsGone =
+                    serde_json::from_str(&body).map_err(|e| garbage("GET", &url, e))?;
+                Err(ChainError::Pruned {
+                    first_kept_block: gone.first_kept_block,
+                })
+            }
+            other => Err(ChainError::Unavailable(format!(
+                "GET {url} answered {other}: {}",
+                snippet(&body)
+            ))),
+        }
     }
 }
 

@@ -192,6 +192,14 @@ pub enum ChainError {
     /// may not have been applied, so look before repeating it.
     #[error("TFChain unavailable: {0}")]
     Unavailable(String),
+    /// The events asked for are older than what the node keeps: events of
+    /// blocks before `first_kept_block` were dropped. Resume from a
+    /// snapshot (or the indexer), then read events from that block on.
+    #[error("TFChain events before block {first_kept_block} are no longer kept")]
+    Pruned {
+        /// The oldest block whose events are still kept.
+        first_kept_block: u32,
+    },
 }
 
 impl ChainError {
@@ -298,7 +306,8 @@ pub trait Chain: Send + Sync {
     ) -> Result<Receipt, ChainError>;
 
     /// The chain's events after `after` (all from genesis when `None`), in
-    /// order, at most `limit`.
+    /// order, at most `limit`; [`ChainError::Pruned`] when some of them are
+    /// no longer kept.
     async fn events(
         &self,
         after: Option<EventId>,

@@ -134,7 +134,7 @@ impl Catalog {
                 .is_some_and(|farm| farm.dedicated)
     }
 
-    fn advance(&mut self, secs: i64) {
+    pub(super) fn advance(&mut self, secs: i64) {
         self.now += secs;
         let now = self.now;
         for sim_node in self.nodes.values_mut().filter(|n| n.reporting) {
@@ -374,7 +374,9 @@ pub(super) async fn advance_clock(
     Query(advance): Query<Advance>,
 ) -> Json<SimClock> {
     let mut sim = shared.lock();
+    let from = sim.catalog.now;
     sim.catalog.advance(i64::from(advance.minutes) * 60);
+    sim.produce_blocks(from);
     let now = sim.catalog.now;
     info!(
         minutes = advance.minutes,
@@ -428,7 +430,8 @@ pub(super) async fn node_up(
     let mut sim = shared.lock();
     let now = sim.catalog.now;
     let sim_node = sim.catalog.node_mut(id)?;
-    if !sim_node.reporting || sim_node.node.power.state == PowerState::Down {
+    let booted = !sim_node.reporting || sim_node.node.power.state == PowerState::Down;
+    if booted {
         // It booted again.
         sim_node.node.uptime = 0;
     }
@@ -438,6 +441,9 @@ pub(super) async fn node_up(
         state: PowerState::Up,
         target: PowerState::Up,
     };
+    if booted {
+        sim.uptime.booted(id, now);
+    }
     info!(node_id = id, "grid proxy SIMULATOR: node reports again");
     sim.render_id(id).map(Json)
 }

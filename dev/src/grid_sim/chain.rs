@@ -1,9 +1,11 @@
 //! The TFChain SIMULATOR's state and dispatch: accounts and balances, twins,
 //! contracts with their storage indexes, and the event log. It is not
-//! TFChain: no runtime, no SCALE, no fees, no billing; it applies the
-//! handful of calls the marketplace makes with the pallets' own names,
-//! checks and errors (`pallet-smart-contract`'s `grid_contract.rs`,
-//! `pallet-tfgrid`, `pallet-balances`, `frame-system`, `pallet-utility`).
+//! TFChain: no runtime, no SCALE, no fees; it applies the handful of calls
+//! the marketplace makes with the pallets' own names, checks and errors
+//! (`pallet-smart-contract`'s `grid_contract.rs`, `pallet-tfgrid`,
+//! `pallet-balances`, `frame-system`, `pallet-utility`). Billing, grace
+//! periods, uptime and price events are in `billing`, `blocks`, `cost` and
+//! `price`.
 //!
 //! Blocks are 6 s of the simulated clock from its start (genesis); an
 //! extrinsic lands in the current block and its events are numbered after
@@ -69,13 +71,13 @@ pub(super) struct Twin {
 }
 
 /// An event before it has its place in the chain.
-struct Pending {
+pub(super) struct Pending {
     pallet: &'static str,
     name: &'static str,
     data: Value,
 }
 
-fn event(pallet: &'static str, name: &'static str, data: Value) -> Pending {
+pub(super) fn event(pallet: &'static str, name: &'static str, data: Value) -> Pending {
     Pending { pallet, name, data }
 }
 
@@ -94,8 +96,18 @@ pub(super) struct Ledger {
     by_node_and_hash: BTreeMap<(u32, String), u64>,
     active_node_contracts: BTreeMap<u32, Vec<u64>>,
     active_rent: BTreeMap<u32, u64>,
-    /// Every event, in chain order.
+    /// Every event still kept, in chain order (see [`Ledger::prune`]).
     events: Vec<ChainEvent>,
+    /// The last event dropped by the retention, if any.
+    pruned_through: Option<EventId>,
+    /// Events of blocks below this one have been dropped.
+    first_kept_block: u32,
+}
+
+/// The events asked for include dropped ones: `410 Gone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pruned {
+    pub(super) first_kept_block: u32,
 }
 
 impl Ledger {
@@ -111,6 +123,8 @@ impl Ledger {
             active_node_contracts: BTreeMap::new(),
             active_rent: BTreeMap::new(),
             events: Vec::new(),
+            pruned_through: None,
+            first_kept_block: 0,
         }
     }
 
@@ -121,6 +135,19 @@ impl Ledger {
             number: u32::try_from(number).unwrap_or(u32::MAX),
             timestamp: self.genesis + number * BLOCK_SECS,
         }
+    }
+
+    /// Block `number`.
+    pub(super) fn block(&self, number: u32) -> Block {
+        Block {
+            number,
+            timestamp: self.genesis + i64::from(number) * BLOCK_SECS,
+        }
+    }
+
+    /// Block 0's timestamp.
+    pub(super) fn genesis(&self) -> i64 {
+        self.genesis
     }
 
     pub(super) fn account(&self, account: &str) -> AccountInfo {
@@ -177,18 +204,65 @@ impl Ledger {
         pallet: Option<&str>,
         name: Option<&str>,
         limit: usize,
-    ) -> Vec<ChainEvent> {
+    ) -> Result<Vec<ChainEvent>, Pruned> {
+        if let Some(dropped) = self.pruned_through {
+            let wants_dropped = after.is_none_or(|after| after < dropped)
+                && from_block <= dropped.block_number;
+            if wants_dropped {
+                return Err(Pruned {
+                    first_kept_block: self.first_kept_block,
+                });
+            }
+        }
         let start = after.map_or(0, |after| self.events.partition_point(|e| e.id <= after));
         let start = start.max(
             self.events
                 .partition_point(|e| e.id.block_number < from_block),
         );
-        self.events[start..]
+        Ok(self.events[start..]
             .iter()
             .filter(|e| pallet.is_none_or(|p| e.pallet == p) && name.is_none_or(|n| e.name == n))
             .take(limit)
             .cloned()
+            .collect())
+    }
+
+    /// Drops the events of blocks older than `latest - retention` blocks.
+    pub(super) fn prune(&mut self, latest: u32, retention: u32) {
+        let cutoff = latest.saturating_sub(retention);
+        let drop = self.events.partition_point(|e| e.id.block_number < cutoff);
+        if drop > 0 {
+            self.pruned_through = Some(self.events[drop - 1].id);
+            self.events.drain(..drop);
+        }
+        self.first_kept_block = self.first_kept_block.max(cutoff);
+    }
+
+    /// The ids of every live contract, in order.
+    pub(super) fn live_contract_ids(&self) -> Vec<u64> {
+        self.contracts
+            .values()
+            .filter(|c| !c.is_deleted())
+            .map(|c| c.contract_id)
             .collect()
+    }
+
+    /// Sets a live contract's state.
+    pub(super) fn set_state(&mut self, contract_id: u64, state: ContractState) {
+        if let Some(contract) = self.contracts.get_mut(&contract_id) {
+            contract.state = state;
+        }
+    }
+
+    /// Takes `amount` (at most the free balance) from `account`: what was
+    /// taken.
+    pub(super) fn debit(&mut self, account: &str, amount: u128) -> u128 {
+        let Some(info) = self.accounts.get_mut(account) else {
+            return 0;
+        };
+        let taken = amount.min(info.data.free);
+        info.data.free -= taken;
+        taken
     }
 
     /// Mints `amount` into `account` (the `/sim/chain/fund` control, like
@@ -212,7 +286,7 @@ impl Ledger {
 
     /// Gives `events` their places in `block`, after the block's earlier
     /// events.
-    fn record(&mut self, block: Block, events: Vec<Pending>) -> Vec<ChainEvent> {
+    pub(super) fn record(&mut self, block: Block, events: Vec<Pending>) -> Vec<ChainEvent> {
         let mut next = match self.events.last() {
             Some(last) if last.id.block_number == block.number => last.id.event_index + 1,
             _ => 0,
@@ -546,6 +620,7 @@ impl Sim {
         self.chain
             .by_node_and_hash
             .insert((a.node_id, a.deployment_hash), contract_id);
+        self.billing.open(contract_id, self.catalog.now);
         self.chain
             .active_node_contracts
             .entry(a.node_id)
@@ -634,6 +709,7 @@ impl Sim {
         self.chain
             .active_rent
             .insert(a.node_id, contract.contract_id);
+        self.billing.open(contract.contract_id, self.catalog.now);
         if let Ok(sim_node) = self.catalog.node_mut(a.node_id) {
             sim_node.node.rented = true;
             sim_node.node.rent_contract_id = contract.contract_id;
@@ -652,7 +728,7 @@ impl Sim {
             contract_id: u64,
         }
         let Args { contract_id } = args(call)?;
-        let mut contract =
+        let contract =
             self.chain
                 .owned_contract(signer, contract_id, "TwinNotAuthorizedToCancelContract")?;
         if let ContractData::RentContract { node_id } = contract.contract_type {
@@ -660,7 +736,25 @@ impl Sim {
                 return Err(contracts_error("NodeHasActiveContracts"));
             }
         }
-        contract.state = ContractState::Deleted(DeletionCause::CanceledByUser);
+        // The pallet bills the contract up to now before it goes.
+        let block = self.chain.block_at(self.catalog.now);
+        let mut events = self.bill(contract_id, block);
+        if self.chain.live_contract(contract_id).is_some() {
+            events.extend(self.delete_contract(contract_id, DeletionCause::CanceledByUser));
+        }
+        Ok(events)
+    }
+
+    /// Deletes a live contract for `cause`, as the pallet's
+    /// `remove_contract` does: a node contract frees its IPs (`IPsFreed`),
+    /// leaves the node's indexes and its deployment
+    /// (`NodeContractCanceled`); a rent contract gives the node back
+    /// (`RentContractCanceled`).
+    pub(super) fn delete_contract(&mut self, contract_id: u64, cause: DeletionCause) -> Vec<Pending> {
+        let Some(mut contract) = self.chain.live_contract(contract_id).cloned() else {
+            return Vec::new();
+        };
+        contract.state = ContractState::Deleted(cause);
         let mut events = Vec::new();
         match &contract.contract_type {
             ContractData::NodeContract(node_contract) => {
@@ -707,7 +801,8 @@ impl Sim {
             }
         }
         self.chain.contracts.insert(contract_id, contract);
-        Ok(events)
+        self.billing.close(contract_id);
+        events
     }
 
     /// Gives the farm's IPs held by `contract_id` back: `IPsFreed`.

@@ -17,7 +17,9 @@ use marketplace_app::tfchain::http::wire::{
 };
 use marketplace_app::tfchain::{ss58_public_key, Block, Contract, EventId};
 
-use super::chain::Refusal;
+use super::billing::{NruRefusal, PaymentState};
+use super::chain::{Pruned, Refusal};
+use super::price;
 use super::Shared;
 
 /// Events a page holds when the request asks for none.
@@ -35,9 +37,12 @@ pub(super) enum ChainHttpError {
     /// The signature does not verify.
     #[error("{0}")]
     BadSignature(String),
-    /// No such storage item.
+    /// No such storage item, or contract.
     #[error("{0}")]
     NotFound(String),
+    /// The events asked for are older than the retention.
+    #[error("events before block {first_kept_block} are no longer kept")]
+    Gone { first_kept_block: u32 },
     /// Dispatched and failed.
     #[error("{pallet}.{error}")]
     Module {
@@ -55,6 +60,13 @@ impl IntoResponse for ChainHttpError {
                 json!({ "error": format!("bad signature: {m}") }),
             ),
             ChainHttpError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
+            ChainHttpError::Gone { first_kept_block } => (
+                StatusCode::GONE,
+                json!({
+                    "error": self.to_string(),
+                    "first_kept_block": first_kept_block,
+                }),
+            ),
             ChainHttpError::Module { pallet, error } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 serde_json::to_value(ModuleErrorBody {
@@ -211,13 +223,16 @@ pub(super) async fn events(
         .unwrap_or(DEFAULT_EVENTS_PAGE)
         .clamp(1, MAX_EVENTS_PAGE);
     let sim = shared.lock();
-    let events = sim.chain.events(
-        after,
-        query.from_block.unwrap_or(0),
-        query.pallet.as_deref(),
-        query.name.as_deref(),
-        limit,
-    );
+    let events = sim
+        .chain
+        .events(
+            after,
+            query.from_block.unwrap_or(0),
+            query.pallet.as_deref(),
+            query.name.as_deref(),
+            limit,
+        )
+        .map_err(|Pruned { first_kept_block }| ChainHttpError::Gone { first_kept_block })?;
     Ok(Json(EventsPage { events }))
 }
 
@@ -251,3 +266,81 @@ pub(super) async fn contracts(State(shared): State<Shared>) -> Json<Vec<Contract
     let sim = shared.lock();
     Json(sim.chain.all_contracts().cloned().collect())
 }
+
+/// `GET /sim/chain/billing`: every contract's payment state, deleted ones
+/// included: `[{contract_id, last_billed, standard_overdraft,
+/// additional_overdraft, billed_standard, billed_additional, farmer_share,
+/// nu_unbilled, used}]`.
+pub(super) async fn billing(State(shared): State<Shared>) -> Json<Vec<Value>> {
+    let sim = shared.lock();
+    Json(
+        sim.billing
+            .all()
+            .into_iter()
+            .map(|state: &PaymentState| {
+                let mut value = serde_json::to_value(state).unwrap_or(Value::Null);
+                value["farmer_share"] = json!(state.farmer_share().to_string());
+                value
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct Price {
+    price_musd: u32,
+}
+
+/// `POST /sim/chain/price {"price_musd"}`: a price observation, as the
+/// pallet's offchain worker submits it; emits `PriceStored [price]` and
+/// `AveragePriceStored [average]`; answers `{"price_musd", "average_musd"}`.
+pub(super) async fn price(
+    State(shared): State<Shared>,
+    body: Bytes,
+) -> Result<Json<Value>, ChainHttpError> {
+    let Price { price_musd } = serde_json::from_slice(&body)
+        .map_err(|e| ChainHttpError::BadRequest(format!("expected {{price_musd}}: {e}")))?;
+    let mut sim = shared.lock();
+    let average = sim.price.observe(price_musd);
+    let block = sim.chain.block_at(sim.catalog.now);
+    sim.chain.record(block, price::events(price_musd, average));
+    info!(price_musd, average, "TFChain SIMULATOR: TFT price observed");
+    Ok(Json(
+        json!({ "price_musd": price_musd, "average_musd": average }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct Nru {
+    contract_id: u64,
+    nru: u64,
+    window: u64,
+}
+
+/// `POST /sim/chain/nru {"contract_id", "nru", "window"}`: the node reports
+/// `nru` bytes of public traffic over `window` seconds; emits
+/// `NruConsumptionReportReceived`; billed at the contract's next bill.
+pub(super) async fn nru(
+    State(shared): State<Shared>,
+    body: Bytes,
+) -> Result<Json<Value>, ChainHttpError> {
+    let Nru {
+        contract_id,
+        nru,
+        window,
+    } = serde_json::from_slice(&body).map_err(|e| {
+        ChainHttpError::BadRequest(format!("expected {{contract_id, nru, window}}: {e}"))
+    })?;
+    let mut sim = shared.lock();
+    sim.report_nru(contract_id, nru, window)
+        .map_err(|NruRefusal::NotANodeContract(id)| {
+            ChainHttpError::NotFound(format!("no live node contract {id}"))
+        })?;
+    Ok(Json(
+        json!({ "contract_id": contract_id, "nru": nru, "window": window }),
+    ))
+}
+
+#[cfg(test)]
+#[path = "chain_http_tests.rs"]
+mod tests;

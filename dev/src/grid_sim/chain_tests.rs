@@ -50,14 +50,18 @@ fn events_number_within_their_block_and_page_after_an_id() {
         .collect();
     assert_eq!(ids, [(0, 0), (0, 1), (0, 2), (0, 3), (10, 0), (10, 1)]);
 
-    let after = chain.events(Some(second[0].id), 0, None, None, 100);
+    let after = chain
+        .events(Some(second[0].id), 0, None, None, 100)
+        .expect("kept");
     assert_eq!(after.len(), 3);
     assert_eq!(after[0].id, second[1].id);
-    let remarks = chain.events(None, 0, Some("system"), Some("Remarked"), 100);
+    let remarks = chain
+        .events(None, 0, Some("system"), Some("Remarked"), 100)
+        .expect("kept");
     assert_eq!(remarks.len(), 3);
-    assert_eq!(chain.events(None, 0, Some("x"), None, 100).len(), 3);
-    assert_eq!(chain.events(None, 10, None, None, 100).len(), 2);
-    assert_eq!(chain.events(None, 0, None, None, 2).len(), 2);
+    assert_eq!(chain.events(None, 0, Some("x"), None, 100).expect("kept").len(), 3);
+    assert_eq!(chain.events(None, 10, None, None, 100).expect("kept").len(), 2);
+    assert_eq!(chain.events(None, 0, None, None, 2).expect("kept").len(), 2);
 }
 
 #[test]

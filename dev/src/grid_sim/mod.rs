@@ -46,9 +46,13 @@
 //! (`standby` ones powered down). Without `now` the clock starts at the wall
 //! clock. Farms' and nodes' twins in the catalog are not chain accounts.
 
+mod billing;
+mod blocks;
 mod catalog;
 mod chain;
 mod chain_http;
+mod cost;
+mod price;
 mod seed;
 #[cfg(test)]
 mod tests;
@@ -72,22 +76,52 @@ use chain::Ledger;
 pub use seed::{Seed, SeedError};
 use zos::Zos;
 
-/// How the simulator behaves beyond its seed.
+/// How the simulator behaves beyond its seed. Start from
+/// `SimOptions::default()` and set the fields that matter:
+/// `SimOptions { billing_cycle_blocks: 10, ..SimOptions::default() }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimOptions {
     /// How long, in wall-clock time, an accepted workload stays `init`
     /// before it turns `ok` (or `error` under the `fail` control). Zero is
     /// allowed: the next read sees it settled.
     pub workload_delay: Duration,
+    /// `BillingFrequency`: blocks in a billing cycle. Contract `id` is
+    /// billed in every block `b` with `b % billing_cycle_blocks == id %
+    /// billing_cycle_blocks`. 600 (an hour) by default; 0 counts as 1.
+    pub billing_cycle_blocks: u32,
+    /// `GracePeriod`: blocks an unpaid contract waits before it is deleted
+    /// `OutOfFunds`. 201,600 (14 days) by default.
+    pub grace_period_blocks: u32,
+    /// Blocks of events `GET /chain/events` keeps: older ones are dropped
+    /// and asking for them answers 410. Two grace periods by default.
+    pub event_retention_blocks: u32,
+    /// The TFT price observed at genesis, mUSD (10: $0.01).
+    pub tft_price_musd: u32,
+    /// `MinTftPrice`, mUSD: billing never converts below it.
+    pub min_tft_price_musd: u32,
+    /// `MaxTftPrice`, mUSD: billing never converts above it.
+    pub max_tft_price_musd: u32,
 }
 
 /// Dev mode's delay: long enough to see `init`, short enough not to wait.
 pub const DEFAULT_WORKLOAD_DELAY: Duration = Duration::from_millis(1_500);
 
+/// `BillingFrequency` on the main chain: 600 blocks, an hour.
+pub const DEFAULT_BILLING_CYCLE_BLOCKS: u32 = 600;
+
+/// `GracePeriod`: 14 days of 6-second blocks.
+pub const DEFAULT_GRACE_PERIOD_BLOCKS: u32 = 201_600;
+
 impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
             workload_delay: DEFAULT_WORKLOAD_DELAY,
+            billing_cycle_blocks: DEFAULT_BILLING_CYCLE_BLOCKS,
+            grace_period_blocks: DEFAULT_GRACE_PERIOD_BLOCKS,
+            event_retention_blocks: 2 * DEFAULT_GRACE_PERIOD_BLOCKS,
+            tft_price_musd: 10,
+            min_tft_price_musd: 10,
+            max_tft_price_musd: 1_000,
         }
     }
 }
@@ -97,17 +131,33 @@ struct Sim {
     catalog: Catalog,
     chain: Ledger,
     zos: Zos,
+    billing: billing::Billing,
+    price: price::PriceOracle,
+    uptime: blocks::Uptime,
     options: SimOptions,
 }
 
 impl Sim {
     fn new(seed: Seed, wall_now: i64, options: SimOptions) -> Sim {
         let catalog = Catalog::new(seed, wall_now);
-        let chain = Ledger::new(catalog.now);
+        let mut chain = Ledger::new(catalog.now);
+        let price = price::PriceOracle::new(
+            options.tft_price_musd,
+            options.min_tft_price_musd,
+            options.max_tft_price_musd,
+        );
+        let genesis = chain.block(0);
+        chain.record(
+            genesis,
+            price::events(options.tft_price_musd, price.average()),
+        );
         Sim {
             catalog,
             chain,
             zos: Zos::default(),
+            billing: billing::Billing::default(),
+            price,
+            uptime: blocks::Uptime::default(),
             options,
         }
     }
@@ -162,45 +212,96 @@ impl IntoResponse for SimError {
     }
 }
 
+/// A grid SIMULATOR: a handle on its state (clones share it), to be
+/// served, stopped and served again without losing the chain.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Shared,
+}
+
+impl Simulator {
+    /// A simulator over `seed`, its clock at the seed's `now` (or the wall
+    /// clock). Fails if the seed contradicts itself.
+    pub fn new(seed: Seed, options: SimOptions) -> Result<Simulator, SeedError> {
+        seed.validate()?;
+        Ok(Simulator {
+            shared: Shared(Arc::new(Mutex::new(Sim::new(
+                seed,
+                wall_clock_now(),
+                options,
+            )))),
+        })
+    }
+
+    /// Its routes, for embedding in another server.
+    pub fn router(&self) -> Router {
+        Router::new()
+            // The grid proxy.
+            .route("/nodes", get(catalog::list_nodes))
+            .route("/farms", get(catalog::list_farms))
+            .route("/sim/clock", get(catalog::clock))
+            .route("/sim/clock/advance", post(catalog::advance_clock))
+            .route("/sim/nodes", post(catalog::add_node))
+            .route("/sim/nodes/{id}/down", post(catalog::node_down))
+            .route("/sim/nodes/{id}/up", post(catalog::node_up))
+            .route("/sim/nodes/{id}/fill", post(catalog::node_fill))
+            // TFChain.
+            .route("/chain/extrinsic", post(chain_http::extrinsic))
+            .route("/chain/storage/{pallet}/{item}", get(chain_http::storage))
+            .route("/chain/blocks/latest", get(chain_http::latest_block))
+            .route("/chain/events", get(chain_http::events))
+            .route("/sim/chain/fund", post(chain_http::fund))
+            .route("/sim/chain/contracts", get(chain_http::contracts))
+            .route("/sim/chain/billing", get(chain_http::billing))
+            .route("/sim/chain/price", post(chain_http::price))
+            .route("/sim/chain/nru", post(chain_http::nru))
+            // ZOS nodes.
+            .route("/rmb", post(zos_http::rmb))
+            .route("/sim/zos/nodes/{id}/fail", post(zos_http::node_fail))
+            .route("/sim/zos/nodes/{id}/stall", post(zos_http::node_stall))
+            .route(
+                "/sim/zos/nodes/{id}/unreachable",
+                post(zos_http::node_unreachable),
+            )
+            .route("/sim/zos/nodes/{id}/heal", post(zos_http::node_heal))
+            .route(
+                "/sim/zos/nodes/{id}/deployments",
+                get(zos_http::node_deployments),
+            )
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves it (proxy, TFChain and ZOS nodes on one base URL) on
+    /// `listener` until `cancel`; its state outlives the server.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        cancel: CancellationToken,
+    ) -> std::io::Result<()> {
+        let (farms, nodes, delay_ms) = {
+            let sim = self.shared.lock();
+            (
+                sim.catalog.farms.len(),
+                sim.catalog.nodes.len(),
+                sim.options.workload_delay.as_millis(),
+            )
+        };
+        let addr = listener.local_addr()?;
+        info!(
+            %addr, farms, nodes, workload_delay_ms = delay_ms,
+            "grid SIMULATOR listening: grid proxy, TFChain and ZOS nodes, all simulated (not the real grid)"
+        );
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await?;
+        info!(%addr, "grid SIMULATOR stopped");
+        Ok(())
+    }
+}
+
 /// The simulator's routes over a seed, for embedding in another server.
 pub fn router(seed: Seed, options: SimOptions) -> Result<Router, SeedError> {
-    seed.validate()?;
-    let shared = Shared(Arc::new(Mutex::new(Sim::new(
-        seed,
-        wall_clock_now(),
-        options,
-    ))));
-    Ok(Router::new()
-        // The grid proxy.
-        .route("/nodes", get(catalog::list_nodes))
-        .route("/farms", get(catalog::list_farms))
-        .route("/sim/clock", get(catalog::clock))
-        .route("/sim/clock/advance", post(catalog::advance_clock))
-        .route("/sim/nodes", post(catalog::add_node))
-        .route("/sim/nodes/{id}/down", post(catalog::node_down))
-        .route("/sim/nodes/{id}/up", post(catalog::node_up))
-        .route("/sim/nodes/{id}/fill", post(catalog::node_fill))
-        // TFChain.
-        .route("/chain/extrinsic", post(chain_http::extrinsic))
-        .route("/chain/storage/{pallet}/{item}", get(chain_http::storage))
-        .route("/chain/blocks/latest", get(chain_http::latest_block))
-        .route("/chain/events", get(chain_http::events))
-        .route("/sim/chain/fund", post(chain_http::fund))
-        .route("/sim/chain/contracts", get(chain_http::contracts))
-        // ZOS nodes.
-        .route("/rmb", post(zos_http::rmb))
-        .route("/sim/zos/nodes/{id}/fail", post(zos_http::node_fail))
-        .route("/sim/zos/nodes/{id}/stall", post(zos_http::node_stall))
-        .route(
-            "/sim/zos/nodes/{id}/unreachable",
-            post(zos_http::node_unreachable),
-        )
-        .route("/sim/zos/nodes/{id}/heal", post(zos_http::node_heal))
-        .route(
-            "/sim/zos/nodes/{id}/deployments",
-            get(zos_http::node_deployments),
-        )
-        .with_state(shared))
+    Ok(Simulator::new(seed, options)?.router())
 }
 
 /// Serves the grid SIMULATOR (proxy, TFChain and ZOS nodes on one base
@@ -212,18 +313,7 @@ pub async fn serve(
     options: SimOptions,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let (farms, nodes) = (seed.farms.len(), seed.nodes.len());
-    let delay_ms = options.workload_delay.as_millis();
-    let app = router(seed, options)
+    let simulator = Simulator::new(seed, options)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-    let addr = listener.local_addr()?;
-    info!(
-        %addr, farms, nodes, workload_delay_ms = delay_ms,
-        "grid SIMULATOR listening: grid proxy, TFChain and ZOS nodes, all simulated (not the real grid)"
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await?;
-    info!(%addr, "grid SIMULATOR stopped");
-    Ok(())
+    simulator.serve(listener, cancel).await
 }

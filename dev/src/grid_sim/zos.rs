@@ -129,6 +129,41 @@ impl Zos {
             .unwrap_or_default()
     }
 
+    /// What each deployment with no workload still `init` uses, by
+    /// contract: what the node reports to the chain.
+    pub(super) fn settled_usage(&self) -> Vec<(u64, Capacity)> {
+        self.nodes
+            .values()
+            .flat_map(|node| &node.deployments)
+            .filter(|(_, hosted)| hosted.pending.is_empty())
+            .map(|(id, hosted)| (*id, hosted.usage()))
+            .collect()
+    }
+
+    /// The contract entered (`paused`) or left its grace period: the node
+    /// pauses its running workloads, or runs its paused ones again.
+    pub(super) fn set_paused(&mut self, node_id: u32, contract_id: u64, paused: bool, now: i64) {
+        let Some(hosted) = self
+            .nodes
+            .get_mut(&node_id)
+            .and_then(|node| node.deployments.get_mut(&contract_id))
+        else {
+            return;
+        };
+        let (from, to) = if paused {
+            (ResultState::Ok, ResultState::Paused)
+        } else {
+            (ResultState::Paused, ResultState::Ok)
+        };
+        for workload in hosted.deployment.workloads.iter_mut() {
+            if workload.result.state == from {
+                workload.result.state = to;
+                workload.result.created = now;
+                hosted.changes.push(workload.clone());
+            }
+        }
+    }
+
     /// The contract is gone: the node drops its deployment.
     pub(super) fn drop_deployment(&mut self, node_id: u32, contract_id: u64) {
         if let Some(node) = self.nodes.get_mut(&node_id) {

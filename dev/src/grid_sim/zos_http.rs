@@ -34,6 +34,7 @@ impl Sim {
     pub(super) fn settle(&mut self) {
         let clocks = self.clocks();
         self.zos.settle(clocks);
+        self.report_used_resources();
     }
 
     fn facts(&self, node_id: u32) -> Option<NodeFacts> {

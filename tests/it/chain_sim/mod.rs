@@ -57,7 +57,10 @@ impl TestSim {
         tokio::spawn(sim::serve(
             listener,
             seed,
-            SimOptions { workload_delay },
+            SimOptions {
+                workload_delay,
+                ..SimOptions::default()
+            },
             cancel.clone(),
         ));
         let custody = Custody::from_seed(&SecretString::from(

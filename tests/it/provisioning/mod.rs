@@ -125,6 +125,7 @@ impl Grid {
             seed,
             SimOptions {
                 workload_delay: Duration::ZERO,
+                ..SimOptions::default()
             },
             sim_cancel.clone(),
         ));
