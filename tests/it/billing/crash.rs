@@ -47,7 +47,11 @@ async fn chain_events_delivered_twice_debit_once() {
     round_until_idle(&follower).await;
     let once = bills_paid(&grid).await;
     let chain_bills = billed(&grid, &[contract]).await;
-    assert_eq!(once, chain_bills.len() as i64, "one BillPaid per ContractBilled");
+    assert_eq!(
+        once,
+        chain_bills.len() as i64,
+        "one BillPaid per ContractBilled"
+    );
 
     // The cursor is lost: every event comes again.
     sqlx::query("DELETE FROM chain_cursors")
@@ -56,8 +60,11 @@ async fn chain_events_delivered_twice_debit_once() {
         .expect("forget the cursor");
     round_until_idle(&follower).await;
     assert_eq!(bills_paid(&grid).await, once, "no bill recorded twice");
-    let debits: i64 = -ledger_amounts(&grid, "bill").await.iter().sum::<i64>();
-    assert_eq!(u128::try_from(debits).expect("debits"), chain_bills.iter().sum::<u128>());
+    let debits = -view_bills(&grid, chain_bills.len()).await;
+    assert_eq!(
+        u128::try_from(debits).expect("debits"),
+        chain_bills.iter().sum::<u128>()
+    );
 }
 
 fn follower_process(grid: &Grid) -> Child {
@@ -84,25 +91,34 @@ async fn a_follower_killed_mid_batch_debits_each_bill_once_after_it_restarts() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while bills_paid(&grid).await < total / 3 {
         assert!(Instant::now() < deadline, "the follower made no progress");
-        assert!(doomed.try_wait().expect("state").is_none(), "the follower exited");
+        assert!(
+            doomed.try_wait().expect("state").is_none(),
+            "the follower exited"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     doomed.kill().expect("SIGKILL the follower");
     doomed.wait().expect("reap");
     let at_kill = bills_paid(&grid).await;
-    assert!(at_kill < total, "killed before the end ({at_kill} of {total})");
+    assert!(
+        at_kill < total,
+        "killed before the end ({at_kill} of {total})"
+    );
 
     let mut restarted = follower_process(&grid);
     let deadline = Instant::now() + Duration::from_secs(60);
     while bills_paid(&grid).await < total {
-        assert!(Instant::now() < deadline, "the restarted follower never finished");
+        assert!(
+            Instant::now() < deadline,
+            "the restarted follower never finished"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     until_followed(&grid).await;
     restarted.kill().expect("stop");
     restarted.wait().expect("reap");
     assert_eq!(bills_paid(&grid).await, total, "each bill once");
-    let debits: i64 = -ledger_amounts(&grid, "bill").await.iter().sum::<i64>();
+    let debits = -view_bills(&grid, total as usize).await;
     assert_eq!(
         u128::try_from(debits).expect("debits"),
         chain_bills.iter().sum::<u128>(),
@@ -110,7 +126,10 @@ async fn a_follower_killed_mid_batch_debits_each_bill_once_after_it_restarts() {
     );
     let on_chain = chain_balance(&grid).await;
     wallet_until(&grid, "the ledger mirrors the chain account", |w| {
-        w["balance_tft_units"].as_i64().and_then(|b| u128::try_from(b).ok()) == Some(on_chain)
+        w["balance_tft_units"]
+            .as_i64()
+            .and_then(|b| u128::try_from(b).ok())
+            == Some(on_chain)
     })
     .await;
 }

@@ -165,7 +165,10 @@ pub async fn until_delivered(grid: &Grid, top_up: Uuid) {
         if done {
             return;
         }
-        assert!(Instant::now() < deadline, "the top-up never reached the chain");
+        assert!(
+            Instant::now() < deadline,
+            "the top-up never reached the chain"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -185,19 +188,6 @@ pub async fn wallet(grid: &Grid) -> Value {
     r.json().await.expect("wallet json")
 }
 
-/// Alice's ledger lines of `kind`, their amounts.
-pub async fn ledger_amounts(grid: &Grid, kind: &str) -> Vec<i64> {
-    wallet(grid).await["ledger"]
-        .as_array()
-        .map(|l| {
-            l.iter()
-                .filter(|e| e["kind"] == json!(kind))
-                .filter_map(|e| e["amount_tft_units"].as_i64())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Waits until `check` holds on alice's wallet (the view lags the store).
 pub async fn wallet_until(grid: &Grid, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -206,7 +196,10 @@ pub async fn wallet_until(grid: &Grid, what: &str, check: impl Fn(&Value) -> boo
         if check(&w) {
             return w;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {w:#}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {w:#}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -223,4 +216,22 @@ pub async fn node_workload_states(grid: &Grid, node_id: u32, contract_id: u64) -
         .flat_map(|d| d["workloads"].as_array().cloned().unwrap_or_default())
         .filter_map(|w| w["result"]["state"].as_str().map(str::to_string))
         .collect()
+}
+
+/// Waits until alice's wallet view holds `n` bill lines; their sum
+/// (negative: debits).
+pub async fn view_bills(grid: &Grid, n: usize) -> i64 {
+    let w = wallet_until(grid, &format!("{n} bills in the wallet view"), |w| {
+        w["ledger"]
+            .as_array()
+            .is_some_and(|l| l.iter().filter(|e| e["kind"] == json!("bill")).count() == n)
+    })
+    .await;
+    w["ledger"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == json!("bill"))
+        .filter_map(|e| e["amount_tft_units"].as_i64())
+        .sum()
 }

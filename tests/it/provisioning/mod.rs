@@ -114,21 +114,35 @@ impl Grid {
         grid
     }
 
+    /// Everything, the manager in this process, the simulator with `options`.
+    pub async fn start_with(seed: Seed, options: SimOptions) -> Grid {
+        let grid = Self::with_sim(seed, options).await;
+        grid.spawn_manager(ProvisioningOptions {
+            standby_check: Duration::from_millis(100),
+            ..ProvisioningOptions::default()
+        });
+        grid
+    }
+
     /// Everything but the manager.
     pub async fn without_manager(seed: Seed) -> Grid {
-        let sim_cancel = CancellationToken::new();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
-        let sim = format!("http://{}", listener.local_addr().expect("addr"));
-        let nodes = seed.nodes.len() as i64;
-        tokio::spawn(sim::serve(
-            listener,
+        Self::with_sim(
             seed,
             SimOptions {
                 workload_delay: Duration::ZERO,
                 ..SimOptions::default()
             },
-            sim_cancel.clone(),
-        ));
+        )
+        .await
+    }
+
+    /// Everything but the manager, the simulator with `options`.
+    pub async fn with_sim(seed: Seed, options: SimOptions) -> Grid {
+        let sim_cancel = CancellationToken::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
+        let sim = format!("http://{}", listener.local_addr().expect("addr"));
+        let nodes = seed.nodes.len() as i64;
+        tokio::spawn(sim::serve(listener, seed, options, sim_cancel.clone()));
         let app = spawn_app_with(AppOptions {
             projections: true,
             ..AppOptions::default()
