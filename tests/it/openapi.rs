@@ -172,6 +172,8 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/nodes/{node_id}/maintenance", "post"),
         ("/v1/nodes/{node_id}/maintenance/{window_id}", "put"),
         ("/v1/nodes/{node_id}/maintenance/{window_id}/cancel", "post"),
+        ("/v1/notifications", "get"),
+        ("/v1/notifications/stream", "get"),
         ("/v1/provider/farms", "get"),
         ("/v1/provider/nodes", "get"),
         ("/v1/provider/maintenance", "get"),

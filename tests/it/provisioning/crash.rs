@@ -133,6 +133,7 @@ async fn a_credited_top_ups_tft_reaches_the_users_chain_account_exactly_once_acr
     let user = grid.custody.wallet("alice").address().to_string();
     let treasury = grid.custody.treasury().address().to_string();
     let treasury_before = balance_of(&grid, &treasury).await;
+    let user_before = balance_of(&grid, &user).await;
 
     // $10 at $0.01 a TFT: 1,000 TFT.
     let first = credit(&grid, 1, 1_000).await;
@@ -172,7 +173,7 @@ async fn a_credited_top_ups_tft_reaches_the_users_chain_account_exactly_once_acr
     let both = tft_units + tft_units / 2;
     assert_eq!(
         balance_of(&grid, &user).await,
-        both,
+        user_before + both,
         "each top-up arrived once"
     );
     assert_eq!(balance_of(&grid, &treasury).await, treasury_before - both);

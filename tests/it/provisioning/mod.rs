@@ -104,7 +104,8 @@ impl Drop for Grid {
 }
 
 impl Grid {
-    /// Everything, the manager in this process.
+    /// Everything, the manager in this process (users' chain accounts
+    /// funded, see [`Grid::without_manager`]).
     pub async fn start(seed: Seed) -> Grid {
         let grid = Self::without_manager(seed).await;
         grid.spawn_manager(ProvisioningOptions {
@@ -124,16 +125,27 @@ impl Grid {
         grid
     }
 
-    /// Everything but the manager.
+    /// Everything but the manager. The chain bills as it always does, so
+    /// the users' chain accounts hold plenty: these grids test provisioning,
+    /// not grace periods.
     pub async fn without_manager(seed: Seed) -> Grid {
-        Self::with_sim(
+        let grid = Self::with_sim(
             seed,
             SimOptions {
                 workload_delay: Duration::ZERO,
                 ..SimOptions::default()
             },
         )
-        .await
+        .await;
+        for user in ["alice", "bob"] {
+            let account = grid.custody.wallet(user);
+            grid.control(
+                "/sim/chain/fund",
+                json!({ "account": account.address(), "amount": 1_000_000u64 * 10_000_000 }),
+            )
+            .await;
+        }
+        grid
     }
 
     /// Everything but the manager, the simulator with `options`.
