@@ -68,7 +68,13 @@ fn kind_name(kind: EntryKind) -> &'static str {
 fn plain(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(max)
         .collect();
     if text.chars().count() > max {

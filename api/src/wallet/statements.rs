@@ -105,7 +105,10 @@ pub struct StatementPdf(Vec<u8>);
 impl IntoResponse for StatementPdf {
     fn into_response(self) -> Response {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            )],
             self.0,
         )
             .into_response()
@@ -245,8 +248,7 @@ fn answer(
         let mut response = pdf.into_response();
         response.headers_mut().insert(
             header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&disposition)
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
+            HeaderValue::from_str(&disposition).map_err(|e| ApiError::Internal(e.to_string()))?,
         );
         response
     } else {
@@ -348,7 +350,9 @@ mod tests {
         assert!(wants_pdf(&accept(&["application/pdf"])));
         assert!(wants_pdf(&accept(&["application/pdf, */*;q=0.1"])));
         assert!(wants_pdf(&accept(&["application/pdf, */*"])));
-        assert!(wants_pdf(&accept(&["application/json;q=0.5, application/pdf"])));
+        assert!(wants_pdf(&accept(&[
+            "application/json;q=0.5, application/pdf"
+        ])));
         assert!(!wants_pdf(&accept(&["application/json"])));
         assert!(!wants_pdf(&accept(&["*/*"])));
         assert!(!wants_pdf(&accept(&["application/json, application/pdf"])));

@@ -52,9 +52,8 @@ impl StatementMonth {
     /// Reads `YYYY-MM`: exactly four digits, `-`, two digits.
     pub fn parse(text: &str) -> Result<Self, SpecError> {
         let b = text.as_bytes();
-        let shaped = b.len() == 7
-            && b[4] == b'-'
-            && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit);
+        let shaped =
+            b.len() == 7 && b[4] == b'-' && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit);
         if !shaped {
             return Err(SpecError::new("month", "must be YYYY-MM, e.g. 2026-11"));
         }

@@ -251,7 +251,10 @@ fn a_month_without_entries_carries_the_balance_through() {
     let s = stated(&w, 2026, 11);
 
     assert!(s.credits.is_empty() && s.other_debits.is_empty() && s.bills.is_empty());
-    assert_eq!((s.total_credits, s.total_bills, s.total_other_debits), (0, 0, 0));
+    assert_eq!(
+        (s.total_credits, s.total_bills, s.total_other_debits),
+        (0, 0, 0)
+    );
     assert_eq!(s.opening_balance, units(tft(40)));
     assert_eq!(s.closing_balance, units(tft(40)));
 }
@@ -320,10 +323,20 @@ fn a_month_is_read_as_yyyy_mm() {
     let dec = StatementMonth::parse("2026-12").expect("valid");
     assert_eq!(dec.end().to_rfc3339(), "2027-01-01T00:00:00+00:00");
     for bad in [
-        "2026-13", "2026-00", "2026-1", "26-11", "2026/11", "2026-11-01", "+026-11", "２０２６-11",
+        "2026-13",
+        "2026-00",
+        "2026-1",
+        "26-11",
+        "2026/11",
+        "2026-11-01",
+        "+026-11",
+        "２０２６-11",
         "",
     ] {
-        assert!(StatementMonth::parse(bad).is_err(), "{bad:?} must be refused");
+        assert!(
+            StatementMonth::parse(bad).is_err(),
+            "{bad:?} must be refused"
+        );
     }
 }
 
@@ -353,8 +366,7 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
         .collect();
     let spread_from = at(8, 1, 0, 0, 0);
     prop_oneof![
-        (prop::sample::select(boundaries), -1i64..=1)
-            .prop_map(|(b, s)| b + Duration::seconds(s)),
+        (prop::sample::select(boundaries), -1i64..=1).prop_map(|(b, s)| b + Duration::seconds(s)),
         (0i64..(200 * 86_400)).prop_map(move |s| spread_from + Duration::seconds(s)),
     ]
 }
