@@ -183,6 +183,8 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/wallet", "get"),
         ("/v1/wallets/{wallet_id}", "get"),
         ("/v1/wallet/activity", "get"),
+        ("/v1/wallet/statements/{month}", "get"),
+        ("/v1/wallets/{wallet_id}/statements/{month}", "get"),
         ("/v1/wallet/link-challenges", "post"),
         (
             "/v1/wallet/link-challenges/{challenge_id}/signature",
@@ -231,7 +233,8 @@ async fn the_document_describes_what_the_api_does() {
                 .replace("{challenge_id}", &some_id)
                 .replace("{top_up_id}", &some_id)
                 .replace("{payment_method_id}", "pm_test")
-                .replace("{event_id}", "evt_test"),
+                .replace("{event_id}", "evt_test")
+                .replace("{month}", "2026-11"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
         let mut request = app.client.request(method.clone(), &url);

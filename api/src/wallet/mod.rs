@@ -11,10 +11,13 @@
 //! - [`link`]: proving control of a TFChain account.
 //! - [`cards`]: the Stripe customer and saved cards.
 //! - [`top_ups`]: card top-ups, the auto top-up rule, operators' debits.
+//! - [`statements`]: monthly statements, JSON or PDF ([`statement_pdf`]).
 
 pub mod cards;
 pub mod link;
 pub mod reads;
+pub mod statement_pdf;
+pub mod statements;
 pub mod top_ups;
 
 use axum::http::StatusCode;
@@ -43,6 +46,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reads::get_wallet))
         .routes(routes!(reads::get_any_wallet))
         .routes(routes!(reads::wallet_activity))
+        .routes(routes!(statements::get_statement))
+        .routes(routes!(statements::get_any_statement))
         .routes(routes!(link::issue_link_challenge))
         .routes(routes!(link::complete_link))
         .routes(routes!(cards::create_setup_intent))

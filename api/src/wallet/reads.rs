@@ -269,14 +269,7 @@ pub(super) async fn wallet_body(
         .iter()
         .rev()
         .map(|e| LedgerEntryBody {
-            kind: match e.kind {
-                EntryKind::TopUp => "top_up",
-                EntryKind::Debit => "debit",
-                EntryKind::Refund => "refund",
-                EntryKind::Dispute => "dispute",
-                EntryKind::Bill => "bill",
-            }
-            .to_string(),
+            kind: entry_kind(e.kind).to_string(),
             amount_tft_units: i64::try_from(e.amount).unwrap_or(i64::MAX),
             receipt_url: match e.kind {
                 EntryKind::TopUp => StripeId::new("reference", &e.reference)
@@ -292,6 +285,17 @@ pub(super) async fn wallet_body(
         .collect();
     body.runway_alerts = s.runway_alerts.iter().copied().collect();
     Ok(body)
+}
+
+/// A ledger entry's kind as the API spells it.
+pub(super) fn entry_kind(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::TopUp => "top_up",
+        EntryKind::Debit => "debit",
+        EntryKind::Refund => "refund",
+        EntryKind::Dispute => "dispute",
+        EntryKind::Bill => "bill",
+    }
 }
 
 /// Read parameters.

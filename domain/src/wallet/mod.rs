@@ -55,6 +55,9 @@
 //!   and the ledger mirrors what it took (`BillPaid`), once per chain event
 //!   (chain order, so an event not newer than the last bill recorded was
 //!   seen), whatever the balance: the TFT already left the chain account.
+//! - **Statements** (`statement.rs`): a UTC calendar month of the ledger,
+//!   computed on read: opening balance, credits, bills per deployment and
+//!   contract, other debits, closing balance, to the base unit.
 
 // Files import one way, values <- errors <- events <- aggregate (commands
 // from values only), so none needs a file that needs it.
@@ -64,6 +67,7 @@ mod commands;
 mod custody;
 mod errors;
 mod events;
+mod statement;
 mod top_ups;
 mod values;
 
@@ -74,4 +78,8 @@ pub use aggregate::{Wallet, WalletState};
 pub use commands::WalletCommand;
 pub use errors::WalletError;
 pub use events::{WalletEvent, EVENT_VERSION};
+pub use statement::{
+    tft_with_seven_decimals, ContractBills, DeploymentBills, Statement, StatementLine,
+    StatementMonth,
+};
 pub use values::*;

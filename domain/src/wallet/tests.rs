@@ -1492,3 +1492,6 @@ mod custody;
 
 #[path = "billing_tests.rs"]
 mod billing;
+
+#[path = "statement_tests.rs"]
+mod statement;
