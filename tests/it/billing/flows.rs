@@ -93,8 +93,58 @@ async fn a_vm_billed_over_48_hours_debits_exactly_what_the_chain_billed_and_took
             .expect("reconcile");
     assert_eq!((mismatches, compared), (vec![], 1));
 
+    // The months' statements add up to the ledger, to the base unit.
+    let mut months: Vec<String> = w["ledger"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["at"].as_str().map(|at| at[..7].to_string()))
+        .collect();
+    months.sort();
+    months.dedup();
+    let mut statement_bills: i64 = 0;
+    let mut closing = None;
+    for month in &months {
+        let r = grid
+            .app
+            .get(&format!("/v1/wallet/statements/{month}"), &alice())
+            .await;
+        assert_eq!(r.status(), 200);
+        let s: Value = r.json().await.expect("statement");
+        let sum_of_deployments: i64 = s["bills"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["total_tft_units"].as_i64())
+            .sum();
+        assert_eq!(
+            Some(sum_of_deployments),
+            s["total_bills_tft_units"].as_i64(),
+            "{s:#}"
+        );
+        statement_bills += sum_of_deployments;
+        closing = s["closing_balance_tft_units"].as_i64();
+    }
+    assert_eq!(u128::try_from(statement_bills).expect("bills"), chain_total);
+    assert_eq!(
+        closing,
+        w["balance_tft_units"].as_i64(),
+        "the last closing is the balance"
+    );
+
     // The deployment knows what it cost; the runway is the chain's burn.
-    let d = grid.settled(&alice(), &id, &["running"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let d = loop {
+        let d = grid.settled(&alice(), &id, &["running"]).await;
+        if d["bills"].as_u64() == Some(bills.len() as u64) {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the view never had every bill: {d:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         d["billed_to_date_tft_units"].as_u64().map(u128::from),
         Some(chain_total),

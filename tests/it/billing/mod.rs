@@ -24,9 +24,13 @@ use crate::provisioning::{dev_seed, Grid};
 
 /// A grid whose chain bills every `cycle_blocks` (600: an hour), with the
 /// manager and treasury running; the follower is the test's to start.
+/// The chain's clock starts at the wall clock, so that bills and card
+/// credits fall in the same months of a statement.
 pub async fn billing_grid(cycle_blocks: u32) -> Grid {
+    let mut seed = dev_seed();
+    seed.now = Some(Utc::now().timestamp());
     Grid::start_with(
-        dev_seed(),
+        seed,
         SimOptions {
             workload_delay: Duration::ZERO,
             billing_cycle_blocks: cycle_blocks,
