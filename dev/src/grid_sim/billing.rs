@@ -230,8 +230,8 @@ impl Sim {
         let certified = node.is_some_and(|n| n.certification_type == NodeCertification::Certified);
         let (standard_usd, additional_usd) = match &contract.contract_type {
             ContractData::NodeContract(c) => {
-                let rented = self.chain.active_rent(node_id).is_some()
-                    || node.is_some_and(|n| n.rented);
+                let rented =
+                    self.chain.active_rent(node_id).is_some() || node.is_some_and(|n| n.rented);
                 let resources = cost::resources_cost(state.used, c.public_ips, secs, !rented);
                 (resources.saturating_add(state.nu_unbilled), 0)
             }

@@ -45,7 +45,11 @@ fn advance(sim: &mut Sim, minutes: i64) {
 fn twin(sim: &mut Sim, account: &str, funds: u128) -> u32 {
     sim.submit(
         account,
-        &Call::new("tfgridModule", "createTwin", json!({"relay": null, "pk": null})),
+        &Call::new(
+            "tfgridModule",
+            "createTwin",
+            json!({"relay": null, "pk": null}),
+        ),
     )
     .expect("twin");
     if funds > 0 {
@@ -469,9 +473,8 @@ fn up_nodes_report_uptime_every_40_minutes_and_down_ones_do_not() {
     let mut sim = sim(options(600));
     advance(&mut sim, 120);
     let reports = events(&sim, "NodeUptimeReported");
-    let of_node = |id: u32| -> Vec<&ChainEvent> {
-        reports.iter().filter(|e| e.data[0] == id).collect()
-    };
+    let of_node =
+        |id: u32| -> Vec<&ChainEvent> { reports.iter().filter(|e| e.data[0] == id).collect() };
     // Node 5 reports at 5, 45 and 85 minutes, with its uptime since genesis.
     let five = of_node(5);
     assert_eq!(five.len(), 3);
@@ -496,11 +499,7 @@ fn forty_eight_hours_over_fifty_contracts_take_well_under_a_second() {
     });
     twin(&mut sim, "alice", 1_000_000_000_000);
     for k in 0..50 {
-        let disk = workload(
-            &format!("disk{k}"),
-            "zmount",
-            json!({"size": GIB}),
-        );
+        let disk = workload(&format!("disk{k}"), "zmount", json!({"size": GIB}));
         deploy(&mut sim, "alice", 1, 0, vec![disk]);
     }
     let started = Instant::now();

@@ -96,8 +96,7 @@ impl Sim {
                 }
             }
         }
-        self.chain
-            .prune(last, self.options.event_retention_blocks);
+        self.chain.prune(last, self.options.event_retention_blocks);
     }
 
     /// `NodeUptimeReported(node_id, now, uptime)`, a tuple: its data is the

@@ -206,8 +206,8 @@ impl Ledger {
         limit: usize,
     ) -> Result<Vec<ChainEvent>, Pruned> {
         if let Some(dropped) = self.pruned_through {
-            let wants_dropped = after.is_none_or(|after| after < dropped)
-                && from_block <= dropped.block_number;
+            let wants_dropped =
+                after.is_none_or(|after| after < dropped) && from_block <= dropped.block_number;
             if wants_dropped {
                 return Err(Pruned {
                     first_kept_block: self.first_kept_block,
@@ -750,7 +750,11 @@ impl Sim {
     /// leaves the node's indexes and its deployment
     /// (`NodeContractCanceled`); a rent contract gives the node back
     /// (`RentContractCanceled`).
-    pub(super) fn delete_contract(&mut self, contract_id: u64, cause: DeletionCause) -> Vec<Pending> {
+    pub(super) fn delete_contract(
+        &mut self,
+        contract_id: u64,
+        cause: DeletionCause,
+    ) -> Vec<Pending> {
         let Some(mut contract) = self.chain.live_contract(contract_id).cloned() else {
             return Vec::new();
         };

@@ -33,7 +33,11 @@ async fn serve_on(simulator: &Simulator, listener: TcpListener) -> Served {
 }
 
 async fn serve(simulator: &Simulator) -> Served {
-    serve_on(simulator, TcpListener::bind("127.0.0.1:0").await.expect("bind")).await
+    serve_on(
+        simulator,
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+    )
+    .await
 }
 
 fn simulator(options: SimOptions) -> Simulator {

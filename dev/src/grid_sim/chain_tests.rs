@@ -59,8 +59,17 @@ fn events_number_within_their_block_and_page_after_an_id() {
         .events(None, 0, Some("system"), Some("Remarked"), 100)
         .expect("kept");
     assert_eq!(remarks.len(), 3);
-    assert_eq!(chain.events(None, 0, Some("x"), None, 100).expect("kept").len(), 3);
-    assert_eq!(chain.events(None, 10, None, None, 100).expect("kept").len(), 2);
+    assert_eq!(
+        chain
+            .events(None, 0, Some("x"), None, 100)
+            .expect("kept")
+            .len(),
+        3
+    );
+    assert_eq!(
+        chain.events(None, 10, None, None, 100).expect("kept").len(),
+        2
+    );
     assert_eq!(chain.events(None, 0, None, None, 2).expect("kept").len(), 2);
 }
 

@@ -49,7 +49,8 @@ impl PriceOracle {
             .iter()
             .fold(0u32, |sum, p| sum.saturating_add(*p));
         let count = self.history.len() as u64;
-        self.average = u32::try_from((2 * u64::from(sum) + count) / (2 * count)).unwrap_or(u32::MAX);
+        self.average =
+            u32::try_from((2 * u64::from(sum) + count) / (2 * count)).unwrap_or(u32::MAX);
         self.average
     }
 
@@ -69,7 +70,11 @@ impl PriceOracle {
 pub(super) fn events(price_musd: u32, average_musd: u32) -> Vec<Pending> {
     vec![
         event("tftPriceModule", "PriceStored", json!([price_musd])),
-        event("tftPriceModule", "AveragePriceStored", json!([average_musd])),
+        event(
+            "tftPriceModule",
+            "AveragePriceStored",
+            json!([average_musd]),
+        ),
     ]
 }
 
