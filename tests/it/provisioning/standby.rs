@@ -12,6 +12,15 @@ async fn a_standby_vm_takes_over_when_the_primarys_node_has_been_down_for_thirty
     let mut seed = uniform_seed(2, 8);
     seed.nodes[1].farm_id = 2;
     let grid = Grid::start(seed).await;
+    // The chain bills hourly from the start: alice holds TFT, or her
+    // contracts would be in their grace period (paused, not updatable) by
+    // the time the failover updates them.
+    let account = grid.custody.wallet("alice").address().to_owned();
+    grid.control(
+        "/sim/chain/fund",
+        json!({ "account": account, "amount": 10_000u64 * 10_000_000 }),
+    )
+    .await;
     let mut body = vm("web", 2, false);
     body["spec"]["standby"] = json!(true);
     let id = grid.request_as_alice(&body).await;
