@@ -66,7 +66,8 @@ impl PaymentState {
     pub(super) fn farmer_share(&self) -> u128 {
         let standard = self.billed_standard;
         // The pallet computes the 10% and 40% and gives the farmer the rest.
-        standard - standard / 10 - standard * 4 / 10 + self.billed_additional
+        let others = cost::percent_of(standard, 10) + cost::percent_of(standard, 40);
+        standard.saturating_sub(others) + self.billed_additional
     }
 }
 

@@ -244,6 +244,15 @@ fn a_vm_is_billed_each_cycle_for_the_seconds_since_its_last_bill() {
         assert_eq!(bill.data["timestamp"], bill.timestamp);
     }
     assert_eq!(free(&sim, "alice"), funds - first - 2 * then);
+    // What was billed is kept for the farmer's share: what is left of it
+    // after the staking pool's 10% and the foundation's 40% (each to the
+    // nearest unit, halves down).
+    let state = sim.billing.get(id).expect("payment state");
+    let billed = first + 2 * then;
+    assert_eq!(state.billed_standard, billed);
+    assert_eq!(state.billed_additional, 0);
+    let (pool, foundation) = ((billed * 10 + 49) / 100, (billed * 40 + 49) / 100);
+    assert_eq!(state.farmer_share(), billed - pool - foundation);
 }
 
 #[test]

@@ -101,9 +101,18 @@ pub(super) fn resources_cost(used: Resources, ips: u32, secs: u64, bill_resource
 /// (`Percent × cost`, which rounds to the nearest, halves down).
 pub(super) fn rent_cost(node: Resources, secs: u64) -> u64 {
     let full = u128::from(resources_cost(node, 0, secs, true));
-    let scaled = full * u128::from(policy::DEDICATION_PAYS_PERCENT);
+    to_u64(percent_of(
+        full,
+        u128::from(policy::DEDICATION_PAYS_PERCENT),
+    ))
+}
+
+/// `Percent::from_percent(percent) × value` (and `Perbill`'s): to the
+/// nearest, halves down.
+pub(super) fn percent_of(value: u128, percent: u128) -> u128 {
+    let scaled = value.saturating_mul(percent);
     let (quotient, remainder) = (scaled / 100, scaled % 100);
-    to_u64(quotient + u128::from(remainder > 50))
+    quotient + u128::from(remainder > 50)
 }
 
 /// `calculate_extra_fee_cost`: a dedicated node's extra fee (mUSD a month)

@@ -16,13 +16,24 @@
 //!   and reserved IPs, so the grid sync sees them.
 //! - `chain` and `chain_http`: the TFChain SIMULATOR (`/chain/...`), the
 //!   HTTP shape `marketplace_app::tfchain::http::HttpChain` speaks.
+//! - `blocks`: what happens in the blocks the clock passes: bills in each
+//!   contract's cycle slot, nodes' uptime reports every 40 minutes, the
+//!   event retention.
+//! - `billing`, `cost` and `price`: billing by the pallet's rules (used
+//!   resources, IPs, NU, rent and extra fee, the staking discount, the
+//!   certified premium, USD to TFT at the clamped average price), grace
+//!   periods that pause the node's workloads, deletion `OutOfFunds`, and the
+//!   TFT price ring buffer. Rewards are not distributed (see
+//!   docs/simulator.md, "Not simulated").
 //! - `zos` and `zos_http`: the ZOS SIMULATOR behind `POST /rmb`, the shape
 //!   `marketplace_app::zos::rmb::HttpRmb` speaks.
 //!
 //! Time is simulated: it stands still until `POST /sim/clock/advance`. A
 //! node that is *reporting* gets `updatedAt` = the simulated now at start and
 //! on every advance, as if it had sent its uptime report. Chain blocks are
-//! 6 s of that clock from its start. Workloads turn `ok` after
+//! 6 s of that clock from its start; an advance goes through the blocks it
+//! passes ([`SimOptions`] sets the billing cycle, the grace period, the
+//! event retention and the TFT price). Workloads turn `ok` after
 //! [`SimOptions::workload_delay`] of *wall-clock* time, so a deployer polls
 //! as it would a real node.
 //!
@@ -37,8 +48,15 @@
 //! - `POST /sim/nodes` with a node item → adds the node (201)
 //! - `POST /sim/chain/fund {"account", "amount"}` → mints TFT base units
 //! - `GET  /sim/chain/contracts` → every contract, deleted ones included
+//! - `GET  /sim/chain/billing` → every contract's payment state
+//! - `POST /sim/chain/price {"price_musd"}` → a TFT price observation;
+//!   answers `{"price_musd", "average_musd"}`
+//! - `POST /sim/chain/nru {"contract_id", "nru", "window"}` → an NRU report
 //! - `POST /sim/zos/nodes/{id}/fail {"message"}`, `/stall`, `/unreachable`,
 //!   `/heal`; `GET /sim/zos/nodes/{id}/deployments`
+//!
+//! [`Simulator`] is a handle on the state that can be served, stopped and
+//! served again; [`router`] and [`serve`] wrap it.
 //!
 //! A [`Seed`] is the starting catalog: `{"now": <optional unix secs>,
 //! "farms": [<proxy farm items>], "nodes": [<proxy node items>]}`. A seed
