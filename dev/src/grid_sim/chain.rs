@@ -24,6 +24,7 @@ use marketplace_app::tfchain::{
     EventId, NodeContract, PublicIp, Receipt,
 };
 
+use super::indexer::Indexer;
 use super::Sim;
 
 /// Seconds a block lasts.
@@ -69,13 +70,13 @@ pub(super) struct Twin {
 }
 
 /// An event before it has its place in the chain.
-struct Pending {
+pub(super) struct Pending {
     pallet: &'static str,
     name: &'static str,
     data: Value,
 }
 
-fn event(pallet: &'static str, name: &'static str, data: Value) -> Pending {
+pub(super) fn event(pallet: &'static str, name: &'static str, data: Value) -> Pending {
     Pending { pallet, name, data }
 }
 
@@ -96,6 +97,8 @@ pub(super) struct Ledger {
     active_rent: BTreeMap<u32, u64>,
     /// Every event, in chain order.
     events: Vec<ChainEvent>,
+    /// The indexer's projection of the events (its own full history).
+    pub(super) indexer: Indexer,
 }
 
 impl Ledger {
@@ -111,6 +114,7 @@ impl Ledger {
             active_node_contracts: BTreeMap::new(),
             active_rent: BTreeMap::new(),
             events: Vec::new(),
+            indexer: Indexer::default(),
         }
     }
 
@@ -212,7 +216,7 @@ impl Ledger {
 
     /// Gives `events` their places in `block`, after the block's earlier
     /// events.
-    fn record(&mut self, block: Block, events: Vec<Pending>) -> Vec<ChainEvent> {
+    pub(super) fn record(&mut self, block: Block, events: Vec<Pending>) -> Vec<ChainEvent> {
         let mut next = match self.events.last() {
             Some(last) if last.id.block_number == block.number => last.id.event_index + 1,
             _ => 0,
@@ -234,6 +238,7 @@ impl Ledger {
                 }
             })
             .collect();
+        self.indexer.ingest(&recorded);
         self.events.extend(recorded.iter().cloned());
         recorded
     }

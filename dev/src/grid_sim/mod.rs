@@ -49,6 +49,7 @@
 mod catalog;
 mod chain;
 mod chain_http;
+mod indexer;
 mod seed;
 #[cfg(test)]
 mod tests;
@@ -170,7 +171,15 @@ pub fn router(seed: Seed, options: SimOptions) -> Result<Router, SeedError> {
         wall_clock_now(),
         options,
     ))));
-    Ok(Router::new()
+    Ok(routes(shared))
+}
+
+/// The routes over a simulation (tests keep `shared` to reach inside).
+fn routes(shared: Shared) -> Router {
+    // Built from constants; `indexer`'s tests build the same schema.
+    let indexer = indexer::schema(shared.clone())
+        .expect("the INDEXER SIMULATOR's schema is built from constants");
+    Router::new()
         // The grid proxy.
         .route("/nodes", get(catalog::list_nodes))
         .route("/farms", get(catalog::list_farms))
@@ -187,6 +196,8 @@ pub fn router(seed: Seed, options: SimOptions) -> Result<Router, SeedError> {
         .route("/chain/events", get(chain_http::events))
         .route("/sim/chain/fund", post(chain_http::fund))
         .route("/sim/chain/contracts", get(chain_http::contracts))
+        // TFChain's indexer.
+        .route("/graphql", post(indexer::graphql).with_state(indexer))
         // ZOS nodes.
         .route("/rmb", post(zos_http::rmb))
         .route("/sim/zos/nodes/{id}/fail", post(zos_http::node_fail))
@@ -200,7 +211,7 @@ pub fn router(seed: Seed, options: SimOptions) -> Result<Router, SeedError> {
             "/sim/zos/nodes/{id}/deployments",
             get(zos_http::node_deployments),
         )
-        .with_state(shared))
+        .with_state(shared)
 }
 
 /// Serves the grid SIMULATOR (proxy, TFChain and ZOS nodes on one base
