@@ -42,10 +42,7 @@ impl EventId {
     pub fn to_indexer_id(&self, block_hash: &[u8]) -> String {
         let hash = hex::encode(block_hash);
         let hash = hash.get(..HASH_DIGITS).unwrap_or(&hash);
-        format!(
-            "{:010}-{:06}-{hash}",
-            self.block_number, self.event_index
-        )
+        format!("{:010}-{:06}-{hash}", self.block_number, self.event_index)
     }
 
     /// The least id-like text above every indexer id of this event and

@@ -404,7 +404,11 @@ impl Indexer {
             }
             ("tfgridModule", "NodeUptimeReported") => {
                 let at = |i: usize| data.get(i).and_then(integer).map(Cell::Num);
-                let row = Row::from([("nodeID", at(0)?), ("timestamp", at(1)?), ("uptime", at(2)?)]);
+                let row = Row::from([
+                    ("nodeID", at(0)?),
+                    ("timestamp", at(1)?),
+                    ("uptime", at(2)?),
+                ]);
                 self.insert(UPTIME, event.id, row);
             }
             ("tftPriceModule", name @ ("PriceStored" | "AveragePriceStored")) => {
@@ -804,7 +808,9 @@ fn list(ctx: &ResolverContext<'_>, def: &'static EntityDef) -> async_graphql::Re
 fn output(kind: Kind, cell: &Cell) -> Option<FieldValue<'static>> {
     let value = match (kind, cell) {
         (_, Cell::Null) => return None,
-        (Kind::Object(_), Cell::Object(row)) => return Some(FieldValue::owned_any((**row).clone())),
+        (Kind::Object(_), Cell::Object(row)) => {
+            return Some(FieldValue::owned_any((**row).clone()))
+        }
         (Kind::Int, Cell::Num(n)) => Value::Number(Number::from(i64::try_from(*n).ok()?)),
         (Kind::BigInt, Cell::Num(n)) => Value::String(n.to_string()),
         (Kind::Usd, Cell::Num(n)) => Value::String(musd_to_usd(u32::try_from(*n).ok()?)),

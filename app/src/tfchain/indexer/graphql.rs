@@ -230,9 +230,7 @@ impl GraphqlIndexer {
             )));
         }
         parsed
-            .map_err(|e| {
-                IndexerError::Unavailable(format!("POST {url}: unexpected JSON: {e}"))
-            })?
+            .map_err(|e| IndexerError::Unavailable(format!("POST {url}: unexpected JSON: {e}")))?
             .data
             .ok_or_else(|| IndexerError::Unavailable(format!("POST {url}: no data")))
     }
