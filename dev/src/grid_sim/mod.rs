@@ -1,6 +1,7 @@
 //! A grid **SIMULATOR** for development and tests: a grid proxy, a TFChain
-//! and the catalog's ZOS nodes, in one process, from memory, over real HTTP.
-//! It is not the grid proxy, not TFChain and not ZOS: it serves a made-up
+//! with its indexer and the catalog's ZOS nodes, in one process, from
+//! memory, over real HTTP. It is not the grid proxy, not TFChain, not its
+//! indexer and not ZOS: it serves a made-up
 //! catalog and applies the few chain calls and node commands the
 //! marketplace makes, with the real names and JSON shapes (DOMAIN.md,
 //! "Chain mechanics in detail"). docs/simulator.md lists every route.
@@ -16,6 +17,9 @@
 //!   and reserved IPs, so the grid sync sees them.
 //! - `chain` and `chain_http`: the TFChain SIMULATOR (`/chain/...`), the
 //!   HTTP shape `marketplace_app::tfchain::http::HttpChain` speaks.
+//! - `indexer`: the INDEXER SIMULATOR (`POST /graphql`), tfchain_graphql's
+//!   GraphQL API over a projection of the chain's events, which
+//!   `marketplace_app::tfchain::GraphqlIndexer` reads.
 //! - `zos` and `zos_http`: the ZOS SIMULATOR behind `POST /rmb`, the shape
 //!   `marketplace_app::zos::rmb::HttpRmb` speaks.
 //!

@@ -128,40 +128,22 @@ macro_rules! after_cursor {
     ($input:ident, $after:expr) => {{
         let after: PageAfter = $after;
         let timestamp = after.timestamp.to_string();
-        $input::default_with_or(vec![
-            $input {
-                timestamp_gt: Some(timestamp.clone()),
-                ..Default::default()
-            },
-            $input {
-                timestamp_eq: Some(timestamp),
-                id_gte: Some(after.event.indexer_ids_after()),
-                ..Default::default()
-            },
-        ])
+        $input {
+            or: Some(vec![
+                $input {
+                    timestamp_gt: Some(timestamp.clone()),
+                    ..Default::default()
+                },
+                $input {
+                    timestamp_eq: Some(timestamp),
+                    id_gte: Some(after.event.indexer_ids_after()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }
     }};
 }
-
-/// `where` inputs that can say "any of these".
-trait AnyOf: Default {
-    fn default_with_or(any: Vec<Self>) -> Self;
-}
-
-macro_rules! any_of {
-    ($($input:ty),*) => {$(
-        impl AnyOf for $input {
-            fn default_with_or(any: Vec<Self>) -> Self {
-                Self { or: Some(any), ..Default::default() }
-            }
-        }
-    )*};
-}
-
-any_of!(
-    bill_reports::ContractBillReportWhereInput,
-    uptime_events::UptimeEventWhereInput,
-    average_prices::AveragePriceStoredWhereInput
-);
 
 /// The [`Indexer`] port over GraphQL (see the module documentation).
 #[derive(Debug, Clone)]
