@@ -42,7 +42,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 use serde_json::json;
@@ -918,6 +919,13 @@ pub(super) fn schema(shared: Shared) -> Result<Schema, SchemaError> {
         builder = builder.register(object).register(filter).register(order);
     }
     builder.register(query).data(shared).finish()
+}
+
+/// `POST /graphql` over the simulation, for any router state.
+pub(super) fn router<S: Clone + Send + Sync + 'static>(shared: Shared) -> Router<S> {
+    // Built from constants; the tests build the same schema.
+    let schema = schema(shared).expect("the INDEXER SIMULATOR's schema is built from constants");
+    Router::new().route("/graphql", post(graphql).with_state(schema))
 }
 
 /// `POST /graphql`: a GraphQL request as JSON; the answer is 200 with

@@ -76,7 +76,13 @@ impl Drop for Served {
 impl Served {
     async fn start() -> Served {
         let shared = shared();
-        let app = crate::grid_sim::routes(shared.clone());
+        // The indexer and the extrinsics, over state the test keeps.
+        let app = router(shared.clone())
+            .route(
+                "/chain/extrinsic",
+                axum::routing::post(crate::grid_sim::chain_http::extrinsic),
+            )
+            .with_state(shared.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let cancel = CancellationToken::new();
@@ -796,4 +802,29 @@ async fn the_adapter_tells_refusals_from_outages() {
         .await
         .expect_err("closed");
     assert!(matches!(err, IndexerError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_simulator_serves_the_indexer_beside_the_chain() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let cancel = CancellationToken::new();
+    tokio::spawn(crate::grid_sim::serve(
+        listener,
+        Seed::dev(),
+        SimOptions::default(),
+        cancel.clone(),
+    ));
+    let chain = HttpChain::new(&base).expect("chain");
+    let alice = custody().wallet("alice");
+    let twin = twin(&chain, &alice).await;
+    chain
+        .create_node_contract(&alice, 1, &format!("{:032x}", 5), "", 0, None)
+        .await
+        .expect("contract");
+    let indexer = GraphqlIndexer::new(&format!("{base}/graphql")).expect("indexer");
+    let contracts = indexer.node_contracts(twin).await.expect("contracts");
+    assert_eq!(contracts.len(), 1);
+    assert_eq!(contracts[0].state, IndexedContractState::Created);
+    cancel.cancel();
 }

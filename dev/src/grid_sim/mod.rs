@@ -175,15 +175,7 @@ pub fn router(seed: Seed, options: SimOptions) -> Result<Router, SeedError> {
         wall_clock_now(),
         options,
     ))));
-    Ok(routes(shared))
-}
-
-/// The routes over a simulation (tests keep `shared` to reach inside).
-fn routes(shared: Shared) -> Router {
-    // Built from constants; `indexer`'s tests build the same schema.
-    let indexer = indexer::schema(shared.clone())
-        .expect("the INDEXER SIMULATOR's schema is built from constants");
-    Router::new()
+    Ok(Router::new()
         // The grid proxy.
         .route("/nodes", get(catalog::list_nodes))
         .route("/farms", get(catalog::list_farms))
@@ -201,7 +193,7 @@ fn routes(shared: Shared) -> Router {
         .route("/sim/chain/fund", post(chain_http::fund))
         .route("/sim/chain/contracts", get(chain_http::contracts))
         // TFChain's indexer.
-        .route("/graphql", post(indexer::graphql).with_state(indexer))
+        .merge(indexer::router(shared.clone()))
         // ZOS nodes.
         .route("/rmb", post(zos_http::rmb))
         .route("/sim/zos/nodes/{id}/fail", post(zos_http::node_fail))
@@ -215,7 +207,7 @@ fn routes(shared: Shared) -> Router {
             "/sim/zos/nodes/{id}/deployments",
             get(zos_http::node_deployments),
         )
-        .with_state(shared)
+        .with_state(shared))
 }
 
 /// Serves the grid SIMULATOR (proxy, TFChain and ZOS nodes on one base
