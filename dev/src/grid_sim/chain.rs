@@ -84,6 +84,8 @@ pub(super) fn event(pallet: &'static str, name: &'static str, data: Value) -> Pe
 pub(super) struct Ledger {
     /// The simulated clock's start: block 0.
     genesis: i64,
+    /// The indexer's projection of the events (its own full history).
+    pub(super) indexer: Indexer,
     /// `system.Account`: free balances and nonces by SS58 address.
     accounts: BTreeMap<String, AccountInfo>,
     twins: BTreeMap<u32, Twin>,
@@ -97,14 +99,13 @@ pub(super) struct Ledger {
     active_rent: BTreeMap<u32, u64>,
     /// Every event, in chain order.
     events: Vec<ChainEvent>,
-    /// The indexer's projection of the events (its own full history).
-    pub(super) indexer: Indexer,
 }
 
 impl Ledger {
     pub(super) fn new(genesis: i64) -> Ledger {
         Ledger {
             genesis,
+            indexer: Indexer::default(),
             accounts: BTreeMap::new(),
             twins: BTreeMap::new(),
             twin_by_account: BTreeMap::new(),
@@ -114,7 +115,6 @@ impl Ledger {
             active_node_contracts: BTreeMap::new(),
             active_rent: BTreeMap::new(),
             events: Vec::new(),
-            indexer: Indexer::default(),
         }
     }
 

@@ -17,11 +17,11 @@
 //!   and reserved IPs, so the grid sync sees them.
 //! - `chain` and `chain_http`: the TFChain SIMULATOR (`/chain/...`), the
 //!   HTTP shape `marketplace_app::tfchain::http::HttpChain` speaks.
+//! - `zos` and `zos_http`: the ZOS SIMULATOR behind `POST /rmb`, the shape
+//!   `marketplace_app::zos::rmb::HttpRmb` speaks.
 //! - `indexer`: the INDEXER SIMULATOR (`POST /graphql`), tfchain_graphql's
 //!   GraphQL API over a projection of the chain's events, which
 //!   `marketplace_app::tfchain::GraphqlIndexer` reads.
-//! - `zos` and `zos_http`: the ZOS SIMULATOR behind `POST /rmb`, the shape
-//!   `marketplace_app::zos::rmb::HttpRmb` speaks.
 //!
 //! Time is simulated: it stands still until `POST /sim/clock/advance`. A
 //! node that is *reporting* gets `updatedAt` = the simulated now at start and
