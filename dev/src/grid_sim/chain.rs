@@ -26,6 +26,7 @@ use marketplace_app::tfchain::{
     EventId, NodeContract, PublicIp, Receipt,
 };
 
+use super::indexer::Indexer;
 use super::Sim;
 
 /// Seconds a block lasts.
@@ -85,6 +86,8 @@ pub(super) fn event(pallet: &'static str, name: &'static str, data: Value) -> Pe
 pub(super) struct Ledger {
     /// The simulated clock's start: block 0.
     genesis: i64,
+    /// The indexer's projection of the events (its own full history).
+    pub(super) indexer: Indexer,
     /// `system.Account`: free balances and nonces by SS58 address.
     accounts: BTreeMap<String, AccountInfo>,
     twins: BTreeMap<u32, Twin>,
@@ -114,6 +117,7 @@ impl Ledger {
     pub(super) fn new(genesis: i64) -> Ledger {
         Ledger {
             genesis,
+            indexer: Indexer::default(),
             accounts: BTreeMap::new(),
             twins: BTreeMap::new(),
             twin_by_account: BTreeMap::new(),
@@ -308,6 +312,7 @@ impl Ledger {
                 }
             })
             .collect();
+        self.indexer.ingest(&recorded);
         self.events.extend(recorded.iter().cloned());
         recorded
     }

@@ -1,6 +1,7 @@
 //! A grid **SIMULATOR** for development and tests: a grid proxy, a TFChain
-//! and the catalog's ZOS nodes, in one process, from memory, over real HTTP.
-//! It is not the grid proxy, not TFChain and not ZOS: it serves a made-up
+//! with its indexer and the catalog's ZOS nodes, in one process, from
+//! memory, over real HTTP. It is not the grid proxy, not TFChain, not its
+//! indexer and not ZOS: it serves a made-up
 //! catalog and applies the few chain calls and node commands the
 //! marketplace makes, with the real names and JSON shapes (DOMAIN.md,
 //! "Chain mechanics in detail"). docs/simulator.md lists every route.
@@ -27,6 +28,9 @@
 //!   docs/simulator.md, "Not simulated").
 //! - `zos` and `zos_http`: the ZOS SIMULATOR behind `POST /rmb`, the shape
 //!   `marketplace_app::zos::rmb::HttpRmb` speaks.
+//! - `indexer`: the INDEXER SIMULATOR (`POST /graphql`), tfchain_graphql's
+//!   GraphQL API over a projection of the chain's events, which
+//!   `marketplace_app::tfchain::GraphqlIndexer` reads.
 //!
 //! Time is simulated: it stands still until `POST /sim/clock/advance`. A
 //! node that is *reporting* gets `updatedAt` = the simulated now at start and
@@ -70,6 +74,7 @@ mod catalog;
 mod chain;
 mod chain_http;
 mod cost;
+mod indexer;
 mod price;
 mod seed;
 #[cfg(test)]
@@ -270,6 +275,8 @@ impl Simulator {
             .route("/chain/events", get(chain_http::events))
             .route("/sim/chain/fund", post(chain_http::fund))
             .route("/sim/chain/contracts", get(chain_http::contracts))
+            // TFChain's indexer.
+            .merge(indexer::router(self.shared.clone()))
             .route("/sim/chain/billing", get(chain_http::billing))
             .route("/sim/chain/price", post(chain_http::price))
             .route("/sim/chain/nru", post(chain_http::nru))
