@@ -102,7 +102,12 @@ fn catalog(cfg: &Config) -> Seed {
     seed
 }
 
-async fn control(http: &reqwest::Client, sim: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+async fn control(
+    http: &reqwest::Client,
+    sim: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
     let r = http.post(format!("{sim}{path}")).json(&body).send().await?;
     anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
     Ok(r.json().await.unwrap_or(Value::Null))
@@ -202,22 +207,30 @@ async fn main() -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("no twin for {user}"))?;
         let now = Utc::now();
         let address = signer.address().to_string();
-        Exec::new(&stores.wallets, user.clone(), EventMetadata::for_worker("bench", "setup"))
-            .opening(|| WalletCommand::Open {
-                owner: user.clone(),
+        Exec::new(
+            &stores.wallets,
+            user.clone(),
+            EventMetadata::for_worker("bench", "setup"),
+        )
+        .opening(|| WalletCommand::Open {
+            owner: user.clone(),
+            at: now,
+        })
+        .run(|_| {
+            Ok(WalletCommand::RecordChainTwin {
+                address: address.clone(),
+                twin_id: twin,
                 at: now,
             })
-            .run(|_| {
-                Ok(WalletCommand::RecordChainTwin {
-                    address: address.clone(),
-                    twin_id: twin,
-                    at: now,
-                })
-            })
-            .await?;
+        })
+        .await?;
         chain.create_rent_contract(&signer, u + 1, None).await?;
     }
-    eprintln!("{} users with a rent contract each in {:.1} s", cfg.users, t.elapsed().as_secs_f64());
+    eprintln!(
+        "{} users with a rent contract each in {:.1} s",
+        cfg.users,
+        t.elapsed().as_secs_f64()
+    );
 
     // Advance until the chain holds the events asked for.
     let t = Instant::now();
@@ -226,10 +239,19 @@ async fn main() -> anyhow::Result<()> {
     let mut left = minutes;
     while left > 0 {
         let step = left.min(120);
-        control(&http, &sim_url, &format!("/sim/clock/advance?minutes={step}"), json!({})).await?;
+        control(
+            &http,
+            &sim_url,
+            &format!("/sim/clock/advance?minutes={step}"),
+            json!({}),
+        )
+        .await?;
         left -= step;
     }
-    eprintln!("{minutes} simulated minutes advanced in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "{minutes} simulated minutes advanced in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // Baseline: the chain port reading every event.
     let (total, read) = events_on_chain(&*chain).await?;
@@ -292,13 +314,22 @@ async fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(poll.min(200))).await;
             }
             let minutes = cfg.cycle.div_ceil(10).max(1);
-            control(&http, &sim_url, &format!("/sim/clock/advance?minutes={minutes}"), json!({})).await?;
+            control(
+                &http,
+                &sim_url,
+                &format!("/sim/clock/advance?minutes={minutes}"),
+                json!({}),
+            )
+            .await?;
             let t = Instant::now();
             loop {
                 if balance(&http, &api, &token).await? != before {
                     break;
                 }
-                anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "no debit within 30 s");
+                anyhow::ensure!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "no debit within 30 s"
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             samples.push(t.elapsed());
@@ -309,7 +340,10 @@ async fn main() -> anyhow::Result<()> {
         lags.push((poll, pct(&samples, 0.5), pct(&samples, 0.99)));
     }
 
-    println!("{}", machine_line("the simulator, API, projection runners, the follower and PostgreSQL"));
+    println!(
+        "{}",
+        machine_line("the simulator, API, projection runners, the follower and PostgreSQL")
+    );
     println!(
         "PostgreSQL {}; {} users, a rent contract each, billed every {} blocks; {} chain events ({} BillPaid recorded)",
         if cfg.durable { "durable" } else { "non-durable" },
@@ -321,7 +355,10 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("| run | events | seconds | events/s | ratio |");
     println!("|---|---:|---:|---:|---:|");
-    println!("| chain port read only (baseline) | {total} | {:.2} | {read_rate:.0} | 1.00x |", read.as_secs_f64());
+    println!(
+        "| chain port read only (baseline) | {total} | {:.2} | {read_rate:.0} | 1.00x |",
+        read.as_secs_f64()
+    );
     println!(
         "| follower, {} wallets at a time | {seen} | {:.2} | {apply_rate:.0} | {:.2}x |",
         cfg.concurrency,

@@ -99,3 +99,11 @@ CREATE TABLE notification_owners (
 -- contract's twin pays from.
 ALTER TABLE wallet_views ADD COLUMN twin_id bigint;
 CREATE UNIQUE INDEX wallet_views_twin ON wallet_views (twin_id) WHERE twin_id IS NOT NULL;
+
+-- The chain follower finds a contract's wallet and deployment in the event
+-- store itself, never in a view that may lag (or be rebuilding): whose twin
+-- a wallet recorded, and which deployment took a rent contract.
+CREATE INDEX events_wallet_twin ON events (((payload->'ChainTwinRecorded'->>'twin_id')::bigint))
+    WHERE aggregate_type = 'wallet' AND event_type = 'ChainTwinRecorded';
+CREATE INDEX events_rent_contract ON events (((payload->'ContractCreated'->>'rent_contract_id')::bigint))
+    WHERE aggregate_type = 'deployment' AND event_type = 'ContractCreated';

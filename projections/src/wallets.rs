@@ -255,14 +255,6 @@ pub async fn below_auto_top_up_threshold(pool: &PgPool) -> Result<Vec<String>, s
     .await
 }
 
-/// The wallet whose custodial twin is `twin_id`, if the view knows one.
-pub async fn wallet_of_twin(pool: &PgPool, twin_id: u32) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT wallet_id FROM wallet_views WHERE twin_id = $1")
-        .bind(i64::from(twin_id))
-        .fetch_optional(pool)
-        .await
-}
-
 /// Every wallet with a custodial chain account: (wallet, its account's
 /// address), for reconciling ledgers with the chain.
 pub async fn custodial(pool: &PgPool) -> Result<Vec<(String, Wallet)>, sqlx::Error> {

@@ -133,3 +133,21 @@ async fn a_follower_killed_mid_batch_debits_each_bill_once_after_it_restarts() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn bills_are_debited_even_while_the_views_are_empty_or_rebuilding() {
+    let grid = billing_grid(10).await;
+    let contract = billed_vm(&grid, 1).await;
+    // The follower finds whose contract it is in the store, not in views
+    // that may lag behind the chain (or be rebuilt from scratch).
+    for table in ["wallet_views", "deployment_views"] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&grid.app.pool)
+            .await
+            .expect("empty the view");
+    }
+    round_until_idle(&follower(&grid)).await;
+    let chain_bills = billed(&grid, &[contract]).await;
+    assert!(!chain_bills.is_empty());
+    assert_eq!(bills_paid(&grid).await, chain_bills.len() as i64);
+}

@@ -289,18 +289,32 @@ async fn owner_of(
             None => return Ok(None),
         },
     };
-    let Some(wallet) = marketplace_projections::wallets::wallet_of_twin(pool, twin).await? else {
+    // From the store, not a view: a view may lag behind the bill.
+    let wallet: Option<String> = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events
+          WHERE aggregate_type = 'wallet' AND event_type = 'ChainTwinRecorded'
+            AND (payload->'ChainTwinRecorded'->>'twin_id')::bigint = $1
+          LIMIT 1",
+    )
+    .bind(i64::from(twin))
+    .fetch_optional(pool)
+    .await?;
+    let Some(wallet) = wallet else {
         return Ok(None);
     };
     let deployment = match deployment {
         Some(d) => Some(d),
-        // A rent contract names no deployment: the one that rents the node.
-        None => sqlx::query_scalar(
-            "SELECT id FROM deployment_views WHERE rent_contract_id = $1 OR contract_id = $1 LIMIT 1",
+        // A rent contract names no deployment: the one that took it.
+        None => sqlx::query_scalar::<_, String>(
+            "SELECT aggregate_id FROM events
+              WHERE aggregate_type = 'deployment' AND event_type = 'ContractCreated'
+                AND (payload->'ContractCreated'->>'rent_contract_id')::bigint = $1
+              LIMIT 1",
         )
         .bind(id)
         .fetch_optional(pool)
-        .await?,
+        .await?
+        .and_then(|d| Uuid::parse_str(&d).ok()),
     };
     Ok(Some(Owner { wallet, deployment }))
 }
