@@ -33,6 +33,9 @@ CREATE TABLE chain_cursors (
     block_number  bigint NOT NULL,
     event_index   bigint NOT NULL,
     updated_at    timestamptz NOT NULL,
+    -- The cursor's block's timestamp (unix seconds): where a backfill from
+    -- the indexer starts.
+    block_timestamp bigint,
     head_block    bigint,
     mismatched_wallets integer,
     reconciled_at timestamptz
@@ -105,5 +108,7 @@ CREATE UNIQUE INDEX wallet_views_twin ON wallet_views (twin_id) WHERE twin_id IS
 -- a wallet recorded, and which deployment took a rent contract.
 CREATE INDEX events_wallet_twin ON events (((payload->'ChainTwinRecorded'->>'twin_id')::bigint))
     WHERE aggregate_type = 'wallet' AND event_type = 'ChainTwinRecorded';
+CREATE INDEX events_deployment_contract ON events (((payload->'ContractCreated'->>'contract_id')::bigint))
+    WHERE aggregate_type = 'deployment' AND event_type = 'ContractCreated';
 CREATE INDEX events_rent_contract ON events (((payload->'ContractCreated'->>'rent_contract_id')::bigint))
     WHERE aggregate_type = 'deployment' AND event_type = 'ContractCreated';

@@ -90,6 +90,9 @@ pub struct FollowerArgs {
     /// Milliseconds between looks for new chain events once caught up.
     #[arg(long, env = "CHAIN_FOLLOWER_POLL_MS", value_name = "CHAIN_FOLLOWER_POLL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub follower_poll_ms: u64,
+    /// TFChain's GraphQL indexer (tfchain_graphql), to backfill from after downtime longer than the chain keeps events (`dev`: its simulator's).
+    #[arg(long, env = "TFCHAIN_INDEXER_URL", value_name = "TFCHAIN_INDEXER_URL")]
+    pub indexer_url: Option<String>,
     /// Seconds between reconciliations of custodial ledgers with their chain accounts.
     #[arg(long, env = "CHAIN_RECONCILE_SECS", value_name = "CHAIN_RECONCILE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub reconcile_secs: u64,

@@ -354,12 +354,24 @@ pub fn spawn_provisioning(
 pub fn spawn_chain_follower(
     pool: &PgPool,
     chain: Arc<dyn marketplace_app::tfchain::Chain>,
+    indexer_url: Option<&str>,
     options: marketplace_workers::chain::FollowerOptions,
     reconcile_every: Duration,
     cancel: &CancellationToken,
-) -> Vec<JoinHandle<()>> {
-    let follower =
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut follower =
         marketplace_workers::chain::ChainFollower::new(pool.clone(), chain.clone(), options);
+    match indexer_url {
+        Some(url) => {
+            let indexer = marketplace_app::tfchain::GraphqlIndexer::new(url)
+                .context("TFCHAIN_INDEXER_URL")?;
+            follower = follower.with_indexer(Arc::new(indexer));
+        }
+        None => tracing::warn!(
+            "TFCHAIN_INDEXER_URL is unset: after downtime longer than the chain keeps events, \
+             the chain follower stops and says so instead of backfilling"
+        ),
+    }
     let mut tasks = vec![tokio::spawn(follower.run(cancel.clone()))];
     let (pool, cancel) = (pool.clone(), cancel.clone());
     tasks.push(tokio::spawn(async move {
@@ -376,5 +388,5 @@ pub fn spawn_chain_follower(
         })
         .await;
     }));
-    tasks
+    Ok(tasks)
 }

@@ -104,13 +104,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             }
             info!(%chain_url, treasury = %ports.custody.treasury().address(), "provisioning deployments on the chain at {chain_url}");
             state = state.with_nodes(ports.nodes.clone());
+            let indexer = args
+                .follower
+                .indexer_url
+                .clone()
+                .or(simulated.then(|| format!("{}/graphql", grid_url.trim_end_matches('/'))));
             let mut tasks = spawn_chain_follower(
                 &pool,
                 ports.chain.clone(),
+                indexer.as_deref(),
                 args.follower.options(),
                 Duration::from_secs(args.follower.reconcile_secs),
                 &cancel,
-            );
+            )?;
             tasks.extend(spawn_provisioning(&pool, p, ports, &cancel));
             tasks
         }

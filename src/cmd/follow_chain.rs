@@ -19,10 +19,11 @@ pub async fn run(args: FollowChainArgs) -> anyhow::Result<()> {
     let tasks = spawn_chain_follower(
         &pool,
         chain,
+        args.follower.indexer_url.as_deref(),
         args.follower.options(),
         Duration::from_secs(args.follower.reconcile_secs),
         &cancel,
-    );
+    )?;
     shutdown_signal().await;
     cancel.cancel();
     join_all(tasks).await;

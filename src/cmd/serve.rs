@@ -48,10 +48,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             workers.extend(spawn_chain_follower(
                 &pool,
                 ports.chain.clone(),
+                args.follower.indexer_url.as_deref(),
                 args.follower.options(),
                 Duration::from_secs(args.follower.reconcile_secs),
                 &cancel,
-            ));
+            )?);
             workers.extend(spawn_provisioning(&pool, p, ports, &cancel));
         }
         (None, None) => tracing::warn!(

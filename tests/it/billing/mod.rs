@@ -3,6 +3,7 @@
 //! and the deployment, grace periods pause and resume workloads, an unpaid
 //! deployment is deleted out of funds, the chain's price moves quotes.
 
+mod backfill;
 mod crash;
 mod flows;
 

@@ -37,7 +37,7 @@ pub struct Applied {
 
 /// One command-bearing chain event, resolved to whom it concerns.
 #[derive(Debug, Clone)]
-enum Effect {
+pub(super) enum Effect {
     Bill {
         wallet: String,
         deployment: Option<Uuid>,
@@ -65,7 +65,7 @@ fn cause(id: EventId) -> String {
     format!("tfchain:{}-{}", id.block_number, id.event_index)
 }
 
-fn event_ref(id: EventId) -> ChainEventRef {
+pub(super) fn event_ref(id: EventId) -> ChainEventRef {
     ChainEventRef {
         block_number: id.block_number,
         event_index: id.event_index,
@@ -84,18 +84,34 @@ pub async fn apply_batch(
     events: &[ChainEvent],
     concurrency: usize,
 ) -> Result<Applied, FollowError> {
-    let mut applied = Applied::default();
     record_facts(pool, events).await?;
     // Resolve every event to its effect and partition by wallet.
-    let mut partitions: BTreeMap<String, Vec<(EventId, Effect)>> = BTreeMap::new();
+    let mut effects = Vec::new();
+    let mut skipped = 0;
     for e in events {
         match resolve(pool, chain, e).await? {
-            Resolved::Effect(key, effect) => {
-                partitions.entry(key).or_default().push((e.id, effect))
-            }
+            Resolved::Effect(key, effect) => effects.push((key, e.id, effect)),
             Resolved::Fact => {}
-            Resolved::Skip => applied.skipped += 1,
+            Resolved::Skip => skipped += 1,
         }
+    }
+    let mut applied = run_effects(stores, effects, concurrency).await?;
+    applied.skipped += skipped;
+    Ok(applied)
+}
+
+/// Runs `effects` (in chain order), those of one key (a wallet) in order,
+/// `concurrency` keys at a time. A refusal is counted and skipped; any
+/// other failure fails the whole (it is all applied again, once more).
+pub(super) async fn run_effects(
+    stores: &std::sync::Arc<Stores>,
+    effects: Vec<(String, EventId, Effect)>,
+    concurrency: usize,
+) -> Result<Applied, FollowError> {
+    let mut applied = Applied::default();
+    let mut partitions: BTreeMap<String, Vec<(EventId, Effect)>> = BTreeMap::new();
+    for (key, id, effect) in effects {
+        partitions.entry(key).or_default().push((id, effect));
     }
     let mut tasks = JoinSet::new();
     let mut partitions = partitions.into_values();
@@ -263,15 +279,15 @@ fn discount(level: &str) -> DiscountLevel {
     }
 }
 
-struct Owner {
-    wallet: String,
-    deployment: Option<Uuid>,
+pub(super) struct Owner {
+    pub(super) wallet: String,
+    pub(super) deployment: Option<Uuid>,
 }
 
 /// Whose contract `contract_id` is: the wallet of its twin and the
 /// deployment it belongs to. From the follower's own record, else the
 /// chain's storage (a contract created before the follower's history).
-async fn owner_of(
+pub(super) async fn owner_of(
     pool: &PgPool,
     chain: &dyn Chain,
     contract_id: u64,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use marketplace_app::tfchain::{Chain, ChainError, ChainEvent, EventId};
+use marketplace_app::tfchain::{Chain, ChainError, ChainEvent, EventId, Indexer};
 use marketplace_app::{CommandError, Stores};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +63,7 @@ pub struct ChainFollower {
     stores: Arc<Stores>,
     options: FollowerOptions,
     stats: Arc<FollowerStats>,
+    indexer: Option<Arc<dyn Indexer>>,
 }
 
 /// Why a round failed.
@@ -77,6 +78,16 @@ pub enum FollowError {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The chain no longer has the events after the cursor and no indexer
+    /// is configured to read them from.
+    #[error("the chain dropped the events after the cursor (it keeps them from block {first_kept_block}) and no indexer is configured to backfill them from (TFCHAIN_INDEXER_URL)")]
+    HistoryLost {
+        /// The oldest block whose events the chain still has.
+        first_kept_block: u32,
+    },
+    /// The indexer could not be read.
+    #[error("indexer: {0}")]
+    Indexer(#[from] marketplace_app::tfchain::IndexerError),
     /// The chain is behind the cursor: not the chain the cursor was made on.
     #[error("the chain's best block {head} is behind the cursor's block {cursor}: a different (or reset) chain? Not following it")]
     ChainBehind {
@@ -96,7 +107,15 @@ impl ChainFollower {
             chain,
             options,
             stats: Arc::new(FollowerStats::default()),
+            indexer: None,
         }
+    }
+
+    /// Backfills from `indexer` when the chain has dropped events the
+    /// follower has not applied (downtime longer than the chain keeps).
+    pub fn with_indexer(mut self, indexer: Arc<dyn Indexer>) -> Self {
+        self.indexer = Some(indexer);
+        self
     }
 
     /// Its counters.
@@ -126,6 +145,25 @@ impl ChainFollower {
         let after = cursor(&self.pool).await?;
         let events = match self.chain.events(after, self.options.batch).await {
             Ok(events) => events,
+            Err(ChainError::Pruned { first_kept_block }) => {
+                let Some(indexer) = &self.indexer else {
+                    return Err(FollowError::HistoryLost { first_kept_block });
+                };
+                let span = tracing::warn_span!("chain_backfill", first_kept_block);
+                let applied = super::backfill::backfill(
+                    &self.pool,
+                    &self.stores,
+                    &*self.chain,
+                    &**indexer,
+                    after,
+                    first_kept_block,
+                    self.options.concurrency,
+                )
+                .instrument(span)
+                .await?;
+                self.count(0, &applied);
+                return Ok(Round::More);
+            }
             Err(e) => return Err(e.into()),
         };
         if events.is_empty() {
@@ -149,10 +187,10 @@ impl ChainFollower {
             return Ok(Round::Idle);
         }
         let full = events.len() as u32 >= self.options.batch;
-        let last = events.last().map(|e| e.id);
+        let last = events.last().map(|e| (e.id, e.timestamp));
         let applied = self.apply(&events).await?;
-        if let Some(last) = last {
-            save_cursor(&self.pool, last).await?;
+        if let Some((last, timestamp)) = last {
+            save_cursor(&self.pool, last, timestamp).await?;
             self.stats
                 .cursor_block
                 .store(u64::from(last.block_number), Ordering::Relaxed);
@@ -221,18 +259,31 @@ pub async fn cursor(pool: &PgPool) -> Result<Option<EventId>, sqlx::Error> {
     }))
 }
 
-/// Moves the cursor to `to`, never back.
-pub async fn save_cursor(pool: &PgPool, to: EventId) -> Result<(), sqlx::Error> {
+/// Moves the cursor to `to` (in a block of `timestamp`), never back.
+pub async fn save_cursor(pool: &PgPool, to: EventId, timestamp: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO chain_cursors (name, block_number, event_index, updated_at)
-         VALUES ($1, $2, $3, now())
-         ON CONFLICT (name) DO UPDATE SET block_number = $2, event_index = $3, updated_at = now()
+        "INSERT INTO chain_cursors (name, block_number, event_index, block_timestamp, updated_at)
+         VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT (name) DO UPDATE
+            SET block_number = $2, event_index = $3, block_timestamp = $4, updated_at = now()
           WHERE (chain_cursors.block_number, chain_cursors.event_index) < ($2, $3)",
     )
     .bind(CURSOR)
     .bind(i64::from(to.block_number))
     .bind(i64::from(to.event_index))
+    .bind(timestamp)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// The cursor's block timestamp, if known.
+pub async fn cursor_timestamp(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT block_timestamp FROM chain_cursors WHERE name = $1",
+    )
+    .bind(CURSOR)
+    .fetch_optional(pool)
+    .await?
+    .flatten())
 }

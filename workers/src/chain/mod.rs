@@ -25,11 +25,20 @@
 //! the database or the chain retries the batch after a backoff without
 //! moving the cursor.
 //!
+//! When the follower was away longer than the chain keeps events (the
+//! chain answers [`ChainError::Pruned`](marketplace_app::tfchain::ChainError)),
+//! `backfill.rs` reads what it missed from the chain's indexer: the bills of
+//! the marketplace's twins' contracts, the nodes' uptime, the prices; and
+//! sets each contract's grace state from the chain's storage (the indexer
+//! does not carry grace-period events). Then it follows live again from the
+//! oldest block the chain kept.
+//!
 //! `reconcile.rs` compares each custodial wallet's ledger with its chain
 //! account (ledger balance − credits not yet delivered = free balance); a
 //! mismatch is a metric and a log line, never corrected silently.
 
 mod apply;
+mod backfill;
 mod follower;
 mod reconcile;
 
