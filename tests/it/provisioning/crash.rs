@@ -8,8 +8,7 @@ use chrono::Utc;
 use marketplace_app::bus::{Exec, Stores};
 use marketplace_app::tfchain::Chain;
 use marketplace_app::EventMetadata;
-use marketplace_domain::wallet::{StripeId, Wallet, WalletCommand};
-use marketplace_domain::TftPrice;
+use marketplace_domain::wallet::{Wallet, WalletCommand};
 use marketplace_workers::provisioning::treasury::{remark_hash, tag};
 use serde_json::json;
 use uuid::Uuid;
@@ -61,45 +60,9 @@ async fn a_manager_killed_between_the_contract_and_the_deployment_leaves_exactly
     assert_eq!(contracts[0]["contract_id"], d["contract_id"]);
 }
 
-/// Credits `cents` to alice's wallet as a paid card top-up would.
+/// Credits `cents` to alice's wallet as a paid card top-up would, at $0.01.
 async fn credit(grid: &Grid, n: u32, cents: u64) -> Uuid {
-    let stores = Stores::new(&grid.app.pool);
-    let top_up = Uuid::from_u128(u128::from(n) + 0xbeef);
-    let intent = StripeId::new("payment_intent_id", &format!("pi_test{n}")).expect("intent");
-    let now = Utc::now();
-    let meta = EventMetadata::for_worker("test", "credit");
-    let price = TftPrice::from_usd_units(100_000).expect("price");
-    let (i1, i2) = (intent.clone(), intent);
-    Exec::<Wallet>::new(&stores.wallets, "alice", meta.clone())
-        .opening(|| WalletCommand::Open {
-            owner: "alice".into(),
-            at: now,
-        })
-        .run(|_| {
-            Ok(WalletCommand::CreateTopUp {
-                top_up_id: top_up,
-                payment_intent_id: i1.clone(),
-                usd_cents: cents,
-                tft_price: price,
-                quote_expires_at: now + chrono::Duration::minutes(10),
-                at: now,
-            })
-        })
-        .await
-        .expect("top-up");
-    Exec::<Wallet>::new(&stores.wallets, "alice", meta)
-        .run(|_| {
-            Ok(WalletCommand::RecordPaymentSucceeded {
-                payment_intent_id: i2.clone(),
-                amount_received_cents: cents,
-                charge_id: StripeId::new("charge_id", &format!("ch_test{n}")).expect("charge"),
-                receipt_url: None,
-                at: now,
-            })
-        })
-        .await
-        .expect("credit");
-    top_up
+    crate::billing::credit(grid, n, cents, 100_000).await
 }
 
 async fn balance_of(grid: &Grid, address: &str) -> u128 {
