@@ -171,6 +171,20 @@ async fn a_dry_wallet_is_graced_and_paused_and_a_top_up_resumes_it() {
     until_delivered(&grid, top_up).await;
     let (id, contract, node) = running_vm(&grid, 2).await;
 
+    // A first bill: the runway is the chain's burn, hours, not a day.
+    grid.advance(61).await;
+    until_followed(&grid).await;
+    wallet_until(&grid, "a bill", |w| w["runway"]["source"] == "bills").await;
+    let runway = marketplace_workers::stripe::RunwayWorker::new(
+        grid.app.pool.clone(),
+        marketplace_domain::TftPrice::from_usd_units(CENT).expect("price"),
+        vec![24],
+        Duration::from_secs(3600),
+    );
+    runway.measure_once().await.expect("runway");
+    let low = notified(&grid, "balance_low").await;
+    assert_eq!(low["details"]["threshold_hours"], 24, "{low:#}");
+
     grid.advance(8 * 60).await;
     until_followed(&grid).await;
     let d = grid.settled(&alice(), &id, &["suspended"]).await;
