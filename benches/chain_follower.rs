@@ -360,7 +360,7 @@ async fn main() -> anyhow::Result<()> {
         read.as_secs_f64()
     );
     println!(
-        "| follower, {} wallets at a time | {seen} | {:.2} | {apply_rate:.0} | {:.2}x |",
+        "| follower, {} wallets at a time | {seen} | {:.2} | {apply_rate:.0} | {:.4}x |",
         cfg.concurrency,
         applied.as_secs_f64(),
         apply_rate / read_rate

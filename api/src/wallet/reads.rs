@@ -137,15 +137,21 @@ pub struct TopUpBody {
 /// A ledger line.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LedgerEntryBody {
-    /// `top_up`, `debit`, `refund` or `dispute`.
+    /// `top_up`, `debit`, `refund`, `dispute` or `bill`.
     pub kind: String,
     /// TFT base units, positive for credits.
     pub amount_tft_units: i64,
-    /// The payment intent, debit, refund or dispute id.
+    /// The payment intent, debit, refund or dispute id; for a bill, the
+    /// deployment (or `contract-<id>`).
     pub reference: String,
     /// Stripe's receipt, for top-ups.
     pub receipt_url: Option<String>,
-    /// When.
+    /// For a bill: the chain contract. A bill line sums that contract's
+    /// bills of one UTC day.
+    pub contract_id: Option<u64>,
+    /// For a bill: how many of the chain's bills the line sums.
+    pub bills: Option<u32>,
+    /// When (for a bill line, its first bill).
     pub at: DateTime<Utc>,
 }
 
@@ -280,6 +286,8 @@ pub(super) async fn wallet_body(
                 _ => None,
             },
             reference: e.reference.clone(),
+            contract_id: e.contract_id,
+            bills: (e.kind == EntryKind::Bill).then_some(e.bills),
             at: e.at,
         })
         .collect();

@@ -129,11 +129,15 @@ impl WalletState {
             reference: reference.to_string(),
             at,
             contract_id: None,
+            bills: 0,
         });
         self.balance += amount;
     }
 
-    /// Posts a contract's bill: a debit naming the contract.
+    /// Posts a contract's bill: a debit naming the contract, added to the
+    /// contract's line of that UTC day when there is one (a contract is
+    /// billed hourly; the ledger keeps a line per contract and day, every
+    /// bill stays an event of its own).
     pub(super) fn post_bill(
         &mut self,
         amount: i128,
@@ -141,9 +145,30 @@ impl WalletState {
         contract_id: u64,
         at: DateTime<Utc>,
     ) {
-        self.post(EntryKind::Bill, amount, reference, at);
-        if let Some(entry) = self.ledger.last_mut() {
-            entry.contract_id = Some(contract_id);
+        let day = at.date_naive();
+        let same_day = self
+            .ledger
+            .iter_mut()
+            .rev()
+            .take_while(|e| e.at.date_naive() == day)
+            .find(|e| {
+                e.kind == EntryKind::Bill
+                    && e.contract_id == Some(contract_id)
+                    && e.reference == reference
+            });
+        match same_day {
+            Some(line) => {
+                line.amount += amount;
+                line.bills += 1;
+                self.balance += amount;
+            }
+            None => {
+                self.post(EntryKind::Bill, amount, reference, at);
+                if let Some(entry) = self.ledger.last_mut() {
+                    entry.contract_id = Some(contract_id);
+                    entry.bills = 1;
+                }
+            }
         }
     }
 }

@@ -123,3 +123,36 @@ fn credits_not_yet_delivered_on_chain_are_what_the_ledger_is_ahead_by() {
         .then_accepted();
     assert_eq!(delivered.state().map(WalletState::undelivered), Some(0));
 }
+
+#[test]
+fn a_contracts_bills_of_one_day_share_a_ledger_line_and_the_balance_counts_each() {
+    let at = |hours: i64| t0() + mins(60 * hours);
+    let bill_at = |block: u32, contract_id: u64, hours: i64| ContractBill {
+        contract_id,
+        billed_at: at(hours),
+        ..bill(block, tft(1), DiscountLevel::None)
+    };
+    // t0 is noon: hours 1 to 11 are that day, 12 the next.
+    let w = Wallet::given(vec![
+        opened(),
+        paid(bill_at(1, 7, 1)),
+        paid(bill_at(2, 8, 1)),
+        paid(bill_at(3, 7, 2)),
+        paid(bill_at(4, 7, 12)),
+    ]);
+    let bills: Vec<(Option<u64>, i128)> = w
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == EntryKind::Bill)
+        .map(|e| (e.contract_id, e.amount))
+        .collect();
+    assert_eq!(
+        bills,
+        vec![
+            (Some(7), -units(tft(2))),
+            (Some(8), -units(tft(1))),
+            (Some(7), -units(tft(1)))
+        ]
+    );
+    assert_eq!(w.balance(), -units(tft(4)));
+}

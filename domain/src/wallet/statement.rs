@@ -218,7 +218,7 @@ impl Statement {
                             count: 0,
                             total: 0,
                         });
-                    c.count += 1;
+                    c.count += u64::from(e.bills.max(1));
                     c.total -= e.amount;
                 }
             }

@@ -589,6 +589,7 @@ fn a_successful_payment_credits_the_quoted_tft() {
             reference: "pi_1".into(),
             at: t0() + mins(2),
             contract_id: None,
+            bills: 0,
         }]
     );
     let t = w.state().and_then(|s| s.top_up(&pi(1))).expect("created");

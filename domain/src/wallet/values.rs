@@ -442,6 +442,14 @@ pub struct LedgerEntry {
     /// The billed contract, for a bill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_id: Option<u64>,
+    /// For a bill line: how many of the contract's bills of that UTC day
+    /// it sums.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bills: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Checks a card amount against the top-up limits.

@@ -223,13 +223,18 @@ pub async fn node_workload_states(grid: &Grid, node_id: u32, contract_id: u64) -
         .collect()
 }
 
-/// Waits until alice's wallet view holds `n` bill lines; their sum
-/// (negative: debits).
+/// Waits until alice's wallet view has recorded `n` bills; the sum of its
+/// bill lines (negative: debits).
 pub async fn view_bills(grid: &Grid, n: usize) -> i64 {
     let w = wallet_until(grid, &format!("{n} bills in the wallet view"), |w| {
-        w["ledger"]
+        let bills: u64 = w["ledger"]
             .as_array()
-            .is_some_and(|l| l.iter().filter(|e| e["kind"] == json!("bill")).count() == n)
+            .into_iter()
+            .flatten()
+            .filter(|e| e["kind"] == json!("bill"))
+            .filter_map(|e| e["bills"].as_u64())
+            .sum();
+        bills == n as u64
     })
     .await;
     w["ledger"]
