@@ -361,16 +361,20 @@ pub fn spawn_chain_follower(
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut follower =
         marketplace_workers::chain::ChainFollower::new(pool.clone(), chain.clone(), options);
-    match indexer_url {
-        Some(url) => {
-            let indexer = marketplace_app::tfchain::GraphqlIndexer::new(url)
-                .context("TFCHAIN_INDEXER_URL")?;
-            follower = follower.with_indexer(Arc::new(indexer));
+    let indexer: Option<Arc<dyn marketplace_app::tfchain::Indexer>> = match indexer_url {
+        Some(url) => Some(Arc::new(
+            marketplace_app::tfchain::GraphqlIndexer::new(url).context("TFCHAIN_INDEXER_URL")?,
+        )),
+        None => {
+            tracing::warn!(
+                "TFCHAIN_INDEXER_URL is unset: after downtime longer than the chain keeps events, \
+                 the chain follower stops and says so instead of backfilling"
+            );
+            None
         }
-        None => tracing::warn!(
-            "TFCHAIN_INDEXER_URL is unset: after downtime longer than the chain keeps events, \
-             the chain follower stops and says so instead of backfilling"
-        ),
+    };
+    if let Some(indexer) = &indexer {
+        follower = follower.with_indexer(indexer.clone());
     }
     let mut tasks = vec![tokio::spawn(follower.run(cancel.clone()))];
     let (pool, cancel) = (pool.clone(), cancel.clone());
@@ -378,11 +382,17 @@ pub fn spawn_chain_follower(
         let schedule =
             marketplace_workers::runtime::Schedule::every("chain-reconcile", reconcile_every);
         marketplace_workers::runtime::run(&pool.clone(), schedule, cancel, || {
-            let (pool, chain) = (pool.clone(), chain.clone());
+            let (pool, chain, indexer) = (pool.clone(), chain.clone(), indexer.clone());
             async move {
                 let (mismatches, _) =
                     marketplace_workers::chain::reconcile_once(&pool, &*chain).await?;
-                marketplace_workers::chain::save_reconciliation(&pool, mismatches.len()).await?;
+                let mut mismatched = mismatches.len();
+                if let Some(indexer) = &indexer {
+                    mismatched += marketplace_workers::chain::reconcile_bills(&pool, &**indexer)
+                        .await?
+                        .len();
+                }
+                marketplace_workers::chain::save_reconciliation(&pool, mismatched).await?;
                 Ok::<_, anyhow::Error>(marketplace_workers::runtime::Round::Idle)
             }
         })

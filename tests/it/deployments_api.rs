@@ -342,22 +342,22 @@ async fn the_detail_asks_the_node_and_falls_back_to_the_catalog_when_it_cannot()
 
 /// One server-sent event.
 #[derive(Debug)]
-struct SseEvent {
-    id: Option<String>,
-    event: Option<String>,
-    data: Value,
+pub(crate) struct SseEvent {
+    pub(crate) id: Option<String>,
+    pub(crate) event: Option<String>,
+    pub(crate) data: Value,
 }
 
 /// Reads a `text/event-stream` response event by event.
-struct SseStream {
-    response: reqwest::Response,
-    buf: Vec<u8>,
+pub(crate) struct SseStream {
+    pub(crate) response: reqwest::Response,
+    pub(crate) buf: Vec<u8>,
 }
 
 impl SseStream {
     /// The next event, skipping keep-alive comments; `None` once the server
     /// ended the stream. Fails the test when nothing comes within 10 s.
-    async fn next(&mut self) -> Option<SseEvent> {
+    pub(crate) async fn next(&mut self) -> Option<SseEvent> {
         tokio::time::timeout(Duration::from_secs(10), self.read_event())
             .await
             .expect("an event, or the end of the stream, within 10 s")

@@ -151,3 +151,29 @@ async fn bills_are_debited_even_while_the_views_are_empty_or_rebuilding() {
     assert!(!chain_bills.is_empty());
     assert_eq!(bills_paid(&grid).await, chain_bills.len() as i64);
 }
+
+#[tokio::test]
+async fn the_follower_rides_out_the_chain_going_away_and_coming_back() {
+    let grid = billing_grid(10).await;
+    let follower = spawn_follower(&grid);
+    let contract = billed_vm(&grid, 1).await;
+    until_followed(&grid).await;
+    // The chain's endpoint is gone for a while: rounds fail, nothing moves.
+    let cursor = chain::cursor(&grid.app.pool).await.expect("cursor");
+    grid.restart_sim(Duration::from_millis(800)).await;
+    grid.advance(60).await;
+    until_followed(&grid).await;
+    assert!(chain::cursor(&grid.app.pool).await.expect("cursor") > cursor);
+    let chain_bills = billed(&grid, &[contract]).await;
+    assert_eq!(
+        bills_paid(&grid).await,
+        chain_bills.len() as i64,
+        "each bill once"
+    );
+    let debits = -view_bills(&grid, chain_bills.len()).await;
+    assert_eq!(
+        u128::try_from(debits).expect("debits"),
+        chain_bills.iter().sum::<u128>()
+    );
+    drop(follower);
+}

@@ -92,6 +92,13 @@ async fn a_vm_billed_over_48_hours_debits_exactly_what_the_chain_billed_and_took
             .await
             .expect("reconcile");
     assert_eq!((mismatches, compared), (vec![], 1));
+    // And the wallet's bills with the indexer's reports of its contracts.
+    let indexer = marketplace_app::tfchain::GraphqlIndexer::new(&format!("{}/graphql", grid.sim))
+        .expect("indexer");
+    let bill_mismatches = marketplace_workers::chain::reconcile_bills(&grid.app.pool, &indexer)
+        .await
+        .expect("reconcile bills");
+    assert_eq!(bill_mismatches, vec![]);
 
     // The months' statements add up to the ledger, to the base unit.
     let mut months: Vec<String> = w["ledger"]
@@ -208,6 +215,43 @@ async fn a_dry_wallet_is_graced_and_paused_and_a_top_up_resumes_it() {
     let states = node_workload_states(&grid, node, contract).await;
     assert!(states.iter().all(|s| s == "ok"), "{states:?}");
     notified(&grid, "grace_period_ended").await;
+
+    // The same notifications as server-sent events, resumable by position.
+    let open = |last: Option<String>| {
+        let mut request = grid
+            .app
+            .client
+            .get(grid.app.url("/v1/notifications/stream"))
+            .bearer_auth(alice());
+        if let Some(last) = last {
+            request = request.header("Last-Event-ID", last);
+        }
+        request.send()
+    };
+    let response = open(None).await.expect("stream");
+    assert_eq!(response.status(), 200);
+    let mut stream = crate::deployments_api::SseStream {
+        response,
+        buf: Vec::new(),
+    };
+    let mut kinds = Vec::new();
+    let mut ids = Vec::new();
+    while kinds.len() < 3 {
+        let e = stream.next().await.expect("an event");
+        kinds.push(e.event.clone().unwrap_or_default());
+        ids.push(e.id.clone().unwrap_or_default());
+        assert_eq!(e.data["kind"].as_str(), e.event.as_deref());
+    }
+    assert_eq!(
+        kinds,
+        ["balance_low", "grace_period_started", "grace_period_ended"]
+    );
+    let mut resumed = crate::deployments_api::SseStream {
+        response: open(Some(ids[1].clone())).await.expect("stream"),
+        buf: Vec::new(),
+    };
+    let next = resumed.next().await.expect("an event");
+    assert_eq!(next.event.as_deref(), Some("grace_period_ended"));
     // What the chain took while it could, and after, the ledger took too.
     let bills = billed(&grid, &[contract]).await;
     let debits = view_bills(&grid, bills.len()).await;

@@ -94,6 +94,8 @@ pub struct Grid {
     pub chain: Arc<HttpChain>,
     pub custody: Arc<Custody>,
     sim_cancel: CancellationToken,
+    simulator: sim::Simulator,
+    serving: std::sync::Mutex<CancellationToken>,
 }
 
 impl Drop for Grid {
@@ -154,7 +156,10 @@ impl Grid {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
         let sim = format!("http://{}", listener.local_addr().expect("addr"));
         let nodes = seed.nodes.len() as i64;
-        tokio::spawn(sim::serve(listener, seed, options, sim_cancel.clone()));
+        let simulator = sim::Simulator::new(seed, options).expect("seed");
+        let serving = sim_cancel.child_token();
+        let (served, stop) = (simulator.clone(), serving.clone());
+        tokio::spawn(async move { served.serve(listener, stop).await });
         let app = spawn_app_with(AppOptions {
             projections: true,
             ..AppOptions::default()
@@ -168,6 +173,8 @@ impl Grid {
             http: reqwest::Client::new(),
             custody,
             sim_cancel,
+            simulator,
+            serving: std::sync::Mutex::new(serving),
         };
         grid.sync_catalog(nodes).await;
         let treasury = grid.custody.treasury();
@@ -177,6 +184,22 @@ impl Grid {
         )
         .await;
         grid
+    }
+
+    /// Stops the simulator's server, waits `down`, and serves the same
+    /// simulated grid again on the same address (its state outlives it).
+    pub async fn restart_sim(&self, down: Duration) {
+        let old = std::mem::replace(
+            &mut *self.serving.lock().expect("serving"),
+            self.sim_cancel.child_token(),
+        );
+        old.cancel();
+        tokio::time::sleep(down).await;
+        let addr = self.sim.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind(&addr).await.expect("bind the sim again");
+        let stop = self.serving.lock().expect("serving").clone();
+        let served = self.simulator.clone();
+        tokio::spawn(async move { served.serve(listener, stop).await });
     }
 
     /// One grid sync, then waits for the catalog view to hold the nodes.
