@@ -114,3 +114,77 @@ fn an_operator_override_ends_every_contracts_grace() {
     assert_eq!(ended.state().map(|s| s.status), Some(Status::Running));
     assert!(ended.state().is_some_and(|s| s.grace_contracts.is_empty()));
 }
+
+// ---- grace periods as the operator overrides them ----
+
+#[test]
+fn a_running_deployment_enters_and_leaves_its_grace_period() {
+    let d = Deployment::given(running_vm());
+    d.when(DeploymentCommand::StartGracePeriod {
+        contract_id: None,
+        at: t0(),
+    })
+    .then_expect_events(vec![grace_started(t0())]);
+    let mut events = running_vm();
+    events.push(grace_started(t0()));
+    let d = Deployment::given(events);
+    assert_eq!(d.state().map(|s| s.status), Some(Status::Suspended));
+    d.when(DeploymentCommand::EndGracePeriod {
+        contract_id: None,
+        at: t0(),
+    })
+    .then_expect_events(vec![DeploymentEvent::GracePeriodEnded {
+        at: t0(),
+        contract_id: None,
+    }]);
+}
+
+#[test]
+fn grace_period_cannot_end_when_not_suspended() {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::EndGracePeriod {
+            contract_id: None,
+            at: t0(),
+        })
+        .then_expect_error(DeploymentError::InvalidTransition {
+            command: "end_grace_period",
+            status: Status::Running,
+        });
+}
+
+#[test]
+fn out_of_funds_deletion_waits_fourteen_days() {
+    let mut events = running_vm();
+    events.push(grace_started(t0()));
+    let d = Deployment::given(events);
+    let almost = t0() + Duration::days(14) - Duration::seconds(1);
+    d.when(DeploymentCommand::Delete {
+        cause: DeletionCause::OutOfFunds,
+        at: almost,
+    })
+    .then_expect_error(DeploymentError::GracePeriodNotElapsed {
+        until: t0() + Duration::days(14),
+    });
+    let due = t0() + Duration::days(14);
+    d.when(DeploymentCommand::Delete {
+        cause: DeletionCause::OutOfFunds,
+        at: due,
+    })
+    .then_expect_events(vec![DeploymentEvent::DeploymentDeleted {
+        cause: DeletionCause::OutOfFunds,
+        at: due,
+    }]);
+}
+
+#[test]
+fn out_of_funds_needs_a_grace_period() {
+    Deployment::given(running_vm())
+        .when(DeploymentCommand::Delete {
+            cause: DeletionCause::OutOfFunds,
+            at: t0(),
+        })
+        .then_expect_error(DeploymentError::CauseNotAllowed {
+            cause: DeletionCause::OutOfFunds,
+            status: Status::Running,
+        });
+}
