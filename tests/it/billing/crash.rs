@@ -177,3 +177,50 @@ async fn the_follower_rides_out_the_chain_going_away_and_coming_back() {
     );
     drop(follower);
 }
+
+#[tokio::test]
+async fn a_bill_wakes_no_provisioning_job_while_other_deployment_events_do() {
+    use marketplace_projections::{Projection, StoredEvent};
+    use marketplace_workers::provisioning::intake::ProvisioningIntake;
+
+    let grid = billing_grid(10).await;
+    billed_vm(&grid, 1).await;
+    round_until_idle(&follower(&grid)).await;
+    let last_of = |event_type: &'static str| {
+        let pool = grid.app.pool.clone();
+        async move {
+            sqlx::query_as::<_, StoredEvent>(
+                "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type,
+                        event_version, payload, metadata, recorded_at
+                   FROM events WHERE aggregate_type = 'deployment' AND event_type = $1
+                  ORDER BY position DESC LIMIT 1",
+            )
+            .bind(event_type)
+            .fetch_one(&pool)
+            .await
+            .expect("event")
+        }
+    };
+    for (event_type, wakes) in [("DeploymentBilled", 0), ("DeploymentRunning", 1)] {
+        let stored = last_of(event_type).await;
+        // In a transaction of its own, so that the running manager cannot
+        // settle (delete) the job before it is counted.
+        let mut tx = grid.app.pool.begin().await.expect("tx");
+        sqlx::query("DELETE FROM provisioning_jobs")
+            .execute(&mut *tx)
+            .await
+            .expect("clear the queue");
+        ProvisioningIntake
+            .apply(&mut tx, &stored)
+            .await
+            .expect("apply");
+        let woken: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM provisioning_jobs WHERE job_id = $1")
+                .bind(&stored.aggregate_id)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("jobs");
+        tx.rollback().await.expect("rollback");
+        assert_eq!(woken, wakes, "{event_type}");
+    }
+}

@@ -9,7 +9,8 @@ use sqlx::PgConnection;
 
 use crate::jobs::Queue;
 
-/// Wakes a deployment's provisioning job on each of its events.
+/// Wakes a deployment's provisioning job on each of its events, but its
+/// bills: the chain's hourly `DeploymentBilled` asks nothing of the manager.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProvisioningIntake;
 
@@ -24,6 +25,9 @@ impl Projection for ProvisioningIntake {
     }
 
     async fn apply(&self, conn: &mut PgConnection, stored: &StoredEvent) -> Result<(), ApplyError> {
+        if stored.event_type == "DeploymentBilled" {
+            return Ok(());
+        }
         Queue::PROVISIONING
             .wake(
                 conn,
