@@ -398,3 +398,100 @@ async fn a_price_the_chain_stores_moves_the_next_quote() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn auto_top_up_fires_when_the_chains_bills_take_the_balance_below_its_threshold() {
+    use marketplace_workers::stripe::{AutoTopUpOptions, AutoTopUpResult, AutoTopUpWorker};
+
+    let mut seed = dev_seed();
+    seed.now = Some(Utc::now().timestamp());
+    let grid = Grid::with_sim_and_app(
+        seed,
+        SimOptions {
+            workload_delay: Duration::ZERO,
+            ..SimOptions::default()
+        },
+        crate::common::AppOptions {
+            projections: true,
+            stripe: true,
+            ..crate::common::AppOptions::default()
+        },
+    )
+    .await;
+    grid.spawn_manager(Default::default());
+    spawn_follower(&grid);
+    let top_up = credit(&grid, 1, 500, DOLLAR).await; // 5 TFT
+    until_delivered(&grid, top_up).await;
+
+    // A card on file, and the rule: below 4 TFT, charge $10.
+    let r = grid
+        .app
+        .post("/v1/wallet/setup-intents", &alice(), &json!({}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let si: Value = r.json().await.expect("json");
+    let stripe = grid.app.stripe.as_ref().expect("localstripe");
+    stripe
+        .save_card(
+            si["setup_intent_id"].as_str().expect("si"),
+            "4242424242424242",
+        )
+        .await;
+    wallet_until(&grid, "card saved", |w| {
+        w["payment_methods"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    let r = grid
+        .app
+        .client
+        .put(grid.app.url("/v1/wallet/auto-top-up"))
+        .bearer_auth(alice())
+        .json(&json!({ "threshold_tft_units": 4 * 10_000_000i64, "amount_cents": 1_000, "monthly_cap_cents": 5_000 }))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+
+    let worker = AutoTopUpWorker::new(
+        grid.app.pool.clone(),
+        grid.app.payments.clone().expect("payments"),
+        AutoTopUpOptions {
+            interval: Duration::from_secs(3600),
+            retry_after: chrono::Duration::hours(24),
+            tft_price: marketplace_domain::TftPrice::from_usd_units(CENT).expect("price"),
+        },
+    );
+    running_vm(&grid, 2).await;
+    // Above the threshold nothing is charged.
+    assert!(!matches!(
+        worker.check("alice").await.expect("check"),
+        AutoTopUpResult::Charged(_)
+    ));
+
+    // An hour's bill (about 1.16 TFT) takes 5 TFT below 4: the card is charged.
+    grid.advance(61).await;
+    until_followed(&grid).await;
+    wallet_until(&grid, "below the threshold", |w| {
+        w["balance_tft_units"]
+            .as_i64()
+            .is_some_and(|b| b < 4 * 10_000_000)
+    })
+    .await;
+    let result = worker.check("alice").await.expect("check");
+    assert!(matches!(result, AutoTopUpResult::Charged(_)), "{result:?}");
+    let w = wallet_until(&grid, "the automatic top-up credited", |w| {
+        w["top_ups"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|t| t["origin"] == "auto" && t["status"] == "credited")
+        })
+    })
+    .await;
+    assert!(
+        w["balance_tft_units"]
+            .as_i64()
+            .is_some_and(|b| b > 4 * 10_000_000),
+        "{w:#}"
+    );
+}

@@ -152,6 +152,20 @@ impl Grid {
 
     /// Everything but the manager, the simulator with `options`.
     pub async fn with_sim(seed: Seed, options: SimOptions) -> Grid {
+        Self::with_sim_and_app(
+            seed,
+            options,
+            AppOptions {
+                projections: true,
+                ..AppOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Everything but the manager, the simulator with `options`, the app
+    /// with `app` (e.g. with localstripe).
+    pub async fn with_sim_and_app(seed: Seed, options: SimOptions, app: AppOptions) -> Grid {
         let sim_cancel = CancellationToken::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
         let sim = format!("http://{}", listener.local_addr().expect("addr"));
@@ -160,11 +174,7 @@ impl Grid {
         let serving = sim_cancel.child_token();
         let (served, stop) = (simulator.clone(), serving.clone());
         tokio::spawn(async move { served.serve(listener, stop).await });
-        let app = spawn_app_with(AppOptions {
-            projections: true,
-            ..AppOptions::default()
-        })
-        .await;
+        let app = spawn_app_with(app).await;
         let custody = Arc::new(Custody::from_seed(&SecretString::from(SEED)).expect("seed"));
         let grid = Grid {
             chain: Arc::new(HttpChain::new(&sim).expect("chain")),
