@@ -2,6 +2,7 @@
 //! and ownership, turns requests into commands, and answers reads from the
 //! read models.
 
+pub mod audit;
 pub mod auth;
 pub mod command;
 pub mod dead_letters;
@@ -118,6 +119,7 @@ impl AppState {
         (name = "deployments", description = "Cloud users' VMs and Kubernetes clusters"),
         (name = "operations", description = "Operator-driven life-cycle steps"),
         (name = "quotes", description = "Prices"),
+        (name = "audit", description = "Operators' reads of the event store: an aggregate's history and its state at any version or time"),
         (name = "notifications", description = "A user's notifications: balance low, grace periods, deletion out of funds"),
         (name = "providers", description = "Providers' requests to sell through the marketplace"),
         (name = "pricing", description = "The operators' pricing policy"),
@@ -157,6 +159,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(dead_letters::router())
         .merge(wallet::router())
         .merge(notifications::router())
+        .merge(audit::router())
         .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))

@@ -15,6 +15,7 @@
 
 mod common;
 
+mod audit;
 mod auth;
 mod billing;
 mod bus;

@@ -1,0 +1,211 @@
+//! Operators' audit reads (issue 13, first part): an aggregate's history
+//! with each event's metadata and commit position, and its state at any
+//! version or time, folded by the domain's own rules
+//! (`marketplace_app::audit`).
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use marketplace_app::audit::{self, AuditError, AuditEvent, Until};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::AsOperator;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::AppState;
+
+/// The most events a history page holds.
+pub const MAX_LIMIT: i64 = 500;
+
+/// The audit routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(aggregate_events))
+        .routes(routes!(aggregate_state))
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::UnknownType(_) => ApiError::NotFound,
+            AuditError::Db(e) => e.into(),
+            e @ AuditError::Unreadable { .. } => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// One event of an aggregate's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventBody {
+    /// Its sequence in the aggregate, from 1.
+    pub sequence: i64,
+    /// Its type, e.g. `DeploymentRequested`.
+    pub event_type: String,
+    /// The payload version as stored.
+    pub event_version: String,
+    /// The payload at the current version.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// `actor_subject`, `actor_role`, `correlation_id`, `causation_id`,
+    /// `request_id`, `recorded_at`, `idempotency_key`.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    /// Its insertion position in the store.
+    pub position: i64,
+    /// The committing transaction's id: the store's commit order.
+    pub txid: i64,
+    /// When the store committed it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<AuditEvent> for AuditEventBody {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            sequence: e.sequence,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            payload: e.payload,
+            metadata: e.metadata,
+            position: e.position,
+            txid: e.txid,
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+/// A page of history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditHistory {
+    /// Oldest first.
+    pub items: Vec<AuditEventBody>,
+    /// The `after` of the next page, when this one was full.
+    pub next_after: Option<i64>,
+}
+
+/// Which events.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// Only events after this sequence (default 0: from the first).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// At most this many (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+}
+
+/// An aggregate's history (operator): every event with its sequence, type,
+/// version, payload, metadata and commit position, oldest first.
+#[utoipa::path(
+    get, path = "/v1/audit/aggregates/{aggregate_type}/{id}/events", tag = "audit",
+    params(
+        ("aggregate_type" = String, Path, description = "deployment, node, pricing_policy, provider_request, tft_price or wallet"),
+        ("id" = String, Path, description = "The aggregate's id"),
+        HistoryParams
+    ),
+    responses(
+        (status = 200, body = AuditHistory),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "No such aggregate type, or no events for this id")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn aggregate_events(
+    State(state): State<AppState>,
+    AsOperator(_operator): AsOperator,
+    ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<HistoryParams>,
+) -> Result<Json<AuditHistory>, ApiError> {
+    let after = params.after.unwrap_or(0);
+    let limit = params.limit.unwrap_or(100);
+    if after < 0 {
+        return Err(ApiError::BadRequest("after must not be negative".into()));
+    }
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let events = audit::history(&state.pool, &aggregate_type, &id, after, limit).await?;
+    if events.is_empty() && after == 0 {
+        return Err(ApiError::NotFound);
+    }
+    let next_after = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.sequence))
+        .flatten();
+    Ok(Json(AuditHistory {
+        items: events.into_iter().map(Into::into).collect(),
+        next_after,
+    }))
+}
+
+/// Up to which point.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StateParams {
+    /// Through this version (sequence).
+    #[param(minimum = 1)]
+    pub version: Option<i64>,
+    /// Through the last event committed at or before this instant (RFC 3339).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// An aggregate's state at a point of its history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditState {
+    /// The version folded to: the last event's sequence.
+    pub version: i64,
+    /// The aggregate's state, as the domain folds it.
+    #[schema(value_type = Object)]
+    pub state: serde_json::Value,
+}
+
+/// An aggregate's state (operator) at `version` or at time `at` (one of
+/// them), folded from its events by the domain's own rules.
+#[utoipa::path(
+    get, path = "/v1/audit/aggregates/{aggregate_type}/{id}/state", tag = "audit",
+    params(
+        ("aggregate_type" = String, Path, description = "deployment, node, pricing_policy, provider_request, tft_price or wallet"),
+        ("id" = String, Path, description = "The aggregate's id"),
+        StateParams
+    ),
+    responses(
+        (status = 200, body = AuditState),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "Neither or both of version and at, or a malformed one"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "No such aggregate type, or no event by then")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn aggregate_state(
+    State(state): State<AppState>,
+    AsOperator(_operator): AsOperator,
+    ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<StateParams>,
+) -> Result<Json<AuditState>, ApiError> {
+    let until = match (params.version, params.at) {
+        (Some(v), None) if v >= 1 => Until::Version(v),
+        (None, Some(at)) => Until::At(at),
+        (Some(_), None) => return Err(ApiError::BadRequest("version must be 1 or more".into())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of version and at".into(),
+            ))
+        }
+    };
+    let (version, folded) = audit::state(&state.pool, &aggregate_type, &id, until)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(AuditState {
+        version,
+        state: folded,
+    }))
+}

@@ -1,0 +1,228 @@
+//! Operators' audit reads of the event store (issue 13, first part): an
+//! aggregate's history, event by event with its metadata and commit
+//! position, and its state at any version or time, folded by the domain's
+//! own `apply` (no second implementation of any rule). Payloads are read
+//! through the same decoding (and, once there are older versions,
+//! upcasting) as the projections use.
+
+use chrono::{DateTime, Utc};
+use marketplace_domain::deployment::{self, Deployment};
+use marketplace_domain::node::{self, Node};
+use marketplace_domain::pricing::{self, PricingPolicyAggregate};
+use marketplace_domain::provider::{self, ProviderRequest};
+use marketplace_domain::tft_price::{self, TftPriceFeed};
+use marketplace_domain::wallet::{self, Wallet};
+use marketplace_domain::EventSourced;
+use marketplace_projections::{decode_event, ApplyError, StoredEvent};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// The aggregate types an audit can read.
+pub const AGGREGATE_TYPES: &[&str] = &[
+    "deployment",
+    "node",
+    "pricing_policy",
+    "provider_request",
+    "tft_price",
+    "wallet",
+];
+
+/// One event as an auditor reads it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    /// Its sequence in the aggregate, from 1.
+    pub sequence: i64,
+    /// Its type.
+    pub event_type: String,
+    /// The payload version as stored.
+    pub event_version: String,
+    /// The payload, decoded (and upcast) to the current version.
+    pub payload: Value,
+    /// Actor, role, correlation, causation and request ids, recorded-at,
+    /// idempotency key.
+    pub metadata: Value,
+    /// Its insertion position in the store.
+    pub position: i64,
+    /// The committing transaction's id (commit order is by it).
+    pub txid: i64,
+    /// When the store committed it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Up to where a state is folded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Through this sequence.
+    Version(i64),
+    /// Through the last event committed at or before this instant.
+    At(DateTime<Utc>),
+}
+
+/// Why an audit read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Not an aggregate type the marketplace has.
+    #[error("unknown aggregate type {0:?}; known: {known}", known = AGGREGATE_TYPES.join(", "))]
+    UnknownType(String),
+    /// A stored event cannot be read.
+    #[error("event {sequence} of {aggregate_type} {aggregate_id} cannot be read: {reason}")]
+    Unreadable {
+        /// Its aggregate type.
+        aggregate_type: String,
+        /// Its aggregate.
+        aggregate_id: String,
+        /// Its sequence.
+        sequence: i64,
+        /// Why.
+        reason: String,
+    },
+    /// The store could not be read.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+fn unreadable(e: &StoredEvent, reason: ApplyError) -> AuditError {
+    AuditError::Unreadable {
+        aggregate_type: e.aggregate_type.clone(),
+        aggregate_id: e.aggregate_id.clone(),
+        sequence: e.sequence,
+        reason: reason.to_string(),
+    }
+}
+
+fn known(aggregate_type: &str) -> Result<(), AuditError> {
+    if AGGREGATE_TYPES.contains(&aggregate_type) {
+        Ok(())
+    } else {
+        Err(AuditError::UnknownType(aggregate_type.to_string()))
+    }
+}
+
+async fn stored(
+    pool: &PgPool,
+    aggregate_type: &str,
+    id: &str,
+    after: i64,
+    limit: Option<i64>,
+    until: Option<Until>,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let (version, at) = match until {
+        Some(Until::Version(v)) => (Some(v), None),
+        Some(Until::At(t)) => (None, Some(t)),
+        None => (None, None),
+    };
+    sqlx::query_as(
+        "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type,
+                event_version, payload, metadata, recorded_at
+           FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+            AND ($4::bigint IS NULL OR sequence <= $4)
+            AND ($5::timestamptz IS NULL OR recorded_at <= $5)
+          ORDER BY sequence
+          LIMIT $6",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .bind(after)
+    .bind(version)
+    .bind(at)
+    .bind(limit.unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+}
+
+/// The decoded payload of `e`, by its aggregate type's current event type.
+fn payload(e: &StoredEvent) -> Result<Value, AuditError> {
+    fn as_json<E: cqrs_es::DomainEvent>(
+        e: &StoredEvent,
+        version: &str,
+    ) -> Result<Value, AuditError> {
+        let event: E = decode_event(e, version).map_err(|r| unreadable(e, r))?;
+        serde_json::to_value(event).map_err(|r| unreadable(e, ApplyError::Poison(r.to_string())))
+    }
+    match e.aggregate_type.as_str() {
+        "deployment" => as_json::<deployment::DeploymentEvent>(e, deployment::EVENT_VERSION),
+        "node" => as_json::<node::NodeEvent>(e, node::EVENT_VERSION),
+        "pricing_policy" => as_json::<pricing::PricingPolicyEvent>(e, pricing::EVENT_VERSION),
+        "provider_request" => as_json::<provider::ProviderRequestEvent>(e, provider::EVENT_VERSION),
+        "tft_price" => as_json::<tft_price::TftPriceEvent>(e, tft_price::EVENT_VERSION),
+        "wallet" => as_json::<wallet::WalletEvent>(e, wallet::EVENT_VERSION),
+        other => Err(AuditError::UnknownType(other.to_string())),
+    }
+}
+
+/// Up to `limit` events of an aggregate after sequence `after`, oldest
+/// first.
+pub async fn history(
+    pool: &PgPool,
+    aggregate_type: &str,
+    id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, AuditError> {
+    known(aggregate_type)?;
+    stored(pool, aggregate_type, id, after, Some(limit), None)
+        .await?
+        .into_iter()
+        .map(|e| {
+            Ok(AuditEvent {
+                payload: payload(&e)?,
+                sequence: e.sequence,
+                event_type: e.event_type,
+                event_version: e.event_version,
+                metadata: e.metadata,
+                position: e.position,
+                txid: e.txid,
+                recorded_at: e.recorded_at,
+            })
+        })
+        .collect()
+}
+
+fn fold<A>(events: &[StoredEvent], version: &str) -> Result<Value, AuditError>
+where
+    A: EventSourced + Default + Serialize,
+    A::Event: serde::de::DeserializeOwned,
+{
+    let mut aggregate = A::default();
+    for e in events {
+        let event: A::Event = decode_event(e, version).map_err(|r| unreadable(e, r))?;
+        aggregate.apply_one(&event);
+    }
+    serde_json::to_value(&aggregate).map_err(|r| AuditError::Unreadable {
+        aggregate_type: A::TYPE.to_string(),
+        aggregate_id: events
+            .first()
+            .map(|e| e.aggregate_id.clone())
+            .unwrap_or_default(),
+        sequence: events.last().map_or(0, |e| e.sequence),
+        reason: r.to_string(),
+    })
+}
+
+/// The aggregate's state folded from its events up to `until` by the
+/// domain's own `apply`: `(version, state)`, or `None` when it had no event
+/// by then.
+pub async fn state(
+    pool: &PgPool,
+    aggregate_type: &str,
+    id: &str,
+    until: Until,
+) -> Result<Option<(i64, Value)>, AuditError> {
+    known(aggregate_type)?;
+    let events = stored(pool, aggregate_type, id, 0, None, Some(until)).await?;
+    let Some(version) = events.last().map(|e| e.sequence) else {
+        return Ok(None);
+    };
+    let state = match aggregate_type {
+        "deployment" => fold::<Deployment>(&events, deployment::EVENT_VERSION)?,
+        "node" => fold::<Node>(&events, node::EVENT_VERSION)?,
+        "pricing_policy" => fold::<PricingPolicyAggregate>(&events, pricing::EVENT_VERSION)?,
+        "provider_request" => fold::<ProviderRequest>(&events, provider::EVENT_VERSION)?,
+        "tft_price" => fold::<TftPriceFeed>(&events, tft_price::EVENT_VERSION)?,
+        "wallet" => fold::<Wallet>(&events, wallet::EVENT_VERSION)?,
+        other => return Err(AuditError::UnknownType(other.to_string())),
+    };
+    Ok(Some((version, state)))
+}

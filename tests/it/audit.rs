@@ -1,0 +1,111 @@
+//! Operators' audit reads: an aggregate's history with each event's
+//! metadata and commit position, and its state at a version or a time,
+//! folded by the domain's own rules.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{alice, operator, spawn_app, vm_body, TestApp};
+
+async fn audit(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let r = app.get(path, token).await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_operator_reads_a_deployments_history_and_its_state_at_any_version_or_time() {
+    let app = spawn_app().await;
+    let (id, _) = app.request(&alice(), &vm_body("audited")).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = app
+        .post(
+            &format!("/v1/deployments/{id}/cancel"),
+            &alice(),
+            &json!({ "reason": "done" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+
+    let base = format!("/v1/audit/aggregates/deployment/{id}");
+    let (status, history) = audit(&app, &format!("{base}/events"), &operator()).await;
+    assert_eq!(status, 200, "{history:#}");
+    let items = history["items"].as_array().expect("items");
+    let types: Vec<&str> = items
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(types, ["DeploymentRequested", "DeploymentCancelled"]);
+    let first = &items[0];
+    assert_eq!(first["sequence"], 1);
+    assert_eq!(first["event_version"], "1");
+    assert_eq!(first["metadata"]["actor_subject"], "alice");
+    assert_eq!(first["metadata"]["actor_role"], "cloud-user");
+    assert!(first["metadata"]["correlation_id"].is_string(), "{first:#}");
+    assert!(
+        first["payload"]["DeploymentRequested"]["name"] == "audited",
+        "{first:#}"
+    );
+    assert!(first["position"].as_i64().is_some() && first["txid"].as_i64().is_some());
+    assert!(items[1]["position"].as_i64() > first["position"].as_i64());
+
+    // Paged: one at a time.
+    let (_, page) = audit(&app, &format!("{base}/events?limit=1"), &operator()).await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["next_after"], 1);
+    let (_, rest) = audit(&app, &format!("{base}/events?after=1&limit=1"), &operator()).await;
+    assert_eq!(rest["items"][0]["event_type"], "DeploymentCancelled");
+
+    // The state at each version, as the domain folds it.
+    let (_, v1) = audit(&app, &format!("{base}/state?version=1"), &operator()).await;
+    assert_eq!(v1["version"], 1);
+    assert_eq!(v1["state"]["state"]["status"], "requested", "{v1:#}");
+    let (_, v2) = audit(&app, &format!("{base}/state?version=2"), &operator()).await;
+    assert_eq!(v2["state"]["state"]["status"], "cancelled", "{v2:#}");
+    // And at a time: the first event's commit, before the second's.
+    let at = first["recorded_at"].as_str().expect("recorded_at");
+    let at = urlencode(at);
+    let (_, then) = audit(&app, &format!("{base}/state?at={at}"), &operator()).await;
+    assert_eq!(then["version"], 1, "{then:#}");
+    let (status, _) = audit(
+        &app,
+        &format!("{base}/state?at=2001-01-01T00:00:00Z"),
+        &operator(),
+    )
+    .await;
+    assert_eq!(status, 404, "nothing had happened by then");
+}
+
+fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn audit_reads_are_for_operators_and_refuse_bad_questions() {
+    let app = spawn_app().await;
+    let (id, _) = app.request(&alice(), &vm_body("audited")).await;
+    let base = format!("/v1/audit/aggregates/deployment/{id}");
+    let (status, body) = audit(&app, &format!("{base}/events"), &alice()).await;
+    assert_eq!(status, 403, "{body:#}");
+    let (status, _) = audit(&app, "/v1/audit/aggregates/spaceship/1/events", &operator()).await;
+    assert_eq!(status, 404);
+    let (status, _) = audit(
+        &app,
+        "/v1/audit/aggregates/deployment/none/events",
+        &operator(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = audit(&app, &format!("{base}/state"), &operator()).await;
+    assert_eq!(status, 400, "neither version nor at");
+    let (status, _) = audit(
+        &app,
+        &format!("{base}/state?version=1&at=2026-01-01T00:00:00Z"),
+        &operator(),
+    )
+    .await;
+    assert_eq!(status, 400, "both");
+    let (status, _) = audit(&app, &format!("{base}/events?limit=0"), &operator()).await;
+    assert_eq!(status, 400);
+}
