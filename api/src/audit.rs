@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(aggregate_events))
         .routes(routes!(aggregate_state))
+        .routes(routes!(aggregate_diff))
 }
 
 impl From<AuditError> for ApiError {
@@ -207,5 +208,77 @@ pub async fn aggregate_state(
     Ok(Json(AuditState {
         version,
         state: folded,
+    }))
+}
+
+/// Between which versions.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DiffParams {
+    /// The older version.
+    #[param(minimum = 1)]
+    pub from: i64,
+    /// The newer version (more than `from`).
+    #[param(minimum = 2)]
+    pub to: i64,
+}
+
+/// What changed between two versions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditDiff {
+    /// The older version.
+    pub from: i64,
+    /// The newer version.
+    pub to: i64,
+    /// An RFC 6902 JSON Patch from the older state to the newer: `op`
+    /// (`add`, `remove`, `replace`), `path`, `value`.
+    #[schema(value_type = Vec<Object>)]
+    pub changes: serde_json::Value,
+    /// The events between (sequences `from + 1` to `to`), at most 500.
+    pub events: Vec<AuditEventBody>,
+    /// Whether more events lie between than listed.
+    pub events_truncated: bool,
+}
+
+/// What changed in an aggregate between versions `from` and `to`
+/// (operator): a JSON Patch of its state, field by field, and the events
+/// between.
+#[utoipa::path(
+    get, path = "/v1/audit/aggregates/{aggregate_type}/{id}/diff", tag = "audit",
+    params(
+        ("aggregate_type" = String, Path, description = "deployment, node, pricing_policy, provider_request, tft_price or wallet"),
+        ("id" = String, Path, description = "The aggregate's id"),
+        DiffParams
+    ),
+    responses(
+        (status = 200, body = AuditDiff),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "from and to missing, malformed, or not 1 <= from < to"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "No such aggregate type, or it has not reached version `to`")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn aggregate_diff(
+    State(state): State<AppState>,
+    AsOperator(_operator): AsOperator,
+    ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<DiffParams>,
+) -> Result<Json<AuditDiff>, ApiError> {
+    if params.from < 1 || params.to <= params.from {
+        return Err(ApiError::BadRequest(
+            "versions must be 1 <= from < to".into(),
+        ));
+    }
+    let d = audit::diff(&state.pool, &aggregate_type, &id, params.from, params.to)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(AuditDiff {
+        from: d.from,
+        to: d.to,
+        changes: d.changes,
+        events: d.events.into_iter().map(Into::into).collect(),
+        events_truncated: d.events_truncated,
     }))
 }

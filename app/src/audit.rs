@@ -226,3 +226,54 @@ pub async fn state(
     };
     Ok(Some((version, state)))
 }
+
+/// What changed between two versions of an aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diff {
+    /// The older version.
+    pub from: i64,
+    /// The newer version.
+    pub to: i64,
+    /// The state's change as an RFC 6902 JSON Patch from the older state to
+    /// the newer (`op`, `path`, `value`), field by field.
+    pub changes: Value,
+    /// The events between: sequences `from + 1` to `to`, at most
+    /// [`DIFF_EVENTS`].
+    pub events: Vec<AuditEvent>,
+    /// Whether there were more events between than listed.
+    pub events_truncated: bool,
+}
+
+/// The most events a diff lists.
+pub const DIFF_EVENTS: i64 = 500;
+
+/// What changed between versions `from` and `to` (1 <= from < to):
+/// `None` when the aggregate has not reached `to`.
+pub async fn diff(
+    pool: &PgPool,
+    aggregate_type: &str,
+    id: &str,
+    from: i64,
+    to: i64,
+) -> Result<Option<Diff>, AuditError> {
+    let Some((reached, after)) = state(pool, aggregate_type, id, Until::Version(to)).await? else {
+        return Ok(None);
+    };
+    if reached < to {
+        return Ok(None);
+    }
+    let Some((_, before)) = state(pool, aggregate_type, id, Until::Version(from)).await? else {
+        return Ok(None);
+    };
+    let changes =
+        serde_json::to_value(json_patch::diff(&before, &after)).unwrap_or(Value::Array(Vec::new()));
+    let listed = (to - from).min(DIFF_EVENTS);
+    let events = history(pool, aggregate_type, id, from, listed).await?;
+    Ok(Some(Diff {
+        from,
+        to,
+        changes,
+        events_truncated: to - from > listed,
+        events,
+    }))
+}

@@ -75,6 +75,23 @@ async fn an_operator_reads_a_deployments_history_and_its_state_at_any_version_or
     )
     .await;
     assert_eq!(status, 404, "nothing had happened by then");
+
+    // What the cancel changed, field by field, and the event that did it.
+    let (status, diff) = audit(&app, &format!("{base}/diff?from=1&to=2"), &operator()).await;
+    assert_eq!(status, 200, "{diff:#}");
+    let changes = diff["changes"].as_array().expect("changes");
+    assert!(
+        changes.iter().any(|c| c["op"] == "replace"
+            && c["path"] == "/state/status"
+            && c["value"] == "cancelled"),
+        "{changes:#?}"
+    );
+    assert_eq!(diff["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(diff["events"][0]["event_type"], "DeploymentCancelled");
+    let (status, _) = audit(&app, &format!("{base}/diff?from=1&to=3"), &operator()).await;
+    assert_eq!(status, 404, "not at version 3");
+    let (status, _) = audit(&app, &format!("{base}/diff?from=2&to=2"), &operator()).await;
+    assert_eq!(status, 400);
 }
 
 fn urlencode(text: &str) -> String {
