@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::auth::AsOperator;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiPath, ApiQuery, RequestContext};
 use crate::AppState;
 
 /// The most events a history page holds.
@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(aggregate_events))
         .routes(routes!(aggregate_state))
         .routes(routes!(aggregate_diff))
+        .routes(routes!(access_log))
 }
 
 impl From<AuditError> for ApiError {
@@ -119,7 +120,8 @@ pub struct HistoryParams {
 )]
 pub async fn aggregate_events(
     State(state): State<AppState>,
-    AsOperator(_operator): AsOperator,
+    AsOperator(operator): AsOperator,
+    ctx: RequestContext,
     ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> Result<Json<AuditHistory>, ApiError> {
@@ -133,6 +135,16 @@ pub async fn aggregate_events(
             "limit must be 1 to {MAX_LIMIT}"
         )));
     }
+    let asked = format!("events after={after} limit={limit}");
+    audit::record_access(
+        &state.pool,
+        &operator.subject,
+        &aggregate_type,
+        &id,
+        &asked,
+        &ctx.request_id,
+    )
+    .await?;
     let events = audit::history(&state.pool, &aggregate_type, &id, after, limit).await?;
     if events.is_empty() && after == 0 {
         return Err(ApiError::NotFound);
@@ -188,7 +200,8 @@ pub struct AuditState {
 )]
 pub async fn aggregate_state(
     State(state): State<AppState>,
-    AsOperator(_operator): AsOperator,
+    AsOperator(operator): AsOperator,
+    ctx: RequestContext,
     ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<StateParams>,
 ) -> Result<Json<AuditState>, ApiError> {
@@ -202,6 +215,19 @@ pub async fn aggregate_state(
             ))
         }
     };
+    let asked = match until {
+        Until::Version(v) => format!("state version={v}"),
+        Until::At(t) => format!("state at={}", t.to_rfc3339()),
+    };
+    audit::record_access(
+        &state.pool,
+        &operator.subject,
+        &aggregate_type,
+        &id,
+        &asked,
+        &ctx.request_id,
+    )
+    .await?;
     let (version, folded) = audit::state(&state.pool, &aggregate_type, &id, until)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -262,7 +288,8 @@ pub struct AuditDiff {
 )]
 pub async fn aggregate_diff(
     State(state): State<AppState>,
-    AsOperator(_operator): AsOperator,
+    AsOperator(operator): AsOperator,
+    ctx: RequestContext,
     ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<Json<AuditDiff>, ApiError> {
@@ -271,6 +298,16 @@ pub async fn aggregate_diff(
             "versions must be 1 <= from < to".into(),
         ));
     }
+    let asked = format!("diff from={} to={}", params.from, params.to);
+    audit::record_access(
+        &state.pool,
+        &operator.subject,
+        &aggregate_type,
+        &id,
+        &asked,
+        &ctx.request_id,
+    )
+    .await?;
     let d = audit::diff(&state.pool, &aggregate_type, &id, params.from, params.to)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -280,5 +317,93 @@ pub async fn aggregate_diff(
         changes: d.changes,
         events: d.events.into_iter().map(Into::into).collect(),
         events_truncated: d.events_truncated,
+    }))
+}
+
+/// One audit read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessBody {
+    /// Its place in the log; pass it as `after` for the next page.
+    pub position: i64,
+    /// The operator who read.
+    pub actor_subject: String,
+    /// The aggregate type read.
+    pub aggregate_type: String,
+    /// The aggregate read.
+    pub aggregate_id: String,
+    /// What was asked: `events ...`, `state ...` or `diff ...`.
+    pub request: String,
+    /// The HTTP request's id.
+    pub request_id: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A page of the access log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessLog {
+    /// Oldest first.
+    pub items: Vec<AccessBody>,
+    /// The `after` of the next page, when this one was full.
+    pub next_after: Option<i64>,
+}
+
+/// Which reads.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AccessParams {
+    /// Only reads after this position (default 0).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// At most this many (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// Only this operator's reads.
+    pub actor: Option<String>,
+}
+
+/// Who read which aggregate's history, state or diff, and when (operator).
+#[utoipa::path(
+    get, path = "/v1/audit/access-log", tag = "audit",
+    params(AccessParams),
+    responses(
+        (status = 200, body = AccessLog),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn access_log(
+    State(state): State<AppState>,
+    AsOperator(_operator): AsOperator,
+    ApiQuery(params): ApiQuery<AccessParams>,
+) -> Result<Json<AccessLog>, ApiError> {
+    let after = params.after.unwrap_or(0);
+    let limit = params.limit.unwrap_or(100);
+    if after < 0 || !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "after must not be negative and limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let rows = audit::accesses(&state.pool, params.actor.as_deref(), after, limit).await?;
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|a| a.position))
+        .flatten();
+    Ok(Json(AccessLog {
+        items: rows
+            .into_iter()
+            .map(|a| AccessBody {
+                position: a.position,
+                actor_subject: a.actor_subject,
+                aggregate_type: a.aggregate_type,
+                aggregate_id: a.aggregate_id,
+                request: a.request,
+                request_id: a.request_id,
+                at: a.at,
+            })
+            .collect(),
+        next_after,
     }))
 }

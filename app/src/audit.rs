@@ -277,3 +277,66 @@ pub async fn diff(
         events,
     }))
 }
+
+/// One audit read, as the access log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Access {
+    /// Its place in the log, increasing.
+    pub position: i64,
+    /// The operator who read.
+    pub actor_subject: String,
+    /// What they read.
+    pub aggregate_type: String,
+    /// Which one.
+    pub aggregate_id: String,
+    /// `events`, `state` or `diff`, with the question's parameters.
+    pub request: String,
+    /// The HTTP request's id.
+    pub request_id: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Records an audit read before it is answered.
+pub async fn record_access(
+    pool: &PgPool,
+    actor: &str,
+    aggregate_type: &str,
+    id: &str,
+    request: &str,
+    request_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_access_log (actor_subject, aggregate_type, aggregate_id, request, request_id)
+         VALUES ($1, $2, $3, $4, NULLIF($5, ''))",
+    )
+    .bind(actor)
+    .bind(aggregate_type)
+    .bind(id)
+    .bind(request)
+    .bind(request_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` audit reads after `after`, oldest first, optionally one
+/// operator's.
+pub async fn accesses(
+    pool: &PgPool,
+    actor: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Access>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT position, actor_subject, aggregate_type, aggregate_id, request, request_id, at
+           FROM audit_access_log
+          WHERE position > $1 AND ($2::text IS NULL OR actor_subject = $2)
+          ORDER BY position LIMIT $3",
+    )
+    .bind(after)
+    .bind(actor)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

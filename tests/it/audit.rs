@@ -92,6 +92,26 @@ async fn an_operator_reads_a_deployments_history_and_its_state_at_any_version_or
     assert_eq!(status, 404, "not at version 3");
     let (status, _) = audit(&app, &format!("{base}/diff?from=2&to=2"), &operator()).await;
     assert_eq!(status, 400);
+
+    // Every read above is in the access log, the operator's, in order.
+    let (status, log) = audit(&app, "/v1/audit/access-log?actor=ops", &operator()).await;
+    assert_eq!(status, 200, "{log:#}");
+    let asked: Vec<&str> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|a| a["aggregate_id"] == id.as_str())
+        .filter_map(|a| a["request"].as_str())
+        .collect();
+    assert_eq!(
+        asked.first().copied(),
+        Some("events after=0 limit=100"),
+        "{asked:?}"
+    );
+    assert!(asked.contains(&"state version=2"), "{asked:?}");
+    assert!(asked.contains(&"diff from=1 to=2"), "{asked:?}");
+    let (status, _) = audit(&app, "/v1/audit/access-log", &alice()).await;
+    assert_eq!(status, 403);
 }
 
 fn urlencode(text: &str) -> String {
