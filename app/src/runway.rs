@@ -3,8 +3,8 @@
 //! alert worker alike.
 //!
 //! Once the chain has billed the owner's contracts, the numbers are the
-//! chain's: the burn is what it billed in the hour up to its newest bill,
-//! and the level is the one it applied on that bill. Before any bill, both
+//! chain's: the burn is each contract's latest bill scaled to an hour, and
+//! the level is the one it applied on the newest bill. Before any bill, both
 //! are estimated from the active deployments' quotes under the policy.
 
 use chrono::{DateTime, Utc};
@@ -51,17 +51,30 @@ pub struct Runway {
     pub last_billed_at: Option<DateTime<Utc>>,
 }
 
-/// TFT base units the chain billed `owner` in the hour up to (and with) its
-/// newest bill, and when that bill was; `None` before any bill.
+/// What the chain bills `owner` an hour, by its last bills: each contract
+/// billed in the hour up to the newest bill counts with its latest bill
+/// scaled to an hour by the time since the bill before it (a first bill,
+/// whose span is not known, counts as it is); and when the newest bill was.
+/// `None` before any bill.
 pub async fn last_hour_billed(
     pool: &PgPool,
     owner: &str,
 ) -> Result<Option<(u64, DateTime<Utc>)>, sqlx::Error> {
     let row: Option<(Option<i64>, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "WITH newest AS (SELECT max(billed_at) AS at FROM wallet_bills WHERE wallet_id = $1)
-         SELECT sum(b.amount)::bigint, max(n.at) FROM wallet_bills b, newest n
-          WHERE b.wallet_id = $1 AND n.at IS NOT NULL
-            AND b.billed_at > n.at - interval '1 hour'",
+        "WITH ranked AS (
+            SELECT amount, billed_at,
+                   lag(billed_at) OVER (PARTITION BY contract_id
+                                        ORDER BY billed_at, block_number, event_index) AS prev_at,
+                   row_number() OVER (PARTITION BY contract_id
+                                      ORDER BY billed_at DESC, block_number DESC, event_index DESC) AS rn
+              FROM wallet_bills WHERE wallet_id = $1),
+          newest AS (SELECT max(billed_at) AS at FROM wallet_bills WHERE wallet_id = $1)
+         SELECT sum(CASE WHEN r.prev_at IS NOT NULL AND r.billed_at > r.prev_at
+                         THEN r.amount::numeric * 3600 / EXTRACT(EPOCH FROM r.billed_at - r.prev_at)
+                         ELSE r.amount END)::bigint,
+                max(n.at)
+           FROM ranked r, newest n
+          WHERE r.rn = 1 AND n.at IS NOT NULL AND r.billed_at > n.at - interval '1 hour'",
     )
     .bind(owner)
     .fetch_optional(pool)

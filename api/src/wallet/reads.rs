@@ -37,8 +37,9 @@ pub struct RunwayBody {
     pub discount_level: DiscountLevel,
     /// That level's discount in percent.
     pub discount_percent: u64,
-    /// `bills`: the burn is what the chain billed in the hour up to its
-    /// newest bill and the level the one it applied on it; `estimate`:
+    /// `bills`: the burn is each of the user's contracts' latest bill
+    /// scaled to an hour (by the time since the bill before it) and the
+    /// level the one the chain applied on the newest bill; `estimate`:
     /// nothing was billed yet, both come from the active deployments' quotes.
     #[schema(example = "bills")]
     pub source: &'static str,

@@ -178,8 +178,9 @@ async fn a_dry_wallet_is_graced_and_paused_and_a_top_up_resumes_it() {
     until_delivered(&grid, top_up).await;
     let (id, contract, node) = running_vm(&grid, 2).await;
 
-    // A first bill: the runway is the chain's burn, hours, not a day.
-    grid.advance(61).await;
+    // Two cycles: a first bill (part of an hour) and a full hour's; the
+    // runway is the chain's burn, hours, not a day.
+    grid.advance(121).await;
     until_followed(&grid).await;
     wallet_until(&grid, "a bill", |w| w["runway"]["source"] == "bills").await;
     let runway = marketplace_workers::stripe::RunwayWorker::new(
