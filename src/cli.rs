@@ -49,6 +49,9 @@ pub enum Command {
     /// List or retry the events projections could not apply.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Operators' audit of the event store.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Rebuild a projection from the whole store, aside, and swap it in (reads keep working).
     Replay(ReplayArgs),
     /// Apply database migrations and exit.
@@ -465,6 +468,27 @@ pub struct RelayArgs {
     /// Events read and published per batch.
     #[arg(long, env = "RELAY_BATCH_SIZE", value_name = "RELAY_BATCH_SIZE", default_value_t = 2000, value_parser = clap::value_parser!(i64).range(1..=50_000))]
     pub batch_size: i64,
+}
+
+/// `marketplace audit`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Walk every aggregate's hash chain; print what was checked and the first break (JSON), exit 1 on a break.
+    Verify {
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print an aggregate's history (JSON lines).
+    History {
+        /// The aggregate type (`deployment`, `wallet`, ...).
+        aggregate_type: String,
+        /// The aggregate's id.
+        id: String,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// `marketplace dead-letters`.

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(aggregate_state))
         .routes(routes!(aggregate_diff))
         .routes(routes!(access_log))
+        .routes(routes!(verify_store))
 }
 
 impl From<AuditError> for ApiError {
@@ -405,5 +406,56 @@ pub async fn access_log(
             })
             .collect(),
         next_after,
+    }))
+}
+
+/// Where the history was found broken.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrokenBody {
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The aggregate.
+    pub aggregate_id: String,
+    /// The first event of it that does not check out.
+    pub sequence: i64,
+    /// `edited` or `missing before it`.
+    pub reason: String,
+}
+
+/// What a verification of the store found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationBody {
+    /// Events checked.
+    pub checked: i64,
+    /// The first break, if any.
+    pub broken: Option<BrokenBody>,
+}
+
+/// Walks every aggregate's hash chain (operator): each event's hash must be
+/// that of its predecessor's hash and its own bytes, sequences must follow
+/// on; answers the first break (an event edited, or one removed before
+/// another). The same check as `marketplace audit verify`.
+#[utoipa::path(
+    get, path = "/v1/audit/verify", tag = "audit",
+    responses(
+        (status = 200, body = VerificationBody),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn verify_store(
+    State(state): State<AppState>,
+    AsOperator(_operator): AsOperator,
+) -> Result<Json<VerificationBody>, ApiError> {
+    let v = audit::verify(&state.pool).await?;
+    Ok(Json(VerificationBody {
+        checked: v.checked,
+        broken: v.broken.map(|b| BrokenBody {
+            aggregate_type: b.aggregate_type,
+            aggregate_id: b.aggregate_id,
+            sequence: b.sequence,
+            reason: b.reason,
+        }),
     }))
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches to them.
 
+mod audit;
 mod dead_letters;
 mod dev;
 mod follow_chain;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(args) => project::run(args).await,
         Command::Relay(args) => relay::run(args).await,
         Command::DeadLetters(command) => dead_letters::run(command).await,
+        Command::Audit(command) => audit::run(command).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Migrate(db) => migrate(&connect(&db.database_url, 2).await?).await,
         Command::Token(args) => token::run(args),

@@ -146,3 +146,69 @@ async fn audit_reads_are_for_operators_and_refuse_bad_questions() {
     let (status, _) = audit(&app, &format!("{base}/events?limit=0"), &operator()).await;
     assert_eq!(status, 400);
 }
+
+async fn verify(app: &TestApp) -> Value {
+    let r = app.get("/v1/audit/verify", &operator()).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn an_edited_or_removed_event_is_found_by_verify_naming_its_aggregate_and_sequence() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["one", "two"] {
+        let (id, _) = app.request(&alice(), &vm_body(name)).await;
+        let r = app
+            .post(
+                &format!("/v1/deployments/{id}/cancel"),
+                &alice(),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(r.status(), 202);
+        ids.push(id);
+    }
+    let clean = verify(&app).await;
+    assert!(clean["broken"].is_null(), "{clean:#}");
+    assert!(clean["checked"].as_i64().is_some_and(|n| n >= 4));
+
+    // Behind the store's back: the first deployment's request is edited.
+    sqlx::query(
+        "UPDATE events SET payload = jsonb_set(payload, '{DeploymentRequested,name}', '\"forged\"')
+          WHERE aggregate_type = 'deployment' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(&ids[0])
+    .execute(&app.pool)
+    .await
+    .expect("tamper");
+    let found = verify(&app).await;
+    let broken = &found["broken"];
+    assert_eq!(broken["aggregate_id"], ids[0].as_str(), "{found:#}");
+    assert_eq!(broken["sequence"], 1);
+    assert_eq!(broken["reason"], "edited");
+
+    // Put back exactly, and the chain checks out again; then a removal.
+    sqlx::query(
+        "UPDATE events SET payload = jsonb_set(payload, '{DeploymentRequested,name}', '\"one\"')
+          WHERE aggregate_type = 'deployment' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(&ids[0])
+    .execute(&app.pool)
+    .await
+    .expect("restore");
+    assert!(verify(&app).await["broken"].is_null());
+    sqlx::query("DELETE FROM events WHERE aggregate_type = 'deployment' AND aggregate_id = $1 AND sequence = 1")
+        .bind(&ids[1])
+        .execute(&app.pool)
+        .await
+        .expect("delete");
+    let found = verify(&app).await;
+    assert_eq!(
+        found["broken"]["aggregate_id"],
+        ids[1].as_str(),
+        "{found:#}"
+    );
+    assert_eq!(found["broken"]["sequence"], 2);
+    assert_eq!(found["broken"]["reason"], "missing before it");
+}

@@ -172,6 +172,7 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/nodes/{node_id}/maintenance", "post"),
         ("/v1/nodes/{node_id}/maintenance/{window_id}", "put"),
         ("/v1/nodes/{node_id}/maintenance/{window_id}/cancel", "post"),
+        ("/v1/audit/verify", "get"),
         ("/v1/audit/access-log", "get"),
         ("/v1/audit/aggregates/{aggregate_type}/{id}/diff", "get"),
         ("/v1/audit/aggregates/{aggregate_type}/{id}/events", "get"),
