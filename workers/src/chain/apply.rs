@@ -88,8 +88,11 @@ pub async fn apply_batch(
     // Resolve every event to its effect and partition by wallet.
     let mut effects = Vec::new();
     let mut skipped = 0;
+    // Whose contract each is, looked up once a page (a page holds many
+    // bills of the same contracts).
+    let mut owners = Owners::default();
     for e in events {
-        match resolve(pool, chain, e).await? {
+        match resolve(pool, chain, &mut owners, e).await? {
             Resolved::Effect(key, effect) => effects.push((key, e.id, effect)),
             Resolved::Fact => {}
             Resolved::Skip => skipped += 1,
@@ -176,9 +179,27 @@ struct ContractRef {
     contract_id: u64,
 }
 
+/// The owners a page looked up, by contract (`None`: not the marketplace's).
+type Owners = std::collections::HashMap<u64, Option<Owner>>;
+
+async fn cached_owner(
+    pool: &PgPool,
+    chain: &dyn Chain,
+    owners: &mut Owners,
+    contract_id: u64,
+) -> Result<Option<Owner>, FollowError> {
+    if let Some(known) = owners.get(&contract_id) {
+        return Ok(known.clone());
+    }
+    let owner = owner_of(pool, chain, contract_id).await?;
+    owners.insert(contract_id, owner.clone());
+    Ok(owner)
+}
+
 async fn resolve(
     pool: &PgPool,
     chain: &dyn Chain,
+    owners: &mut Owners,
     e: &ChainEvent,
 ) -> Result<Resolved, FollowError> {
     let data = &e.data;
@@ -191,7 +212,7 @@ async fn resolve(
                 warn!(chain_event = %cause(e.id), "ContractBilled with unexpected data; skipped");
                 return Ok(Resolved::Skip);
             };
-            let Some(owner) = owner_of(pool, chain, b.contract_id).await? else {
+            let Some(owner) = cached_owner(pool, chain, owners, b.contract_id).await? else {
                 return Ok(Resolved::Skip);
             };
             let Ok(amount) = u64::try_from(b.amount_billed) else {
@@ -223,7 +244,7 @@ async fn resolve(
             let Ok(c) = serde_json::from_value::<ContractRef>(data.clone()) else {
                 return Ok(Resolved::Skip);
             };
-            let Some(owner) = owner_of(pool, chain, c.contract_id).await? else {
+            let Some(owner) = cached_owner(pool, chain, owners, c.contract_id).await? else {
                 return Ok(Resolved::Skip);
             };
             let Some(deployment) = owner.deployment else {
@@ -279,6 +300,7 @@ fn discount(level: &str) -> DiscountLevel {
     }
 }
 
+#[derive(Debug, Clone)]
 pub(super) struct Owner {
     pub(super) wallet: String,
     pub(super) deployment: Option<Uuid>,
