@@ -168,14 +168,18 @@ impl ChainFollower {
         };
         if events.is_empty() {
             let head = self.chain.latest_block().await?;
-            self.stats
+            // Written when it moved, not on every idle look.
+            let seen = self
+                .stats
                 .head_block
-                .store(u64::from(head.number), Ordering::Relaxed);
-            sqlx::query("UPDATE chain_cursors SET head_block = $2 WHERE name = $1")
-                .bind(CURSOR)
-                .bind(i64::from(head.number))
-                .execute(&self.pool)
-                .await?;
+                .swap(u64::from(head.number), Ordering::Relaxed);
+            if seen != u64::from(head.number) {
+                sqlx::query("UPDATE chain_cursors SET head_block = $2 WHERE name = $1")
+                    .bind(CURSOR)
+                    .bind(i64::from(head.number))
+                    .execute(&self.pool)
+                    .await?;
+            }
             if let Some(after) = after {
                 if head.number < after.block_number {
                     return Err(FollowError::ChainBehind {
