@@ -259,7 +259,7 @@ impl Projection for DeploymentProjection {
             )
             .bind(i64::try_from(bill.amount.base_units()).map_err(|_| ApplyError::Poison("bill out of range".into()))?)
             .bind(bill.billed_at)
-            .bind(discount_name(bill.discount_level)),
+            .bind(bill.discount_level.as_str()),
             E::DeploymentCancelled { reason, .. } => {
                 update!("status = 'cancelled', cancel_reason = $8").bind(reason.clone())
             }
@@ -282,13 +282,6 @@ impl Projection for DeploymentProjection {
     fn tables(&self) -> &'static [&'static str] {
         &["deployment_views", "deployment_history"]
     }
-}
-
-fn discount_name(level: marketplace_domain::pricing::DiscountLevel) -> String {
-    serde_json::to_value(level)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn contract_id_column(id: u64) -> Result<i64, ApplyError> {

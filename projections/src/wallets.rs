@@ -134,12 +134,7 @@ impl Projection for WalletProjection {
                 i64::try_from(bill.amount.base_units())
                     .map_err(|_| ApplyError::Poison("bill out of range".into()))?,
             )
-            .bind(
-                serde_json::to_value(bill.discount_level)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-            )
+            .bind(bill.discount_level.as_str())
             .bind(bill.billed_at)
             .execute(&mut *conn)
             .await?;

@@ -206,6 +206,18 @@ pub enum DiscountLevel {
 }
 
 impl DiscountLevel {
+    /// Its name as stored and answered: `none`, `default`, `bronze`,
+    /// `silver`, `gold`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscountLevel::None => "none",
+            DiscountLevel::Default => "default",
+            DiscountLevel::Bronze => "bronze",
+            DiscountLevel::Silver => "silver",
+            DiscountLevel::Gold => "gold",
+        }
+    }
+
     /// The discount in percent under the grid's default table; a quote
     /// carries the percent its policy actually gave.
     pub fn percent(self) -> u64 {
@@ -230,6 +242,22 @@ impl DiscountLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_levels_name_is_its_serialised_name() {
+        for level in [
+            DiscountLevel::None,
+            DiscountLevel::Default,
+            DiscountLevel::Bronze,
+            DiscountLevel::Silver,
+            DiscountLevel::Gold,
+        ] {
+            assert_eq!(
+                serde_json::to_value(level).ok(),
+                Some(level.as_str().into())
+            );
+        }
+    }
 
     #[test]
     fn discount_levels_follow_months_of_balance() {
