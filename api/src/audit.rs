@@ -30,6 +30,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify_store))
 }
 
+/// A page's `after` (default 0) and `limit` (default 100), checked.
+fn page(after: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let (after, limit) = (after.unwrap_or(0), limit.unwrap_or(100));
+    if after < 0 {
+        return Err(ApiError::BadRequest("after must not be negative".into()));
+    }
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    Ok((after, limit))
+}
+
 impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> Self {
         match e {
@@ -126,16 +140,7 @@ pub async fn aggregate_events(
     ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> Result<Json<AuditHistory>, ApiError> {
-    let after = params.after.unwrap_or(0);
-    let limit = params.limit.unwrap_or(100);
-    if after < 0 {
-        return Err(ApiError::BadRequest("after must not be negative".into()));
-    }
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {MAX_LIMIT}"
-        )));
-    }
+    let (after, limit) = page(params.after, params.limit)?;
     let asked = format!("events after={after} limit={limit}");
     audit::record_access(
         &state.pool,
@@ -381,13 +386,7 @@ pub async fn access_log(
     AsOperator(_operator): AsOperator,
     ApiQuery(params): ApiQuery<AccessParams>,
 ) -> Result<Json<AccessLog>, ApiError> {
-    let after = params.after.unwrap_or(0);
-    let limit = params.limit.unwrap_or(100);
-    if after < 0 || !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "after must not be negative and limit must be 1 to {MAX_LIMIT}"
-        )));
-    }
+    let (after, limit) = page(params.after, params.limit)?;
     let rows = audit::accesses(&state.pool, params.actor.as_deref(), after, limit).await?;
     let next_after = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|a| a.position))
