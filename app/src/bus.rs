@@ -36,9 +36,47 @@ pub const SNAPSHOT_EVERY: usize = 20;
 /// payment workers on one wallet) than occur.
 pub const CONFLICT_RETRIES: usize = 16;
 
-/// Builds an aggregate's store over a pool.
+/// Builds an aggregate's store over a pool; loads read older event
+/// versions as the current one.
 pub fn store<A: Aggregate>(pool: sqlx::PgPool) -> Store<A> {
     PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool), SNAPSHOT_EVERY)
+        .with_upcasters(vec![Box::new(Upcaster(A::TYPE))])
+}
+
+/// The domain's upcasting steps ([`marketplace_domain::upcast`]) as the
+/// event store applies them on load, for one aggregate type.
+struct Upcaster(&'static str);
+
+impl cqrs_es::persist::EventUpcaster for Upcaster {
+    fn can_upcast(&self, _event_type: &str, event_version: &str) -> bool {
+        marketplace_domain::upcast::current_version(self.0).is_some_and(|v| v != event_version)
+    }
+
+    /// A payload no step can read is left as it is: parsing it then fails
+    /// and the load reports it.
+    fn upcast(
+        &self,
+        mut event: cqrs_es::persist::SerializedEvent,
+    ) -> cqrs_es::persist::SerializedEvent {
+        match marketplace_domain::upcast::upcast(
+            self.0,
+            &event.event_type,
+            &event.event_version,
+            event.payload.clone(),
+        ) {
+            Ok(payload) => {
+                event.payload = payload;
+                if let Some(current) = marketplace_domain::upcast::current_version(self.0) {
+                    event.event_version = current.to_string();
+                }
+                event
+            }
+            Err(e) => {
+                tracing::warn!(aggregate_type = self.0, event_type = %event.event_type, error = %e, "cannot upcast on load");
+                event
+            }
+        }
+    }
 }
 
 /// The event stores of every aggregate.

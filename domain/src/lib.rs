@@ -15,6 +15,7 @@ pub mod placement;
 pub mod pricing;
 pub mod provider;
 pub mod tft_price;
+pub mod upcast;
 pub mod wallet;
 
 #[cfg(test)]

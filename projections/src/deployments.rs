@@ -75,6 +75,7 @@ impl Projection for DeploymentProjection {
             E::DeploymentRequested {
                 owner,
                 name,
+                kind,
                 spec,
                 placement,
                 ..
@@ -96,7 +97,7 @@ impl Projection for DeploymentProjection {
                 )
                 .bind(owner)
                 .bind(name.as_str())
-                .bind(spec.kind().as_str())
+                .bind(kind.as_str())
                 .bind(to_json(spec)?)
                 .bind(to_json(placement)?)
             }

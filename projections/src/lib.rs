@@ -157,19 +157,25 @@ impl Projection for Arc<dyn Projection> {
 
 /// Reads a stored event's payload as the domain event of `current_version`,
 /// refusing unknown versions and payloads whose tag disagrees with the row.
-/// Older versions, once there are any, are upcast here before parsing.
+/// An older version is upcast first ([`marketplace_domain::upcast`]), the
+/// same steps aggregate loads and the audit API take.
 pub fn decode_event<E>(stored: &StoredEvent, current_version: &str) -> Result<E, ApplyError>
 where
     E: cqrs_es::DomainEvent,
 {
-    if stored.event_version != current_version {
-        return Err(ApplyError::Poison(format!(
-            "unknown version {} of {}",
-            stored.event_version, stored.event_type
-        )));
-    }
+    let payload = if stored.event_version == current_version {
+        stored.payload.clone()
+    } else {
+        marketplace_domain::upcast::upcast(
+            &stored.aggregate_type,
+            &stored.event_type,
+            &stored.event_version,
+            stored.payload.clone(),
+        )
+        .map_err(|e| ApplyError::Poison(e.to_string()))?
+    };
     // The payload is `{ "<EventType>": { ... } }`; its tag must agree with event_type.
-    let parsed: E = serde_json::from_value(stored.payload.clone())
+    let parsed: E = serde_json::from_value(payload)
         .map_err(|e| ApplyError::Poison(format!("malformed {} payload: {e}", stored.event_type)))?;
     let tag = parsed.event_type();
     if tag != stored.event_type {

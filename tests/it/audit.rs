@@ -39,7 +39,7 @@ async fn an_operator_reads_a_deployments_history_and_its_state_at_any_version_or
     assert_eq!(types, ["DeploymentRequested", "DeploymentCancelled"]);
     let first = &items[0];
     assert_eq!(first["sequence"], 1);
-    assert_eq!(first["event_version"], "1");
+    assert_eq!(first["event_version"], "2");
     assert_eq!(first["metadata"]["actor_subject"], "alice");
     assert_eq!(first["metadata"]["actor_role"], "cloud-user");
     assert!(first["metadata"]["correlation_id"].is_string(), "{first:#}");
@@ -211,4 +211,90 @@ async fn an_edited_or_removed_event_is_found_by_verify_naming_its_aggregate_and_
     );
     assert_eq!(found["broken"]["sequence"], 2);
     assert_eq!(found["broken"]["reason"], "missing before it");
+}
+
+/// Version 1 of `DeploymentRequested` had no `kind`. Rows written as
+/// version 1 stay so in the store, and every reader sees version 2: the
+/// aggregate loads (a command on it is decided), the view (live and rebuilt)
+/// and the audit history.
+#[tokio::test]
+async fn version_1_rows_read_as_version_2_by_loads_views_rebuilds_and_the_audit() {
+    let app = spawn_app().await;
+    let (model, _) = app
+        .request(&alice(), &crate::common::k8s_body("model"))
+        .await;
+    // A deployment of another id whose request is stored as version 1 wrote it.
+    let old = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT aggregate_type, $2, 1, event_type, '1',
+                jsonb_set(payload, '{DeploymentRequested}', (payload->'DeploymentRequested') - 'kind'),
+                metadata
+           FROM events WHERE aggregate_type = 'deployment' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(&model)
+    .bind(&old)
+    .execute(&app.pool)
+    .await
+    .expect("v1 row");
+    let stored: (String, bool) = sqlx::query_as(
+        "SELECT event_version, payload->'DeploymentRequested' ? 'kind' FROM events
+          WHERE aggregate_id = $1",
+    )
+    .bind(&old)
+    .fetch_one(&app.pool)
+    .await
+    .expect("stored");
+    assert_eq!(stored, ("1".to_string(), false), "stored as version 1");
+
+    // The live view reads it.
+    let view = app.read(&alice(), &old, 1).await;
+    assert_eq!(view["kind"], "kubernetes", "{view:#}");
+    // The aggregate loads it: a cancel is decided against its state.
+    let r = app
+        .post(
+            &format!("/v1/deployments/{old}/cancel"),
+            &alice(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    // A rebuilt view reads it the same.
+    marketplace_projections::tail::rebuild(
+        &app.pool,
+        &marketplace_projections::deployments::DeploymentProjection,
+        50,
+    )
+    .await
+    .expect("rebuild");
+    let view = app.read(&alice(), &old, 2).await;
+    assert_eq!(
+        (view["kind"].as_str(), view["status"].as_str()),
+        (Some("kubernetes"), Some("cancelled")),
+        "{view:#}"
+    );
+    // The audit history shows the stored version and the payload as read.
+    let (status, history) = audit(
+        &app,
+        &format!("/v1/audit/aggregates/deployment/{old}/events"),
+        &operator(),
+    )
+    .await;
+    assert_eq!(status, 200, "{history:#}");
+    let first = &history["items"][0];
+    assert_eq!(first["event_version"], "1");
+    assert_eq!(
+        first["payload"]["DeploymentRequested"]["kind"], "kubernetes",
+        "{first:#}"
+    );
+    assert_eq!(history["items"][1]["event_version"], "2");
+    // And the row itself was never rewritten.
+    let still: String = sqlx::query_scalar(
+        "SELECT event_version FROM events WHERE aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(&old)
+    .fetch_one(&app.pool)
+    .await
+    .expect("row");
+    assert_eq!(still, "1");
 }

@@ -262,6 +262,7 @@ impl Deployment {
                 } => Ok(vec![E::DeploymentRequested {
                     owner,
                     name,
+                    kind: spec.kind(),
                     spec,
                     placement,
                     at,

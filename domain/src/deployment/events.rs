@@ -10,7 +10,9 @@ use crate::actor::Actor;
 use crate::chain::ContractBill;
 
 /// The payload version every deployment event is written with today.
-pub const EVENT_VERSION: &str = "1";
+/// Version 2 added `kind` to `DeploymentRequested`; version 1 payloads are
+/// read as version 2 by [`crate::upcast`].
+pub const EVENT_VERSION: &str = "2";
 
 /// An event of the Deployment aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +23,10 @@ pub enum DeploymentEvent {
         owner: String,
         /// Its name.
         name: DeploymentName,
+        /// VM or Kubernetes, on the event itself so a reader can route on
+        /// it without knowing the spec's shape (since version 2; version 1
+        /// events take it from their spec).
+        kind: DeploymentKind,
         /// What it runs.
         spec: WorkloadSpec,
         /// Where it may go.

@@ -48,6 +48,7 @@ fn requested(spec: WorkloadSpec) -> DeploymentEvent {
     DeploymentEvent::DeploymentRequested {
         owner: "alice".into(),
         name: DeploymentName::new("web1").expect("valid name"),
+        kind: spec.kind(),
         spec,
         placement: Placement::default(),
         at: t0(),
