@@ -112,6 +112,17 @@ impl FollowerArgs {
     }
 }
 
+/// The auditor's settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuditorArgs {
+    /// Seconds between global audit checkpoints over the events committed since the last.
+    #[arg(long, env = "AUDIT_CHECKPOINT_SECS", value_name = "AUDIT_CHECKPOINT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub audit_checkpoint_secs: u64,
+    /// Seconds between verifications of the whole event store (hash chains, audit index, checkpoints).
+    #[arg(long, env = "AUDIT_VERIFY_SECS", value_name = "AUDIT_VERIFY_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(10..=604_800))]
+    pub audit_verify_secs: u64,
+}
+
 /// `marketplace provision`.
 #[derive(Debug, Clone, Args)]
 pub struct ProvisionArgs {
@@ -290,6 +301,9 @@ pub struct DevArgs {
     /// The chain-event follower.
     #[command(flatten)]
     pub follower: FollowerArgs,
+    /// Audit checkpoints and verification.
+    #[command(flatten)]
+    pub auditor: AuditorArgs,
 }
 
 /// `marketplace sync`.
@@ -361,6 +375,9 @@ pub struct ServeArgs {
     /// The chain-event follower (runs when TFCHAIN_URL is set).
     #[command(flatten)]
     pub follower: FollowerArgs,
+    /// Audit checkpoints and verification.
+    #[command(flatten)]
+    pub auditor: AuditorArgs,
 }
 
 /// Token verification (Auth0-compatible).
@@ -489,6 +506,64 @@ pub enum AuditCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Print an aggregate's state (JSON) at a version or a time, folded by the domain's rules.
+    State {
+        /// The aggregate type.
+        aggregate_type: String,
+        /// The aggregate's id.
+        id: String,
+        /// Through the last event committed at or before this instant (RFC 3339).
+        #[arg(long, conflicts_with = "version", required_unless_present = "version")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Through this version.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        version: Option<i64>,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print what changed between two versions (JSON: a JSON Patch and the events between).
+    Diff {
+        /// The aggregate type.
+        aggregate_type: String,
+        /// The aggregate's id.
+        id: String,
+        /// The older version.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        from: i64,
+        /// The newer version.
+        #[arg(value_parser = clap::value_parser!(i64).range(2..))]
+        to: i64,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print everything a correlation id caused, across aggregates (JSON lines, commit order).
+    Correlate {
+        /// The correlation id.
+        correlation_id: String,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write every event recorded in a time range as JSON lines to stdout, streaming, in constant memory.
+    Export {
+        /// Recorded at or after (RFC 3339).
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// Recorded before (RFC 3339).
+        #[arg(long)]
+        to: chrono::DateTime<chrono::Utc>,
+        /// Only this actor's events.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this aggregate type's events.
+        #[arg(long)]
+        aggregate_type: Option<String>,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// `marketplace dead-letters`.
@@ -555,6 +630,12 @@ pub struct ProjectArgs {
 pub struct ReplayArgs {
     /// The projection to rebuild (`deployments`).
     pub projection: String,
+    /// Build the view as it stood at this instant (RFC 3339) into a scratch schema instead, leaving the live view alone.
+    #[arg(long)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The scratch schema for `--until` (default `audit_<projection>`); dropped and made anew.
+    #[arg(long, requires = "until")]
+    pub into: Option<String>,
     /// Database.
     #[command(flatten)]
     pub db: DbArgs,

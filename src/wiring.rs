@@ -351,6 +351,20 @@ pub fn spawn_provisioning(
 
 /// The chain-event follower, and the reconciliation of custodial ledgers
 /// with their chain accounts every `reconcile_every`.
+/// The auditor: global checkpoints and periodic verification of the store.
+pub fn spawn_auditor(
+    pool: &PgPool,
+    args: &crate::cli::AuditorArgs,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    marketplace_workers::audit::spawn(
+        pool,
+        Duration::from_secs(args.audit_checkpoint_secs),
+        Duration::from_secs(args.audit_verify_secs),
+        cancel,
+    )
+}
+
 pub fn spawn_chain_follower(
     pool: &PgPool,
     chain: Arc<dyn marketplace_app::tfchain::Chain>,

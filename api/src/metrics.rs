@@ -183,6 +183,60 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         "marketplace_event_store_position {}",
         position.unwrap_or(0)
     );
+    // Tamper evidence: the latest verification's finding and age, and how
+    // far the global checkpoints trail the store.
+    let (verified, checkpoint): (Option<(i64, bool, f64, f64)>, Option<(i64, f64)>) = (
+        sqlx::query_as(
+            "SELECT checked, broken IS NOT NULL, seconds, extract(epoch FROM now() - at)::float8
+               FROM audit_verifications ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&state.pool)
+        .await?,
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events e WHERE (e.txid, e.position) > (c.last_txid, c.last_position)),
+                    extract(epoch FROM now() - c.recorded_at)::float8
+               FROM audit_checkpoints c ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&state.pool)
+        .await?,
+    );
+    if let Some((checked, broken, seconds, age)) = verified {
+        let gauges = [
+            (
+                "audit_verify_broken",
+                "1 when the latest verification found the event store's history broken.",
+                f64::from(u8::from(broken)),
+            ),
+            (
+                "audit_verify_checked_events",
+                "Events the latest verification checked.",
+                checked as f64,
+            ),
+            (
+                "audit_verify_duration_seconds",
+                "How long the latest verification took.",
+                seconds,
+            ),
+            (
+                "audit_verify_age_seconds",
+                "Seconds since the latest verification.",
+                age,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP marketplace_{name} {help}");
+            let _ = writeln!(out, "# TYPE marketplace_{name} gauge");
+            let _ = writeln!(out, "marketplace_{name} {value}");
+        }
+    }
+    if let Some((behind, age)) = checkpoint {
+        let _ = writeln!(out, "# HELP marketplace_audit_checkpoint_lag_events Events committed since the latest audit checkpoint.");
+        let _ = writeln!(out, "# TYPE marketplace_audit_checkpoint_lag_events gauge");
+        let _ = writeln!(out, "marketplace_audit_checkpoint_lag_events {behind}");
+        let _ = writeln!(out, "# HELP marketplace_audit_checkpoint_age_seconds Seconds since the latest audit checkpoint.");
+        let _ = writeln!(out, "# TYPE marketplace_audit_checkpoint_age_seconds gauge");
+        let _ = writeln!(out, "marketplace_audit_checkpoint_age_seconds {age}");
+    }
     let _ = writeln!(
         out,
         "# HELP marketplace_idempotency_pending Keyed commands claimed but not answered yet."

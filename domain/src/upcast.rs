@@ -46,6 +46,16 @@ type Step = (
     fn(&str, Value) -> Result<Value, String>,
 );
 
+/// Every aggregate type the marketplace stores.
+pub const AGGREGATE_TYPES: &[&str] = &[
+    "deployment",
+    "node",
+    "pricing_policy",
+    "provider_request",
+    "tft_price",
+    "wallet",
+];
+
 /// The version each aggregate type's events are written with today.
 pub fn current_version(aggregate_type: &str) -> Option<&'static str> {
     Some(match aggregate_type {

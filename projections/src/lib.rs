@@ -6,6 +6,8 @@
 //! the same transaction as the view change, so a crash at any point neither
 //! loses nor doubles an event.
 
+pub mod as_of;
+pub mod audit;
 pub mod deployments;
 pub mod nodes;
 pub mod notifications;
@@ -33,6 +35,7 @@ pub fn registry() -> Vec<Arc<dyn Projection>> {
         Arc::new(wallets::WalletProjection),
         Arc::new(tft_price::TftPriceProjection),
         Arc::new(notifications::NotificationProjection),
+        Arc::new(audit::AuditIndexProjection),
     ]
 }
 

@@ -1,22 +1,42 @@
-//! `marketplace audit verify|history`: thin wrappers over the same library
-//! code as the audit endpoints (`marketplace_app::audit`).
+//! `marketplace audit ...`: thin wrappers over the same library code as the
+//! audit endpoints (`marketplace_app::audit`). Every read of an aggregate is
+//! recorded in the access log as `cli:<user>`.
+
+use std::io::Write;
+
+use marketplace_app::audit::{self, search, Until};
 
 use crate::cli::AuditCommand;
 use crate::wiring::connect;
+
+fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify { db } => {
             let pool = connect(&db.database_url, 2).await?;
-            let found = marketplace_app::audit::verify(&pool).await?;
-            println!("{}", serde_json::to_string(&found)?);
+            let found = audit::integrity::verify_and_record(&pool).await?;
+            print(&found)?;
             if let Some(b) = &found.broken {
                 anyhow::bail!(
-                    "the event store's history is broken at {} {} sequence {}: {}",
-                    b.aggregate_type,
-                    b.aggregate_id,
-                    b.sequence,
-                    b.reason
+                    "the event store's history is broken: {}",
+                    match (&b.aggregate_type, &b.aggregate_id, b.sequence) {
+                        (Some(t), Some(id), Some(seq)) =>
+                            format!("{t} {id} sequence {seq}: {}", b.reason),
+                        _ => b.reason.clone(),
+                    }
                 );
             }
             Ok(())
@@ -27,18 +47,125 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             db,
         } => {
             let pool = connect(&db.database_url, 2).await?;
+            audit::record_access(
+                &pool,
+                &cli_actor(),
+                &aggregate_type,
+                &id,
+                "events (cli)",
+                "",
+            )
+            .await?;
             let mut after = 0;
             loop {
-                let page = marketplace_app::audit::history(&pool, &aggregate_type, &id, after, 500)
-                    .await?;
+                let page = audit::history(&pool, &aggregate_type, &id, after, 500).await?;
                 let Some(last) = page.last().map(|e| e.sequence) else {
                     return Ok(());
                 };
                 for e in &page {
-                    println!("{}", serde_json::to_string(e)?);
+                    print(e)?;
                 }
                 after = last;
             }
+        }
+        AuditCommand::State {
+            aggregate_type,
+            id,
+            at,
+            version,
+            db,
+        } => {
+            let pool = connect(&db.database_url, 2).await?;
+            let until = match (version, at) {
+                (Some(v), _) => Until::Version(v),
+                (None, Some(t)) => Until::At(t),
+                (None, None) => anyhow::bail!("give --version or --at"),
+            };
+            let asked = match until {
+                Until::Version(v) => format!("state version={v} (cli)"),
+                Until::At(t) => format!("state at={} (cli)", t.to_rfc3339()),
+            };
+            audit::record_access(&pool, &cli_actor(), &aggregate_type, &id, &asked, "").await?;
+            let Some((version, state)) = audit::state(&pool, &aggregate_type, &id, until).await?
+            else {
+                anyhow::bail!("{aggregate_type} {id} had no event by then");
+            };
+            print(&serde_json::json!({ "version": version, "state": state }))
+        }
+        AuditCommand::Diff {
+            aggregate_type,
+            id,
+            from,
+            to,
+            db,
+        } => {
+            if to <= from {
+                anyhow::bail!("versions must be 1 <= FROM < TO");
+            }
+            let pool = connect(&db.database_url, 2).await?;
+            let asked = format!("diff from={from} to={to} (cli)");
+            audit::record_access(&pool, &cli_actor(), &aggregate_type, &id, &asked, "").await?;
+            let Some(diff) = audit::diff(&pool, &aggregate_type, &id, from, to).await? else {
+                anyhow::bail!("{aggregate_type} {id} has not reached version {to}");
+            };
+            print(&diff)
+        }
+        AuditCommand::Correlate { correlation_id, db } => {
+            let pool = connect(&db.database_url, 2).await?;
+            let asked = format!("correlate {correlation_id} (cli)");
+            audit::record_access(&pool, &cli_actor(), "*", "*", &asked, "").await?;
+            let tree = search::correlate(&pool, &correlation_id).await?;
+            if tree.events.is_empty() {
+                anyhow::bail!("no event has correlation id {correlation_id:?}");
+            }
+            for e in &tree.events {
+                print(e)?;
+            }
+            if tree.truncated {
+                tracing::warn!(
+                    "the tree was cut at {} events or {} steps",
+                    search::TREE_EVENTS,
+                    search::TREE_DEPTH
+                );
+            }
+            Ok(())
+        }
+        AuditCommand::Export {
+            from,
+            to,
+            actor,
+            aggregate_type,
+            db,
+        } => {
+            if from >= to {
+                anyhow::bail!("--from must be before --to");
+            }
+            let pool = connect(&db.database_url, 2).await?;
+            let query = search::Query {
+                actor,
+                aggregate_type,
+                from: Some(from),
+                to: Some(to),
+                ..search::Query::default()
+            };
+            let asked = format!(
+                "export from={} to={} (cli)",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            );
+            audit::record_access(
+                &pool,
+                &cli_actor(),
+                query.aggregate_type.as_deref().unwrap_or("*"),
+                "*",
+                &asked,
+                "",
+            )
+            .await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = search::export(&pool, query, &mut out).await?;
+            tracing::info!(events = n, "exported");
+            Ok(())
         }
     }
 }

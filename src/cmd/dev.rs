@@ -23,8 +23,8 @@ use tracing::info;
 use crate::cli::DevArgs;
 use crate::wiring::{
     app_state, bind, chain_ports, connect, join_all, migrate, payments_client, settings,
-    shutdown_signal, spawn_api, spawn_chain_follower, spawn_payment_workers, spawn_projections,
-    spawn_provisioning,
+    shutdown_signal, spawn_api, spawn_auditor, spawn_chain_follower, spawn_payment_workers,
+    spawn_projections, spawn_provisioning,
 };
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -86,6 +86,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let mut state = app_state(pool.clone(), auth, settings, &cancel);
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
+    let auditor = spawn_auditor(&pool, &args.auditor, &cancel);
     let (grid_url, simulated) = match &args.grid_url {
         Some(url) => (url.clone(), false),
         None => (spawn_dev_grid_sim(&cancel).await?, true),
@@ -148,6 +149,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let _ = runner.await;
     let _ = grid_sync.await;
     join_all(payment_workers).await;
+    join_all(auditor).await;
     join_all(provisioning).await;
     pool.close().await;
     if let Some(pg) = embedded {

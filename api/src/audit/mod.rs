@@ -1,7 +1,12 @@
-//! Operators' audit reads (issue 13, first part): an aggregate's history
-//! with each event's metadata and commit position, and its state at any
-//! version or time, folded by the domain's own rules
-//! (`marketplace_app::audit`).
+//! Operators' audit reads: an aggregate's history with each event's
+//! metadata and commit position, and its state at any version or time,
+//! folded by the domain's own rules; searches and correlation trees
+//! ([`search`]); tamper evidence ([`integrity`]). All over
+//! `marketplace_app::audit`, all operators only, every read of an aggregate
+//! recorded in the access log.
+
+mod integrity;
+mod search;
 
 use axum::extract::State;
 use axum::Json;
@@ -27,11 +32,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(aggregate_state))
         .routes(routes!(aggregate_diff))
         .routes(routes!(access_log))
-        .routes(routes!(verify_store))
+        .routes(routes!(search::search_events))
+        .routes(routes!(search::correlation))
+        .routes(routes!(integrity::verify_store))
+        .routes(routes!(integrity::checkpoints))
 }
 
 /// A page's `after` (default 0) and `limit` (default 100), checked.
-fn page(after: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
+pub(crate) fn page(after: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
     let (after, limit) = (after.unwrap_or(0), limit.unwrap_or(100));
     if after < 0 {
         return Err(ApiError::BadRequest("after must not be negative".into()));
@@ -57,6 +65,10 @@ impl From<AuditError> for ApiError {
 /// One event of an aggregate's history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventBody {
+    /// Its aggregate type.
+    pub aggregate_type: String,
+    /// Its aggregate.
+    pub aggregate_id: String,
     /// Its sequence in the aggregate, from 1.
     pub sequence: i64,
     /// Its type, e.g. `DeploymentRequested`.
@@ -81,6 +93,8 @@ pub struct AuditEventBody {
 impl From<AuditEvent> for AuditEventBody {
     fn from(e: AuditEvent) -> Self {
         Self {
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
             sequence: e.sequence,
             event_type: e.event_type,
             event_version: e.event_version,
@@ -405,56 +419,5 @@ pub async fn access_log(
             })
             .collect(),
         next_after,
-    }))
-}
-
-/// Where the history was found broken.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BrokenBody {
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// The aggregate.
-    pub aggregate_id: String,
-    /// The first event of it that does not check out.
-    pub sequence: i64,
-    /// `edited` or `missing before it`.
-    pub reason: String,
-}
-
-/// What a verification of the store found.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerificationBody {
-    /// Events checked.
-    pub checked: i64,
-    /// The first break, if any.
-    pub broken: Option<BrokenBody>,
-}
-
-/// Walks every aggregate's hash chain (operator): each event's hash must be
-/// that of its predecessor's hash and its own bytes, sequences must follow
-/// on; answers the first break (an event edited, or one removed before
-/// another). The same check as `marketplace audit verify`.
-#[utoipa::path(
-    get, path = "/v1/audit/verify", tag = "audit",
-    responses(
-        (status = 200, body = VerificationBody),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")
-    ),
-    security(("bearer" = []))
-)]
-pub async fn verify_store(
-    State(state): State<AppState>,
-    AsOperator(_operator): AsOperator,
-) -> Result<Json<VerificationBody>, ApiError> {
-    let v = audit::verify(&state.pool).await?;
-    Ok(Json(VerificationBody {
-        checked: v.checked,
-        broken: v.broken.map(|b| BrokenBody {
-            aggregate_type: b.aggregate_type,
-            aggregate_id: b.aggregate_id,
-            sequence: b.sequence,
-            reason: b.reason,
-        }),
     }))
 }

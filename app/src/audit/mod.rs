@@ -1,9 +1,9 @@
-//! Operators' audit reads of the event store (issue 13, first part): an
-//! aggregate's history, event by event with its metadata and commit
-//! position, and its state at any version or time, folded by the domain's
-//! own `apply` (no second implementation of any rule). Payloads are read
-//! through the same decoding (and, once there are older versions,
-//! upcasting) as the projections use.
+//! Operators' audit reads of the event store: an aggregate's history, event
+//! by event with its metadata and commit position, and its state at any
+//! version or time, folded by the domain's own `apply` (no second
+//! implementation of any rule); searches over the audit index
+//! ([`search`]); tamper evidence ([`integrity`]). Payloads are read through
+//! the same decoding and upcasting as aggregate loads and projections use.
 
 use chrono::{DateTime, Utc};
 use marketplace_domain::deployment::{self, Deployment};
@@ -18,19 +18,19 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 
-/// The aggregate types an audit can read.
-pub const AGGREGATE_TYPES: &[&str] = &[
-    "deployment",
-    "node",
-    "pricing_policy",
-    "provider_request",
-    "tft_price",
-    "wallet",
-];
+pub mod integrity;
+pub mod search;
+
+pub use integrity::{verify, Broken, Verification};
+pub use marketplace_domain::upcast::AGGREGATE_TYPES;
 
 /// One event as an auditor reads it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEvent {
+    /// Its aggregate type.
+    pub aggregate_type: String,
+    /// Its aggregate.
+    pub aggregate_id: String,
     /// Its sequence in the aggregate, from 1.
     pub sequence: i64,
     /// Its type.
@@ -91,7 +91,7 @@ fn unreadable(e: &StoredEvent, reason: ApplyError) -> AuditError {
     }
 }
 
-fn known(aggregate_type: &str) -> Result<(), AuditError> {
+pub(crate) fn known(aggregate_type: &str) -> Result<(), AuditError> {
     if AGGREGATE_TYPES.contains(&aggregate_type) {
         Ok(())
     } else {
@@ -165,19 +165,24 @@ pub async fn history(
     stored(pool, aggregate_type, id, after, Some(limit), None)
         .await?
         .into_iter()
-        .map(|e| {
-            Ok(AuditEvent {
-                payload: payload(&e)?,
-                sequence: e.sequence,
-                event_type: e.event_type,
-                event_version: e.event_version,
-                metadata: e.metadata,
-                position: e.position,
-                txid: e.txid,
-                recorded_at: e.recorded_at,
-            })
-        })
+        .map(audit_event)
         .collect()
+}
+
+/// A stored event as an auditor reads it: its payload decoded and upcast.
+pub fn audit_event(e: StoredEvent) -> Result<AuditEvent, AuditError> {
+    Ok(AuditEvent {
+        payload: payload(&e)?,
+        aggregate_type: e.aggregate_type,
+        aggregate_id: e.aggregate_id,
+        sequence: e.sequence,
+        event_type: e.event_type,
+        event_version: e.event_version,
+        metadata: e.metadata,
+        position: e.position,
+        txid: e.txid,
+        recorded_at: e.recorded_at,
+    })
 }
 
 fn fold<A>(events: &[StoredEvent], version: &str) -> Result<Value, AuditError>
@@ -339,64 +344,4 @@ pub async fn accesses(
     .bind(limit)
     .fetch_all(pool)
     .await
-}
-
-/// Where the store's history was found broken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Broken {
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// The aggregate.
-    pub aggregate_id: String,
-    /// The first event of it that does not check out.
-    pub sequence: i64,
-    /// `edited` (its hash does not match its bytes and its predecessor's
-    /// hash) or `missing before it` (a sequence was removed).
-    pub reason: String,
-}
-
-/// What a verification found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verification {
-    /// Events checked.
-    pub checked: i64,
-    /// The first break in (aggregate type, id, sequence) order, if any.
-    pub broken: Option<Broken>,
-}
-
-/// Walks every aggregate's hash chain (`migrations/0016_event_hashes.sql`):
-/// each event's hash must be the hash of its predecessor's and its own
-/// bytes, and sequences must follow on. Answers the first break.
-pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
-    let (checked, broken): (i64, Option<(String, String, i64, String)>) = {
-        let checked: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(pool)
-            .await?;
-        let broken: Option<(String, String, i64, String)> = sqlx::query_as(
-            "SELECT aggregate_type, aggregate_id, sequence,
-                    CASE WHEN sequence <> coalesce(prev_sequence, 0) + 1 THEN 'missing before it'
-                         ELSE 'edited' END
-               FROM (SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.hash,
-                            lag(e.sequence) OVER w AS prev_sequence,
-                            event_hash(lag(e.hash) OVER w, e) AS expected
-                       FROM events e
-                     WINDOW w AS (PARTITION BY e.aggregate_type, e.aggregate_id ORDER BY e.sequence)) c
-              WHERE hash IS DISTINCT FROM expected
-                 OR sequence <> coalesce(prev_sequence, 0) + 1
-              ORDER BY aggregate_type, aggregate_id, sequence
-              LIMIT 1",
-        )
-        .fetch_optional(pool)
-        .await?;
-        (checked, broken)
-    };
-    Ok(Verification {
-        checked,
-        broken: broken.map(|(aggregate_type, aggregate_id, sequence, reason)| Broken {
-            aggregate_type,
-            aggregate_id,
-            sequence,
-            reason,
-        }),
-    })
 }
