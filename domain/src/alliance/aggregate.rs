@@ -1,0 +1,793 @@
+//! The alliance's state, its decisions and how events change it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::commands::{AllianceCommand, NodeIncome};
+use super::events::AllianceEvent;
+use super::settlement::{settle, NodeFigures, Settlement, SettlementError};
+use super::values::*;
+use crate::actor::{Actor, Role};
+
+/// A span of periods `[from, until)`; `until` is `None` while open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stint {
+    /// The first period.
+    pub from: Period,
+    /// The first period after it, once ended.
+    pub until: Option<Period>,
+}
+
+impl Stint {
+    fn open(from: Period) -> Self {
+        Self { from, until: None }
+    }
+
+    /// Whether the stint covers a period.
+    pub fn covers(self, p: Period) -> bool {
+        self.from <= p && self.until.is_none_or(|u| p < u)
+    }
+}
+
+/// A member: when it was one, and where its payouts go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its memberships, oldest first; the last is open while it is a member.
+    pub stints: Vec<Stint>,
+    /// The account its payouts go to, once linked.
+    pub payout_account: Option<ChainAccount>,
+}
+
+impl Member {
+    /// Whether it is a member now (it has not left).
+    pub fn is_current(&self) -> bool {
+        self.stints.last().is_some_and(|s| s.until.is_none())
+    }
+    fn covers(&self, p: Period) -> bool {
+        self.stints.iter().any(|s| s.covers(p))
+    }
+}
+
+/// One contribution of a node: who, from which farm, with what capacity,
+/// and the periods it counts in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The contributor.
+    pub member: MemberId,
+    /// The member's farm it came from.
+    pub farm_id: u32,
+    /// Its capacity.
+    pub capacity: Capacity,
+    /// The periods it counts in.
+    pub stint: Stint,
+}
+
+/// A payout recorded for a member's share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    /// What was sent.
+    pub amount: u128,
+    /// Where.
+    pub to: ChainAccount,
+    /// The chain transfer.
+    pub transfer: String,
+}
+
+/// Everything a decision about an alliance needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllianceState {
+    /// The founder's subject.
+    pub founder: MemberId,
+    /// The name.
+    pub name: AllianceName,
+    /// The description.
+    pub description: String,
+    /// How it decides.
+    pub governance: Governance,
+    /// Its first period.
+    pub founded_in: Period,
+    /// Its chain farm, once created.
+    pub farm: Option<AllianceFarm>,
+    /// Members, present and past.
+    pub members: BTreeMap<MemberId, Member>,
+    /// Providers invited and not yet answered.
+    pub invitations: BTreeSet<MemberId>,
+    /// Every contribution of each node, oldest first.
+    pub nodes: BTreeMap<u32, Vec<Contribution>>,
+    /// Each sharing rule and the first period it applies to, oldest first.
+    pub rules: Vec<(Period, SharingRule)>,
+    /// Each SLA and the first period it applies to, oldest first.
+    pub slas: Vec<(Period, Sla)>,
+    /// Each settled period's settlement.
+    pub settlements: BTreeMap<Period, Settlement>,
+    /// Payouts recorded, per settled period and member.
+    pub payouts: BTreeMap<Period, BTreeMap<MemberId, Payout>>,
+    /// The first period the alliance no longer counts, once dissolved.
+    pub dissolved_from: Option<Period>,
+}
+
+impl AllianceState {
+    /// The rule that applies to a period.
+    pub fn rule_for(&self, p: Period) -> Option<&SharingRule> {
+        self.rules.iter().rev().find(|(from, _)| *from <= p).map(|(_, r)| r)
+    }
+
+    /// The SLA that applies to a period.
+    pub fn sla_for(&self, p: Period) -> Option<&Sla> {
+        self.slas.iter().rev().find(|(from, _)| *from <= p).map(|(_, s)| s)
+    }
+
+    /// Whether the alliance still counts in a period.
+    pub fn active_in(&self, p: Period) -> bool {
+        p >= self.founded_in && self.dissolved_from.is_none_or(|d| p < d)
+    }
+
+    /// The members in a period.
+    pub fn members_in(&self, p: Period) -> BTreeSet<MemberId> {
+        if !self.active_in(p) {
+            return BTreeSet::new();
+        }
+        self.members
+            .iter()
+            .filter(|(_, m)| m.covers(p))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The nodes counted in a period, with their contribution then.
+    pub fn nodes_in(&self, p: Period) -> BTreeMap<u32, &Contribution> {
+        if !self.active_in(p) {
+            return BTreeMap::new();
+        }
+        self.nodes
+            .iter()
+            .filter_map(|(id, cs)| cs.iter().find(|c| c.stint.covers(p)).map(|c| (*id, c)))
+            .collect()
+    }
+
+    /// The node's open contribution (not withdrawn), if any.
+    pub fn open_contribution(&self, node_id: u32) -> Option<&Contribution> {
+        self.nodes
+            .get(&node_id)
+            .and_then(|cs| cs.last())
+            .filter(|c| c.stint.until.is_none())
+    }
+
+    /// The last period settled.
+    pub fn last_settled(&self) -> Option<Period> {
+        self.settlements.keys().next_back().copied()
+    }
+
+    /// The period to settle next.
+    pub fn next_to_settle(&self) -> Period {
+        self.last_settled().map_or(self.founded_in, Period::next)
+    }
+
+    fn is_current_member(&self, subject: &str) -> bool {
+        self.members.get(subject).is_some_and(Member::is_current)
+    }
+}
+
+/// The Alliance aggregate: `None` until founded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Alliance {
+    state: Option<AllianceState>,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AllianceError {
+    /// A command other than founding for an alliance never founded.
+    #[error("no such alliance")]
+    NotFound,
+    /// Founding an alliance that exists.
+    #[error("this alliance is already founded")]
+    AlreadyFounded,
+    /// Only providers whose request is approved found alliances.
+    #[error("the founder's provider request is not approved")]
+    ProviderNotApproved,
+    /// The actor may not do this (wrong role, not the founder, not the invitee).
+    #[error("not permitted")]
+    NotPermitted,
+    /// The alliance is dissolved.
+    #[error("the alliance is dissolved")]
+    Dissolved,
+    /// The command needs a current member.
+    #[error("{0} is not a member")]
+    NotAMember(MemberId),
+    /// Inviting a current member.
+    #[error("{0} is already a member")]
+    AlreadyMember(MemberId),
+    /// Inviting twice.
+    #[error("{0} is already invited")]
+    AlreadyInvited(MemberId),
+    /// Answering an invitation that was not made.
+    #[error("no invitation for {0}")]
+    NoInvitation(MemberId),
+    /// The founder dissolves instead of leaving.
+    #[error("the founder cannot leave; dissolve the alliance instead")]
+    FounderCannotLeave,
+    /// Nodes move into the alliance's farm, which must exist first.
+    #[error("the alliance has no chain farm yet")]
+    FarmNotAssigned,
+    /// A different farm than the one recorded.
+    #[error("the alliance's farm is already {farm_id}")]
+    FarmConflict {
+        /// The farm recorded.
+        farm_id: u32,
+    },
+    /// The node is already contributed (and not withdrawn).
+    #[error("node {0} is already contributed")]
+    NodeAlreadyContributed(u32),
+    /// The node is not contributed, or already withdrawn.
+    #[error("node {0} is not contributed")]
+    NodeNotContributed(u32),
+    /// Fixed shares name someone who is not a current member.
+    #[error("fixed shares name {0}, who is not a member")]
+    UnknownFixedMember(MemberId),
+    /// Settling a period that is not over.
+    #[error("period {0} is not over")]
+    PeriodNotOver(Period),
+    /// Settling a period twice.
+    #[error("period {0} is already settled")]
+    AlreadySettled(Period),
+    /// Periods are settled in order, from the founding one on.
+    #[error("period {expected} must be settled first")]
+    OutOfOrder {
+        /// The period to settle next.
+        expected: Period,
+    },
+    /// A period after the alliance was dissolved.
+    #[error("the alliance does not count in period {0}")]
+    NotActive(Period),
+    /// Settlement figures for a node not counted in the period.
+    #[error("node {0} is not counted in the period")]
+    NodeNotCounted(u32),
+    /// A counted node without figures.
+    #[error("node {0} is counted in the period but has no figures")]
+    MissingNode(u32),
+    /// The settlement could not be computed.
+    #[error("settlement: {0}")]
+    Settlement(#[from] SettlementError),
+    /// A payout for a period not settled.
+    #[error("period {0} is not settled")]
+    NotSettled(Period),
+    /// A payout of another amount than the member's share.
+    #[error("the share is {share}, not {amount}")]
+    PayoutMismatch {
+        /// The member's share.
+        share: u128,
+        /// The amount recorded.
+        amount: u128,
+    },
+    /// A second, different payout for the same share.
+    #[error("a different payout is already recorded for this share")]
+    PayoutConflict,
+    /// A field is out of range or blank.
+    #[error("invalid: {0}")]
+    Invalid(#[from] SpecError),
+}
+
+/// The period a command's time falls in.
+fn period_of(at: DateTime<Utc>) -> Result<Period, AllianceError> {
+    Ok(Period::of(at.timestamp())?)
+}
+
+fn provider(by: &Actor) -> Result<&str, AllianceError> {
+    if by.role == Role::CloudProvider {
+        Ok(&by.subject)
+    } else {
+        Err(AllianceError::NotPermitted)
+    }
+}
+
+impl Alliance {
+    /// The alliance, once founded.
+    pub fn state(&self) -> Option<&AllianceState> {
+        self.state.as_ref()
+    }
+
+    /// Decides what a command does: the events, or why not.
+    pub fn decide(&self, command: AllianceCommand) -> Result<Vec<AllianceEvent>, AllianceError> {
+        use AllianceCommand as C;
+        use AllianceError as Error;
+        use AllianceEvent as E;
+
+        if let C::Found {
+            by,
+            provider_approved,
+            name,
+            description,
+            rule,
+            sla,
+            governance,
+            period,
+            at,
+        } = command
+        {
+            if self.state.is_some() {
+                return Err(Error::AlreadyFounded);
+            }
+            let founder = provider(&by)?.to_string();
+            if !provider_approved {
+                return Err(Error::ProviderNotApproved);
+            }
+            check_description(&description)?;
+            if !period.contains(at.timestamp()) {
+                return Err(SpecError::new("period", "must be the month the alliance is founded in").into());
+            }
+            check_rule(&rule, |m| m == founder)?;
+            return Ok(vec![E::AllianceFounded {
+                founder,
+                name,
+                description,
+                rule,
+                sla,
+                governance,
+                period,
+                at,
+            }]);
+        }
+
+        let Some(s) = &self.state else {
+            return Err(Error::NotFound);
+        };
+        // Once dissolved, only the bookkeeping of periods it counted in.
+        let open = || {
+            if s.dissolved_from.is_some() {
+                Err(Error::Dissolved)
+            } else {
+                Ok(())
+            }
+        };
+        let founder_only = |by: &Actor| {
+            if provider(by)? == s.founder {
+                Ok(())
+            } else {
+                Err(Error::NotPermitted)
+            }
+        };
+        let member_only = |by: &Actor| -> Result<MemberId, AllianceError> {
+            let who = provider(by)?;
+            if s.is_current_member(who) {
+                Ok(who.to_string())
+            } else {
+                Err(Error::NotAMember(who.to_string()))
+            }
+        };
+
+        match command {
+            C::Found { .. } => Err(Error::AlreadyFounded),
+            C::AssignFarm { farm, at } => {
+                open()?;
+                match &s.farm {
+                    Some(f) if *f == farm => Ok(vec![]),
+                    Some(f) => Err(Error::FarmConflict { farm_id: f.farm_id }),
+                    None if farm.farm_id == 0 || farm.twin_id == 0 => {
+                        Err(SpecError::new("farm", "farm and twin ids start at 1").into())
+                    }
+                    None => Ok(vec![E::FarmAssigned {
+                        farm_id: farm.farm_id,
+                        twin_id: farm.twin_id,
+                        account: farm.account,
+                        at,
+                    }]),
+                }
+            }
+            C::Invite { by, invitee, at } => {
+                open()?;
+                founder_only(&by)?;
+                if invitee.trim().is_empty() {
+                    return Err(SpecError::new("invitee", "must not be blank").into());
+                }
+                if s.is_current_member(&invitee) {
+                    return Err(Error::AlreadyMember(invitee));
+                }
+                if s.invitations.contains(&invitee) {
+                    return Err(Error::AlreadyInvited(invitee));
+                }
+                Ok(vec![E::ProviderInvited {
+                    by: by.subject,
+                    invitee,
+                    at,
+                }])
+            }
+            C::AcceptInvitation { by, at } => {
+                open()?;
+                let who = provider(&by)?.to_string();
+                if !s.invitations.contains(&who) {
+                    return Err(Error::NoInvitation(who));
+                }
+                let now = period_of(at)?;
+                // A member who left and has not gone yet (its leave takes
+                // effect next period) rejoins from next period on.
+                let period = match s.members.get(&who).and_then(|m| m.stints.last()) {
+                    Some(Stint { until: Some(u), .. }) if *u > now => *u,
+                    _ => now,
+                };
+                Ok(vec![E::InvitationAccepted {
+                    member: who,
+                    period,
+                    at,
+                }])
+            }
+            C::DeclineInvitation { by, at } => {
+                open()?;
+                let who = provider(&by)?.to_string();
+                if !s.invitations.contains(&who) {
+                    return Err(Error::NoInvitation(who));
+                }
+                Ok(vec![E::InvitationDeclined { invitee: who, at }])
+            }
+            C::Leave { by, at } => {
+                open()?;
+                let who = member_only(&by)?;
+                if who == s.founder {
+                    return Err(Error::FounderCannotLeave);
+                }
+                let effective_from = period_of(at)?.next();
+                let mut events = vec![E::MemberLeft {
+                    member: who.clone(),
+                    effective_from,
+                    at,
+                }];
+                for (node_id, cs) in &s.nodes {
+                    if cs.last().is_some_and(|c| c.member == who && c.stint.until.is_none()) {
+                        events.push(E::NodeWithdrawn {
+                            member: who.clone(),
+                            node_id: *node_id,
+                            effective_from,
+                            at,
+                        });
+                    }
+                }
+                Ok(events)
+            }
+            C::Dissolve { by, at } => {
+                open()?;
+                founder_only(&by)?;
+                Ok(vec![E::AllianceDissolved {
+                    by: by.subject,
+                    effective_from: period_of(at)?.next(),
+                    at,
+                }])
+            }
+            C::ContributeNode {
+                by,
+                node_id,
+                farm_id,
+                capacity,
+                at,
+            } => {
+                open()?;
+                let who = member_only(&by)?;
+                if s.farm.is_none() {
+                    return Err(Error::FarmNotAssigned);
+                }
+                if node_id == 0 || farm_id == 0 {
+                    return Err(SpecError::new("node_id", "node and farm ids start at 1").into());
+                }
+                let counted_from = period_of(at)?;
+                // Withdrawn but still counting this period: not yet free.
+                let busy = s.nodes.get(&node_id).and_then(|cs| cs.last()).is_some_and(|c| {
+                    c.stint.until.is_none_or(|u| u > counted_from)
+                });
+                if busy {
+                    return Err(Error::NodeAlreadyContributed(node_id));
+                }
+                Ok(vec![E::NodeContributed {
+                    member: who,
+                    node_id,
+                    farm_id,
+                    capacity,
+                    counted_from,
+                    at,
+                }])
+            }
+            C::WithdrawNode { by, node_id, at } => {
+                open()?;
+                let who = provider(&by)?;
+                let Some(c) = s.open_contribution(node_id) else {
+                    return Err(Error::NodeNotContributed(node_id));
+                };
+                if c.member != who {
+                    return Err(Error::NotPermitted);
+                }
+                Ok(vec![E::NodeWithdrawn {
+                    member: c.member.clone(),
+                    node_id,
+                    effective_from: period_of(at)?.next(),
+                    at,
+                }])
+            }
+            C::ChangeSharingRule { by, rule, at } => {
+                open()?;
+                founder_only(&by)?;
+                check_rule(&rule, |m| s.is_current_member(m))?;
+                Ok(vec![E::SharingRuleChanged {
+                    by: by.subject,
+                    rule,
+                    effective_from: period_of(at)?.next(),
+                    at,
+                }])
+            }
+            C::ChangeSla { by, sla, at } => {
+                open()?;
+                founder_only(&by)?;
+                Ok(vec![E::SlaChanged {
+                    by: by.subject,
+                    sla,
+                    effective_from: period_of(at)?.next(),
+                    at,
+                }])
+            }
+            C::Settle { period, nodes, now } => decide_settle(s, period, nodes, now),
+            C::RecordPayout {
+                period,
+                member,
+                amount,
+                to,
+                transfer,
+                at,
+            } => {
+                let Some(settled) = s.settlements.get(&period) else {
+                    return Err(Error::NotSettled(period));
+                };
+                if transfer.trim().is_empty() {
+                    return Err(SpecError::new("transfer", "must not be blank").into());
+                }
+                let share = settled.shares.get(&member).copied().unwrap_or(0);
+                let recorded = s.payouts.get(&period).and_then(|p| p.get(&member));
+                match recorded {
+                    Some(p) if p.amount == amount && p.to == to && p.transfer == transfer => {
+                        return Ok(vec![])
+                    }
+                    Some(_) => return Err(Error::PayoutConflict),
+                    None => {}
+                }
+                if share == 0 || amount != share {
+                    return Err(Error::PayoutMismatch { share, amount });
+                }
+                Ok(vec![E::PayoutSent {
+                    period,
+                    member,
+                    amount,
+                    to,
+                    transfer,
+                    at,
+                }])
+            }
+            C::LinkPayoutAccount { by, account, at } => {
+                let who = provider(&by)?;
+                let Some(m) = s.members.get(who) else {
+                    return Err(Error::NotAMember(who.to_string()));
+                };
+                if m.payout_account.as_ref() == Some(&account) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::PayoutAccountLinked {
+                    member: who.to_string(),
+                    account,
+                    at,
+                }])
+            }
+        }
+    }
+
+    /// Changes the state by one event. Never fails: events are facts.
+    pub fn apply_event(&mut self, event: &AllianceEvent) {
+        use AllianceEvent as E;
+        if let E::AllianceFounded {
+            founder,
+            name,
+            description,
+            rule,
+            sla,
+            governance,
+            period,
+            ..
+        } = event
+        {
+            self.state = Some(AllianceState {
+                founder: founder.clone(),
+                name: name.clone(),
+                description: description.clone(),
+                governance: *governance,
+                founded_in: *period,
+                farm: None,
+                members: BTreeMap::from([(
+                    founder.clone(),
+                    Member {
+                        stints: vec![Stint::open(*period)],
+                        payout_account: None,
+                    },
+                )]),
+                invitations: BTreeSet::new(),
+                nodes: BTreeMap::new(),
+                rules: vec![(*period, rule.clone())],
+                slas: vec![(*period, sla.clone())],
+                settlements: BTreeMap::new(),
+                payouts: BTreeMap::new(),
+                dissolved_from: None,
+            });
+            return;
+        }
+        let Some(s) = &mut self.state else {
+            return;
+        };
+        match event {
+            E::AllianceFounded { .. } => {}
+            E::FarmAssigned {
+                farm_id,
+                twin_id,
+                account,
+                ..
+            } => {
+                s.farm = Some(AllianceFarm {
+                    farm_id: *farm_id,
+                    twin_id: *twin_id,
+                    account: account.clone(),
+                });
+            }
+            E::ProviderInvited { invitee, .. } => {
+                s.invitations.insert(invitee.clone());
+            }
+            E::InvitationAccepted { member, period, .. } => {
+                s.invitations.remove(member);
+                let m = s.members.entry(member.clone()).or_insert(Member {
+                    stints: vec![],
+                    payout_account: None,
+                });
+                m.stints.push(Stint::open(*period));
+            }
+            E::InvitationDeclined { invitee, .. } => {
+                s.invitations.remove(invitee);
+            }
+            E::MemberLeft {
+                member,
+                effective_from,
+                ..
+            } => {
+                if let Some(stint) = s.members.get_mut(member).and_then(|m| m.stints.last_mut()) {
+                    stint.until = Some(*effective_from);
+                }
+            }
+            E::AllianceDissolved { effective_from, .. } => {
+                s.dissolved_from = Some(*effective_from);
+                s.invitations.clear();
+            }
+            E::NodeContributed {
+                member,
+                node_id,
+                farm_id,
+                capacity,
+                counted_from,
+                ..
+            } => {
+                s.nodes.entry(*node_id).or_default().push(Contribution {
+                    member: member.clone(),
+                    farm_id: *farm_id,
+                    capacity: *capacity,
+                    stint: Stint::open(*counted_from),
+                });
+            }
+            E::NodeWithdrawn {
+                node_id,
+                effective_from,
+                ..
+            } => {
+                if let Some(c) = s.nodes.get_mut(node_id).and_then(|cs| cs.last_mut()) {
+                    c.stint.until = Some(*effective_from);
+                }
+            }
+            E::SharingRuleChanged {
+                rule,
+                effective_from,
+                ..
+            } => s.rules.push((*effective_from, rule.clone())),
+            E::SlaChanged {
+                sla,
+                effective_from,
+                ..
+            } => s.slas.push((*effective_from, sla.clone())),
+            E::AllianceSettled {
+                period, settlement, ..
+            } => {
+                s.settlements.insert(*period, settlement.clone());
+            }
+            E::PayoutSent {
+                period,
+                member,
+                amount,
+                to,
+                transfer,
+                ..
+            } => {
+                s.payouts.entry(*period).or_default().insert(
+                    member.clone(),
+                    Payout {
+                        amount: *amount,
+                        to: to.clone(),
+                        transfer: transfer.clone(),
+                    },
+                );
+            }
+            E::PayoutAccountLinked {
+                member, account, ..
+            } => {
+                if let Some(m) = s.members.get_mut(member) {
+                    m.payout_account = Some(account.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Checks a rule, and that fixed shares name only members.
+fn check_rule(rule: &SharingRule, is_member: impl Fn(&str) -> bool) -> Result<(), AllianceError> {
+    rule.validate()?;
+    if let SharingRule::Fixed { shares } = rule {
+        if let Some(m) = shares.keys().find(|m| !is_member(m)) {
+            return Err(AllianceError::UnknownFixedMember(m.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Settles a period, in order, once it is over, from figures for exactly
+/// the nodes counted in it.
+fn decide_settle(
+    s: &AllianceState,
+    period: Period,
+    nodes: Vec<NodeIncome>,
+    now: DateTime<Utc>,
+) -> Result<Vec<AllianceEvent>, AllianceError> {
+    if s.settlements.contains_key(&period) {
+        return Err(AllianceError::AlreadySettled(period));
+    }
+    if !s.active_in(period) {
+        return Err(AllianceError::NotActive(period));
+    }
+    let expected = s.next_to_settle();
+    if period != expected {
+        return Err(AllianceError::OutOfOrder { expected });
+    }
+    if now.timestamp() < period.end() {
+        return Err(AllianceError::PeriodNotOver(period));
+    }
+    let counted = s.nodes_in(period);
+    let mut figures = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        let Some(c) = counted.get(&n.node_id) else {
+            return Err(AllianceError::NodeNotCounted(n.node_id));
+        };
+        figures.push(NodeFigures {
+            node_id: n.node_id,
+            member: c.member.clone(),
+            capacity: c.capacity,
+            uptime_bps: n.uptime_bps,
+            income: n.income,
+            billed: n.billed,
+        });
+    }
+    if let Some(missing) = counted.keys().find(|id| !figures.iter().any(|f| f.node_id == **id)) {
+        return Err(AllianceError::MissingNode(*missing));
+    }
+    figures.sort_by_key(|f| f.node_id);
+    let carried_in = s.last_settled().and_then(|p| s.settlements.get(&p)).map_or(0, |x| x.carried);
+    let (Some(rule), Some(sla)) = (s.rule_for(period), s.sla_for(period)) else {
+        // Every alliance has a rule and an SLA from its founding period.
+        return Err(AllianceError::NotActive(period));
+    };
+    let settlement = settle(rule, sla, &s.members_in(period), &figures, carried_in)?;
+    Ok(vec![AllianceEvent::AllianceSettled {
+        period,
+        nodes: figures,
+        settlement,
+        at: now,
+    }])
+}
+
+crate::event_sourced!(Alliance, "alliance", AllianceCommand, AllianceEvent, AllianceError);
