@@ -1,4 +1,4 @@
-//! The alliance's state, its decisions and how events change it.
+//! The alliance's decisions and how events change its state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -6,268 +6,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::commands::{AllianceCommand, NodeIncome};
+use super::errors::AllianceError;
 use super::events::AllianceEvent;
-use super::settlement::{settle, NodeFigures, Settlement, SettlementError};
+use super::settlement::{settle, NodeFigures};
+use super::state::*;
 use super::values::*;
 use crate::actor::{Actor, Role};
-
-/// A span of periods `[from, until)`; `until` is `None` while open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stint {
-    /// The first period.
-    pub from: Period,
-    /// The first period after it, once ended.
-    pub until: Option<Period>,
-}
-
-impl Stint {
-    fn open(from: Period) -> Self {
-        Self { from, until: None }
-    }
-
-    /// Whether the stint covers a period.
-    pub fn covers(self, p: Period) -> bool {
-        self.from <= p && self.until.is_none_or(|u| p < u)
-    }
-}
-
-/// A member: when it was one, and where its payouts go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    /// Its memberships, oldest first; the last is open while it is a member.
-    pub stints: Vec<Stint>,
-    /// The account its payouts go to, once linked.
-    pub payout_account: Option<ChainAccount>,
-}
-
-impl Member {
-    /// Whether it is a member now (it has not left).
-    pub fn is_current(&self) -> bool {
-        self.stints.last().is_some_and(|s| s.until.is_none())
-    }
-    fn covers(&self, p: Period) -> bool {
-        self.stints.iter().any(|s| s.covers(p))
-    }
-}
-
-/// One contribution of a node: who, from which farm, with what capacity,
-/// and the periods it counts in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contribution {
-    /// The contributor.
-    pub member: MemberId,
-    /// The member's farm it came from.
-    pub farm_id: u32,
-    /// Its capacity.
-    pub capacity: Capacity,
-    /// The periods it counts in.
-    pub stint: Stint,
-}
-
-/// A payout recorded for a member's share.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Payout {
-    /// What was sent.
-    pub amount: u128,
-    /// Where.
-    pub to: ChainAccount,
-    /// The chain transfer.
-    pub transfer: String,
-}
-
-/// Everything a decision about an alliance needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AllianceState {
-    /// The founder's subject.
-    pub founder: MemberId,
-    /// The name.
-    pub name: AllianceName,
-    /// The description.
-    pub description: String,
-    /// How it decides.
-    pub governance: Governance,
-    /// Its first period.
-    pub founded_in: Period,
-    /// Its chain farm, once created.
-    pub farm: Option<AllianceFarm>,
-    /// Members, present and past.
-    pub members: BTreeMap<MemberId, Member>,
-    /// Providers invited and not yet answered.
-    pub invitations: BTreeSet<MemberId>,
-    /// Every contribution of each node, oldest first.
-    pub nodes: BTreeMap<u32, Vec<Contribution>>,
-    /// Each sharing rule and the first period it applies to, oldest first.
-    pub rules: Vec<(Period, SharingRule)>,
-    /// Each SLA and the first period it applies to, oldest first.
-    pub slas: Vec<(Period, Sla)>,
-    /// Each settled period's settlement.
-    pub settlements: BTreeMap<Period, Settlement>,
-    /// Payouts recorded, per settled period and member.
-    pub payouts: BTreeMap<Period, BTreeMap<MemberId, Payout>>,
-    /// The first period the alliance no longer counts, once dissolved.
-    pub dissolved_from: Option<Period>,
-}
-
-impl AllianceState {
-    /// The rule that applies to a period.
-    pub fn rule_for(&self, p: Period) -> Option<&SharingRule> {
-        self.rules.iter().rev().find(|(from, _)| *from <= p).map(|(_, r)| r)
-    }
-
-    /// The SLA that applies to a period.
-    pub fn sla_for(&self, p: Period) -> Option<&Sla> {
-        self.slas.iter().rev().find(|(from, _)| *from <= p).map(|(_, s)| s)
-    }
-
-    /// Whether the alliance still counts in a period.
-    pub fn active_in(&self, p: Period) -> bool {
-        p >= self.founded_in && self.dissolved_from.is_none_or(|d| p < d)
-    }
-
-    /// The members in a period.
-    pub fn members_in(&self, p: Period) -> BTreeSet<MemberId> {
-        if !self.active_in(p) {
-            return BTreeSet::new();
-        }
-        self.members
-            .iter()
-            .filter(|(_, m)| m.covers(p))
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
-    /// The nodes counted in a period, with their contribution then.
-    pub fn nodes_in(&self, p: Period) -> BTreeMap<u32, &Contribution> {
-        if !self.active_in(p) {
-            return BTreeMap::new();
-        }
-        self.nodes
-            .iter()
-            .filter_map(|(id, cs)| cs.iter().find(|c| c.stint.covers(p)).map(|c| (*id, c)))
-            .collect()
-    }
-
-    /// The node's open contribution (not withdrawn), if any.
-    pub fn open_contribution(&self, node_id: u32) -> Option<&Contribution> {
-        self.nodes
-            .get(&node_id)
-            .and_then(|cs| cs.last())
-            .filter(|c| c.stint.until.is_none())
-    }
-
-    /// The last period settled.
-    pub fn last_settled(&self) -> Option<Period> {
-        self.settlements.keys().next_back().copied()
-    }
-
-    /// The period to settle next.
-    pub fn next_to_settle(&self) -> Period {
-        self.last_settled().map_or(self.founded_in, Period::next)
-    }
-
-    fn is_current_member(&self, subject: &str) -> bool {
-        self.members.get(subject).is_some_and(Member::is_current)
-    }
-}
 
 /// The Alliance aggregate: `None` until founded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Alliance {
     state: Option<AllianceState>,
-}
-
-/// Why a command was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AllianceError {
-    /// A command other than founding for an alliance never founded.
-    #[error("no such alliance")]
-    NotFound,
-    /// Founding an alliance that exists.
-    #[error("this alliance is already founded")]
-    AlreadyFounded,
-    /// Only providers whose request is approved found alliances.
-    #[error("the founder's provider request is not approved")]
-    ProviderNotApproved,
-    /// The actor may not do this (wrong role, not the founder, not the invitee).
-    #[error("not permitted")]
-    NotPermitted,
-    /// The alliance is dissolved.
-    #[error("the alliance is dissolved")]
-    Dissolved,
-    /// The command needs a current member.
-    #[error("{0} is not a member")]
-    NotAMember(MemberId),
-    /// Inviting a current member.
-    #[error("{0} is already a member")]
-    AlreadyMember(MemberId),
-    /// Inviting twice.
-    #[error("{0} is already invited")]
-    AlreadyInvited(MemberId),
-    /// Answering an invitation that was not made.
-    #[error("no invitation for {0}")]
-    NoInvitation(MemberId),
-    /// The founder dissolves instead of leaving.
-    #[error("the founder cannot leave; dissolve the alliance instead")]
-    FounderCannotLeave,
-    /// Nodes move into the alliance's farm, which must exist first.
-    #[error("the alliance has no chain farm yet")]
-    FarmNotAssigned,
-    /// A different farm than the one recorded.
-    #[error("the alliance's farm is already {farm_id}")]
-    FarmConflict {
-        /// The farm recorded.
-        farm_id: u32,
-    },
-    /// The node is already contributed (and not withdrawn).
-    #[error("node {0} is already contributed")]
-    NodeAlreadyContributed(u32),
-    /// The node is not contributed, or already withdrawn.
-    #[error("node {0} is not contributed")]
-    NodeNotContributed(u32),
-    /// Fixed shares name someone who is not a current member.
-    #[error("fixed shares name {0}, who is not a member")]
-    UnknownFixedMember(MemberId),
-    /// Settling a period that is not over.
-    #[error("period {0} is not over")]
-    PeriodNotOver(Period),
-    /// Settling a period twice.
-    #[error("period {0} is already settled")]
-    AlreadySettled(Period),
-    /// Periods are settled in order, from the founding one on.
-    #[error("period {expected} must be settled first")]
-    OutOfOrder {
-        /// The period to settle next.
-        expected: Period,
-    },
-    /// A period after the alliance was dissolved.
-    #[error("the alliance does not count in period {0}")]
-    NotActive(Period),
-    /// Settlement figures for a node not counted in the period.
-    #[error("node {0} is not counted in the period")]
-    NodeNotCounted(u32),
-    /// A counted node without figures.
-    #[error("node {0} is counted in the period but has no figures")]
-    MissingNode(u32),
-    /// The settlement could not be computed.
-    #[error("settlement: {0}")]
-    Settlement(#[from] SettlementError),
-    /// A payout for a period not settled.
-    #[error("period {0} is not settled")]
-    NotSettled(Period),
-    /// A payout of another amount than the member's share.
-    #[error("the share is {share}, not {amount}")]
-    PayoutMismatch {
-        /// The member's share.
-        share: u128,
-        /// The amount recorded.
-        amount: u128,
-    },
-    /// A second, different payout for the same share.
-    #[error("a different payout is already recorded for this share")]
-    PayoutConflict,
-    /// A field is out of range or blank.
-    #[error("invalid: {0}")]
-    Invalid(#[from] SpecError),
 }
 
 /// The period a command's time falls in.
@@ -316,7 +65,11 @@ impl Alliance {
             }
             check_description(&description)?;
             if !period.contains(at.timestamp()) {
-                return Err(SpecError::new("period", "must be the month the alliance is founded in").into());
+                return Err(SpecError::new(
+                    "period",
+                    "must be the month the alliance is founded in",
+                )
+                .into());
             }
             check_rule(&rule, |m| m == founder)?;
             return Ok(vec![E::AllianceFounded {
@@ -434,7 +187,10 @@ impl Alliance {
                     at,
                 }];
                 for (node_id, cs) in &s.nodes {
-                    if cs.last().is_some_and(|c| c.member == who && c.stint.until.is_none()) {
+                    if cs
+                        .last()
+                        .is_some_and(|c| c.member == who && c.stint.until.is_none())
+                    {
                         events.push(E::NodeWithdrawn {
                             member: who.clone(),
                             node_id: *node_id,
@@ -471,9 +227,11 @@ impl Alliance {
                 }
                 let counted_from = period_of(at)?;
                 // Withdrawn but still counting this period: not yet free.
-                let busy = s.nodes.get(&node_id).and_then(|cs| cs.last()).is_some_and(|c| {
-                    c.stint.until.is_none_or(|u| u > counted_from)
-                });
+                let busy = s
+                    .nodes
+                    .get(&node_id)
+                    .and_then(|cs| cs.last())
+                    .is_some_and(|c| c.stint.until.is_none_or(|u| u > counted_from));
                 if busy {
                     return Err(Error::NodeAlreadyContributed(node_id));
                 }
@@ -772,11 +530,17 @@ fn decide_settle(
             billed: n.billed,
         });
     }
-    if let Some(missing) = counted.keys().find(|id| !figures.iter().any(|f| f.node_id == **id)) {
+    if let Some(missing) = counted
+        .keys()
+        .find(|id| !figures.iter().any(|f| f.node_id == **id))
+    {
         return Err(AllianceError::MissingNode(*missing));
     }
     figures.sort_by_key(|f| f.node_id);
-    let carried_in = s.last_settled().and_then(|p| s.settlements.get(&p)).map_or(0, |x| x.carried);
+    let carried_in = s
+        .last_settled()
+        .and_then(|p| s.settlements.get(&p))
+        .map_or(0, |x| x.carried);
     let (Some(rule), Some(sla)) = (s.rule_for(period), s.sla_for(period)) else {
         // Every alliance has a rule and an SLA from its founding period.
         return Err(AllianceError::NotActive(period));
@@ -790,4 +554,10 @@ fn decide_settle(
     }])
 }
 
-crate::event_sourced!(Alliance, "alliance", AllianceCommand, AllianceEvent, AllianceError);
+crate::event_sourced!(
+    Alliance,
+    "alliance",
+    AllianceCommand,
+    AllianceEvent,
+    AllianceError
+);

@@ -44,8 +44,10 @@
 
 mod aggregate;
 mod commands;
+mod errors;
 mod events;
 mod settlement;
+mod state;
 mod uptime;
 mod values;
 
@@ -54,7 +56,9 @@ mod settlement_tests;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Alliance, AllianceError, AllianceState, Contribution, Member, Payout, Stint};
+pub use aggregate::Alliance;
+pub use errors::AllianceError;
+pub use state::{AllianceState, Contribution, Member, Payout, Stint};
 pub use commands::{AllianceCommand, NodeIncome};
 pub use events::{AllianceEvent, EVENT_VERSION};
 pub use settlement::{

@@ -123,7 +123,9 @@ pub fn settle(
         if n.uptime_bps > BPS_WHOLE {
             return Err(SettlementError::UptimeOutOfRange(n.node_id));
         }
-        income = income.checked_add(n.income).ok_or(SettlementError::Overflow)?;
+        income = income
+            .checked_add(n.income)
+            .ok_or(SettlementError::Overflow)?;
         n.billed
             .values()
             .try_fold(0u128, |sum, &b| sum.checked_add(b))
@@ -246,12 +248,18 @@ fn weights(
 /// Splits `total` in proportion to `weights` (not all zero, unless `total`
 /// is zero), exactly: floors first, then one base unit each to the largest
 /// remainders, ties to the lower key. Every key is answered, zeros too.
-pub fn largest_remainder<K: Ord + Clone>(total: u128, weights: &BTreeMap<K, u128>) -> BTreeMap<K, u128> {
+pub fn largest_remainder<K: Ord + Clone>(
+    total: u128,
+    weights: &BTreeMap<K, u128>,
+) -> BTreeMap<K, u128> {
     // Weights summing past u128 are scaled down until they fit, keeping
     // their order (never met with capacities and basis points).
     let mut shift = 0;
     let (weights, sum) = loop {
-        let scaled: BTreeMap<K, u128> = weights.iter().map(|(k, &w)| (k.clone(), w >> shift)).collect();
+        let scaled: BTreeMap<K, u128> = weights
+            .iter()
+            .map(|(k, &w)| (k.clone(), w >> shift))
+            .collect();
         match scaled.values().try_fold(0u128, |s, &w| s.checked_add(w)) {
             Some(sum) => break (scaled, sum),
             None => shift += 1,
@@ -272,7 +280,10 @@ pub fn largest_remainder<K: Ord + Clone>(total: u128, weights: &BTreeMap<K, u128
     // Stable: equal remainders keep the keys' ascending order.
     remainders.sort_by(|a, b| b.0.cmp(&a.0));
     let left = total - given; // fewer than the number of keys
-    for (_, k) in remainders.into_iter().take(usize::try_from(left).unwrap_or(usize::MAX)) {
+    for (_, k) in remainders
+        .into_iter()
+        .take(usize::try_from(left).unwrap_or(usize::MAX))
+    {
         if let Some(p) = parts.get_mut(&k) {
             *p += 1;
         }
@@ -286,7 +297,11 @@ fn mul_div(a: u128, b: u128, d: u128) -> (u128, u128) {
     let (hi, lo) = mul_wide(a, b);
     let (mut q, mut rem) = (0u128, 0u128);
     for i in (0..256u32).rev() {
-        let bit = if i >= 128 { (hi >> (i - 128)) & 1 } else { (lo >> i) & 1 };
+        let bit = if i >= 128 {
+            (hi >> (i - 128)) & 1
+        } else {
+            (lo >> i) & 1
+        };
         let overflowed = rem >> 127 == 1;
         rem = (rem << 1) | bit;
         if overflowed || rem >= d {
@@ -317,7 +332,12 @@ mod arithmetic_tests {
 
     #[test]
     fn wide_division_matches_narrow_division() {
-        for (a, b, d) in [(7u128, 3u128, 2u128), (0, 5, 3), (1_000_000, 9_999, 10_000), (u64::MAX as u128, u64::MAX as u128, 3)] {
+        for (a, b, d) in [
+            (7u128, 3u128, 2u128),
+            (0, 5, 3),
+            (1_000_000, 9_999, 10_000),
+            (u64::MAX as u128, u64::MAX as u128, 3),
+        ] {
             assert_eq!(mul_div(a, b, d), (a * b / d, a * b % d));
         }
         assert_eq!(mul_div(u128::MAX, u128::MAX, u128::MAX), (u128::MAX, 0));
@@ -335,6 +355,9 @@ mod arithmetic_tests {
         let w: BTreeMap<&str, u128> = [("a", 0), ("b", 0)].into();
         assert_eq!(largest_remainder(10, &w), [("a", 0), ("b", 0)].into());
         let w: BTreeMap<&str, u128> = [("a", u128::MAX), ("b", u128::MAX)].into();
-        assert_eq!(largest_remainder(u128::MAX, &w).values().sum::<u128>(), u128::MAX);
+        assert_eq!(
+            largest_remainder(u128::MAX, &w).values().sum::<u128>(),
+            u128::MAX
+        );
     }
 }

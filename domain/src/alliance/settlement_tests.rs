@@ -52,8 +52,19 @@ fn check_exact(s: &Settlement) {
 
 #[test]
 fn equal_shares_go_to_members_with_a_counted_node() {
-    let nodes = [node(1, "a", 10, 10_000, 100), node(2, "a", 10, 10_000, 100), node(3, "b", 1, 10_000, 1)];
-    let s = settle(&SharingRule::Equal, &Sla::none(), &members(&["a", "b", "c"]), &nodes, 0).expect("settles");
+    let nodes = [
+        node(1, "a", 10, 10_000, 100),
+        node(2, "a", 10, 10_000, 100),
+        node(3, "b", 1, 10_000, 1),
+    ];
+    let s = settle(
+        &SharingRule::Equal,
+        &Sla::none(),
+        &members(&["a", "b", "c"]),
+        &nodes,
+        0,
+    )
+    .expect("settles");
     // 201 between a and b; c has no node. The odd unit goes to a (tie, lower id).
     assert_eq!(shares(&s), vec![("a", 101), ("b", 100)]);
     assert_eq!(s.carried, 0);
@@ -65,7 +76,14 @@ fn capacity_shares_follow_cu_plus_su() {
     let mut big = node(1, "a", 30, 10_000, 90 * TFT);
     big.capacity = Capacity::new(20, 10).expect("valid");
     let nodes = [big, node(2, "b", 10, 10_000, 10 * TFT)];
-    let s = settle(&SharingRule::Capacity, &Sla::none(), &members(&["a", "b"]), &nodes, 5).expect("settles");
+    let s = settle(
+        &SharingRule::Capacity,
+        &Sla::none(),
+        &members(&["a", "b"]),
+        &nodes,
+        5,
+    )
+    .expect("settles");
     assert_eq!(shares(&s), vec![("a", 75 * TFT + 4), ("b", 25 * TFT + 1)]);
     check_exact(&s);
 }
@@ -73,8 +91,14 @@ fn capacity_shares_follow_cu_plus_su() {
 #[test]
 fn uptime_weighted_capacity_weighs_each_node_by_its_uptime() {
     let nodes = [node(1, "a", 10, 10_000, 50), node(2, "b", 10, 5_000, 50)];
-    let s = settle(&SharingRule::UptimeWeightedCapacity, &Sla::none(), &members(&["a", "b"]), &nodes, 0)
-        .expect("settles");
+    let s = settle(
+        &SharingRule::UptimeWeightedCapacity,
+        &Sla::none(),
+        &members(&["a", "b"]),
+        &nodes,
+        0,
+    )
+    .expect("settles");
     // Weights 100,000 and 50,000: 2/3 and 1/3 of 100.
     assert_eq!(shares(&s), vec![("a", 67), ("b", 33)]);
     check_exact(&s);
@@ -83,7 +107,12 @@ fn uptime_weighted_capacity_weighs_each_node_by_its_uptime() {
 #[test]
 fn fixed_shares_drop_members_who_left() {
     let rule = SharingRule::Fixed {
-        shares: [("a".to_string(), 5_000), ("b".to_string(), 3_000), ("c".to_string(), 2_000)].into(),
+        shares: [
+            ("a".to_string(), 5_000),
+            ("b".to_string(), 3_000),
+            ("c".to_string(), 2_000),
+        ]
+        .into(),
     };
     let nodes = [node(1, "a", 10, 10_000, 1_000)];
     let s = settle(&rule, &Sla::none(), &members(&["a", "b", "c"]), &nodes, 0).expect("settles");
@@ -98,8 +127,14 @@ fn nothing_to_share_among_is_carried() {
     let s = settle(&SharingRule::Equal, &Sla::none(), &members(&["a"]), &[], 42).expect("settles");
     assert_eq!((s.carried, s.shares.len()), (42, 0));
     let zero = node(1, "a", 10, 0, 100);
-    let s = settle(&SharingRule::UptimeWeightedCapacity, &Sla::none(), &members(&["a"]), &[zero], 0)
-        .expect("settles");
+    let s = settle(
+        &SharingRule::UptimeWeightedCapacity,
+        &Sla::none(),
+        &members(&["a"]),
+        &[zero],
+        0,
+    )
+    .expect("settles");
     assert_eq!((s.carried, shares(&s)), (100, vec![("a", 0)]));
     check_exact(&s);
 }
@@ -109,8 +144,14 @@ fn user_credits_are_pro_rata_to_billing_and_paid_off_the_top() {
     // Node 1 at 94%: the 5,000 bps tier? No: 9,400 is below 9,500, not 9,000 -> 2,500.
     let n1 = billed(node(1, "a", 10, 9_400, 1_000), &[("u1", 2), ("u2", 1)]);
     let n2 = node(2, "b", 10, 9_900, 1_000);
-    let s = settle(&SharingRule::Capacity, &sla(CreditsTo::Users), &members(&["a", "b"]), &[n1, n2], 0)
-        .expect("settles");
+    let s = settle(
+        &SharingRule::Capacity,
+        &sla(CreditsTo::Users),
+        &members(&["a", "b"]),
+        &[n1, n2],
+        0,
+    )
+    .expect("settles");
     assert_eq!(
         s.node_credits.get(&1),
         Some(&NodeCredit {
@@ -121,7 +162,10 @@ fn user_credits_are_pro_rata_to_billing_and_paid_off_the_top() {
     );
     assert!(!s.node_credits.contains_key(&2), "node 2 met the target");
     // 250 split 2:1 -> 166.67 and 83.33 -> 167 and 83.
-    assert_eq!(s.user_credits, [("u1".to_string(), 167), ("u2".to_string(), 83)].into());
+    assert_eq!(
+        s.user_credits,
+        [("u1".to_string(), 167), ("u2".to_string(), 83)].into()
+    );
     assert_eq!(shares(&s), vec![("a", 875), ("b", 875)]);
     check_exact(&s);
 }
@@ -130,9 +174,18 @@ fn user_credits_are_pro_rata_to_billing_and_paid_off_the_top() {
 fn a_credit_to_users_with_nobody_billed_goes_to_the_other_members() {
     let n1 = node(1, "a", 10, 8_000, 1_000);
     let n2 = node(2, "b", 10, 10_000, 1_000);
-    let s = settle(&SharingRule::Capacity, &sla(CreditsTo::Users), &members(&["a", "b"]), &[n1, n2], 0)
-        .expect("settles");
-    assert_eq!(s.node_credits.get(&1).map(|c| (c.amount, c.to)), Some((500, CreditsTo::Members)));
+    let s = settle(
+        &SharingRule::Capacity,
+        &sla(CreditsTo::Users),
+        &members(&["a", "b"]),
+        &[n1, n2],
+        0,
+    )
+    .expect("settles");
+    assert_eq!(
+        s.node_credits.get(&1).map(|c| (c.amount, c.to)),
+        Some((500, CreditsTo::Members))
+    );
     assert!(s.user_credits.is_empty());
     assert_eq!(shares(&s), vec![("a", 500), ("b", 1_500)]);
     check_exact(&s);
@@ -143,8 +196,14 @@ fn a_penalty_goes_to_the_other_members_by_their_weights() {
     let n1 = node(1, "a", 10, 9_700, 10_000);
     let n2 = node(2, "b", 10, 10_000, 0);
     let n3 = node(3, "c", 30, 10_000, 0);
-    let s = settle(&SharingRule::Capacity, &sla(CreditsTo::Members), &members(&["a", "b", "c"]), &[n1, n2, n3], 0)
-        .expect("settles");
+    let s = settle(
+        &SharingRule::Capacity,
+        &sla(CreditsTo::Members),
+        &members(&["a", "b", "c"]),
+        &[n1, n2, n3],
+        0,
+    )
+    .expect("settles");
     // Base 2,000 / 2,000 / 6,000; a owes 1,000, shared 1:3 by b and c.
     assert_eq!(s.penalties, [("a".to_string(), 1_000)].into());
     assert_eq!(shares(&s), vec![("a", 1_000), ("b", 2_250), ("c", 6_750)]);
@@ -156,30 +215,64 @@ fn a_penalty_never_takes_more_than_the_share_nor_from_a_lone_member() {
     // Equal shares of 10,000: a owes 5,000 of its node's 10,000 but has 5,000.
     let n1 = node(1, "a", 10, 0, 10_000);
     let n2 = node(2, "b", 10, 10_000, 0);
-    let s = settle(&SharingRule::Equal, &sla(CreditsTo::Members), &members(&["a", "b"]), &[n1.clone(), n2], 0)
-        .expect("settles");
+    let s = settle(
+        &SharingRule::Equal,
+        &sla(CreditsTo::Members),
+        &members(&["a", "b"]),
+        &[n1.clone(), n2],
+        0,
+    )
+    .expect("settles");
     assert_eq!(shares(&s), vec![("a", 0), ("b", 10_000)]);
-    let alone = settle(&SharingRule::Equal, &sla(CreditsTo::Members), &members(&["a"]), &[n1], 0).expect("settles");
-    assert_eq!((shares(&alone), alone.penalties.len()), (vec![("a", 10_000)], 0));
+    let alone = settle(
+        &SharingRule::Equal,
+        &sla(CreditsTo::Members),
+        &members(&["a"]),
+        &[n1],
+        0,
+    )
+    .expect("settles");
+    assert_eq!(
+        (shares(&alone), alone.penalties.len()),
+        (vec![("a", 10_000)], 0)
+    );
 }
 
 #[test]
 fn bad_figures_are_refused() {
     let n = node(1, "a", 10, 10_000, 1);
     assert_eq!(
-        settle(&SharingRule::Equal, &Sla::none(), &members(&["a"]), &[n.clone(), n.clone()], 0),
+        settle(
+            &SharingRule::Equal,
+            &Sla::none(),
+            &members(&["a"]),
+            &[n.clone(), n.clone()],
+            0
+        ),
         Err(SettlementError::DuplicateNode(1))
     );
     let mut high = n.clone();
     high.uptime_bps = 10_001;
     assert_eq!(
-        settle(&SharingRule::Equal, &Sla::none(), &members(&["a"]), &[high], 0),
+        settle(
+            &SharingRule::Equal,
+            &Sla::none(),
+            &members(&["a"]),
+            &[high],
+            0
+        ),
         Err(SettlementError::UptimeOutOfRange(1))
     );
     let mut huge = n;
     huge.income = u128::MAX;
     assert_eq!(
-        settle(&SharingRule::Equal, &Sla::none(), &members(&["a"]), &[huge], 1),
+        settle(
+            &SharingRule::Equal,
+            &Sla::none(),
+            &members(&["a"]),
+            &[huge],
+            1
+        ),
         Err(SettlementError::Overflow)
     );
 }
@@ -209,18 +302,40 @@ fn arb_sla() -> impl Strategy<Value = Sla> {
         Just(sla(CreditsTo::Users)),
         Just(sla(CreditsTo::Members)),
         (0u16..=10_000, 0u16..=10_000, any::<bool>()).prop_map(|(target, credit, users)| {
-            let to = if users { CreditsTo::Users } else { CreditsTo::Members };
-            Sla::new(target, vec![SlaTier { below_bps: target, credit_bps: credit }], to).expect("valid")
+            let to = if users {
+                CreditsTo::Users
+            } else {
+                CreditsTo::Members
+            };
+            Sla::new(
+                target,
+                vec![SlaTier {
+                    below_bps: target,
+                    credit_bps: credit,
+                }],
+                to,
+            )
+            .expect("valid")
         }),
     ]
 }
 
 fn arb_income() -> impl Strategy<Value = u128> {
-    prop_oneof![0u128..1_000, 0u128..10_000 * TFT, Just(0u128), (u64::MAX as u128 / 2)..(u64::MAX as u128)]
+    prop_oneof![
+        0u128..1_000,
+        0u128..10_000 * TFT,
+        Just(0u128),
+        (u64::MAX as u128 / 2)..(u64::MAX as u128)
+    ]
 }
 
 fn arb_uptime() -> impl Strategy<Value = u16> {
-    prop_oneof![Just(10_000u16), Just(0u16), 8_000u16..=10_000, 0u16..=10_000]
+    prop_oneof![
+        Just(10_000u16),
+        Just(0u16),
+        8_000u16..=10_000,
+        0u16..=10_000
+    ]
 }
 
 fn arb_nodes() -> impl Strategy<Value = Vec<NodeFigures>> {
@@ -237,14 +352,19 @@ fn arb_nodes() -> impl Strategy<Value = Vec<NodeFigures>> {
     .prop_map(|rows| {
         rows.into_iter()
             .enumerate()
-            .map(|(i, (m, (cu, su), uptime_bps, income, billed))| NodeFigures {
-                node_id: i as u32 + 1,
-                member: MEMBERS[m].to_string(),
-                capacity: Capacity::new(cu, su.max(u64::from(cu == 0))).expect("some capacity"),
-                uptime_bps,
-                income,
-                billed: billed.into_iter().map(|(u, b)| (USERS[u].to_string(), b)).collect(),
-            })
+            .map(
+                |(i, (m, (cu, su), uptime_bps, income, billed))| NodeFigures {
+                    node_id: i as u32 + 1,
+                    member: MEMBERS[m].to_string(),
+                    capacity: Capacity::new(cu, su.max(u64::from(cu == 0))).expect("some capacity"),
+                    uptime_bps,
+                    income,
+                    billed: billed
+                        .into_iter()
+                        .map(|(u, b)| (USERS[u].to_string(), b))
+                        .collect(),
+                },
+            )
             .collect()
     })
 }

@@ -115,7 +115,10 @@ mod tests {
     const END: i64 = START + 30 * 24 * H;
 
     fn every(step: i64, from: i64, to: i64) -> Vec<i64> {
-        (0..).map(|i| from + i * step).take_while(|&t| t <= to).collect()
+        (0..)
+            .map(|i| from + i * step)
+            .take_while(|&t| t <= to)
+            .collect()
     }
 
     fn window(start: i64, end: i64, notice: i64) -> MaintenanceWindow {
@@ -159,7 +162,14 @@ mod tests {
             measure_uptime_bps(&every(80 * 60, START - 60, END + 80 * 60), START, END, &[]),
             10_000
         );
-        assert!(measure_uptime_bps(&every(80 * 60 + 1, START - 60, END + 81 * 60), START, END, &[]) == 0);
+        assert!(
+            measure_uptime_bps(
+                &every(80 * 60 + 1, START - 60, END + 81 * 60),
+                START,
+                END,
+                &[]
+            ) == 0
+        );
     }
 
     #[test]
@@ -179,7 +189,10 @@ mod tests {
         let half = (START + 15 * 24 * H, END);
         let announced = window(half.0, half.1, MIN_NOTICE);
         let late = window(half.0, half.1, MIN_NOTICE - 1);
-        assert_eq!(measure_uptime_bps(&reports, START, END, &[announced]), 10_000);
+        assert_eq!(
+            measure_uptime_bps(&reports, START, END, &[announced]),
+            10_000
+        );
         assert_eq!(measure_uptime_bps(&reports, START, END, &[late]), 5_000);
         // Overlapping windows count once.
         let a = window(half.0, half.0 + 10 * 24 * H, MIN_NOTICE);
@@ -200,9 +213,12 @@ mod tests {
 
     fn arb_windows() -> impl Strategy<Value = Vec<MaintenanceWindow>> {
         prop::collection::vec(
-            (START - 5 * 24 * H..END + 5 * 24 * H, 0..10 * 24 * H, 0..3 * MIN_NOTICE).prop_map(
-                |(s, len, notice)| window(s, s + len, notice),
-            ),
+            (
+                START - 5 * 24 * H..END + 5 * 24 * H,
+                0..10 * 24 * H,
+                0..3 * MIN_NOTICE,
+            )
+                .prop_map(|(s, len, notice)| window(s, s + len, notice)),
             0..4,
         )
     }

@@ -94,8 +94,14 @@ impl Period {
     pub fn previous(self) -> Self {
         match (self.year, self.month) {
             (1970, 1) => self,
-            (y, 1) => Self { year: y - 1, month: 12 },
-            (y, m) => Self { year: y, month: m - 1 },
+            (y, 1) => Self {
+                year: y - 1,
+                month: 12,
+            },
+            (y, m) => Self {
+                year: y,
+                month: m - 1,
+            },
         }
     }
 
@@ -147,9 +153,7 @@ impl AllianceName {
     /// Validates a name; surrounding whitespace is dropped.
     pub fn new(name: &str) -> Result<Self, SpecError> {
         let name = name.trim();
-        if name.is_empty()
-            || name.chars().count() > MAX_NAME
-            || name.chars().any(char::is_control)
+        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
         {
             return Err(SpecError::new(
                 "name",
@@ -264,7 +268,10 @@ impl SharingRule {
                 ));
             }
             if shares.values().any(|&b| b == 0) {
-                return Err(SpecError::new("rule.shares", "a listed share must not be 0"));
+                return Err(SpecError::new(
+                    "rule.shares",
+                    "a listed share must not be 0",
+                ));
             }
         }
         Ok(())
@@ -319,7 +326,11 @@ impl Sla {
     /// with strictly falling `below_bps`, none above the target (a node
     /// that met the target is never penalised), and credits that never
     /// fall as uptime falls.
-    pub fn new(target_bps: u16, tiers: Vec<SlaTier>, credits_to: CreditsTo) -> Result<Self, SpecError> {
+    pub fn new(
+        target_bps: u16,
+        tiers: Vec<SlaTier>,
+        credits_to: CreditsTo,
+    ) -> Result<Self, SpecError> {
         if target_bps > BPS_WHOLE {
             return Err(SpecError::new("sla.target_bps", "must be at most 10000"));
         }
@@ -331,7 +342,10 @@ impl Sla {
                 ));
             }
             if t.credit_bps > BPS_WHOLE {
-                return Err(SpecError::new("sla.tiers", "a credit must be at most 10000"));
+                return Err(SpecError::new(
+                    "sla.tiers",
+                    "a credit must be at most 10000",
+                ));
             }
             if i > 0 {
                 let before = tiers[i - 1];
@@ -416,8 +430,17 @@ mod tests {
         assert_eq!(dec.next().to_string(), "2027-01");
         assert_eq!(dec.next().previous(), dec);
         assert!(dec < dec.next());
-        assert_eq!(Period::parse("2026-02").expect("valid").next().previous().month(), 2);
-        for bad in ["2026-13", "2026-00", "26-01", "2026-1", "2026_01", "", "1969-12", "abcd-ef"] {
+        assert_eq!(
+            Period::parse("2026-02")
+                .expect("valid")
+                .next()
+                .previous()
+                .month(),
+            2
+        );
+        for bad in [
+            "2026-13", "2026-00", "26-01", "2026-1", "2026_01", "", "1969-12", "abcd-ef",
+        ] {
             assert!(Period::parse(bad).is_err(), "{bad}");
         }
     }
@@ -442,13 +465,19 @@ mod tests {
     fn periods_serialise_as_text() {
         let p = Period::new(2026, 3).expect("valid");
         assert_eq!(serde_json::to_string(&p).expect("json"), "\"2026-03\"");
-        assert_eq!(serde_json::from_str::<Period>("\"2026-03\"").expect("json"), p);
+        assert_eq!(
+            serde_json::from_str::<Period>("\"2026-03\"").expect("json"),
+            p
+        );
         assert!(serde_json::from_str::<Period>("\"2026-3\"").is_err());
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(AllianceName::new(" Ghent ").map(|n| n.as_str().to_string()), Ok("Ghent".into()));
+        assert_eq!(
+            AllianceName::new(" Ghent ").map(|n| n.as_str().to_string()),
+            Ok("Ghent".into())
+        );
         assert!(AllianceName::new("  ").is_err());
         assert!(AllianceName::new(&"é".repeat(80)).is_ok());
         assert!(AllianceName::new(&"é".repeat(81)).is_err());
@@ -468,7 +497,10 @@ mod tests {
 
     #[test]
     fn sla_tiers_are_ordered_and_the_harshest_match_applies() {
-        let tier = |below_bps, credit_bps| SlaTier { below_bps, credit_bps };
+        let tier = |below_bps, credit_bps| SlaTier {
+            below_bps,
+            credit_bps,
+        };
         let sla = Sla::new(
             9_800,
             vec![tier(9_800, 1_000), tier(9_500, 2_500), tier(9_000, 5_000)],
@@ -484,9 +516,24 @@ mod tests {
         assert!(Sla::new(10_001, vec![], CreditsTo::Users).is_err());
         assert!(Sla::new(9_800, vec![tier(9_900, 1_000)], CreditsTo::Users).is_err());
         assert!(Sla::new(9_800, vec![tier(9_000, 10_001)], CreditsTo::Users).is_err());
-        assert!(Sla::new(9_800, vec![tier(9_000, 1_000), tier(9_500, 2_000)], CreditsTo::Users).is_err());
-        assert!(Sla::new(9_800, vec![tier(9_500, 2_000), tier(9_500, 3_000)], CreditsTo::Users).is_err());
-        assert!(Sla::new(9_800, vec![tier(9_500, 2_000), tier(9_000, 1_000)], CreditsTo::Users).is_err());
+        assert!(Sla::new(
+            9_800,
+            vec![tier(9_000, 1_000), tier(9_500, 2_000)],
+            CreditsTo::Users
+        )
+        .is_err());
+        assert!(Sla::new(
+            9_800,
+            vec![tier(9_500, 2_000), tier(9_500, 3_000)],
+            CreditsTo::Users
+        )
+        .is_err());
+        assert!(Sla::new(
+            9_800,
+            vec![tier(9_500, 2_000), tier(9_000, 1_000)],
+            CreditsTo::Users
+        )
+        .is_err());
     }
 
     #[test]
