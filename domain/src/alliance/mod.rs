@@ -57,12 +57,12 @@ mod settlement_tests;
 mod tests;
 
 pub use aggregate::Alliance;
-pub use errors::AllianceError;
-pub use state::{AllianceState, Contribution, Member, Payout, Stint};
 pub use commands::{AllianceCommand, NodeIncome};
+pub use errors::AllianceError;
 pub use events::{AllianceEvent, EVENT_VERSION};
 pub use settlement::{
     largest_remainder, settle, NodeCredit, NodeFigures, Settlement, SettlementError,
 };
+pub use state::{AllianceState, Contribution, Member, Payout, Stint};
 pub use uptime::{measure_uptime_bps, MAX_REPORT_GAP, MIN_NOTICE};
 pub use values::*;

@@ -278,7 +278,7 @@ pub fn largest_remainder<K: Ord + Clone>(
         remainders.push((r, k.clone()));
     }
     // Stable: equal remainders keep the keys' ascending order.
-    remainders.sort_by(|a, b| b.0.cmp(&a.0));
+    remainders.sort_by_key(|r| std::cmp::Reverse(r.0));
     let left = total - given; // fewer than the number of keys
     for (_, k) in remainders
         .into_iter()

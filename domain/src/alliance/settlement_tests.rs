@@ -404,7 +404,7 @@ proptest! {
             }
         }
         // A member whose nodes all met the SLA owes no penalty.
-        for (m, _) in &s.penalties {
+        for m in s.penalties.keys() {
             prop_assert!(nodes.iter().any(|n| &n.member == m && n.uptime_bps < sla.target_bps));
         }
     }
@@ -451,6 +451,49 @@ proptest! {
             let exact_floor = total / sum * w + (total % sum) * w / sum;
             let got = parts[k];
             prop_assert!(got == exact_floor || got == exact_floor + 1);
+        }
+    }
+}
+
+/// A node's month of reports: a regular beat with outages cut out of it.
+fn arb_reported_uptime() -> impl Strategy<Value = u16> {
+    const START: i64 = 1_796_083_200; // 2026-12-01
+    const END: i64 = START + 31 * 86_400;
+    (
+        60i64..=100 * 60,
+        prop::collection::vec((START..END, 0i64..5 * 86_400), 0..4),
+    )
+        .prop_map(|(beat, outages)| {
+            let reports: Vec<i64> = (0..)
+                .map(|i| START - beat + i * beat)
+                .take_while(|&t| t <= END + beat)
+                .filter(|&t| !outages.iter().any(|&(s, len)| (s..s + len).contains(&t)))
+                .collect();
+            measure_uptime_bps(&reports, START, END, &[])
+        })
+}
+
+proptest! {
+    #[test]
+    fn measured_uptimes_settle_exactly_and_spare_nodes_that_met_the_sla(
+        rule in arb_rule(),
+        sla in arb_sla(),
+        nodes in arb_nodes(),
+        uptimes in prop::collection::vec(arb_reported_uptime(), 8),
+        carried_in in arb_income(),
+    ) {
+        let nodes: Vec<NodeFigures> = nodes
+            .into_iter()
+            .zip(uptimes)
+            .map(|(n, uptime_bps)| NodeFigures { uptime_bps, ..n })
+            .collect();
+        let s = settle(&rule, &sla, &all_members(), &nodes, carried_in).expect("settles");
+        prop_assert_eq!(s.paid_out() + s.carried, s.income + carried_in);
+        for n in &nodes {
+            prop_assert!(n.uptime_bps <= 10_000);
+            if n.uptime_bps >= sla.target_bps {
+                prop_assert!(!s.node_credits.contains_key(&n.node_id));
+            }
         }
     }
 }
