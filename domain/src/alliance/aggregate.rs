@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::commands::{AllianceCommand, NodeIncome};
+use super::commands::AllianceCommand;
 use super::errors::AllianceError;
 use super::events::AllianceEvent;
-use super::settlement::{settle, NodeFigures};
+use super::governance;
+use super::periods;
 use super::state::*;
 use super::values::*;
 use crate::actor::{Actor, Role};
@@ -262,6 +263,11 @@ impl Alliance {
             }
             C::ChangeSharingRule { by, rule, at } => {
                 open()?;
+                if s.governance == Governance::CapacityMajority {
+                    let who = member_only(&by)?;
+                    check_rule(&rule, |m| s.is_current_member(m))?;
+                    return governance::propose(s, who, ProposedChange::SharingRule(rule), at);
+                }
                 founder_only(&by)?;
                 check_rule(&rule, |m| s.is_current_member(m))?;
                 Ok(vec![E::SharingRuleChanged {
@@ -273,6 +279,10 @@ impl Alliance {
             }
             C::ChangeSla { by, sla, at } => {
                 open()?;
+                if s.governance == Governance::CapacityMajority {
+                    let who = member_only(&by)?;
+                    return governance::propose(s, who, ProposedChange::Sla(sla), at);
+                }
                 founder_only(&by)?;
                 Ok(vec![E::SlaChanged {
                     by: by.subject,
@@ -281,7 +291,20 @@ impl Alliance {
                     at,
                 }])
             }
-            C::Settle { period, nodes, now } => decide_settle(s, period, nodes, now),
+            C::Vote {
+                by,
+                proposal,
+                approve,
+                at,
+            } => {
+                open()?;
+                if s.governance != Governance::CapacityMajority {
+                    return Err(Error::WrongGovernance);
+                }
+                let who = member_only(&by)?;
+                governance::vote(s, who, proposal, approve, at)
+            }
+            C::Settle { period, nodes, now } => periods::settle_period(s, period, nodes, now),
             C::RecordPayout {
                 period,
                 member,
@@ -369,6 +392,7 @@ impl Alliance {
                 settlements: BTreeMap::new(),
                 payouts: BTreeMap::new(),
                 dissolved_from: None,
+                proposals: BTreeMap::new(),
             });
             return;
         }
@@ -450,6 +474,39 @@ impl Alliance {
                 effective_from,
                 ..
             } => s.slas.push((*effective_from, sla.clone())),
+            E::ChangeProposed {
+                proposal,
+                by,
+                change,
+                ..
+            } => {
+                s.proposals.insert(
+                    *proposal,
+                    Proposal {
+                        by: by.clone(),
+                        change: change.clone(),
+                        votes: BTreeMap::new(),
+                        decided: None,
+                    },
+                );
+            }
+            E::VoteCast {
+                proposal,
+                voter,
+                approve,
+                ..
+            } => {
+                if let Some(p) = s.proposals.get_mut(proposal) {
+                    p.votes.insert(voter.clone(), *approve);
+                }
+            }
+            E::ProposalDecided {
+                proposal, accepted, ..
+            } => {
+                if let Some(p) = s.proposals.get_mut(proposal) {
+                    p.decided = Some(*accepted);
+                }
+            }
             E::AllianceSettled {
                 period, settlement, ..
             } => {
@@ -492,66 +549,6 @@ fn check_rule(rule: &SharingRule, is_member: impl Fn(&str) -> bool) -> Result<()
         }
     }
     Ok(())
-}
-
-/// Settles a period, in order, once it is over, from figures for exactly
-/// the nodes counted in it.
-fn decide_settle(
-    s: &AllianceState,
-    period: Period,
-    nodes: Vec<NodeIncome>,
-    now: DateTime<Utc>,
-) -> Result<Vec<AllianceEvent>, AllianceError> {
-    if s.settlements.contains_key(&period) {
-        return Err(AllianceError::AlreadySettled(period));
-    }
-    if !s.active_in(period) {
-        return Err(AllianceError::NotActive(period));
-    }
-    let expected = s.next_to_settle();
-    if period != expected {
-        return Err(AllianceError::OutOfOrder { expected });
-    }
-    if now.timestamp() < period.end() {
-        return Err(AllianceError::PeriodNotOver(period));
-    }
-    let counted = s.nodes_in(period);
-    let mut figures = Vec::with_capacity(nodes.len());
-    for n in nodes {
-        let Some(c) = counted.get(&n.node_id) else {
-            return Err(AllianceError::NodeNotCounted(n.node_id));
-        };
-        figures.push(NodeFigures {
-            node_id: n.node_id,
-            member: c.member.clone(),
-            capacity: c.capacity,
-            uptime_bps: n.uptime_bps,
-            income: n.income,
-            billed: n.billed,
-        });
-    }
-    if let Some(missing) = counted
-        .keys()
-        .find(|id| !figures.iter().any(|f| f.node_id == **id))
-    {
-        return Err(AllianceError::MissingNode(*missing));
-    }
-    figures.sort_by_key(|f| f.node_id);
-    let carried_in = s
-        .last_settled()
-        .and_then(|p| s.settlements.get(&p))
-        .map_or(0, |x| x.carried);
-    let (Some(rule), Some(sla)) = (s.rule_for(period), s.sla_for(period)) else {
-        // Every alliance has a rule and an SLA from its founding period.
-        return Err(AllianceError::NotActive(period));
-    };
-    let settlement = settle(rule, sla, &s.members_in(period), &figures, carried_in)?;
-    Ok(vec![AllianceEvent::AllianceSettled {
-        period,
-        nodes: figures,
-        settlement,
-        at: now,
-    }])
 }
 
 crate::event_sourced!(

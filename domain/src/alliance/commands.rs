@@ -117,7 +117,8 @@ pub enum AllianceCommand {
         /// When.
         at: DateTime<Utc>,
     },
-    /// The founder changes the sharing rule from the next period on.
+    /// The founder changes the sharing rule from the next period on; under
+    /// capacity-majority governance, a member proposes it.
     ChangeSharingRule {
         /// The founder.
         by: Actor,
@@ -126,12 +127,24 @@ pub enum AllianceCommand {
         /// When.
         at: DateTime<Utc>,
     },
-    /// The founder changes the SLA from the next period on.
+    /// The founder changes the SLA from the next period on; under
+    /// capacity-majority governance, a member proposes it.
     ChangeSla {
         /// The founder.
         by: Actor,
         /// The new SLA.
         sla: Sla,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A member votes on a proposal (capacity-majority governance).
+    Vote {
+        /// The member.
+        by: Actor,
+        /// The proposal.
+        proposal: u32,
+        /// Approve or reject.
+        approve: bool,
         /// When.
         at: DateTime<Utc>,
     },
@@ -186,6 +199,7 @@ impl AllianceCommand {
             AllianceCommand::WithdrawNode { .. } => "withdraw_node",
             AllianceCommand::ChangeSharingRule { .. } => "change_sharing_rule",
             AllianceCommand::ChangeSla { .. } => "change_sla",
+            AllianceCommand::Vote { .. } => "vote",
             AllianceCommand::Settle { .. } => "settle",
             AllianceCommand::RecordPayout { .. } => "record_payout",
             AllianceCommand::LinkPayoutAccount { .. } => "link_payout_account",

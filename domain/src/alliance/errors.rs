@@ -92,6 +92,18 @@ pub enum AllianceError {
     /// A second, different payout for the same share.
     #[error("a different payout is already recorded for this share")]
     PayoutConflict,
+    /// Voting on a proposal never made.
+    #[error("no proposal {0}")]
+    NoSuchProposal(u32),
+    /// Voting on a proposal already decided.
+    #[error("proposal {0} is decided")]
+    ProposalClosed(u32),
+    /// Voting twice.
+    #[error("already voted on proposal {0}")]
+    AlreadyVoted(u32),
+    /// The command belongs to the other governance.
+    #[error("not how this alliance decides")]
+    WrongGovernance,
     /// A field is out of range or blank.
     #[error("invalid: {0}")]
     Invalid(#[from] SpecError),

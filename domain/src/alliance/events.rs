@@ -137,6 +137,43 @@ pub enum AllianceEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A member put a rule or SLA change to the vote.
+    ChangeProposed {
+        /// The proposal's number, from 1.
+        proposal: u32,
+        /// The proposer.
+        by: MemberId,
+        /// The change.
+        change: ProposedChange,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A member voted on a proposal.
+    VoteCast {
+        /// The proposal.
+        proposal: u32,
+        /// The voter.
+        voter: MemberId,
+        /// Approve or reject.
+        approve: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A proposal passed (the change event follows) or failed.
+    ProposalDecided {
+        /// The proposal.
+        proposal: u32,
+        /// Whether it passed.
+        accepted: bool,
+        /// The capacity that approved.
+        approving: u128,
+        /// The capacity that rejected.
+        rejecting: u128,
+        /// All current members' capacity then.
+        total: u128,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A period was settled: what came in, the credits, every member's
     /// share and what is carried to the next period.
     AllianceSettled {
@@ -191,6 +228,9 @@ impl AllianceEvent {
             | E::NodeWithdrawn { at, .. }
             | E::SharingRuleChanged { at, .. }
             | E::SlaChanged { at, .. }
+            | E::ChangeProposed { at, .. }
+            | E::VoteCast { at, .. }
+            | E::ProposalDecided { at, .. }
             | E::AllianceSettled { at, .. }
             | E::PayoutSent { at, .. }
             | E::PayoutAccountLinked { at, .. } => *at,
@@ -213,6 +253,9 @@ impl DomainEvent for AllianceEvent {
             E::NodeWithdrawn { .. } => "NodeWithdrawn",
             E::SharingRuleChanged { .. } => "SharingRuleChanged",
             E::SlaChanged { .. } => "SlaChanged",
+            E::ChangeProposed { .. } => "ChangeProposed",
+            E::VoteCast { .. } => "VoteCast",
+            E::ProposalDecided { .. } => "ProposalDecided",
             E::AllianceSettled { .. } => "AllianceSettled",
             E::PayoutSent { .. } => "PayoutSent",
             E::PayoutAccountLinked { .. } => "PayoutAccountLinked",

@@ -17,8 +17,10 @@
 //!   found approved (the command says so). The chain farm, twin and account
 //!   are recorded later (`AssignFarm`, idempotent), as creating them is an
 //!   external call; nodes can be contributed only once they exist.
-//! - **Governance** is the founder's: only the founder invites, changes the
-//!   rule and the SLA, and dissolves. The founder cannot leave (dissolving
+//! - **Governance**: only the founder invites and dissolves. The rule and
+//!   the SLA are changed by the founder, or, under
+//!   [`Governance::CapacityMajority`], by a member's proposal that members
+//!   holding most of the contributed capacity approve (`governance.rs`). The founder cannot leave (dissolving
 //!   is how a founder goes); other members leave at the end of the period,
 //!   their nodes withdrawn with them. A member may be invited again.
 //! - **Nodes**: a member contributes a node of its own farm (the app
@@ -46,6 +48,8 @@ mod aggregate;
 mod commands;
 mod errors;
 mod events;
+mod governance;
+mod periods;
 mod settlement;
 mod state;
 mod uptime;
@@ -63,6 +67,6 @@ pub use events::{AllianceEvent, EVENT_VERSION};
 pub use settlement::{
     largest_remainder, settle, NodeCredit, NodeFigures, Settlement, SettlementError,
 };
-pub use state::{AllianceState, Contribution, Member, Payout, Stint};
+pub use state::{AllianceState, Contribution, Member, Payout, Proposal, Stint};
 pub use uptime::{measure_uptime_bps, MAX_REPORT_GAP, MIN_NOTICE};
 pub use values::*;

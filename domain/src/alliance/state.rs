@@ -73,6 +73,19 @@ pub struct Payout {
     pub transfer: String,
 }
 
+/// A change put to the vote, and its votes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The proposer.
+    pub by: MemberId,
+    /// The change.
+    pub change: ProposedChange,
+    /// Each voter's vote: approve or not.
+    pub votes: BTreeMap<MemberId, bool>,
+    /// Whether it passed, once decided.
+    pub decided: Option<bool>,
+}
+
 /// Everything a decision about an alliance needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AllianceState {
@@ -104,6 +117,9 @@ pub struct AllianceState {
     pub payouts: BTreeMap<Period, BTreeMap<MemberId, Payout>>,
     /// The first period the alliance no longer counts, once dissolved.
     pub dissolved_from: Option<Period>,
+    /// Changes put to the vote, by number from 1.
+    #[serde(default)]
+    pub proposals: BTreeMap<u32, Proposal>,
 }
 
 impl AllianceState {
@@ -169,6 +185,28 @@ impl AllianceState {
     /// The period to settle next.
     pub fn next_to_settle(&self) -> Period {
         self.last_settled().map_or(self.founded_in, Period::next)
+    }
+
+    /// Each current member's vote weight: the CU + SU of its nodes
+    /// contributed and not withdrawn, or one each while none are.
+    pub fn voting_weights(&self) -> BTreeMap<MemberId, u128> {
+        let mut w: BTreeMap<MemberId, u128> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.is_current())
+            .map(|(id, _)| (id.clone(), 0))
+            .collect();
+        for cs in self.nodes.values() {
+            if let Some(c) = cs.last().filter(|c| c.stint.until.is_none()) {
+                if let Some(v) = w.get_mut(&c.member) {
+                    *v += c.capacity.units();
+                }
+            }
+        }
+        if w.values().all(|&v| v == 0) {
+            w.values_mut().for_each(|v| *v = 1);
+        }
+        w
     }
 
     pub(super) fn is_current_member(&self, subject: &str) -> bool {

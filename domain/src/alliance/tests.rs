@@ -8,6 +8,7 @@ use super::*;
 use crate::actor::{Actor, Role};
 use crate::testing::{Scenario, Then};
 
+mod governance;
 mod settling;
 
 impl Scenario for Alliance {

@@ -387,14 +387,30 @@ impl Sla {
     }
 }
 
-/// How an alliance decides. Only founder governance exists today: the
-/// founder alone invites, changes the rule and the SLA, and dissolves.
+/// How an alliance changes its sharing rule and its SLA. Under either,
+/// the founder alone invites and dissolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Governance {
-    /// The founder decides.
+    /// The founder changes them.
     #[default]
     Founder,
+    /// Any member proposes a change; it passes when members holding more
+    /// than half the contributed capacity (CU + SU of the nodes contributed
+    /// and not withdrawn) approve, and fails once half or more reject.
+    /// Votes are weighed by each voter's capacity when the vote is cast
+    /// that decides. While no capacity is contributed, each member weighs one.
+    CapacityMajority,
+}
+
+/// A change put to the members' vote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum ProposedChange {
+    /// A new sharing rule.
+    SharingRule(SharingRule),
+    /// A new SLA.
+    Sla(Sla),
 }
 
 /// A maintenance window of a node, unix seconds UTC, `[start, end)`.
