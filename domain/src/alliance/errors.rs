@@ -75,6 +75,9 @@ pub enum AllianceError {
     /// A counted node without figures.
     #[error("node {0} is counted in the period but has no figures")]
     MissingNode(u32),
+    /// Settlement amounts past `u64` base units, which events cannot hold.
+    #[error("amounts above 18446744073709551615 base units")]
+    AmountTooLarge,
     /// The settlement could not be computed.
     #[error("settlement: {0}")]
     Settlement(#[from] SettlementError),

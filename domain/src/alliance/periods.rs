@@ -1,5 +1,11 @@
 //! Settling an alliance's periods: in order, each once, after it ended,
 //! from the chain's figures for exactly the nodes counted in it.
+//!
+//! Amounts are `u128` as the chain bills, but every amount an event
+//! records must fit in `u64` (1.8 trillion TFT): the event store writes
+//! payloads through `serde_json::Value`, which holds no larger integer.
+//! A settlement whose income plus carried remainder fits does, as every
+//! amount in it is at most that total.
 
 use chrono::{DateTime, Utc};
 
@@ -61,6 +67,13 @@ pub(super) fn settle_period(
         // Every alliance has a rule and an SLA from its founding period.
         return Err(AllianceError::NotActive(period));
     };
+    let fits = |v: u128| u64::try_from(v).is_ok();
+    let income = figures
+        .iter()
+        .try_fold(carried_in, |sum, f| sum.checked_add(f.income));
+    if !income.is_some_and(fits) || figures.iter().any(|f| !f.billed.values().all(|&b| fits(b))) {
+        return Err(AllianceError::AmountTooLarge);
+    }
     let settlement = settle(rule, sla, &s.members_in(period), &figures, carried_in)?;
     Ok(vec![AllianceEvent::AllianceSettled {
         period,
