@@ -32,7 +32,11 @@
 //!   each once, only after it ended, with figures for exactly the nodes
 //!   counted in it; the remainder carried from one settlement goes into the
 //!   next. The app measures each node's uptime with
-//!   [`measure_uptime_bps`].
+//!   [`measure_uptime_bps`]. The sharing and SLA arithmetic is the pure
+//!   [`settle`] (see `settlement.rs`): credits to users are paid off the
+//!   top, so every member bears them by the rule's weights; credits to
+//!   members are the breaching member's penalty, given to the others.
+//!   Settled amounts must fit in `u64` base units (the event store's JSON).
 //! - **Dissolution** takes effect at the end of the period. After it every
 //!   command is refused but `Settle` (for the periods the alliance still
 //!   counted in), `RecordPayout` and `LinkPayoutAccount`: the money of those
