@@ -6,6 +6,7 @@
 //! from outside (the time, a price, a node) is put into the command first.
 
 pub mod actor;
+pub mod alliance;
 pub mod chain;
 pub mod deployment;
 pub mod kernel;
