@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 const GIB: u64 = 1 << 30;
 
-fn snapshot(node_id: u32, farm_id: u32, cru: u64, certified: bool) -> NodeSnapshot {
+pub(crate) fn snapshot(node_id: u32, farm_id: u32, cru: u64, certified: bool) -> NodeSnapshot {
     NodeSnapshot {
         node_id,
         farm_id,
@@ -54,7 +54,7 @@ fn snapshot(node_id: u32, farm_id: u32, cru: u64, certified: bool) -> NodeSnapsh
 }
 
 /// Syncs nodes as the grid sync worker would, straight through the store.
-async fn sync_nodes(app: &TestApp, snapshots: Vec<NodeSnapshot>) {
+pub(crate) async fn sync_nodes(app: &TestApp, snapshots: Vec<NodeSnapshot>) {
     let nodes = store::<Node>(app.pool.clone());
     for s in snapshots {
         let id = s.node_id.to_string();
@@ -74,7 +74,7 @@ async fn sync_nodes(app: &TestApp, snapshots: Vec<NodeSnapshot>) {
         .expect("catch up");
 }
 
-async fn approve_farm(app: &TestApp, provider: &str, farm_id: u32) {
+pub(crate) async fn approve_farm(app: &TestApp, provider: &str, farm_id: u32) {
     let farmer = token(provider, &["cloud-provider"]);
     let body = json!({
         "company": "Green Edge BV", "contact_email": "ops@greenedge.example",
