@@ -155,6 +155,17 @@ pub(super) async fn storage(
             json!(chain.twin_id_by_account(&account_key(&keys)?))
         }
         ("tfgridModule", "Twins") => json!(chain.twin(key(&keys, "twin_id")?)),
+        ("tfgridModule", "FarmIdByName") => {
+            let name: String = key(&keys, "name")?;
+            json!(sim.farm_id_by_name(&name))
+        }
+        ("tfgridModule", "Farms") => {
+            let farm_id: u32 = key(&keys, "farm_id")?;
+            sim.catalog
+                .farms
+                .get(&farm_id)
+                .map_or(Value::Null, super::grid::farm_json)
+        }
         ("smartContractModule", "Contracts") => {
             json!(chain.live_contract(key(&keys, "contract_id")?))
         }

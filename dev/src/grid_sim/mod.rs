@@ -74,6 +74,7 @@ mod catalog;
 mod chain;
 mod chain_http;
 mod cost;
+mod grid;
 mod indexer;
 mod price;
 mod seed;
@@ -268,6 +269,7 @@ impl Simulator {
             .route("/sim/nodes/{id}/down", post(catalog::node_down))
             .route("/sim/nodes/{id}/up", post(catalog::node_up))
             .route("/sim/nodes/{id}/fill", post(catalog::node_fill))
+            .route("/sim/nodes/{id}/farm", post(catalog::node_farm))
             // TFChain.
             .route("/chain/extrinsic", post(chain_http::extrinsic))
             .route("/chain/storage/{pallet}/{item}", get(chain_http::storage))
