@@ -196,7 +196,8 @@ pub mod wire {
         /// Spendable.
         #[serde(with = "balance")]
         pub free: u128,
-        /// Reserved (never, in the simulator).
+        /// Reserved: in the simulator, as on chain, what billing took and
+        /// has not yet distributed as rewards.
         #[serde(with = "balance")]
         pub reserved: u128,
         /// Frozen (never, in the simulator).

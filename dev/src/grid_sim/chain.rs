@@ -258,15 +258,31 @@ impl Ledger {
         }
     }
 
-    /// Takes `amount` (at most the free balance) from `account`: what was
-    /// taken.
-    pub(super) fn debit(&mut self, account: &str, amount: u128) -> u128 {
+    /// Reserves `amount` (at most the free balance) of `account`, as
+    /// billing does (`Currency::reserve`): what was moved from free to
+    /// reserved.
+    pub(super) fn reserve(&mut self, account: &str, amount: u128) -> u128 {
         let Some(info) = self.accounts.get_mut(account) else {
             return 0;
         };
         let taken = amount.min(info.data.free);
         info.data.free -= taken;
+        info.data.reserved = info.data.reserved.saturating_add(taken);
         taken
+    }
+
+    /// Moves `amount` (at most what is reserved) of `from`'s reserved
+    /// balance to `to`'s free balance (`repatriate_reserved` to `Free`):
+    /// what was moved.
+    pub(super) fn pay_reserved(&mut self, from: &str, to: &str, amount: u128) -> u128 {
+        let Some(info) = self.accounts.get_mut(from) else {
+            return 0;
+        };
+        let moved = amount.min(info.data.reserved);
+        info.data.reserved -= moved;
+        let to = self.accounts.entry(to.to_owned()).or_default();
+        to.data.free = to.data.free.saturating_add(moved);
+        moved
     }
 
     /// Mints `amount` into `account` (the `/sim/chain/fund` control, like
@@ -764,8 +780,10 @@ impl Sim {
         let Some(mut contract) = self.chain.live_contract(contract_id).cloned() else {
             return Vec::new();
         };
+        // What is still reserved is distributed first (`remit_funds` of a
+        // deleted contract).
+        let mut events = self.remit(contract_id, true);
         contract.state = ContractState::Deleted(cause);
-        let mut events = Vec::new();
         match &contract.contract_type {
             ContractData::NodeContract(node_contract) => {
                 let node_id = node_contract.node_id;

@@ -280,8 +280,9 @@ pub(super) async fn contracts(State(shared): State<Shared>) -> Json<Vec<Contract
 
 /// `GET /sim/chain/billing`: every contract's payment state, deleted ones
 /// included: `[{contract_id, last_billed, standard_overdraft,
-/// additional_overdraft, billed_standard, billed_additional, farmer_share,
-/// nu_unbilled, used}]`.
+/// additional_overdraft, billed_standard, billed_additional,
+/// standard_reserve, additional_reserve, cycles, farmer_share, nu_unbilled,
+/// used}]`.
 pub(super) async fn billing(State(shared): State<Shared>) -> Json<Vec<Value>> {
     let sim = shared.lock();
     Json(
