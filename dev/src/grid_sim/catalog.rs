@@ -479,7 +479,8 @@ pub(super) async fn node_farm(
         node_id = id,
         from_farm = ?from,
         farm_id,
-        block = updated.id.block_number,
+        block = sim.chain.block_at(sim.catalog.now).number,
+        events = updated.len(),
         "grid SIMULATOR: node moved to another farm (NodeUpdated)"
     );
     sim.render_id(id).map(Json)

@@ -244,7 +244,12 @@ impl Sim {
     /// with another farm): `NodeUpdated(Node)` in the current block. From
     /// then on its bills' farmer share goes to the new farm's twin. The
     /// public IPs its contracts hold stay with the farm they came from.
-    pub(super) fn move_node(&mut self, node_id: u32, farm_id: u32) -> Result<ChainEvent, SimError> {
+    /// The events recorded: the `NodeUpdated`.
+    pub(super) fn move_node(
+        &mut self,
+        node_id: u32,
+        farm_id: u32,
+    ) -> Result<Vec<ChainEvent>, SimError> {
         if !self.catalog.farms.contains_key(&farm_id) {
             return Err(SimError::UnknownFarm { node_id, farm_id });
         }
@@ -252,13 +257,9 @@ impl Sim {
         sim_node.node.farm_id = farm_id;
         let data = node_json(&sim_node.node);
         let block = self.chain.block_at(self.catalog.now);
-        let recorded = self
+        Ok(self
             .chain
-            .record(block, vec![event("tfgridModule", "NodeUpdated", data)]);
-        recorded
-            .into_iter()
-            .next()
-            .ok_or(SimError::NodeNotFound(node_id))
+            .record(block, vec![event("tfgridModule", "NodeUpdated", data)]))
     }
 }
 

@@ -159,7 +159,9 @@ fn a_node_moved_to_another_farm_is_updated_on_chain_and_in_the_catalog() {
     create_farm(&mut sim, "alliance", json!({"name": "alliance-farm"})).expect("farm");
     assert_eq!(sim.catalog.node(5).expect("node 5").node.farm_id, 2);
 
-    let updated = sim.move_node(5, 4).expect("moved");
+    let recorded = sim.move_node(5, 4).expect("moved");
+    assert_eq!(recorded.len(), 1);
+    let updated = recorded[0].clone();
     assert_eq!(
         (updated.pallet.as_str(), updated.name.as_str()),
         ("tfgridModule", "NodeUpdated")
