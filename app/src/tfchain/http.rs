@@ -196,7 +196,8 @@ pub mod wire {
         /// Spendable.
         #[serde(with = "balance")]
         pub free: u128,
-        /// Reserved (never, in the simulator).
+        /// Reserved: in the simulator, as on chain, what billing took and
+        /// has not yet distributed as rewards.
         #[serde(with = "balance")]
         pub reserved: u128,
         /// Frozen (never, in the simulator).
@@ -439,6 +440,30 @@ impl Chain for HttpChain {
             json!({ "relay": relay, "pk": null }),
         );
         self.submit(signer, call).await
+    }
+
+    async fn farm_id_by_name(&self, name: &str) -> Result<Option<u32>, ChainError> {
+        self.storage("tfgridModule", "FarmIdByName", &[("name", name.to_owned())])
+            .await
+    }
+
+    async fn create_farm(&self, signer: &Signer, name: &str) -> Result<u32, ChainError> {
+        let call = Call::new(
+            "tfgridModule",
+            "createFarm",
+            json!({ "name": name, "public_ips": [] }),
+        );
+        let receipt = self.submit(signer, call).await?;
+        receipt
+            .event("tfgridModule", "FarmStored")
+            .and_then(|e| e.data["id"].as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| {
+                ChainError::Unavailable(format!(
+                    "tfgridModule.createFarm({name:?}) was included without a FarmStored \
+                     carrying the farm's id"
+                ))
+            })
     }
 
     async fn transfer_with_remark(

@@ -230,6 +230,22 @@ pub trait Chain: Send + Sync {
         relay: Option<&str>,
     ) -> Result<Receipt, ChainError>;
 
+    /// `tfgridModule.FarmIdByName(name)`: the farm called `name`, if any.
+    /// Farm names are unique on chain, so a caller that crashed after
+    /// [`Chain::create_farm`] finds the farm it made here before making
+    /// another.
+    async fn farm_id_by_name(&self, name: &str) -> Result<Option<u32>, ChainError>;
+
+    /// `tfgridModule.createFarm(name, public_ips: [])`, by an account that
+    /// has a twin: that twin becomes the farm's, so the farmer's share of
+    /// the bills on the farm's nodes is paid to this account. Emits
+    /// `FarmStored(Farm)`; answers the new farm's id. Fails with
+    /// `tfgridModule.TwinNotExists` (the signer has no twin),
+    /// `tfgridModule.FarmExists` (the name is taken: look it up with
+    /// [`Chain::farm_id_by_name`]), `FarmNameTooShort`, `FarmNameTooLong` or
+    /// `InvalidFarmName` (3 to 40 of `a-z A-Z 0-9 - _`).
+    async fn create_farm(&self, signer: &Signer, name: &str) -> Result<u32, ChainError>;
+
     /// `utility.batchAll([balances.transferKeepAlive(dest, value),
     /// system.remarkWithEvent(remark)])`: a transfer tagged so that it can be
     /// found again ([`Chain::find_remark`]); emits `balances.Transfer` and

@@ -8,11 +8,15 @@
 //! (`UpdatedUsedResources`, [`Sim::report_used_resources`]) and the NU of
 //! NRU reports ([`Sim::report_nru`]).
 //!
-//! Unlike the pallet, which reserves the amounts and pays them out every 24
-//! cycles (`RewardDistributed`: 50% farmer, 40% foundation, 10% staking
-//! pool), the simulator takes what is billed out of the free balance at
-//! once and only keeps, per contract, what was billed ([`PaymentState`]):
-//! the rewards are not distributed.
+//! As in the pallet, a bill *reserves* the amount on the twin's account
+//! (free to reserved, [`PaymentState`] keeps it per contract), and the
+//! reserve is paid out ([`Sim::remit`], `remit_funds`) every
+//! [`SimOptions::reward_distribution_cycles`](super::SimOptions) bills of
+//! the contract and when it is deleted: `RewardDistributed{contract_id,
+//! standard_rewards, additional_rewards}`; of the standard part 10% to the
+//! staking pool, 40% to the foundation and the rest (50%) to the farmer,
+//! the twin of the farm the node is in *at distribution time*; the
+//! additional part (a rent contract's extra fee) wholly to the farmer.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +24,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use marketplace_app::grid::types::NodeCertification;
-use marketplace_app::tfchain::{Block, ContractData, ContractState, DeletionCause};
+use marketplace_app::tfchain::{
+    ss58_address, Block, ContractData, ContractState, DeletionCause, SS58_PREFIX,
+};
 use marketplace_app::zos::Capacity;
 
 use super::chain::{event, Pending};
@@ -49,6 +55,15 @@ pub(super) struct PaymentState {
     /// Everything billed so far, additional part: wholly the farmer's.
     #[serde(with = "decimal")]
     pub(super) billed_additional: u128,
+    /// Reserved on the twin's account and not yet distributed
+    /// (`standard_reserve`)...
+    #[serde(with = "decimal")]
+    pub(super) standard_reserve: u128,
+    /// ...and of the additional part (`additional_reserve`).
+    #[serde(with = "decimal")]
+    pub(super) additional_reserve: u128,
+    /// Bills since the rewards were last distributed (`cycles`).
+    pub(super) cycles: u32,
     /// NU reported since the last bill, units USD.
     pub(super) nu_unbilled: u64,
     /// What the node last reported the contract uses.
@@ -61,8 +76,14 @@ impl PaymentState {
             .saturating_add(self.additional_overdraft)
     }
 
-    /// The farmer's share of what was billed (50% of the standard part and
-    /// all of the additional), for the alliances' work.
+    fn has_reserve(&self) -> bool {
+        self.standard_reserve > 0 || self.additional_reserve > 0
+    }
+
+    /// The farmer's share of everything billed (50% of the standard part
+    /// and all of the additional), computed once over the total: what was
+    /// paid out differs by the rounding of each distribution
+    /// (`RewardDistributed`).
     pub(super) fn farmer_share(&self) -> u128 {
         let standard = self.billed_standard;
         // The pallet computes the 10% and 40% and gives the farmer the rest.
@@ -288,10 +309,12 @@ impl Sim {
             {
                 events.extend(self.end_grace(contract_id));
             }
-            self.chain.debit(&account, total);
+            self.chain.reserve(&account, total);
             if let Some(s) = self.billing.payments.get_mut(&contract_id) {
                 s.billed_standard += standard + s.standard_overdraft;
                 s.billed_additional += additional + s.additional_overdraft;
+                s.standard_reserve += standard + s.standard_overdraft;
+                s.additional_reserve += additional + s.additional_overdraft;
                 s.standard_overdraft = 0;
                 s.additional_overdraft = 0;
             }
@@ -313,7 +336,7 @@ impl Sim {
                 ContractState::Deleted(_) => {}
             }
             // Everything the balance holds goes to this bill; the rest is owed.
-            let part = self.chain.debit(&account, balance);
+            let part = self.chain.reserve(&account, balance);
             if let Some(s) = self.billing.payments.get_mut(&contract_id) {
                 s.standard_overdraft += standard;
                 s.additional_overdraft += additional;
@@ -322,6 +345,8 @@ impl Sim {
                 s.additional_overdraft -= part - from_standard;
                 s.billed_standard += from_standard;
                 s.billed_additional += part - from_standard;
+                s.standard_reserve += from_standard;
+                s.additional_reserve += part - from_standard;
             }
             if part > 0 {
                 events.push(billed(part));
@@ -341,6 +366,11 @@ impl Sim {
             s.nu_unbilled = 0;
             s.last_billed = now;
         }
+        // A deleted contract's rewards are distributed as it goes
+        // (`delete_contract`).
+        if !deleted {
+            events.extend(self.remit(contract_id, false));
+        }
         if deleted {
             if let ContractData::RentContract { node_id } = contract.contract_type {
                 for id in self.chain.active_node_contracts(node_id).to_vec() {
@@ -350,6 +380,89 @@ impl Sim {
             events.extend(self.delete_contract(contract_id, DeletionCause::OutOfFunds));
         }
         events
+    }
+
+    /// `remit_funds` after a bill of live contract `contract_id`, or with
+    /// `deleting` as it is deleted: one more cycle; when the cycles reach
+    /// the distribution frequency, or `deleting`, and something is
+    /// reserved, the reserve is paid out (see the module documentation)
+    /// and `RewardDistributed` emitted.
+    pub(super) fn remit(&mut self, contract_id: u64, deleting: bool) -> Vec<Pending> {
+        let frequency = self.options.reward_distribution_cycles.max(1);
+        let Some(state) = self.billing.payments.get_mut(&contract_id) else {
+            return Vec::new();
+        };
+        state.cycles = state.cycles.saturating_add(1);
+        if !(state.cycles >= frequency || deleting) || !state.has_reserve() {
+            return Vec::new();
+        }
+        let (standard, additional) = (state.standard_reserve, state.additional_reserve);
+        let Some(contract) = self.chain.live_contract(contract_id).cloned() else {
+            return Vec::new();
+        };
+        let Some(payer) = self
+            .chain
+            .twin(contract.twin_id)
+            .map(|t| t.account_id.clone())
+        else {
+            return Vec::new();
+        };
+        let farmer = match &contract.contract_type {
+            ContractData::NameContract { .. } => None,
+            ContractData::NodeContract(c) => Some(self.farmer_account(c.node_id)),
+            ContractData::RentContract { node_id } => Some(self.farmer_account(*node_id)),
+        };
+        let is_rent = matches!(contract.contract_type, ContractData::RentContract { .. });
+        if is_rent {
+            if let Some(farmer) = &farmer {
+                self.chain.pay_reserved(&payer, farmer, additional);
+            }
+        }
+        let pool = cost::percent_of(standard, 10);
+        self.chain.pay_reserved(&payer, STAKING_POOL_ACCOUNT, pool);
+        let foundation = match &farmer {
+            Some(farmer) => {
+                let foundation = cost::percent_of(standard, 40);
+                let farmer_share = standard.saturating_sub(foundation + pool);
+                self.chain.pay_reserved(&payer, farmer, farmer_share);
+                foundation
+            }
+            None => standard.saturating_sub(pool),
+        };
+        self.chain
+            .pay_reserved(&payer, FOUNDATION_ACCOUNT, foundation);
+        if let Some(state) = self.billing.payments.get_mut(&contract_id) {
+            if is_rent {
+                state.additional_reserve = 0;
+            }
+            state.standard_reserve = 0;
+            state.cycles = 0;
+        }
+        vec![event(
+            "smartContractModule",
+            "RewardDistributed",
+            json!({
+                "contract_id": contract_id,
+                "standard_rewards": standard.to_string(),
+                "additional_rewards": additional.to_string(),
+            }),
+        )]
+    }
+
+    /// Where the farmer's share of a bill on `node_id` goes now: the
+    /// account of the twin of the farm the node is in. A seed farm's twin
+    /// is not a chain account: its share goes to a made-up account for
+    /// that twin ([`catalog_twin_account`]).
+    fn farmer_account(&self, node_id: u32) -> String {
+        let twin_id = self
+            .catalog
+            .node(node_id)
+            .and_then(|n| self.catalog.farms.get(&n.node.farm_id))
+            .map_or(0, |farm| farm.twin_id);
+        match self.chain.twin(twin_id) {
+            Some(twin) => twin.account_id.clone(),
+            None => catalog_twin_account(twin_id),
+        }
     }
 
     /// A node contract on a node whose rent contract is in its grace period
@@ -443,6 +556,24 @@ impl Sim {
         }
         events
     }
+}
+
+/// The staking pool's account (`StakingPoolAccount`, the runtime's
+/// `get_staking_pool_account`): 10% of every contract's standard rewards.
+pub const STAKING_POOL_ACCOUNT: &str = "5CNposRewardAccount11111111111111111111111111FSU";
+
+/// The foundation's account (pricing policy 1's `foundation_account`; Eve
+/// on a development chain, as here): 40% of the standard rewards (90% on a
+/// name contract).
+pub const FOUNDATION_ACCOUNT: &str = "5HGjWAeFDfFCWPsjFQdVV2Msvz2XtMktvgocEZcCj68kUMaw";
+
+/// The made-up account standing for catalog twin `twin_id` (a seed farm's
+/// twin, which has no chain account): the SS58 address of the BLAKE2b-256
+/// of `grid-sim catalog twin <id>`. Farmer shares of bills on seed farms'
+/// nodes are paid there.
+pub fn catalog_twin_account(twin_id: u32) -> String {
+    let key = super::chain::remark_hash(format!("grid-sim catalog twin {twin_id}").as_bytes());
+    ss58_address(&key, SS58_PREFIX)
 }
 
 /// The node a contract is on (0 for a name contract, as the pallet says).

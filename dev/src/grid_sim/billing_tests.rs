@@ -438,9 +438,17 @@ fn a_user_cancel_bills_the_seconds_since_the_last_bill_first() {
             ),
         )
         .expect("cancel");
-    // Block 10: 54 s since the bill at block 1.
+    // Block 10: 54 s since the bill at block 1; then, as it is deleted,
+    // what both bills reserved is distributed.
     let names: Vec<&str> = receipt.events.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["ContractBilled", "NodeContractCanceled"]);
+    assert_eq!(
+        names,
+        [
+            "ContractBilled",
+            "RewardDistributed",
+            "NodeContractCanceled"
+        ]
+    );
     assert_eq!(
         amounts(&sim, id)[1],
         usd_to_tft(usd(SMALL_VM_PER_HOUR, 54), PRICE)
@@ -516,4 +524,219 @@ fn forty_eight_hours_over_fifty_contracts_take_well_under_a_second() {
     let took = started.elapsed();
     assert_eq!(events(&sim, "ContractBilled").len(), 50 * 48);
     assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Rewards: `remit_funds`
+// ---------------------------------------------------------------------------
+
+use super::{catalog_twin_account, FOUNDATION_ACCOUNT, STAKING_POOL_ACCOUNT};
+
+/// Bills every 10 blocks, rewards every `every` bills.
+fn rewarding(every: u32) -> SimOptions {
+    SimOptions {
+        reward_distribution_cycles: every,
+        ..options(10)
+    }
+}
+
+/// A farm made on this chain by `account` (given a twin), and `nodes`
+/// moved into it: its id.
+fn alliance(sim: &mut Sim, account: &str, nodes: &[u32]) -> u32 {
+    twin(sim, account, 0);
+    let receipt = sim
+        .submit(
+            account,
+            &Call::new(
+                "tfgridModule",
+                "createFarm",
+                json!({"name": format!("{account}-farm"), "public_ips": []}),
+            ),
+        )
+        .expect("farm");
+    let farm_id = receipt.events[0].data["id"].as_u64().expect("id") as u32;
+    for node in nodes {
+        sim.move_node(*node, farm_id).expect("move");
+    }
+    farm_id
+}
+
+/// `Perbill::from_percent(p) × x`: to the nearest, halves down.
+fn percent(x: u128, p: u128) -> u128 {
+    (x * p + 49) / 100
+}
+
+/// The farmer's part of one distribution of `standard`: what is left
+/// after the staking pool's 10% and the foundation's 40%.
+fn farmer_part(standard: u128) -> u128 {
+    standard - percent(standard, 10) - percent(standard, 40)
+}
+
+fn reserved(sim: &Sim, account: &str) -> u128 {
+    sim.chain.account(account).data.reserved
+}
+
+fn rewards(sim: &Sim, contract_id: u64) -> Vec<(u128, u128)> {
+    of(&events(sim, "RewardDistributed"), contract_id)
+        .iter()
+        .map(|e| {
+            let amount = |field: &str| -> u128 {
+                e.data[field]
+                    .as_str()
+                    .expect("decimal string")
+                    .parse()
+                    .expect("u128")
+            };
+            (amount("standard_rewards"), amount("additional_rewards"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_named_beneficiary_accounts_are_ss58_addresses() {
+    for account in [
+        STAKING_POOL_ACCOUNT.to_owned(),
+        FOUNDATION_ACCOUNT.to_owned(),
+        catalog_twin_account(102),
+    ] {
+        marketplace_app::tfchain::ss58_public_key(&account).expect(&account);
+    }
+    assert_ne!(catalog_twin_account(101), catalog_twin_account(102));
+}
+
+#[test]
+fn the_farm_twin_is_paid_half_of_the_bills_on_its_nodes_at_each_distribution() {
+    let mut sim = sim(rewarding(3));
+    alliance(&mut sim, "alliance", &[5]);
+    let funds = 1_000_000_000;
+    twin(&mut sim, "alice", funds);
+    let id = deploy(&mut sim, "alice", 5, 0, small_vm());
+
+    // Ten bills (blocks 1, 11, ..., 91): rewards after the 3rd, 6th, 9th.
+    advance(&mut sim, 10);
+    let first = usd_to_tft(usd(SMALL_VM_PER_HOUR, 6), PRICE);
+    let then = usd_to_tft(usd(SMALL_VM_PER_HOUR, 60), PRICE);
+    let mut bills = vec![first];
+    bills.extend([then; 9]);
+    assert_eq!(amounts(&sim, id), bills);
+    let groups = [first + 2 * then, 3 * then, 3 * then];
+    assert_eq!(rewards(&sim, id), groups.map(|g| (g, 0)));
+    let distributed = of(&events(&sim, "RewardDistributed"), id);
+    let billed = of(&events(&sim, "ContractBilled"), id);
+    for (k, reward) in distributed.iter().enumerate() {
+        // Right after the bill that completes the cycles, in its block.
+        let bill = &billed[3 * k + 2];
+        assert_eq!(reward.id.block_number, bill.id.block_number);
+        assert_eq!(reward.id.event_index, bill.id.event_index + 1);
+        assert_eq!(reward.data["contract_id"], id);
+    }
+
+    // The farm's twin holds half of each distribution, to the base unit.
+    let farmer: u128 = groups.iter().map(|g| farmer_part(*g)).sum();
+    assert_eq!(free(&sim, "alliance"), farmer);
+    let pool: u128 = groups.iter().map(|g| percent(*g, 10)).sum();
+    let foundation: u128 = groups.iter().map(|g| percent(*g, 40)).sum();
+    assert_eq!(free(&sim, STAKING_POOL_ACCOUNT), pool);
+    assert_eq!(free(&sim, FOUNDATION_ACCOUNT), foundation);
+    // The user paid every bill from free; the tenth is still reserved.
+    let total: u128 = bills.iter().sum();
+    assert_eq!(free(&sim, "alice"), funds - total);
+    assert_eq!(reserved(&sim, "alice"), then);
+    assert_eq!(farmer + pool + foundation + then, total);
+    let state = sim.billing.get(id).expect("payment state");
+    assert_eq!((state.standard_reserve, state.cycles), (then, 1));
+
+    // A cancel bills the rest and distributes all that is reserved before
+    // the contract goes.
+    let receipt = sim
+        .submit(
+            "alice",
+            &Call::new(
+                "smartContractModule",
+                "cancelContract",
+                json!({"contract_id": id}),
+            ),
+        )
+        .expect("cancel");
+    let names: Vec<&str> = receipt.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ContractBilled",
+            "RewardDistributed",
+            "NodeContractCanceled"
+        ]
+    );
+    let last = *amounts(&sim, id).last().expect("last bill");
+    assert_eq!(rewards(&sim, id)[3], (then + last, 0));
+    assert_eq!(reserved(&sim, "alice"), 0);
+    assert_eq!(free(&sim, "alliance"), farmer + farmer_part(then + last));
+}
+
+#[test]
+fn rewards_go_to_the_farm_the_node_is_in_when_they_are_distributed() {
+    let mut sim = sim(rewarding(3));
+    twin(&mut sim, "alice", 1_000_000_000);
+    let id = deploy(&mut sim, "alice", 5, 0, small_vm());
+    // Two bills while node 5 is in seed farm 2, whose twin 102 is not a
+    // chain account.
+    advance(&mut sim, 2);
+    assert!(rewards(&sim, id).is_empty());
+    alliance(&mut sim, "alliance", &[5]);
+    // The third bill distributes all three: to the farm node 5 is in now.
+    advance(&mut sim, 1);
+    let billed: u128 = amounts(&sim, id).iter().sum();
+    assert_eq!(rewards(&sim, id), [(billed, 0)]);
+    assert_eq!(free(&sim, "alliance"), farmer_part(billed));
+    assert_eq!(free(&sim, &catalog_twin_account(102)), 0);
+
+    // Moved back, the next distribution goes to farm 2's twin.
+    sim.move_node(5, 2).expect("move back");
+    advance(&mut sim, 3);
+    let next = rewards(&sim, id)[1].0;
+    assert_eq!(free(&sim, &catalog_twin_account(102)), farmer_part(next));
+    assert_eq!(free(&sim, "alliance"), farmer_part(billed));
+}
+
+#[test]
+fn a_rent_contracts_extra_fee_goes_wholly_to_the_farmer() {
+    let mut sim = sim(rewarding(1));
+    // Node 7: dedicated, an extra fee of 20,000 mUSD a month.
+    alliance(&mut sim, "alliance", &[7]);
+    twin(&mut sim, "alice", 100_000_000_000);
+    let id = rent(&mut sim, "alice", 7);
+    advance(&mut sim, 2);
+    let fee = usd_to_tft(20_000 * 10_000 * 60 / (30 * 24 * 3_600), PRICE);
+    let distributed = rewards(&sim, id);
+    assert_eq!(distributed.len(), 2);
+    let (standard, additional) = distributed[1];
+    assert_eq!(additional, fee);
+    assert_eq!(amounts(&sim, id)[1], standard + additional);
+    let farmer: u128 = distributed.iter().map(|(s, a)| farmer_part(*s) + a).sum();
+    assert_eq!(free(&sim, "alliance"), farmer);
+    assert_eq!(reserved(&sim, "alice"), 0);
+}
+
+#[test]
+fn a_contract_deleted_out_of_funds_distributes_what_it_could_bill() {
+    let mut sim = sim(SimOptions {
+        workload_delay: Duration::ZERO,
+        ..SimOptions::default()
+    });
+    alliance(&mut sim, "alliance", &[5]);
+    twin(&mut sim, "alice", 100);
+    let id = deploy(&mut sim, "alice", 5, 0, small_vm());
+    advance(&mut sim, 14 * 24 * 60 + 120);
+    assert_eq!(
+        sim.all_contract(id),
+        ContractState::Deleted(DeletionCause::OutOfFunds)
+    );
+    // Only the first bill took anything: the 100 units the balance held.
+    assert_eq!(rewards(&sim, id), [(100, 0)]);
+    assert_eq!(free(&sim, "alliance"), 50);
+    assert_eq!(free(&sim, STAKING_POOL_ACCOUNT), 10);
+    assert_eq!(free(&sim, FOUNDATION_ACCOUNT), 40);
+    let reward = &of(&events(&sim, "RewardDistributed"), id)[0];
+    let canceled = &of(&events(&sim, "NodeContractCanceled"), id)[0];
+    assert!(reward.id < canceled.id);
 }

@@ -459,3 +459,29 @@ pub(super) async fn node_fill(
     info!(node_id = id, "grid proxy SIMULATOR: node filled");
     sim.render_id(id).map(Json)
 }
+
+#[derive(Deserialize)]
+pub(super) struct MoveNode {
+    farm_id: u32,
+}
+
+/// `POST /sim/nodes/{id}/farm {"farm_id"}`: the node's owner re-registers
+/// it under another farm (`tfgridModule.update_node`); emits `NodeUpdated`.
+pub(super) async fn node_farm(
+    State(shared): State<Shared>,
+    UrlPath(id): UrlPath<u32>,
+    Json(MoveNode { farm_id }): Json<MoveNode>,
+) -> Result<Json<GridNode>, SimError> {
+    let mut sim = shared.lock();
+    let from = sim.catalog.node(id).map(|n| n.node.farm_id);
+    let updated = sim.move_node(id, farm_id)?;
+    info!(
+        node_id = id,
+        from_farm = ?from,
+        farm_id,
+        block = sim.chain.block_at(sim.catalog.now).number,
+        events = updated.len(),
+        "grid SIMULATOR: node moved to another farm (NodeUpdated)"
+    );
+    sim.render_id(id).map(Json)
+}

@@ -258,15 +258,31 @@ impl Ledger {
         }
     }
 
-    /// Takes `amount` (at most the free balance) from `account`: what was
-    /// taken.
-    pub(super) fn debit(&mut self, account: &str, amount: u128) -> u128 {
+    /// Reserves `amount` (at most the free balance) of `account`, as
+    /// billing does (`Currency::reserve`): what was moved from free to
+    /// reserved.
+    pub(super) fn reserve(&mut self, account: &str, amount: u128) -> u128 {
         let Some(info) = self.accounts.get_mut(account) else {
             return 0;
         };
         let taken = amount.min(info.data.free);
         info.data.free -= taken;
+        info.data.reserved = info.data.reserved.saturating_add(taken);
         taken
+    }
+
+    /// Moves `amount` (at most what is reserved) of `from`'s reserved
+    /// balance to `to`'s free balance (`repatriate_reserved` to `Free`):
+    /// what was moved.
+    pub(super) fn pay_reserved(&mut self, from: &str, to: &str, amount: u128) -> u128 {
+        let Some(info) = self.accounts.get_mut(from) else {
+            return 0;
+        };
+        let moved = amount.min(info.data.reserved);
+        info.data.reserved -= moved;
+        let to = self.accounts.entry(to.to_owned()).or_default();
+        to.data.free = to.data.free.saturating_add(moved);
+        moved
     }
 
     /// Mints `amount` into `account` (the `/sim/chain/fund` control, like
@@ -368,7 +384,7 @@ impl Ledger {
 #[derive(Deserialize)]
 struct Amount(#[serde(with = "balance")] u128);
 
-fn args<T: DeserializeOwned>(call: &Call) -> Result<T, Refusal> {
+pub(super) fn args<T: DeserializeOwned>(call: &Call) -> Result<T, Refusal> {
     serde_json::from_value(call.args.clone()).map_err(|e| {
         Refusal::BadCall(format!(
             "bad arguments for {}.{}: {e}",
@@ -455,6 +471,7 @@ impl Sim {
     fn dispatch(&mut self, signer: &str, call: &Call) -> Result<Vec<Pending>, Refusal> {
         match (call.pallet.as_str(), call.name.as_str()) {
             ("tfgridModule", "createTwin") => self.create_twin(signer, call),
+            ("tfgridModule", "createFarm") => self.create_farm(signer, call),
             ("utility", "batchAll") => self.batch_all(signer, call),
             ("balances", "transferKeepAlive" | "transferAllowDeath" | "transfer") => {
                 Ok(vec![transfer(&mut self.chain.accounts, signer, call)?])
@@ -763,13 +780,15 @@ impl Sim {
         let Some(mut contract) = self.chain.live_contract(contract_id).cloned() else {
             return Vec::new();
         };
+        // What is still reserved is distributed first (`remit_funds` of a
+        // deleted contract).
+        let mut events = self.remit(contract_id, true);
         contract.state = ContractState::Deleted(cause);
-        let mut events = Vec::new();
         match &contract.contract_type {
             ContractData::NodeContract(node_contract) => {
                 let node_id = node_contract.node_id;
                 if node_contract.public_ips > 0 {
-                    events.push(self.free_ips(node_id, contract_id));
+                    events.push(self.free_ips(contract_id));
                 }
                 if let Some(ids) = self.chain.active_node_contracts.get_mut(&node_id) {
                     ids.retain(|id| *id != contract_id);
@@ -814,11 +833,12 @@ impl Sim {
         events
     }
 
-    /// Gives the farm's IPs held by `contract_id` back: `IPsFreed`.
-    fn free_ips(&mut self, node_id: u32, contract_id: u64) -> Pending {
-        let farm_id = self.catalog.node(node_id).map(|n| n.node.farm_id);
+    /// Gives the farm's IPs held by `contract_id` back: `IPsFreed`. The
+    /// node may have moved to another farm since they were reserved, so
+    /// every farm is searched.
+    fn free_ips(&mut self, contract_id: u64) -> Pending {
         let mut freed = Vec::new();
-        if let Some(farm) = farm_id.and_then(|id| self.catalog.farms.get_mut(&id)) {
+        for farm in self.catalog.farms.values_mut() {
             for ip in farm
                 .public_ips
                 .iter_mut()

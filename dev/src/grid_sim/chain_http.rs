@@ -155,6 +155,17 @@ pub(super) async fn storage(
             json!(chain.twin_id_by_account(&account_key(&keys)?))
         }
         ("tfgridModule", "Twins") => json!(chain.twin(key(&keys, "twin_id")?)),
+        ("tfgridModule", "FarmIdByName") => {
+            let name: String = key(&keys, "name")?;
+            json!(sim.farm_id_by_name(&name))
+        }
+        ("tfgridModule", "Farms") => {
+            let farm_id: u32 = key(&keys, "farm_id")?;
+            sim.catalog
+                .farms
+                .get(&farm_id)
+                .map_or(Value::Null, super::grid::farm_json)
+        }
         ("smartContractModule", "Contracts") => {
             json!(chain.live_contract(key(&keys, "contract_id")?))
         }
@@ -269,8 +280,9 @@ pub(super) async fn contracts(State(shared): State<Shared>) -> Json<Vec<Contract
 
 /// `GET /sim/chain/billing`: every contract's payment state, deleted ones
 /// included: `[{contract_id, last_billed, standard_overdraft,
-/// additional_overdraft, billed_standard, billed_additional, farmer_share,
-/// nu_unbilled, used}]`.
+/// additional_overdraft, billed_standard, billed_additional,
+/// standard_reserve, additional_reserve, cycles, farmer_share, nu_unbilled,
+/// used}]`.
 pub(super) async fn billing(State(shared): State<Shared>) -> Json<Vec<Value>> {
     let sim = shared.lock();
     Json(

@@ -1,6 +1,8 @@
 //! The TFChain SIMULATOR's billing-era routes over real HTTP: the event
-//! retention's 410, the price and NRU controls, and a restart that keeps
-//! the chain.
+//! retention's 410, the price and NRU controls, a restart that keeps the
+//! chain, and an alliance's life through the `Chain` port: its farm, its
+//! members' nodes moving in, the rewards paid to its account, payouts from
+//! it that a crashed payer can find again, and a node that goes down.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -181,4 +183,278 @@ async fn a_restarted_server_serves_the_same_chain_on_the_same_port() {
     assert_eq!(chain.latest_block().await.expect("block"), before);
     assert_eq!(chain.free_balance(ALICE).await.expect("balance"), 1234);
     again.cancel.cancel();
+}
+
+// ---------------------------------------------------------------------------
+// Alliances: a farm the marketplace holds
+// ---------------------------------------------------------------------------
+
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest};
+use marketplace_app::tfchain::{Custody, EventId, Signer};
+use secrecy::SecretString;
+
+fn custody() -> Custody {
+    Custody::from_seed(&SecretString::from(
+        "0x0707070707070707070707070707070707070707070707070707070707070707".to_owned(),
+    ))
+    .expect("seed")
+}
+
+async fn fund(base: &str, account: &str, amount: u128) {
+    let (status, _) = post(
+        base,
+        "/sim/chain/fund",
+        json!({"account": account, "amount": amount.to_string()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+fn module(pallet: &str, error: &str) -> ChainError {
+    ChainError::Module {
+        pallet: pallet.to_owned(),
+        error: error.to_owned(),
+    }
+}
+
+/// `Perbill::from_percent(p) × x`: to the nearest, halves down.
+fn percent(x: u128, p: u128) -> u128 {
+    (x * p + 49) / 100
+}
+
+fn decimal(value: &Value) -> u128 {
+    value
+        .as_str()
+        .expect("decimal string")
+        .parse()
+        .expect("u128")
+}
+
+async fn named(chain: &HttpChain, name: &str) -> Vec<marketplace_app::tfchain::ChainEvent> {
+    chain
+        .events(None, 1_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.name == name)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_alliance_farm_is_created_once_and_found_again_by_name() {
+    let sim = simulator(SimOptions::default());
+    let served = serve(&sim).await;
+    let chain = HttpChain::new(&served.base).expect("chain");
+    let holder: Signer = custody().derived(&["alliance", "a-1"]);
+
+    // Its account has no twin yet.
+    assert_eq!(
+        chain.create_farm(&holder, "alliance-a-1").await,
+        Err(module("tfgridModule", "TwinNotExists"))
+    );
+    chain.create_twin(&holder, None).await.expect("twin");
+    let twin_id = chain
+        .twin_id_by_account(holder.address())
+        .await
+        .expect("read")
+        .expect("twin");
+
+    assert_eq!(chain.farm_id_by_name("alliance-a-1").await, Ok(None));
+    let farm_id = chain
+        .create_farm(&holder, "alliance-a-1")
+        .await
+        .expect("farm");
+    assert_eq!(farm_id, 4);
+    // A creator that crashed after the call finds it by name; calling
+    // again is refused.
+    assert_eq!(chain.farm_id_by_name("alliance-a-1").await, Ok(Some(4)));
+    assert_eq!(
+        chain.create_farm(&holder, "alliance-a-1").await,
+        Err(module("tfgridModule", "FarmExists"))
+    );
+    assert_eq!(
+        chain.create_farm(&holder, "no spaces").await,
+        Err(module("tfgridModule", "InvalidFarmName"))
+    );
+
+    // The chain stores it, and the grid proxy lists it with its twin.
+    let (_, stored) = get(&served.base, "/chain/storage/tfgridModule/Farms?farm_id=4").await;
+    assert_eq!(stored["value"]["twin_id"], twin_id);
+    assert_eq!(stored["value"]["name"], "alliance-a-1");
+    let (_, farms) = get(&served.base, "/farms").await;
+    let listed = farms
+        .as_array()
+        .expect("farms")
+        .iter()
+        .find(|f| f["farmId"] == farm_id)
+        .expect("listed")
+        .clone();
+    assert_eq!(listed["twinId"], twin_id);
+    assert_eq!(listed["name"], "alliance-a-1");
+    served.cancel.cancel();
+}
+
+#[tokio::test]
+async fn the_alliance_account_is_paid_half_the_bills_on_its_nodes_and_pays_members_once() {
+    let sim = simulator(SimOptions {
+        billing_cycle_blocks: 10,
+        reward_distribution_cycles: 2,
+        ..SimOptions::default()
+    });
+    let served = serve(&sim).await;
+    let base = served.base.as_str();
+    let chain = HttpChain::new(base).expect("chain");
+    let keys = custody();
+    let holder = keys.derived(&["alliance", "a-2"]);
+    let user = keys.wallet("user-1");
+    let member = keys.wallet("member-1");
+
+    chain.create_twin(&holder, None).await.expect("twin");
+    let farm_id = chain
+        .create_farm(&holder, "alliance-a-2")
+        .await
+        .expect("farm");
+    chain.create_twin(&user, None).await.expect("user twin");
+    fund(base, user.address(), 1_000_000_000).await;
+    // One public IP on node 5 (farm 2 has one): billed 40,000 units an hour.
+    let contract = chain
+        .create_node_contract(&user, 5, &"ab".repeat(16), "", 1, None)
+        .await
+        .expect("contract")
+        .contract()
+        .expect("contract")
+        .contract_id;
+
+    // A member moves node 5 into the alliance.
+    let (status, node) = post(base, "/sim/nodes/5/farm", json!({"farm_id": farm_id})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(node["farmId"], farm_id);
+    assert_eq!(node["farmName"], "alliance-a-2");
+    let (_, nodes) = get(base, &format!("/nodes?farm_ids={farm_id}")).await;
+    let ids: Vec<&Value> = nodes
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| &n["nodeId"])
+        .collect();
+    assert_eq!(ids, [&json!(5)]);
+    let updated = named(&chain, "NodeUpdated").await;
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].data["farm_id"], farm_id);
+    let (status, _) = post(base, "/sim/nodes/5/farm", json!({"farm_id": 99})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = post(base, "/sim/nodes/999/farm", json!({"farm_id": 1})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Four bills, two distributions.
+    post(base, "/sim/clock/advance?minutes=4", json!({})).await;
+    let billed: u128 = named(&chain, "ContractBilled")
+        .await
+        .iter()
+        .filter(|e| e.data["contract_id"] == contract)
+        .map(|e| decimal(&e.data["amount_billed"]))
+        .sum();
+    let rewards = named(&chain, "RewardDistributed").await;
+    assert_eq!(rewards.len(), 2);
+    let distributed: Vec<u128> = rewards
+        .iter()
+        .map(|e| decimal(&e.data["standard_rewards"]))
+        .collect();
+    assert_eq!(distributed.iter().sum::<u128>(), billed);
+    let farmer: u128 = distributed
+        .iter()
+        .map(|s| s - percent(*s, 10) - percent(*s, 40))
+        .sum();
+    assert!(farmer > 0);
+    assert_eq!(chain.free_balance(holder.address()).await, Ok(farmer));
+
+    // The alliance pays a member from its account, tagged. A payer that
+    // crashed before or after the call looks for the tag first.
+    let from_block = chain.latest_block().await.expect("block").number;
+    let remark = b"alliance a-2 payout 2026-12 member-1";
+    let hash: [u8; 32] = Blake2b::<U32>::digest(remark).into();
+    assert_eq!(
+        chain.find_remark(holder.address(), hash, from_block).await,
+        Ok(None)
+    );
+    assert_eq!(
+        chain
+            .transfer_with_remark(&holder, member.address(), farmer + 1, remark)
+            .await
+            .err(),
+        Some(module("balances", "InsufficientBalance"))
+    );
+    assert_eq!(
+        chain.find_remark(holder.address(), hash, from_block).await,
+        Ok(None)
+    );
+    let share = farmer / 2;
+    let receipt = chain
+        .transfer_with_remark(&holder, member.address(), share, remark)
+        .await
+        .expect("payout");
+    let remarked: EventId = receipt.event("system", "Remarked").expect("remarked").id;
+    assert_eq!(
+        chain.find_remark(holder.address(), hash, from_block).await,
+        Ok(Some(remarked))
+    );
+    // Only this sender's remark counts.
+    assert_eq!(
+        chain.find_remark(user.address(), hash, from_block).await,
+        Ok(None)
+    );
+    assert_eq!(chain.free_balance(member.address()).await, Ok(share));
+    assert_eq!(
+        chain.free_balance(holder.address()).await,
+        Ok(farmer - share)
+    );
+    served.cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_node_taken_down_sends_no_uptime_reports_until_it_is_up_again() {
+    let sim = simulator(SimOptions::default());
+    let served = serve(&sim).await;
+    let base = served.base.as_str();
+    let chain = HttpChain::new(base).expect("chain");
+    let reports_of_5 = |events: Vec<marketplace_app::tfchain::ChainEvent>| -> Vec<Value> {
+        events
+            .into_iter()
+            .filter(|e| e.data[0] == 5)
+            .map(|e| e.data)
+            .collect()
+    };
+    let (status, node) = post(base, "/sim/nodes/5/down", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(node["status"], "up");
+    // 20 hours without a report from node 5; the others go on.
+    post(base, "/sim/clock/advance?minutes=1200", json!({})).await;
+    let during = named(&chain, "NodeUptimeReported").await;
+    assert!(!during.is_empty());
+    assert!(reports_of_5(during.clone()).is_empty());
+    let (_, down) = get(base, "/nodes?status=down").await;
+    assert!(down
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .any(|n| n["nodeId"] == 5));
+
+    let (status, node) = post(base, "/sim/nodes/5/up", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(node["status"], "up");
+    let after = during.last().expect("a report").id;
+    post(base, "/sim/clock/advance?minutes=40", json!({})).await;
+    let since: Vec<_> = chain
+        .events(Some(after), 1_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.name == "NodeUptimeReported")
+        .collect();
+    let five = reports_of_5(since);
+    assert_eq!(five.len(), 1);
+    // Its uptime counts from when it came back.
+    assert!(five[0][2].as_i64().expect("uptime") <= 40 * 60);
+    served.cancel.cancel();
 }

@@ -24,8 +24,13 @@
 //!   resources, IPs, NU, rent and extra fee, the staking discount, the
 //!   certified premium, USD to TFT at the clamped average price), grace
 //!   periods that pause the node's workloads, deletion `OutOfFunds`, and the
-//!   TFT price ring buffer. Rewards are not distributed (see
-//!   docs/simulator.md, "Not simulated").
+//!   TFT price ring buffer; bills are reserved and paid out as rewards
+//!   every [`SimOptions::reward_distribution_cycles`] bills and on
+//!   deletion (`RewardDistributed`: 50% to the twin of the node's farm,
+//!   40% to [`FOUNDATION_ACCOUNT`], 10% to [`STAKING_POOL_ACCOUNT`], a
+//!   rent contract's extra fee wholly to the farmer).
+//! - `grid`: `tfgridModule.createFarm` and nodes moving between farms
+//!   (`NodeUpdated`).
 //! - `zos` and `zos_http`: the ZOS SIMULATOR behind `POST /rmb`, the shape
 //!   `marketplace_app::zos::rmb::HttpRmb` speaks.
 //! - `indexer`: the INDEXER SIMULATOR (`POST /graphql`), tfchain_graphql's
@@ -49,6 +54,8 @@
 //!   answering RMB
 //! - `POST /sim/nodes/{id}/up` → the node is powered up and reports now
 //! - `POST /sim/nodes/{id}/fill` → used resources = total resources
+//! - `POST /sim/nodes/{id}/farm {"farm_id"}` → the node moves to that farm
+//!   (its owner's `update_node`): `tfgridModule.NodeUpdated`
 //! - `POST /sim/nodes` with a node item → adds the node (201)
 //! - `POST /sim/chain/fund {"account", "amount"}` → mints TFT base units
 //! - `GET  /sim/chain/contracts` → every contract, deleted ones included
@@ -66,7 +73,9 @@
 //! "farms": [<proxy farm items>], "nodes": [<proxy node items>]}`. A seed
 //! node whose `status` is `down` starts silent; any other starts reporting
 //! (`standby` ones powered down). Without `now` the clock starts at the wall
-//! clock. Farms' and nodes' twins in the catalog are not chain accounts.
+//! clock. Farms' and nodes' twins in the catalog are not chain accounts: a
+//! seed farm's farmer share is paid to [`catalog_twin_account`] of its
+//! twin. A farm made with `createFarm` has a chain twin and is paid there.
 
 mod billing;
 mod blocks;
@@ -74,6 +83,7 @@ mod catalog;
 mod chain;
 mod chain_http;
 mod cost;
+mod grid;
 mod indexer;
 mod price;
 mod seed;
@@ -93,6 +103,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+pub use billing::{catalog_twin_account, FOUNDATION_ACCOUNT, STAKING_POOL_ACCOUNT};
 use catalog::Catalog;
 pub use catalog::SimClock;
 use chain::Ledger;
@@ -124,6 +135,10 @@ pub struct SimOptions {
     pub min_tft_price_musd: u32,
     /// `MaxTftPrice`, mUSD: billing never converts above it.
     pub max_tft_price_musd: u32,
+    /// `DistributionFrequency`: a contract's billed amounts are paid out
+    /// (`RewardDistributed`) every this many of its bills, and when it is
+    /// deleted. 24 by default; 0 counts as 1.
+    pub reward_distribution_cycles: u32,
 }
 
 /// Dev mode's delay: long enough to see `init`, short enough not to wait.
@@ -135,6 +150,9 @@ pub const DEFAULT_BILLING_CYCLE_BLOCKS: u32 = 600;
 /// `GracePeriod`: 14 days of 6-second blocks.
 pub const DEFAULT_GRACE_PERIOD_BLOCKS: u32 = 201_600;
 
+/// `DistributionFrequency` on the main chain: every 24 bills (a day).
+pub const DEFAULT_REWARD_DISTRIBUTION_CYCLES: u32 = 24;
+
 impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
@@ -145,6 +163,7 @@ impl Default for SimOptions {
             tft_price_musd: 10,
             min_tft_price_musd: 10,
             max_tft_price_musd: 1_000,
+            reward_distribution_cycles: DEFAULT_REWARD_DISTRIBUTION_CYCLES,
         }
     }
 }
@@ -268,6 +287,7 @@ impl Simulator {
             .route("/sim/nodes/{id}/down", post(catalog::node_down))
             .route("/sim/nodes/{id}/up", post(catalog::node_up))
             .route("/sim/nodes/{id}/fill", post(catalog::node_fill))
+            .route("/sim/nodes/{id}/farm", post(catalog::node_farm))
             // TFChain.
             .route("/chain/extrinsic", post(chain_http::extrinsic))
             .route("/chain/storage/{pallet}/{item}", get(chain_http::storage))
