@@ -19,7 +19,7 @@ async fn get(app: &TestApp, path: &str) -> (u16, Value) {
 }
 
 /// Waits until the audit index has every event stored.
-async fn indexed(app: &TestApp) {
+pub(crate) async fn indexed(app: &TestApp) {
     for _ in 0..400 {
         let (stored, indexed): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM audit_events)",
@@ -195,4 +195,253 @@ async fn a_correlation_id_is_followed_across_a_deployment_a_wallet_and_a_node() 
         asked.iter().any(|a| a.starts_with("search actor=farmer")),
         "{asked:?}"
     );
+}
+
+async fn verify(app: &TestApp) -> Value {
+    let (status, found) = get(app, "/v1/audit/verify").await;
+    assert_eq!(status, 200, "{found:#}");
+    found
+}
+
+/// Two deployments, requested and cancelled, indexed and checkpointed.
+async fn two_audited_deployments(app: &TestApp) -> Vec<String> {
+    let mut ids = Vec::new();
+    for name in ["one", "two"] {
+        let (id, _) = app.request(&alice(), &vm_body(name)).await;
+        let r = app
+            .post(
+                &format!("/v1/deployments/{id}/cancel"),
+                &alice(),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(r.status(), 202);
+        ids.push(id);
+    }
+    indexed(app).await;
+    let c = marketplace_app::audit::integrity::checkpoint(&app.pool)
+        .await
+        .expect("checkpoint")
+        .expect("events to cover");
+    assert!(c.events >= 4 && c.total == c.events, "{c:?}");
+    assert!(verify(app).await["broken"].is_null());
+    ids
+}
+
+/// An edit whose forger also recomputed the aggregate's hash chain passes
+/// the chain check; the audit index's copy of the committed hash names the
+/// event, and with the index doctored too, the checkpoint still fails.
+#[tokio::test]
+async fn a_rewritten_chain_is_caught_by_the_index_and_then_by_the_checkpoint() {
+    let app = spawn_app().await;
+    let ids = two_audited_deployments(&app).await;
+    let rehash = |sequence: i64| {
+        sqlx::query(
+            "UPDATE events e SET hash = event_hash(
+                 (SELECT p.hash FROM events p WHERE p.aggregate_type = e.aggregate_type
+                     AND p.aggregate_id = e.aggregate_id AND p.sequence = e.sequence - 1), e)
+              WHERE aggregate_type = 'deployment' AND aggregate_id = $1 AND sequence = $2",
+        )
+        .bind(ids[0].clone())
+        .bind(sequence)
+    };
+    sqlx::query(
+        "UPDATE events SET payload = jsonb_set(payload, '{DeploymentRequested,name}', '\"forged\"')
+          WHERE aggregate_type = 'deployment' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(&ids[0])
+    .execute(&app.pool)
+    .await
+    .expect("forge");
+    rehash(1).execute(&app.pool).await.expect("rehash 1");
+    rehash(2).execute(&app.pool).await.expect("rehash 2");
+    let found = verify(&app).await;
+    let broken = &found["broken"];
+    assert_eq!(broken["aggregate_id"], ids[0].as_str(), "{found:#}");
+    assert_eq!(
+        (broken["sequence"].as_i64(), broken["reason"].as_str()),
+        (Some(1), Some("rehashed"))
+    );
+
+    // The metric says so.
+    let metrics = app
+        .get("/metrics", &operator())
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("marketplace_audit_verify_broken 1"),
+        "{metrics}"
+    );
+
+    // The index doctored as well: the checkpoint over commit order fails.
+    sqlx::query(
+        "UPDATE audit_events a SET hash = e.hash FROM events e
+          WHERE a.aggregate_type = e.aggregate_type AND a.aggregate_id = e.aggregate_id
+            AND a.sequence = e.sequence",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("doctor the index");
+    let found = verify(&app).await;
+    let broken = &found["broken"];
+    assert_eq!(broken["checkpoint"], 1, "{found:#}");
+    assert!(
+        broken["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("checkpoint")),
+        "{found:#}"
+    );
+    let (_, checkpoints) = get(&app, "/v1/audit/checkpoints").await;
+    assert_eq!(checkpoints["items"][0]["id"], 1);
+    assert_eq!(
+        checkpoints["items"][0]["hash"].as_str().map(str::len),
+        Some(64)
+    );
+}
+
+/// An aggregate's last event removed leaves its chain whole; the index
+/// still names it.
+#[tokio::test]
+async fn an_aggregates_last_event_removed_is_found_by_name() {
+    let app = spawn_app().await;
+    let ids = two_audited_deployments(&app).await;
+    sqlx::query("DELETE FROM events WHERE aggregate_type = 'deployment' AND aggregate_id = $1 AND sequence = 2")
+        .bind(&ids[1])
+        .execute(&app.pool)
+        .await
+        .expect("delete");
+    let found = verify(&app).await;
+    let broken = &found["broken"];
+    assert_eq!(broken["aggregate_id"], ids[1].as_str(), "{found:#}");
+    assert_eq!(
+        (broken["sequence"].as_i64(), broken["reason"].as_str()),
+        (Some(2), Some("removed"))
+    );
+    // With its index row gone too, the checkpoint that covered it fails.
+    sqlx::query("DELETE FROM audit_events WHERE aggregate_id = $1 AND sequence = 2")
+        .bind(&ids[1])
+        .execute(&app.pool)
+        .await
+        .expect("delete");
+    let found = verify(&app).await;
+    assert_eq!(found["broken"]["checkpoint"], 1, "{found:#}");
+}
+
+/// History and state at each version for every aggregate type the
+/// marketplace stores, folded by each one's own rules.
+#[tokio::test]
+async fn every_aggregate_type_has_a_history_and_a_state_at_each_version() {
+    use marketplace_app::Exec;
+    use marketplace_domain::tft_price::{TftPriceCommand, TftPriceFeed};
+    let app = spawn_app().await;
+    // deployment: requested, cancelled.
+    let (deployment, _) = app.request(&alice(), &vm_body("every")).await;
+    app.post(
+        &format!("/v1/deployments/{deployment}/cancel"),
+        &alice(),
+        &json!({}),
+    )
+    .await;
+    // node: synced twice (the second changes its used capacity).
+    let mut node = snapshot(11, 5, 8, false);
+    sync_nodes(&app, vec![node.clone()]).await;
+    node.used.cru = 6;
+    sync_nodes(&app, vec![node]).await;
+    // provider_request: submitted, approved.
+    approve_farm(&app, "farmer", 5).await;
+    // pricing_policy: changed twice by an operator.
+    for cu in [200_000, 300_000] {
+        let mut policy: Value = app
+            .get("/v1/pricing", &alice())
+            .await
+            .json()
+            .await
+            .expect("json");
+        policy = policy["policy"].clone();
+        policy["cu_per_hour"] = json!(cu);
+        let r = app
+            .client
+            .put(app.url("/v1/pricing"))
+            .bearer_auth(operator())
+            .json(&policy)
+            .send()
+            .await
+            .expect("put");
+        assert!(
+            r.status().is_success(),
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // wallet: opened with a link challenge.
+    let account = marketplace_app::tfchain::ss58_address(
+        &schnorrkel::Keypair::generate().public.to_bytes(),
+        42,
+    );
+    let r = app
+        .post(
+            "/v1/wallet/link-challenges",
+            &alice(),
+            &json!({ "account": account, "key_type": "sr25519" }),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    // tft_price: two observations, as the chain follower records them.
+    let stores = marketplace_app::Stores::new(&app.pool);
+    for (block, price) in [(10, 12), (20, 15)] {
+        Exec::<TftPriceFeed>::new(
+            &stores.tft_price,
+            "tfchain",
+            marketplace_app::metadata::EventMetadata::for_worker("test-chain", "block"),
+        )
+        .run(|_| {
+            Ok(TftPriceCommand::Observe {
+                price_musd: price,
+                event: marketplace_domain::chain::ChainEventRef {
+                    block_number: block,
+                    event_index: 0,
+                },
+                stored_at: Utc::now(),
+                at: Utc::now(),
+            })
+        })
+        .await
+        .expect("observe");
+    }
+
+    let aggregates = [
+        ("deployment", deployment.as_str()),
+        ("node", "11"),
+        ("provider_request", "5"),
+        ("pricing_policy", "current"),
+        ("wallet", "alice"),
+        ("tft_price", "tfchain"),
+    ];
+    for (kind, id) in aggregates {
+        let base = format!("/v1/audit/aggregates/{kind}/{id}");
+        let (status, history) = get(&app, &format!("{base}/events")).await;
+        assert_eq!(status, 200, "{kind}: {history:#}");
+        let events = history["items"].as_array().expect("items").len() as i64;
+        assert!(events >= 1, "{kind}");
+        let mut states = Vec::new();
+        for version in 1..=events.min(2) {
+            let (status, state) = get(&app, &format!("{base}/state?version={version}")).await;
+            assert_eq!(status, 200, "{kind} v{version}: {state:#}");
+            assert_eq!(state["version"], version, "{kind}");
+            assert!(state["state"].is_object(), "{kind}: {state:#}");
+            states.push(state["state"].clone());
+        }
+        if let [first, second] = &states[..] {
+            assert_ne!(first, second, "{kind}: version 2 changed something");
+            let (status, diff) = get(&app, &format!("{base}/diff?from=1&to=2")).await;
+            assert_eq!(status, 200, "{kind}");
+            assert!(
+                !diff["changes"].as_array().expect("changes").is_empty(),
+                "{kind}"
+            );
+        }
+    }
 }

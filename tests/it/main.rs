@@ -16,6 +16,7 @@
 mod common;
 
 mod audit;
+mod audit_cli;
 mod audit_search;
 mod auth;
 mod billing;
