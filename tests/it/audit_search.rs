@@ -329,13 +329,11 @@ async fn an_aggregates_last_event_removed_is_found_by_name() {
     assert_eq!(found["broken"]["checkpoint"], 1, "{found:#}");
 }
 
-/// History and state at each version for every aggregate type the
-/// marketplace stores, folded by each one's own rules.
-#[tokio::test]
-async fn every_aggregate_type_has_a_history_and_a_state_at_each_version() {
+/// Two events or more of every aggregate type the marketplace stores, as
+/// their own commands write them; answers the deployment's id.
+pub(crate) async fn seed_every_aggregate(app: &TestApp) -> String {
     use marketplace_app::Exec;
     use marketplace_domain::tft_price::{TftPriceCommand, TftPriceFeed};
-    let app = spawn_app().await;
     // deployment: requested, cancelled.
     let (deployment, _) = app.request(&alice(), &vm_body("every")).await;
     app.post(
@@ -346,11 +344,11 @@ async fn every_aggregate_type_has_a_history_and_a_state_at_each_version() {
     .await;
     // node: synced twice (the second changes its used capacity).
     let mut node = snapshot(11, 5, 8, false);
-    sync_nodes(&app, vec![node.clone()]).await;
+    sync_nodes(app, vec![node.clone()]).await;
     node.used.cru = 6;
-    sync_nodes(&app, vec![node]).await;
+    sync_nodes(app, vec![node]).await;
     // provider_request: submitted, approved.
-    approve_farm(&app, "farmer", 5).await;
+    approve_farm(app, "farmer", 5).await;
     // pricing_policy: changed twice by an operator.
     for cu in [200_000, 300_000] {
         let mut policy: Value = app
@@ -411,7 +409,15 @@ async fn every_aggregate_type_has_a_history_and_a_state_at_each_version() {
         .await
         .expect("observe");
     }
+    deployment
+}
 
+/// History and state at each version for every aggregate type the
+/// marketplace stores, folded by each one's own rules.
+#[tokio::test]
+async fn every_aggregate_type_has_a_history_and_a_state_at_each_version() {
+    let app = spawn_app().await;
+    let deployment = seed_every_aggregate(&app).await;
     let aggregates = [
         ("deployment", deployment.as_str()),
         ("node", "11"),
