@@ -26,6 +26,7 @@ mod cli;
 mod commands;
 mod deployments_api;
 mod grid_sync;
+mod group_commit;
 mod harness;
 mod kafka;
 mod kafka_postgres_restart;

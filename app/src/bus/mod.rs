@@ -10,7 +10,7 @@
 //! the conflict is the caller's to see.
 
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, EventStore};
+use cqrs_es::{Aggregate, EventStore};
 use marketplace_domain::deployment::Deployment;
 use marketplace_domain::node::Node;
 use marketplace_domain::pricing::PricingPolicyAggregate;
@@ -23,8 +23,32 @@ use postgres_es::PostgresEventRepository;
 use crate::error::CommandError;
 use crate::metadata::EventMetadata;
 
-/// An aggregate's event store.
-pub type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
+pub mod group;
+
+pub use group::GroupCommit;
+
+/// An aggregate's event store: cqrs-es's for loads (snapshot, then the
+/// events after it, upcast), and the group committer for the bus's
+/// appends. Derefs to the cqrs-es store.
+pub struct Store<A: Aggregate> {
+    events: PersistedEventStore<PostgresEventRepository, A>,
+    committer: GroupCommit,
+}
+
+impl<A: Aggregate> std::ops::Deref for Store<A> {
+    type Target = PersistedEventStore<PostgresEventRepository, A>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.events
+    }
+}
+
+impl<A: Aggregate> Store<A> {
+    /// The group committer its appends go through.
+    pub fn committer(&self) -> &GroupCommit {
+        &self.committer
+    }
+}
 
 /// Keeps a snapshot every this many events, so loading stays short.
 pub const SNAPSHOT_EVERY: usize = 20;
@@ -36,11 +60,24 @@ pub const SNAPSHOT_EVERY: usize = 20;
 /// payment workers on one wallet) than occur.
 pub const CONFLICT_RETRIES: usize = 16;
 
-/// Builds an aggregate's store over a pool; loads read older event
-/// versions as the current one.
+/// Builds an aggregate's store over a pool, with a committer of its own;
+/// loads read older event versions as the current one.
 pub fn store<A: Aggregate>(pool: sqlx::PgPool) -> Store<A> {
-    PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool), SNAPSHOT_EVERY)
-        .with_upcasters(vec![Box::new(Upcaster(A::TYPE))])
+    let committer = GroupCommit::new(pool.clone());
+    store_with(pool, committer)
+}
+
+/// Builds an aggregate's store whose appends go through `committer`
+/// (shared by every store of a [`Stores`]).
+pub fn store_with<A: Aggregate>(pool: sqlx::PgPool, committer: GroupCommit) -> Store<A> {
+    Store {
+        events: PersistedEventStore::new_snapshot_store(
+            PostgresEventRepository::new(pool),
+            SNAPSHOT_EVERY,
+        )
+        .with_upcasters(vec![Box::new(Upcaster(A::TYPE))]),
+        committer,
+    }
 }
 
 /// The domain's upcasting steps ([`marketplace_domain::upcast`]) as the
@@ -96,15 +133,16 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Every store over one pool.
+    /// Every store over one pool, sharing one group committer.
     pub fn new(pool: &sqlx::PgPool) -> Self {
+        let committer = GroupCommit::new(pool.clone());
         Self {
-            deployments: store(pool.clone()),
-            providers: store(pool.clone()),
-            nodes: store(pool.clone()),
-            pricing: store(pool.clone()),
-            wallets: store(pool.clone()),
-            tft_price: store(pool.clone()),
+            deployments: store_with(pool.clone(), committer.clone()),
+            providers: store_with(pool.clone(), committer.clone()),
+            nodes: store_with(pool.clone(), committer.clone()),
+            pricing: store_with(pool.clone(), committer.clone()),
+            wallets: store_with(pool.clone(), committer.clone()),
+            tft_price: store_with(pool.clone(), committer),
         }
     }
 }
@@ -234,8 +272,9 @@ where
                 });
             }
             let metadata = self.metadata.restamped().to_map();
-            match self.store.commit(events.clone(), context, metadata).await {
-                Ok(_) => {
+            let append = appended::<A>(&self.id, &context, &events, &metadata)?;
+            match self.store.committer.append(append).await {
+                Ok(()) => {
                     tracing::info!(aggregate = A::TYPE, id = %self.id, version, "command committed");
                     return Ok(Committed {
                         id: self.id,
@@ -244,14 +283,73 @@ where
                         aggregate,
                     });
                 }
-                Err(AggregateError::AggregateConflict)
+                Err(group::AppendError::Conflict)
                     if self.expected.is_none() && lost_races < CONFLICT_RETRIES =>
                 {
                     lost_races += 1;
                     tracing::debug!(aggregate = A::TYPE, id = %self.id, lost_races, "lost a race; deciding again");
                 }
-                Err(e) => return Err(e.into()),
+                Err(group::AppendError::Conflict) => {
+                    return Err(CommandError::VersionConflict(
+                        "another command changed this resource first".into(),
+                    ))
+                }
+                Err(e) => return Err(CommandError::Unavailable(e.to_string())),
             }
         }
     }
+}
+
+/// What a command appends: its events as rows following on from the
+/// loaded version, and the snapshot due with them, as cqrs-es's snapshot
+/// store would write it (one every [`SNAPSHOT_EVERY`] events).
+fn appended<A>(
+    id: &str,
+    context: &cqrs_es::persist::EventStoreAggregateContext<A>,
+    events: &[A::Event],
+    metadata: &std::collections::HashMap<String, String>,
+) -> Result<group::Append, CommandError>
+where
+    A: EventSourced + Clone,
+    A::Event: Clone,
+{
+    use cqrs_es::DomainEvent;
+    let internal = |e: serde_json::Error| CommandError::Internal(e.to_string());
+    let metadata = serde_json::to_value(metadata).map_err(internal)?;
+    let from = context.current_sequence;
+    let rows = events
+        .iter()
+        .zip(from + 1..)
+        .map(|(e, sequence)| {
+            Ok(group::Row {
+                sequence: sequence as i64,
+                event_type: e.event_type(),
+                event_version: e.event_version(),
+                payload: serde_json::to_value(e).map_err(internal)?,
+                metadata: metadata.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, CommandError>>()?;
+    // The snapshot lands on the last multiple of SNAPSHOT_EVERY these
+    // events reach, if they reach one.
+    let reached = (from + events.len()) / SNAPSHOT_EVERY * SNAPSHOT_EVERY;
+    let snapshot = if reached > from {
+        let mut state = context.aggregate.clone();
+        for e in &events[..reached - from] {
+            state.apply_one(e);
+        }
+        Some(group::Snapshot {
+            payload: serde_json::to_value(&state).map_err(internal)?,
+            last_sequence: reached as i64,
+            number: context.current_snapshot.map_or(1, |n| n as i64 + 1),
+        })
+    } else {
+        None
+    };
+    Ok(group::Append {
+        aggregate_type: A::TYPE,
+        aggregate_id: id.to_string(),
+        rows,
+        snapshot,
+    })
 }
