@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     marketplace::MIGRATOR.run(&pool).await?;
     println!(
         "{}",
-        machine_line("PostgreSQL and the bench share the machine")
+        machine_line("PostgreSQL and the bench")
     );
 
     // The store: real payloads, metadata as the bus writes it.

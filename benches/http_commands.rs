@@ -16,6 +16,10 @@
 //! paced (one command at a time, its own 1 ms poll of
 //! `SELECT version FROM deployment_views WHERE id = $1`).
 //!
+//! Each mode first runs `pgbench` on the same server (BENCH_CONCURRENCY
+//! clients, 10 s, one event-sized row inserted per transaction into a table
+//! shaped like the store) and prints each throughput phase as a ratio of it.
+//!
 //! `cargo bench --bench http_commands`. Environment: BENCH_REQUESTS (5000),
 //! BENCH_CONCURRENCY (16), BENCH_WARMUP (300), BENCH_LATENCY_SAMPLES (1000),
 //! BENCH_PACED_SAMPLES (200), BENCH_POOL (32), BENCH_DURABLE (1, 0 or both),
@@ -86,6 +90,8 @@ struct Stack {
     pg: EmbeddedPostgres,
     dir: std::path::PathBuf,
     url: String,
+    /// The database's URL (pgbench connects to it).
+    db_url: String,
     /// The server's pool (shared by the API and the projection runner).
     server_pool: PgPool,
     /// The bench's own connections (polling, sampling), tagged `bench`.
@@ -145,6 +151,7 @@ async fn start(durable: bool, cfg: &Config, key: &SigningKey) -> anyhow::Result<
         pg,
         dir,
         url,
+        db_url,
         server_pool,
         bench_pool,
         cancel,
@@ -491,6 +498,67 @@ async fn wait_for_views(pool: &PgPool, expected: i64) -> Option<Duration> {
     }
 }
 
+/// `pgbench` against `url`: `clients` clients for 10 s, each transaction
+/// one insert of an event-sized row; answers transactions per second.
+async fn pgbench_baseline(url: &str, pool: &PgPool, clients: usize) -> anyhow::Result<f64> {
+    sqlx::query("DROP TABLE IF EXISTS pgbench_events").execute(pool).await?;
+    sqlx::query("CREATE TABLE pgbench_events (LIKE events INCLUDING ALL)")
+        .execute(pool)
+        .await?;
+    let payload = serde_json::json!({ "DeploymentRequested": {
+        "owner": "bench", "name": "web1", "kind": "vm", "spec": vm_body("web1")["spec"].clone(),
+        "placement": {"country": null, "farm_id": null, "certified_only": false, "dedicated": false, "min_uptime_bps": 0},
+        "at": "2026-12-01T00:00:00Z" } });
+    let metadata = serde_json::json!({ "actor_subject": "bench0", "actor_role": "cloud-user",
+        "correlation_id": "00000000-0000-4000-8000-000000000000", "causation_id": "00000000-0000-4000-8000-000000000000",
+        "request_id": "00000000-0000-4000-8000-000000000000", "recorded_at": "2026-12-01T00:00:00Z" });
+    let script = std::env::temp_dir().join(format!("pgbench-{}.sql", std::process::id()));
+    // The row's payload and metadata come from a one-row table: pgbench
+    // would read their colons as its variables.
+    sqlx::query("DROP TABLE IF EXISTS pgbench_model").execute(pool).await?;
+    sqlx::query("CREATE TABLE pgbench_model AS SELECT $1::jsonb AS payload, $2::jsonb AS metadata")
+        .bind(&payload)
+        .bind(&metadata)
+        .execute(pool)
+        .await?;
+    std::fs::write(
+        &script,
+        "\\set id random(1, 2000000000)\nINSERT INTO pgbench_events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) SELECT 'deployment', :client_id || '-' || :id, 1, 'DeploymentRequested', '2', payload, metadata FROM pgbench_model ON CONFLICT DO NOTHING;\n",
+    )?;
+    let binary = ["pgbench"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .chain(
+            std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| d.path().join("bin/pgbench")),
+        )
+        .find(|p| std::process::Command::new(p).arg("--version").output().is_ok())
+        .ok_or_else(|| anyhow::anyhow!("no pgbench on this machine"))?;
+    let out = tokio::process::Command::new(binary)
+        .args(["-n", "-M", "prepared", "-T", "10", "-j", "2"])
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("-f")
+        .arg(&script)
+        .arg(url)
+        .output()
+        .await?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let tps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench's output: {text}"))?;
+    sqlx::query("DROP TABLE pgbench_events, pgbench_model").execute(pool).await?;
+    Ok(tps)
+}
+
 async fn run_mode(
     durable: bool,
     cfg: &Config,
@@ -510,6 +578,21 @@ async fn run_mode(
         cfg.pool
     ));
     let (c, mut accepted, mut ok) = (cfg.concurrency, 0i64, true);
+    // The database's own speed, in this run, on this server: `pgbench`,
+    // C clients each inserting one event-sized row per transaction into a
+    // table shaped like the store (its columns, key and commit-order index).
+    let baseline = match pgbench_baseline(&stack.db_url, &stack.bench_pool, c).await {
+        Ok(tps) => {
+            notes.push(format!(
+                "[{mode}] pgbench baseline: {tps:.0} single-row inserts/s at {c} clients (10 s)"
+            ));
+            Some(tps)
+        }
+        Err(e) => {
+            notes.push(format!("[{mode}] pgbench baseline not run: {e}"));
+            None
+        }
+    };
 
     eprintln!("[{mode}] warm-up: {} requests", cfg.warmup);
     let warm = run_load(&stack.url, tokens, cfg.warmup, c, "w", false, None).await;
@@ -557,6 +640,13 @@ async fn run_mode(
         let secs = load.elapsed.as_secs_f64();
         let machine = (cpu1.0 - cpu0.0) / secs;
         let own = (cpu1.2 - cpu0.2) / secs;
+        if let Some(tps) = baseline {
+            let rate = load.ok as f64 / secs;
+            notes.push(format!(
+                "[{mode}] {what}: {rate:.0} commands/s = {:.2}x the pgbench baseline",
+                rate / tps
+            ));
+        }
         notes.push(format!(
             "[{mode}] {what}: CPU busy {machine:.2} cores of {} (this process: client+API+runner {own:.2}; rest, mostly PostgreSQL, {:.2}); iowait {:.2} cores",
             std::thread::available_parallelism().map_or(0, |n| n.get()),
