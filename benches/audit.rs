@@ -110,10 +110,7 @@ async fn main() -> anyhow::Result<()> {
         .connect_with(PgConnectOptions::from_str(&url)?.application_name("bench"))
         .await?;
     marketplace::MIGRATOR.run(&pool).await?;
-    println!(
-        "{}",
-        machine_line("PostgreSQL and the bench")
-    );
+    println!("{}", machine_line("PostgreSQL and the bench"));
 
     // The store: real payloads, metadata as the bus writes it.
     let payload = serde_json::to_value(DeploymentEvent::DeploymentRequested {

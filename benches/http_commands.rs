@@ -501,7 +501,9 @@ async fn wait_for_views(pool: &PgPool, expected: i64) -> Option<Duration> {
 /// `pgbench` against `url`: `clients` clients for 10 s, each transaction
 /// one insert of an event-sized row; answers transactions per second.
 async fn pgbench_baseline(url: &str, pool: &PgPool, clients: usize) -> anyhow::Result<f64> {
-    sqlx::query("DROP TABLE IF EXISTS pgbench_events").execute(pool).await?;
+    sqlx::query("DROP TABLE IF EXISTS pgbench_events")
+        .execute(pool)
+        .await?;
     sqlx::query("CREATE TABLE pgbench_events (LIKE events INCLUDING ALL)")
         .execute(pool)
         .await?;
@@ -515,7 +517,9 @@ async fn pgbench_baseline(url: &str, pool: &PgPool, clients: usize) -> anyhow::R
     let script = std::env::temp_dir().join(format!("pgbench-{}.sql", std::process::id()));
     // The row's payload and metadata come from a one-row table: pgbench
     // would read their colons as its variables.
-    sqlx::query("DROP TABLE IF EXISTS pgbench_model").execute(pool).await?;
+    sqlx::query("DROP TABLE IF EXISTS pgbench_model")
+        .execute(pool)
+        .await?;
     sqlx::query("CREATE TABLE pgbench_model AS SELECT $1::jsonb AS payload, $2::jsonb AS metadata")
         .bind(&payload)
         .bind(&metadata)
@@ -535,7 +539,12 @@ async fn pgbench_baseline(url: &str, pool: &PgPool, clients: usize) -> anyhow::R
                 .flatten()
                 .map(|d| d.path().join("bin/pgbench")),
         )
-        .find(|p| std::process::Command::new(p).arg("--version").output().is_ok())
+        .find(|p| {
+            std::process::Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })
         .ok_or_else(|| anyhow::anyhow!("no pgbench on this machine"))?;
     let out = tokio::process::Command::new(binary)
         .args(["-n", "-M", "prepared", "-T", "10", "-j", "2"])
@@ -548,14 +557,20 @@ async fn pgbench_baseline(url: &str, pool: &PgPool, clients: usize) -> anyhow::R
         .await?;
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&out.stdout);
-    anyhow::ensure!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tps = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("tps = "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse::<f64>().ok())
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench's output: {text}"))?;
-    sqlx::query("DROP TABLE pgbench_events, pgbench_model").execute(pool).await?;
+    sqlx::query("DROP TABLE pgbench_events, pgbench_model")
+        .execute(pool)
+        .await?;
     Ok(tps)
 }
 

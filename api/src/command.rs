@@ -8,6 +8,7 @@ use std::future::Future;
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use marketplace_app::bus::group::KeyWrite;
 use marketplace_app::idempotency::{self, Answer, Keyed, Outcome, Recovery};
 use marketplace_app::{CommandError, EventMetadata, Exec, Store};
 use marketplace_domain::deployment::Deployment;
@@ -93,6 +94,44 @@ where
     A::Event: Clone,
     CommandError: From<A::Error>,
 {
+    if let Some(key) = ctx.idempotency_key.as_deref() {
+        // The key's claim and its answer commit in the events' own
+        // transaction. A taken key (a retry, a concurrent duplicate), a
+        // refusal or a command with nothing to append goes on to the
+        // protocol below, which replays or records the answer.
+        let (location, subject, hash) = (
+            target.location.clone(),
+            actor.subject.clone(),
+            fingerprint.clone(),
+        );
+        let key = key.to_string();
+        let fast = exec(target.store, target.id.clone(), ctx, actor)
+            .claiming_key(move |id, version| {
+                let answer = idempotency::accepted(id, version, &location);
+                KeyWrite {
+                    subject: subject.clone(),
+                    key: key.clone(),
+                    request_hash: hash.clone(),
+                    status: answer.status as i16,
+                    headers: serde_json::to_value(&answer.headers).unwrap_or_default(),
+                    body: answer.body,
+                }
+            })
+            .run(&build)
+            .await;
+        match fast {
+            Ok(done) if !done.events.is_empty() => {
+                let body = CommandAccepted {
+                    id: done.id,
+                    version: done.version,
+                };
+                return accepted(&body, &target.location);
+            }
+            Ok(_) | Err(CommandError::IdempotencyKeyTaken) => {}
+            Err(e) if e.is_transient() => return ApiError::from(e).into_response(),
+            Err(_) => {}
+        }
+    }
     let recovery = Recovery::Accepted {
         aggregate_type: A::TYPE,
         location: target.location.clone(),

@@ -281,7 +281,9 @@ impl From<CommandError> for ApiError {
             CommandError::VersionConflict(why) => ApiError::Conflict(why),
             CommandError::Exists { slug, detail } => ApiError::Exists { slug, detail },
             CommandError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
-            CommandError::IdempotencyInProgress => ApiError::IdempotencyInProgress,
+            CommandError::IdempotencyInProgress | CommandError::IdempotencyKeyTaken => {
+                ApiError::IdempotencyInProgress
+            }
             CommandError::NotConfigured(what) => ApiError::NotConfigured(what),
             CommandError::Unavailable(why) => ApiError::Unavailable(why),
             CommandError::Internal(why) => ApiError::Internal(why),

@@ -54,6 +54,11 @@ pub enum CommandError {
     /// The Idempotency-Key was used before for a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
+    /// The command's Idempotency-Key was claimed by another request first
+    /// (a retry, or a concurrent duplicate): nothing was written; the
+    /// protocol then answers with what that request answered.
+    #[error("idempotency key already taken")]
+    IdempotencyKeyTaken,
     /// A request with this Idempotency-Key is still running.
     #[error("a request with this idempotency key is in progress")]
     IdempotencyInProgress,
@@ -75,6 +80,7 @@ impl CommandError {
         match self {
             CommandError::VersionConflict(_)
             | CommandError::IdempotencyInProgress
+            | CommandError::IdempotencyKeyTaken
             | CommandError::NotConfigured(_)
             | CommandError::Unavailable(_)
             | CommandError::Internal(_) => true,

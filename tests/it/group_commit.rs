@@ -68,6 +68,7 @@ fn append(id: &str, rows: Vec<Row>) -> Append {
         aggregate_id: id.into(),
         rows,
         snapshot: None,
+        key: None,
     }
 }
 
@@ -93,7 +94,10 @@ async fn in_a_batch_a_conflicting_append_fails_alone() {
         append("clean-b", vec![row(1, "b1")]),
     ];
     let lost = group::write_batch(&app.pool, &batch).await.expect("batch");
-    assert_eq!(lost, HashSet::from([1, 3]));
+    assert_eq!(
+        lost.keys().copied().collect::<HashSet<_>>(),
+        HashSet::from([1, 3])
+    );
     let rows: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT aggregate_id, sequence, payload->'Noted'->>'name' FROM events
           WHERE aggregate_type = 'group_test' ORDER BY aggregate_id, sequence",
@@ -217,4 +221,46 @@ async fn a_killed_api_leaves_every_answered_command_durable_and_none_half_writte
     let found = marketplace_app::audit::verify(&pool).await.expect("verify");
     assert!(found.broken.is_none(), "{found:?}");
     cancel.cancel();
+}
+
+/// A keyed command's key is claimed, with its answer, by the very
+/// transaction that appends its events; a retry appends nothing more and
+/// gets the same answer.
+#[tokio::test]
+async fn a_keyed_commands_key_and_events_commit_in_one_transaction() {
+    let app = spawn_app().await;
+    let send = || {
+        app.client
+            .post(app.url("/v1/deployments"))
+            .bearer_auth(alice())
+            .header("idempotency-key", "one-tx")
+            .json(&vm_body("keyed"))
+            .send()
+    };
+    let first = send().await.expect("send");
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.expect("json");
+    let id = first["id"].as_str().expect("id").to_string();
+    let (same, state): (bool, String) = sqlx::query_as(
+        "SELECT e.txid % 4294967296 = k.xmin::text::bigint, k.state
+           FROM idempotency_keys k
+           JOIN events e ON e.aggregate_type = 'deployment' AND e.aggregate_id = k.aggregate_id
+          WHERE k.subject = 'alice' AND k.key = 'one-tx'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("key and events");
+    assert!(same, "the key's row was written by the events' transaction");
+    assert_eq!(state, "done");
+    let events = app.total_events().await;
+    let again = send().await.expect("send");
+    assert_eq!(again.status(), 202);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again, first);
+    assert_eq!(
+        app.total_events().await,
+        events,
+        "the retry appended nothing"
+    );
+    assert_eq!(app.event_count(&id).await, 1);
 }

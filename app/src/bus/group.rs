@@ -18,7 +18,7 @@
 //! batch-mates commit. Every caller is answered after the commit returns,
 //! so an answered append is durable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -58,6 +58,24 @@ pub struct Snapshot {
     pub number: i64,
 }
 
+/// An Idempotency-Key's claim and final answer, written in the same
+/// transaction as the command's events: both or neither.
+#[derive(Debug, Clone)]
+pub struct KeyWrite {
+    /// The caller's subject.
+    pub subject: String,
+    /// The key.
+    pub key: String,
+    /// The request's fingerprint.
+    pub request_hash: Vec<u8>,
+    /// The answer's status.
+    pub status: i16,
+    /// The answer's kept headers, `[[name, value], ...]`.
+    pub headers: Value,
+    /// The answer's body.
+    pub body: Value,
+}
+
 /// What one command appends to one aggregate.
 #[derive(Debug, Clone)]
 pub struct Append {
@@ -69,6 +87,8 @@ pub struct Append {
     pub rows: Vec<Row>,
     /// A snapshot, when one is due.
     pub snapshot: Option<Snapshot>,
+    /// The request's Idempotency-Key and answer, when it has one.
+    pub key: Option<KeyWrite>,
 }
 
 /// Why an append was not committed.
@@ -77,6 +97,10 @@ pub enum AppendError {
     /// Another writer appended at one of its sequences first.
     #[error("another command appended to this aggregate first")]
     Conflict,
+    /// Its Idempotency-Key is already taken (a retry, or a concurrent
+    /// request with the same key): nothing of it was written.
+    #[error("the Idempotency-Key is already taken")]
+    KeyTaken,
     /// The batch's transaction failed; nothing of it was committed unless
     /// the failure was the commit's own answer being lost.
     #[error("database: {0}")]
@@ -161,12 +185,11 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
     let size = appends.len();
     match outcome {
         Ok(lost) => {
-            tracing::debug!(appends = size, conflicts = lost.len(), "group commit");
+            tracing::debug!(appends = size, lost = lost.len(), "group commit");
             for (i, reply) in replies.into_iter().enumerate() {
-                let answer = if lost.contains(&i) {
-                    Err(AppendError::Conflict)
-                } else {
-                    Ok(())
+                let answer = match lost.get(&i) {
+                    Some(why) => Err(why.clone()),
+                    None => Ok(()),
                 };
                 let _ = reply.send(answer);
             }
@@ -181,9 +204,13 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
     }
 }
 
-/// Writes a batch in one transaction, as a lane does; answers the indexes
-/// of the appends that lost their race (nothing of theirs is written).
-pub async fn write_batch(pool: &PgPool, appends: &[Append]) -> Result<HashSet<usize>, sqlx::Error> {
+/// Writes a batch in one transaction, as a lane does; answers the appends
+/// that lost (by index, with why: a sequence or their key was taken), of
+/// which nothing is written.
+pub async fn write_batch(
+    pool: &PgPool,
+    appends: &[Append],
+) -> Result<HashMap<usize, AppendError>, sqlx::Error> {
     let mut types = Vec::new();
     let mut ids = Vec::new();
     let mut sequences = Vec::new();
@@ -241,6 +268,8 @@ pub async fn write_batch(pool: &PgPool, appends: &[Append]) -> Result<HashSet<us
             lost.insert(i);
         }
     }
+    let keys_taken = write_keys(&mut tx, appends, &lost).await?;
+    lost.extend(keys_taken.iter().copied());
     if !lost.is_empty() {
         // A loser's rows that did go in (a later sequence than the one it
         // lost on) come out again, in this transaction.
@@ -274,7 +303,78 @@ pub async fn write_batch(pool: &PgPool, appends: &[Append]) -> Result<HashSet<us
     }
     write_snapshots(&mut tx, appends, &lost).await?;
     tx.commit().await?;
-    Ok(lost)
+    Ok(lost
+        .into_iter()
+        .map(|i| {
+            let why = if keys_taken.contains(&i) {
+                AppendError::KeyTaken
+            } else {
+                AppendError::Conflict
+            };
+            (i, why)
+        })
+        .collect())
+}
+
+/// Claims the winners' Idempotency-Keys with their answers; answers the
+/// appends whose key was already taken (a key's row is unique).
+async fn write_keys(
+    tx: &mut sqlx::PgConnection,
+    appends: &[Append],
+    lost: &HashSet<usize>,
+) -> Result<HashSet<usize>, sqlx::Error> {
+    let keyed: Vec<(usize, &Append, &KeyWrite)> = appends
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !lost.contains(i))
+        .filter_map(|(i, a)| a.key.as_ref().map(|k| (i, a, k)))
+        .collect();
+    if keyed.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let subjects: Vec<&str> = keyed.iter().map(|(_, _, k)| k.subject.as_str()).collect();
+    let keys: Vec<&str> = keyed.iter().map(|(_, _, k)| k.key.as_str()).collect();
+    let hashes: Vec<&[u8]> = keyed
+        .iter()
+        .map(|(_, _, k)| k.request_hash.as_slice())
+        .collect();
+    let ids: Vec<&str> = keyed
+        .iter()
+        .map(|(_, a, _)| a.aggregate_id.as_str())
+        .collect();
+    let statuses: Vec<i16> = keyed.iter().map(|(_, _, k)| k.status).collect();
+    let headers: Vec<&Value> = keyed.iter().map(|(_, _, k)| &k.headers).collect();
+    let bodies: Vec<&Value> = keyed.iter().map(|(_, _, k)| &k.body).collect();
+    let claimed: Vec<(String, String)> = sqlx::query_as(
+        "INSERT INTO idempotency_keys
+            (subject, key, request_hash, aggregate_id, state, status_code, response_headers, response_body)
+         SELECT s, k, h, i, 'done', st, hd, b
+           FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::text[], $5::smallint[], $6::jsonb[], $7::jsonb[])
+                WITH ORDINALITY AS r(s, k, h, i, st, hd, b, n)
+          ORDER BY n
+         ON CONFLICT (subject, key) DO NOTHING
+         RETURNING subject, key",
+    )
+    .bind(&subjects)
+    .bind(&keys)
+    .bind(&hashes)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&headers)
+    .bind(&bodies)
+    .fetch_all(&mut *tx)
+    .await?;
+    let claimed: HashSet<(String, String)> = claimed.into_iter().collect();
+    let mut seen = HashSet::new();
+    Ok(keyed
+        .into_iter()
+        .filter(|(_, _, k)| {
+            let pair = (k.subject.clone(), k.key.clone());
+            // One key twice in a batch: the first claims it.
+            !claimed.contains(&pair) || !seen.insert(pair)
+        })
+        .map(|(i, _, _)| i)
+        .collect())
 }
 
 /// Whether a row key was written for a winning append of the batch (two

@@ -178,7 +178,11 @@ pub struct Exec<'a, A: EventSourced> {
     metadata: EventMetadata,
     expected: Option<u64>,
     open: Option<Box<dyn Fn() -> A::Command + Send + Sync + 'a>>,
+    key: Option<KeyAnswer<'a>>,
 }
+
+/// Builds a keyed request's answer from the aggregate's id and new version.
+type KeyAnswer<'a> = Box<dyn Fn(&str, u64) -> group::KeyWrite + Send + Sync + 'a>;
 
 impl<'a, A> Exec<'a, A>
 where
@@ -194,7 +198,21 @@ where
             metadata,
             expected: None,
             open: None,
+            key: None,
         }
+    }
+
+    /// Claims the request's Idempotency-Key with its answer (built from the
+    /// id and new version) in the transaction of the events: both commit or
+    /// neither. A key already taken fails the command with
+    /// [`CommandError::IdempotencyKeyTaken`], nothing written. A command
+    /// that appends nothing writes no key.
+    pub fn claiming_key(
+        mut self,
+        answer: impl Fn(&str, u64) -> group::KeyWrite + Send + Sync + 'a,
+    ) -> Self {
+        self.key = Some(Box::new(answer));
+        self
     }
 
     /// Refuse (409) unless the aggregate is at `version` (the caller's
@@ -272,7 +290,8 @@ where
                 });
             }
             let metadata = self.metadata.restamped().to_map();
-            let append = appended::<A>(&self.id, &context, &events, &metadata)?;
+            let mut append = appended::<A>(&self.id, &context, &events, &metadata)?;
+            append.key = self.key.as_ref().map(|answer| answer(&self.id, version));
             match self.store.committer.append(append).await {
                 Ok(()) => {
                     tracing::info!(aggregate = A::TYPE, id = %self.id, version, "command committed");
@@ -294,6 +313,7 @@ where
                         "another command changed this resource first".into(),
                     ))
                 }
+                Err(group::AppendError::KeyTaken) => return Err(CommandError::IdempotencyKeyTaken),
                 Err(e) => return Err(CommandError::Unavailable(e.to_string())),
             }
         }
@@ -351,5 +371,6 @@ where
         aggregate_id: id.to_string(),
         rows,
         snapshot,
+        key: None,
     })
 }

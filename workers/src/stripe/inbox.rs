@@ -48,6 +48,7 @@ fn command_outcome(result: Result<Committed<Wallet>, CommandError>, what: &str) 
             | CommandError::Exists { .. }
             | CommandError::IdempotencyKeyReused
             | CommandError::IdempotencyInProgress
+            | CommandError::IdempotencyKeyTaken
             | CommandError::NotConfigured(_)),
         ) => Outcome::Poison(format!("{what}: {e}")),
     }
