@@ -280,9 +280,117 @@ impl Projection for DeploymentProjection {
         crate::unchanged(current, stored, "deployment")
     }
 
+    /// Runs of requests (each a new deployment's first event) are inserted
+    /// with their history rows by one statement; every other event is
+    /// applied on its own, in order, so an aggregate's events keep theirs.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<(), ApplyError> {
+        let mut run: Vec<Requested> = Vec::new();
+        for stored in events {
+            if stored.event_type == "DeploymentRequested" && stored.sequence == 1 {
+                run.push(Requested::of(stored)?);
+                continue;
+            }
+            insert_requests(conn, &mut run).await?;
+            self.apply(conn, stored).await?;
+        }
+        insert_requests(conn, &mut run).await
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["deployment_views", "deployment_history"]
     }
+}
+
+/// A request's columns, for a set-based insert.
+struct Requested {
+    id: Uuid,
+    owner: String,
+    name: String,
+    kind: &'static str,
+    spec: Value,
+    placement: Value,
+    at: DateTime<Utc>,
+    actor: Option<String>,
+    role: Option<String>,
+    detail: Value,
+}
+
+impl Requested {
+    fn of(stored: &StoredEvent) -> Result<Self, ApplyError> {
+        let id = Uuid::parse_str(&stored.aggregate_id)
+            .map_err(|e| ApplyError::Poison(format!("aggregate id is not a uuid: {e}")))?;
+        let event = upcast(stored)?;
+        let DeploymentEvent::DeploymentRequested {
+            owner,
+            name,
+            kind,
+            spec,
+            placement,
+            at,
+        } = &event
+        else {
+            return Err(ApplyError::Poison(format!(
+                "payload is not a request: {}",
+                stored.event_type
+            )));
+        };
+        Ok(Self {
+            id,
+            owner: owner.clone(),
+            name: name.as_str().to_string(),
+            kind: kind.as_str(),
+            spec: to_json(spec)?,
+            placement: to_json(placement)?,
+            at: *at,
+            actor: stored.meta("actor_subject").map(str::to_string),
+            role: stored.meta("actor_role").map(str::to_string),
+            detail: history_detail(&event),
+        })
+    }
+}
+
+/// Inserts a run of requests (and their history rows) in one statement,
+/// leaving the run empty. A request already in the view inserts nothing.
+async fn insert_requests(
+    conn: &mut PgConnection,
+    run: &mut Vec<Requested>,
+) -> Result<(), ApplyError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let rows = std::mem::take(run);
+    sqlx::query(
+        "WITH r AS (
+            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
+                                 $7::timestamptz[], $8::text[], $9::text[], $10::jsonb[])
+                AS r(id, owner, name, kind, spec, placement, at, actor, role, detail)),
+         created AS (
+            INSERT INTO deployment_views
+                (id, owner, name, kind, status, spec, placement, created_at, updated_at, version)
+            SELECT id, owner, name, kind, 'requested', spec, placement, at, at, 1 FROM r
+            ON CONFLICT (id) DO NOTHING RETURNING id, status)
+         INSERT INTO deployment_history
+            (deployment_id, sequence, event_type, status, at, actor_subject, actor_role, detail)
+         SELECT r.id, 1, 'DeploymentRequested', c.status, r.at, r.actor, r.role, r.detail
+           FROM created c JOIN r ON r.id = c.id",
+    )
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.owner.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.spec).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.placement).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.actor.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.role.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.detail).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 fn contract_id_column(id: u64) -> Result<i64, ApplyError> {

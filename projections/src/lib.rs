@@ -133,6 +133,22 @@ pub trait Projection: Send + Sync + 'static {
     /// for an event already applied (each row remembers its last sequence).
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
 
+    /// Applies a batch of its events, in commit order, inside the caller's
+    /// transaction, with the same effect as applying each in turn. A
+    /// projection overrides it to apply runs of events as set-based
+    /// statements; the default applies each. On poison the runner applies
+    /// the batch again event by event, so the poison is isolated.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<(), ApplyError> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
+
     /// The projection's view tables. Its SQL names them unqualified, so a
     /// rebuild can build them aside in another schema (through the
     /// `search_path`) and swap them in.
@@ -151,6 +167,14 @@ impl Projection for Arc<dyn Projection> {
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
         (**self).apply(conn, event).await
+    }
+
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<(), ApplyError> {
+        (**self).apply_batch(conn, events).await
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -224,16 +248,23 @@ pub async fn apply_events<P: Projection>(
 ) -> Result<Option<Vec<(usize, String)>>, sqlx::Error> {
     use sqlx::Acquire;
     let mut dead = Vec::new();
+    if !isolate_each_event {
+        let mine: Vec<&StoredEvent> = events
+            .iter()
+            .filter(|e| projection.handles(&e.aggregate_type))
+            .collect();
+        if mine.is_empty() {
+            return Ok(Some(dead));
+        }
+        return match projection.apply_batch(tx, &mine).await {
+            Ok(()) => Ok(Some(dead)),
+            Err(ApplyError::Poison(_)) => Ok(None),
+            Err(ApplyError::Database(e)) => Err(e),
+        };
+    }
     for (i, event) in events.iter().enumerate() {
         if !projection.handles(&event.aggregate_type) {
             continue;
-        }
-        if !isolate_each_event {
-            match projection.apply(tx, event).await {
-                Ok(()) => continue,
-                Err(ApplyError::Poison(_)) => return Ok(None),
-                Err(ApplyError::Database(e)) => return Err(e),
-            }
         }
         let mut savepoint = tx.begin().await?;
         match projection.apply(&mut savepoint, event).await {
