@@ -642,9 +642,14 @@ async fn run_mode(
             stack.server_pool.clone(),
             stop.clone(),
         ));
+        let stats = &marketplace_app::bus::group::STATS;
+        let batches0 = stats.batches.load(Ordering::Relaxed);
+        let appends0 = stats.appends.load(Ordering::Relaxed);
         let cpu0 = cpu_times();
         let load = run_load(&stack.url, tokens, cfg.requests, c, tag, keyed, None).await;
         let cpu1 = cpu_times();
+        let batches = stats.batches.load(Ordering::Relaxed) - batches0;
+        let appends = stats.appends.load(Ordering::Relaxed) - appends0;
         stop.store(true, Ordering::Release);
         let waits = sampler.await.expect("sampler");
         accepted += load.ok as i64;
@@ -658,8 +663,9 @@ async fn run_mode(
         if let Some(tps) = baseline {
             let rate = load.ok as f64 / secs;
             notes.push(format!(
-                "[{mode}] {what}: {rate:.0} commands/s = {:.2}x the pgbench baseline",
-                rate / tps
+                "[{mode}] {what}: {rate:.0} commands/s = {:.2}x the pgbench baseline; {appends} commands in {batches} group commits ({:.1} a transaction)",
+                rate / tps,
+                appends as f64 / batches.max(1) as f64
             ));
         }
         notes.push(format!(

@@ -183,6 +183,39 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         "marketplace_event_store_position {}",
         position.unwrap_or(0)
     );
+    // This process's group commits: their count against the appends they
+    // carried is the batch size.
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &marketplace_app::bus::group::STATS;
+        let counters = [
+            (
+                "group_commit_batches_total",
+                "Transactions this process's command bus committed.",
+                stats.batches.load(Relaxed),
+            ),
+            (
+                "group_commit_appends_total",
+                "Commands whose events those transactions committed.",
+                stats.appends.load(Relaxed),
+            ),
+            (
+                "group_commit_lost_total",
+                "Commands refused inside a batch (a sequence or an Idempotency-Key taken).",
+                stats.lost.load(Relaxed),
+            ),
+            (
+                "group_commit_failed_total",
+                "Group-commit transactions that failed.",
+                stats.failed.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP marketplace_{name} {help}");
+            let _ = writeln!(out, "# TYPE marketplace_{name} counter");
+            let _ = writeln!(out, "marketplace_{name} {value}");
+        }
+    }
     // Tamper evidence: the latest verification's finding and age, and how
     // far the global checkpoints trail the store.
     let (verified, checkpoint): (Option<(i64, bool, f64, f64)>, Option<(i64, f64)>) = (

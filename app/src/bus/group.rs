@@ -19,11 +19,35 @@
 //! so an answered append is durable.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// This process's group commits so far: transactions, appends committed,
+/// appends that lost (a sequence or a key taken), transactions failed.
+/// `/metrics` reports them; their ratio is the batch size.
+pub static STATS: Stats = Stats {
+    batches: AtomicU64::new(0),
+    appends: AtomicU64::new(0),
+    lost: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+};
+
+/// Counters of the group commits (see [`STATS`]).
+#[derive(Debug)]
+pub struct Stats {
+    /// Transactions committed.
+    pub batches: AtomicU64,
+    /// Appends committed.
+    pub appends: AtomicU64,
+    /// Appends refused inside a batch.
+    pub lost: AtomicU64,
+    /// Transactions that failed.
+    pub failed: AtomicU64,
+}
 
 /// The most appends one transaction carries.
 pub const MAX_BATCH: usize = 128;
@@ -186,6 +210,11 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
     match outcome {
         Ok(lost) => {
             tracing::debug!(appends = size, lost = lost.len(), "group commit");
+            STATS.batches.fetch_add(1, Ordering::Relaxed);
+            STATS
+                .appends
+                .fetch_add((size - lost.len()) as u64, Ordering::Relaxed);
+            STATS.lost.fetch_add(lost.len() as u64, Ordering::Relaxed);
             for (i, reply) in replies.into_iter().enumerate() {
                 let answer = match lost.get(&i) {
                     Some(why) => Err(why.clone()),
@@ -195,6 +224,7 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
             }
         }
         Err(e) => {
+            STATS.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, appends = size, "a group commit failed; every command in it is told");
             let e = Arc::new(e);
             for reply in replies {
