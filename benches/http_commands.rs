@@ -876,6 +876,17 @@ async fn main() -> anyhow::Result<()> {
         ok &= run_mode(durable, &cfg, &key, &tokens, &mut rows, &mut notes).await?;
     }
 
+    // The API shares this process with the load generator and the runner:
+    // the process's peak resident set bounds the API's.
+    if let Some(peak) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+    {
+        notes.push(format!(
+            "peak resident set of this process (client, API and runner together): {}",
+            peak.trim_start_matches("VmHWM:").trim()
+        ));
+    }
     print_table(&rows);
     println!();
     for n in &notes {
