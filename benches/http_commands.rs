@@ -880,7 +880,11 @@ async fn main() -> anyhow::Result<()> {
     // the process's peak resident set bounds the API's.
     if let Some(peak) = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
     {
         notes.push(format!(
             "peak resident set of this process (client, API and runner together): {}",

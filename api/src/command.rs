@@ -29,6 +29,9 @@ pub struct Target<'a, A: EventSourced> {
     pub id: String,
     /// The resource's URL path, for `Location`.
     pub location: String,
+    /// The id was just minted at random: the aggregate cannot exist, so
+    /// the command is decided without loading it ([`Exec::fresh`]).
+    pub fresh: bool,
 }
 
 /// What the request's events record about their cause.
@@ -137,9 +140,11 @@ where
         location: target.location.clone(),
     };
     let run = async {
-        let done = exec(target.store, target.id.clone(), ctx, actor)
-            .run(build)
-            .await?;
+        let mut bus = exec(target.store, target.id.clone(), ctx, actor);
+        if target.fresh {
+            bus = bus.fresh();
+        }
+        let done = bus.run(build).await?;
         let body = CommandAccepted {
             id: done.id,
             version: done.version,

@@ -372,6 +372,7 @@ fn node_target(state: &AppState, node_id: u32) -> Target<'_, Node> {
         store: &state.stores.nodes,
         id: node_id.to_string(),
         location: format!("/v1/nodes/{node_id}"),
+        fresh: false,
     }
 }
 

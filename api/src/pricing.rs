@@ -187,6 +187,7 @@ pub async fn set_policy(
         store: &state.stores.pricing,
         id: AGGREGATE_ID.to_string(),
         location: "/v1/pricing".to_string(),
+        fresh: false,
     };
     let command = PricingPolicyCommand::SetPolicy {
         policy: body.into(),

@@ -42,6 +42,7 @@ fn target(state: &AppState, farm_id: u32) -> Target<'_, ProviderRequest> {
         store: &state.stores.providers,
         id: farm_id.to_string(),
         location: format!("/v1/provider-requests/{farm_id}"),
+        fresh: false,
     }
 }
 

@@ -264,3 +264,40 @@ async fn a_keyed_commands_key_and_events_commit_in_one_transaction() {
     );
     assert_eq!(app.event_count(&id).await, 1);
 }
+
+/// A command told its aggregate is new skips the load; were the aggregate
+/// to exist after all, its append loses on the store's key, the next try
+/// loads it, and the domain decides against the real state.
+#[tokio::test]
+async fn a_fresh_command_on_an_aggregate_that_exists_is_decided_against_it() {
+    use marketplace_app::{EventMetadata, Exec, Stores};
+    use marketplace_domain::deployment::{Deployment, DeploymentCommand};
+    let app = spawn_app().await;
+    let (id, _) = app.request(&alice(), &vm_body("exists")).await;
+    let stores = Stores::new(&app.pool);
+    let request: Value = vm_body("again");
+    let spec: marketplace_api::dto::RequestDeploymentBody =
+        serde_json::from_value(request).expect("body");
+    let (name, spec, placement) = spec.into_domain().expect("valid");
+    let outcome = Exec::<Deployment>::new(
+        &stores.deployments,
+        id.clone(),
+        EventMetadata::for_worker("test", "fresh"),
+    )
+    .fresh()
+    .run(|_| {
+        Ok(DeploymentCommand::Request {
+            owner: "alice".into(),
+            name: name.clone(),
+            spec: spec.clone(),
+            placement: placement.clone(),
+            at: chrono::Utc::now(),
+        })
+    })
+    .await;
+    let Err(refusal) = outcome else {
+        panic!("a second request on an existing deployment is refused");
+    };
+    assert!(refusal.to_string().contains("already exists"), "{refusal}");
+    assert_eq!(app.event_count(&id).await, 1, "nothing appended");
+}

@@ -51,6 +51,7 @@ fn deployment(state: &AppState, id: Uuid) -> Target<'_, Deployment> {
         store: &state.stores.deployments,
         id: id.to_string(),
         location: format!("/v1/deployments/{id}"),
+        fresh: false,
     }
 }
 
@@ -87,23 +88,21 @@ pub async fn request_deployment(
     let fingerprint = fingerprint(("POST /v1/deployments", &body));
     let owner = actor.subject.clone();
     let parsed = body.into_domain();
-    accept(
-        &state,
-        &ctx,
-        &actor,
-        deployment(&state, id),
-        fingerprint,
-        move |_| {
-            let (name, spec, placement) = parsed.clone().map_err(invalid)?;
-            Ok(DeploymentCommand::Request {
-                owner: owner.clone(),
-                name,
-                spec,
-                placement,
-                at: Utc::now(),
-            })
-        },
-    )
+    // Without a key the id is random: nothing can be stored under it yet.
+    let target = Target {
+        fresh: ctx.idempotency_key.is_none(),
+        ..deployment(&state, id)
+    };
+    accept(&state, &ctx, &actor, target, fingerprint, move |_| {
+        let (name, spec, placement) = parsed.clone().map_err(invalid)?;
+        Ok(DeploymentCommand::Request {
+            owner: owner.clone(),
+            name,
+            spec,
+            placement,
+            at: Utc::now(),
+        })
+    })
     .await
 }
 

@@ -179,6 +179,7 @@ pub struct Exec<'a, A: EventSourced> {
     expected: Option<u64>,
     open: Option<Box<dyn Fn() -> A::Command + Send + Sync + 'a>>,
     key: Option<KeyAnswer<'a>>,
+    fresh: bool,
 }
 
 /// Builds a keyed request's answer from the aggregate's id and new version.
@@ -199,7 +200,17 @@ where
             expected: None,
             open: None,
             key: None,
+            fresh: false,
         }
+    }
+
+    /// The id was just made for this command (a random one), so the
+    /// aggregate cannot exist yet: the first try decides against the empty
+    /// aggregate without loading it. Were it to exist after all, the append
+    /// would lose on the store's key and the next try loads it.
+    pub fn fresh(mut self) -> Self {
+        self.fresh = true;
+        self
     }
 
     /// Claims the request's Idempotency-Key with its answer (built from the
@@ -248,7 +259,16 @@ where
     ) -> Result<Committed<A>, CommandError> {
         let mut lost_races = 0;
         loop {
-            let context = self.store.load_aggregate(&self.id).await?;
+            let context = if self.fresh && lost_races == 0 {
+                cqrs_es::persist::EventStoreAggregateContext {
+                    aggregate_id: self.id.clone(),
+                    aggregate: A::default(),
+                    current_sequence: 0,
+                    current_snapshot: None,
+                }
+            } else {
+                self.store.load_aggregate(&self.id).await?
+            };
             let mut aggregate = context.aggregate.clone();
             let mut events = Vec::new();
             if context.current_sequence == 0 {
