@@ -166,3 +166,83 @@ pub fn postgres_cpu(data_dir: &std::path::Path) -> f64 {
     }
     ticks / hz
 }
+
+/// `pgbench` against `url`: `clients` clients for 10 s, each transaction
+/// one insert of an event-sized row; answers transactions per second.
+pub async fn pgbench_baseline(
+    url: &str,
+    pool: &sqlx::PgPool,
+    clients: usize,
+) -> anyhow::Result<f64> {
+    sqlx::query("DROP TABLE IF EXISTS pgbench_events")
+        .execute(pool)
+        .await?;
+    sqlx::query("CREATE TABLE pgbench_events (LIKE events INCLUDING ALL)")
+        .execute(pool)
+        .await?;
+    let payload = serde_json::json!({ "DeploymentRequested": {
+        "owner": "bench", "name": "web1", "kind": "vm", "spec": vm_body("web1")["spec"].clone(),
+        "placement": {"country": null, "farm_id": null, "certified_only": false, "dedicated": false, "min_uptime_bps": 0},
+        "at": "2026-12-01T00:00:00Z" } });
+    let metadata = serde_json::json!({ "actor_subject": "bench0", "actor_role": "cloud-user",
+        "correlation_id": "00000000-0000-4000-8000-000000000000", "causation_id": "00000000-0000-4000-8000-000000000000",
+        "request_id": "00000000-0000-4000-8000-000000000000", "recorded_at": "2026-12-01T00:00:00Z" });
+    let script = std::env::temp_dir().join(format!("pgbench-{}.sql", std::process::id()));
+    // The row's payload and metadata come from a one-row table: pgbench
+    // would read their colons as its variables.
+    sqlx::query("DROP TABLE IF EXISTS pgbench_model")
+        .execute(pool)
+        .await?;
+    sqlx::query("CREATE TABLE pgbench_model AS SELECT $1::jsonb AS payload, $2::jsonb AS metadata")
+        .bind(&payload)
+        .bind(&metadata)
+        .execute(pool)
+        .await?;
+    std::fs::write(
+        &script,
+        "\\set id random(1, 2000000000)\nINSERT INTO pgbench_events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) SELECT 'deployment', :client_id || '-' || :id, 1, 'DeploymentRequested', '2', payload, metadata FROM pgbench_model ON CONFLICT DO NOTHING;\n",
+    )?;
+    let binary = ["pgbench"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .chain(
+            std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| d.path().join("bin/pgbench")),
+        )
+        .find(|p| {
+            std::process::Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })
+        .ok_or_else(|| anyhow::anyhow!("no pgbench on this machine"))?;
+    let out = tokio::process::Command::new(binary)
+        .args(["-n", "-M", "prepared", "-T", "10", "-j", "2"])
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("-f")
+        .arg(&script)
+        .arg(url)
+        .output()
+        .await?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench's output: {text}"))?;
+    sqlx::query("DROP TABLE pgbench_events, pgbench_model")
+        .execute(pool)
+        .await?;
+    Ok(tps)
+}
