@@ -31,8 +31,8 @@ fn request(name: &str) -> DeploymentCommand {
     let size = MachineSize::new(1, 1024, 10).expect("size");
     let image =
         FlistImage::new("https://hub.grid.tf/tf-official-apps/base:latest.flist").expect("image");
-    let key = SshPublicKey::new("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqbench bench@host")
-        .expect("key");
+    let key =
+        SshPublicKey::new("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqbench bench@host").expect("key");
     DeploymentCommand::Request {
         owner: "bench".into(),
         name: DeploymentName::new(name).expect("name"),

@@ -291,7 +291,11 @@ impl Projection for DeploymentProjection {
         let mut run: Vec<Requested> = Vec::new();
         for stored in events {
             if stored.event_type == "DeploymentRequested" && stored.sequence == 1 {
-                run.push(Requested::of(stored)?);
+                let request = Requested::of(stored)?;
+                // A duplicate delivery in the same batch is applied once.
+                if !run.iter().any(|r| r.id == request.id) {
+                    run.push(request);
+                }
                 continue;
             }
             insert_requests(conn, &mut run).await?;
