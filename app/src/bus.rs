@@ -11,6 +11,7 @@
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, EventStore};
+use marketplace_domain::alliance::Alliance;
 use marketplace_domain::deployment::Deployment;
 use marketplace_domain::node::Node;
 use marketplace_domain::pricing::PricingPolicyAggregate;
@@ -93,6 +94,8 @@ pub struct Stores {
     pub wallets: Store<Wallet>,
     /// The TFT price feed (one).
     pub tft_price: Store<TftPriceFeed>,
+    /// Provider alliances.
+    pub alliances: Store<Alliance>,
 }
 
 impl Stores {
@@ -105,6 +108,7 @@ impl Stores {
             pricing: store(pool.clone()),
             wallets: store(pool.clone()),
             tft_price: store(pool.clone()),
+            alliances: store(pool.clone()),
         }
     }
 }
