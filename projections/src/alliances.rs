@@ -384,6 +384,35 @@ pub async fn alliance_of_node(pool: &PgPool, node_id: u32) -> Result<Option<Stri
     .await
 }
 
+/// The alliance a node counts in now, as the catalog shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NodeAlliance {
+    /// The node.
+    pub node_id: i64,
+    /// The alliance.
+    pub alliance_id: String,
+    /// Its name.
+    pub name: String,
+    /// The target of its latest SLA (basis points).
+    pub sla_target_bps: Option<i32>,
+}
+
+/// The alliances `nodes` count in now.
+pub async fn alliances_of_nodes(
+    pool: &PgPool,
+    nodes: &[i64],
+) -> Result<Vec<NodeAlliance>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT an.node_id, av.alliance_id, av.name,
+                (av.slas -> -1 -> 1 ->> 'target_bps')::int AS sla_target_bps
+           FROM alliance_nodes an JOIN alliance_views av ON av.alliance_id = an.alliance_id
+          WHERE an.node_id = ANY($1) AND an.counted_until IS NULL",
+    )
+    .bind(nodes)
+    .fetch_all(pool)
+    .await
+}
+
 /// A member's row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {

@@ -168,6 +168,81 @@ async fn alliance_commands_refuse_strangers_unapproved_providers_and_foreign_nod
         409,
     )
     .await;
+
+    // The catalog shows the alliance and filters by it and by SLA target.
+    let nodes_of = |query: String| {
+        let grid = &grid;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let v: Value = grid
+                    .app
+                    .get(&format!("/v1/nodes?{query}"), &alice())
+                    .await
+                    .json()
+                    .await
+                    .expect("json");
+                let items = v["items"].as_array().cloned().unwrap_or_default();
+                if !items.is_empty() || std::time::Instant::now() > deadline {
+                    return items;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let listed = nodes_of(format!("alliance_id={id}")).await;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["node_id"], 1);
+    assert_eq!(listed[0]["alliance"]["name"], "Pool");
+    assert_eq!(listed[0]["alliance"]["sla_target_bps"], 9800);
+    assert!(listed[0]["alliance"]["measured_uptime_bps"].is_u64());
+    assert_eq!(nodes_of("sla_min_bps=9800".into()).await.len(), 1);
+    let none: Value = grid
+        .app
+        .get("/v1/nodes?sla_min_bps=9900", &alice())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0));
+
+    // Placement honours "alliance nodes only": node 1 leaves, p2's node 4
+    // joins (node 1 would be the first choice otherwise).
+    let step = |path: String, who: &'static str, body: Value| {
+        let grid = &grid;
+        async move { accepted(grid.app.post(&path, &provider(who), &body).await).await }
+    };
+    step(
+        format!("/v1/alliances/{id}/nodes/1/withdraw"),
+        "p1",
+        json!({}),
+    )
+    .await;
+    step(
+        format!("/v1/alliances/{id}/invitations"),
+        "p1",
+        json!({ "provider": "p2" }),
+    )
+    .await;
+    step(
+        format!("/v1/alliances/{id}/invitation/accept"),
+        "p2",
+        json!({}),
+    )
+    .await;
+    let v = step(
+        format!("/v1/alliances/{id}/nodes"),
+        "p2",
+        json!({ "node_id": 4 }),
+    )
+    .await;
+    alliance(&grid, &provider("p2"), &id, v).await;
+    let mut body = crate::provisioning::vm("pooled", 2, false);
+    body["placement"]["alliance_id"] = json!(id);
+    let d = grid.request(&alice(), &body).await;
+    let detail = grid.settled(&alice(), &d, &["running", "failed"]).await;
+    assert_eq!(detail["status"], "running", "{detail:#}");
+    assert_eq!(detail["node_id"], 4);
 }
 
 async fn accepted_id(r: reqwest::Response) -> (String, u64) {
