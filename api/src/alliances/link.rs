@@ -147,6 +147,10 @@ pub async fn issue_payout_challenge(
         .into_response())
 }
 
+/// A challenge as answered: account, key type, nonce, expiry, and when it
+/// was used before this answer.
+type ChallengeRow = (String, String, String, DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// A signature of a challenge's message.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -186,20 +190,19 @@ pub async fn complete_payout_link(
     ));
     let run = async {
         // Burns the challenge whatever the outcome: one answer per challenge.
-        let used: Option<(String, String, String, DateTime<Utc>, Option<DateTime<Utc>>)> =
-            sqlx::query_as(
-                "WITH c AS (SELECT * FROM alliance_link_challenges
+        let used: Option<ChallengeRow> = sqlx::query_as(
+            "WITH c AS (SELECT * FROM alliance_link_challenges
                              WHERE challenge_id = $1 AND alliance_id = $2 AND member = $3
                              FOR UPDATE)
                  UPDATE alliance_link_challenges l SET used_at = coalesce(l.used_at, now())
                    FROM c WHERE l.challenge_id = c.challenge_id
                  RETURNING c.account, c.key_type, c.nonce, c.expires_at, c.used_at",
-            )
-            .bind(challenge_id)
-            .bind(&id)
-            .bind(&actor.subject)
-            .fetch_optional(&state.pool)
-            .await?;
+        )
+        .bind(challenge_id)
+        .bind(&id)
+        .bind(&actor.subject)
+        .fetch_optional(&state.pool)
+        .await?;
         let Some((account, kind, nonce, expires_at, was_used)) = used else {
             return Err(ApiError::NotFound);
         };
