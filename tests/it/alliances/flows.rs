@@ -275,6 +275,39 @@ async fn an_alliance_settles_two_months_by_its_rules_and_pays_each_member_once()
         .map(|e| e.amount)
         .collect();
     assert_eq!(sla_credits, vec![credit.amount as i128]);
+    // ... and the TFT in the user's chain account, from the alliance's.
+    let user_account = grid.custody.wallet(&down_user).address().to_string();
+    let farm_account = a
+        .state()
+        .and_then(|s| s.farm.clone())
+        .expect("farm")
+        .account;
+    let from_block: i64 = sqlx::query_scalar(
+        "SELECT from_block FROM alliance_transfers WHERE recipient = 'user:' || $1",
+    )
+    .bind(&down_user)
+    .fetch_one(&grid.app.pool)
+    .await
+    .expect("transfer row");
+    let mut after = Some(marketplace_app::tfchain::EventId {
+        block_number: from_block as u32,
+        event_index: 0,
+    });
+    let mut events = Vec::new();
+    loop {
+        let page = grid.chain.events(after, 1_000).await.expect("events");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        events.extend(page);
+    }
+    let sent: Vec<u128> = events
+        .into_iter()
+        .filter(|e| e.is("balances", "Transfer"))
+        .filter(|e| e.data["from"] == json!(farm_account.as_str()))
+        .filter(|e| e.data["to"] == json!(user_account))
+        .filter_map(|e| e.data["amount"].as_str().and_then(|a| a.parse().ok()))
+        .collect();
+    assert_eq!(sent, vec![credit.amount]);
     // What is left in the alliance's account: the carried remainder, and
     // what January brought so far.
     let account = a
@@ -317,7 +350,34 @@ async fn an_alliance_settles_two_months_by_its_rules_and_pays_each_member_once()
     }
     advance_to(&grid, jan.end() + 3 * 3_600).await;
     until_followed(&grid).await;
-    let s2 = settle_and_pay(&grid, &id, jan).await;
+    // January is settled and paid by the workers as the app runs them.
+    let workers = grid.app.cancel.child_token();
+    let chain: Arc<dyn Chain> = grid.chain.clone();
+    marketplace_workers::alliance::spawn(
+        &grid.app.pool,
+        chain,
+        grid.custody.clone(),
+        SettlementOptions::default(),
+        std::time::Duration::from_millis(50),
+        &workers,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let s2 = loop {
+        let (a, _) = load(&stores.alliances, &id).await.expect("alliance");
+        let st = a.state().expect("state");
+        if let Some(s2) = st.settlements.get(&jan) {
+            let paid = st.payouts.get(&jan).map_or(0, |p| p.len());
+            if paid == s2.shares.values().filter(|v| **v > 0).count() {
+                break s2.clone();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "January is not settled and paid"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    workers.cancel();
     assert!(s2.income > 0);
     let counted: Vec<&str> = MEMBERS.to_vec();
     let each = (s2.income - s2.user_credits.values().sum::<u128>()) / 3;
@@ -349,6 +409,24 @@ async fn an_alliance_settles_two_months_by_its_rules_and_pays_each_member_once()
     assert_eq!(r.status(), 200);
     let st: Value = r.json().await.expect("json");
     assert_eq!(st["share"], json!(s.shares["p2"].to_string()));
+    assert_eq!(st["paid"], json!(s.shares["p2"].to_string()));
+    // Operators read any member's; a member only its own.
+    let r = grid
+        .app
+        .get(
+            &format!("/v1/alliances/{id}/statements/{dec}?member=p3"),
+            &crate::common::operator(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = grid
+        .app
+        .get(
+            &format!("/v1/alliances/{id}/statements/{dec}?member=p3"),
+            &provider("p2"),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
     assert_eq!(st["nodes"].as_array().map(Vec::len), Some(2));
     let r = grid
         .http
