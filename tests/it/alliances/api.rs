@@ -243,6 +243,43 @@ async fn alliance_commands_refuse_strangers_unapproved_providers_and_foreign_nod
     let detail = grid.settled(&alice(), &d, &["running", "failed"]).await;
     assert_eq!(detail["status"], "running", "{detail:#}");
     assert_eq!(detail["node_id"], 4);
+
+    // The founder cannot leave; a member can; only the founder dissolves.
+    let p = expect_problem(
+        grid.app
+            .post(
+                &format!("/v1/alliances/{id}/leave"),
+                &provider("p1"),
+                &json!({}),
+            )
+            .await,
+        422,
+    )
+    .await;
+    assert!(
+        p["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("founder-cannot-leave")),
+        "{p:#}"
+    );
+    step(format!("/v1/alliances/{id}/leave"), "p2", json!({})).await;
+    expect_problem(
+        grid.app
+            .post(
+                &format!("/v1/alliances/{id}/dissolve"),
+                &provider("p2"),
+                &json!({}),
+            )
+            .await,
+        403,
+    )
+    .await;
+    let v = step(format!("/v1/alliances/{id}/dissolve"), "p1", json!({})).await;
+    let a = alliance(&grid, &provider("p1"), &id, v).await;
+    assert_eq!(a["dissolved_from"], json!(this_month().next().to_string()));
+    let members = a["members"].as_array().cloned().expect("members");
+    let p2 = members.iter().find(|m| m["member"] == "p2").expect("p2");
+    assert_eq!(p2["until"], json!(this_month().next().to_string()));
 }
 
 async fn accepted_id(r: reqwest::Response) -> (String, u64) {
