@@ -161,6 +161,12 @@ pub struct ProvisioningArgs {
     /// Seconds a job's lease lasts (another process takes a crashed one's jobs over after it).
     #[arg(long, env = "PROVISIONING_LEASE_SECS", value_name = "PROVISIONING_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub lease_secs: u64,
+    /// Seconds between rounds of the alliance workers (farm creation, monthly settlement and payouts).
+    #[arg(long, env = "ALLIANCE_SETTLEMENT_INTERVAL_SECS", value_name = "ALLIANCE_SETTLEMENT_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub alliance_interval_secs: u64,
+    /// Seconds of chain time after a month's end before it is settled (at least 4,800: the 80-minute rule needs the reports after it).
+    #[arg(long, env = "ALLIANCE_SETTLE_AFTER_SECS", value_name = "ALLIANCE_SETTLE_AFTER_SECS", default_value_t = 7_200, value_parser = clap::value_parser!(u64).range(4_800..=2_592_000))]
+    pub alliance_settle_after_secs: u64,
 }
 
 /// `marketplace payments`.

@@ -315,7 +315,7 @@ pub fn chain_ports(
     })
 }
 
-/// The provisioning manager and the treasury worker.
+/// The provisioning manager, the treasury worker and the alliance workers.
 pub fn spawn_provisioning(
     pool: &PgPool,
     args: &ProvisioningArgs,
@@ -326,6 +326,16 @@ pub fn spawn_provisioning(
     }: ChainPorts,
     cancel: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
+    let alliances = marketplace_workers::alliance::spawn(
+        pool,
+        chain.clone(),
+        custody.clone(),
+        marketplace_workers::alliance::SettlementOptions {
+            settle_after: args.alliance_settle_after_secs as i64,
+        },
+        Duration::from_secs(args.alliance_interval_secs),
+        cancel,
+    );
     let options = ProvisioningOptions {
         max_nodes: args.max_nodes as usize,
         stall_timeout: Duration::from_secs(args.stall_secs),
@@ -346,6 +356,7 @@ pub fn spawn_provisioning(
         treasury_work,
         cancel.clone(),
     ));
+    tasks.extend(alliances);
     tasks
 }
 

@@ -148,6 +148,9 @@ pub struct PlacementBody {
     /// Minimum node uptime in basis points (9,500 = 95%).
     #[serde(default)]
     pub min_uptime_bps: u16,
+    /// Alliance nodes only: nodes counted now in this provider alliance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alliance_id: Option<String>,
 }
 
 impl PlacementBody {
@@ -160,14 +163,24 @@ impl PlacementBody {
             .map(Country::new)
             .transpose()
             .map_err(under)?;
-        Placement::new(
+        let mut placement = Placement::new(
             country,
             self.farm_id,
             self.certified_only,
             self.dedicated,
             self.min_uptime_bps,
         )
-        .map_err(under)
+        .map_err(under)?;
+        if let Some(id) = self.alliance_id {
+            if id.trim().is_empty() || id.len() > 100 {
+                return Err(under(SpecError::new(
+                    "alliance_id",
+                    "an alliance id, 1 to 100 characters",
+                )));
+            }
+            placement.alliance_id = Some(id);
+        }
+        Ok(placement)
     }
 }
 

@@ -2,6 +2,7 @@
 //! and ownership, turns requests into commands, and answers reads from the
 //! read models.
 
+pub mod alliances;
 pub mod audit;
 pub mod auth;
 pub mod command;
@@ -122,6 +123,7 @@ impl AppState {
         (name = "audit", description = "Operators' reads of the event store: an aggregate's history and its state at any version or time"),
         (name = "notifications", description = "A user's notifications: balance low, grace periods, deletion out of funds"),
         (name = "providers", description = "Providers' requests to sell through the marketplace"),
+        (name = "alliances", description = "Provider alliances: pooled nodes, shared income, an SLA, monthly settlements"),
         (name = "pricing", description = "The operators' pricing policy"),
         (name = "nodes", description = "The node catalog, synced from the grid"),
         (name = "maintenance", description = "Providers' maintenance windows"),
@@ -154,6 +156,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(deployments::router())
         .merge(providers::router())
+        .merge(alliances::router())
         .merge(pricing::router())
         .merge(nodes::router())
         .merge(dead_letters::router())

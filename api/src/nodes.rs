@@ -76,6 +76,10 @@ pub struct CatalogParams {
     pub min_price: Option<u64>,
     /// The whole node costs at most this much an hour (USD units, current policy).
     pub max_price: Option<u64>,
+    /// Only nodes counted now in this alliance.
+    pub alliance_id: Option<String>,
+    /// Only alliance nodes whose alliance's SLA targets at least this uptime (basis points).
+    pub sla_min_bps: Option<u16>,
     /// node_id (default), free_cru, free_mru, price or uptime.
     pub sort: Option<String>,
     /// The `next_cursor` of the previous page (same sort).
@@ -137,13 +141,65 @@ pub struct NodeBody {
     pub last_report: DateTime<Utc>,
     /// What the whole node costs an hour under the current policy (USD units).
     pub hourly_price_usd_units: i64,
+    /// The provider alliance it is sold under, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alliance: Option<NodeAllianceBody>,
     /// Version of the view.
     pub version: i64,
+}
+
+/// A node's alliance on the catalog: its name, SLA and the uptime the node
+/// measured this month so far (the 80-minute rule, maintenance excused).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeAllianceBody {
+    /// The alliance.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its SLA's monthly uptime target per node (basis points).
+    pub sla_target_bps: Option<i32>,
+    /// The node's uptime this month so far (basis points).
+    pub measured_uptime_bps: u16,
+}
+
+/// Adds each node's alliance, with its uptime this month so far.
+async fn with_alliances(state: &AppState, items: &mut [NodeBody]) -> Result<(), ApiError> {
+    let ids: Vec<i64> = items.iter().map(|n| n.node_id).collect();
+    let found = marketplace_projections::alliances::alliances_of_nodes(&state.pool, &ids).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let now = marketplace_app::alliance::chain_now(&state.pool)
+        .await?
+        .unwrap_or_else(|| Utc::now().timestamp());
+    let start = marketplace_domain::alliance::Period::of(now)
+        .map_err(|e| ApiError::Internal(e.reason))?
+        .start();
+    let nodes: Vec<u32> = found
+        .iter()
+        .filter_map(|a| u32::try_from(a.node_id).ok())
+        .collect();
+    let uptime = marketplace_app::alliance::uptime(&state.pool, &nodes, start, now).await?;
+    for item in items.iter_mut() {
+        if let Some(a) = found.iter().find(|a| a.node_id == item.node_id) {
+            item.alliance = Some(NodeAllianceBody {
+                id: a.alliance_id.clone(),
+                name: a.name.clone(),
+                sla_target_bps: a.sla_target_bps,
+                measured_uptime_bps: u32::try_from(a.node_id)
+                    .ok()
+                    .and_then(|n| uptime.get(&n).copied())
+                    .unwrap_or(0),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn node_body(row: NodeRow, policy: &marketplace_domain::pricing::PricingPolicy) -> NodeBody {
     NodeBody {
         hourly_price_usd_units: row.hourly_usd(policy).units() as i64,
+        alliance: None,
         node_id: row.node_id,
         farm_id: row.farm_id,
         country: row.country,
@@ -257,17 +313,21 @@ async fn catalog_page(
         min_uptime_seconds: params.min_uptime_seconds,
         min_price: params.min_price.map(UsdAmount::from_units),
         max_price: params.max_price.map(UsdAmount::from_units),
+        alliance_id: params.alliance_id,
+        min_sla_bps: params.sla_min_bps,
         policy,
         sort,
         after,
         limit,
     };
     let (rows, next) = views::catalog(&state.pool, &query).await?;
+    let mut items: Vec<NodeBody> = rows
+        .into_iter()
+        .map(|r| node_body(r, &query.policy))
+        .collect();
+    with_alliances(state, &mut items).await?;
     Ok(NodePage {
-        items: rows
-            .into_iter()
-            .map(|r| node_body(r, &query.policy))
-            .collect(),
+        items,
         next_cursor: next.map(|c| c.encode()),
     })
 }

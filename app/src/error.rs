@@ -4,6 +4,7 @@
 //! variant, with no catch-all arm.
 
 use cqrs_es::AggregateError;
+use marketplace_domain::alliance::AllianceError;
 use marketplace_domain::deployment::{DeploymentError, SpecError};
 use marketplace_domain::node::NodeError;
 use marketplace_domain::pricing::PricingPolicyError;
@@ -273,6 +274,56 @@ impl From<WalletError> for CommandError {
             WalletError::UnknownTopUp(_)
             | WalletError::TopUpNotCredited(_)
             | WalletError::ChainTransferNotStarted(_) => rule("chain-transfer-refused", &e),
+        }
+    }
+}
+
+impl From<AllianceError> for CommandError {
+    fn from(e: AllianceError) -> Self {
+        let rule = |slug: &'static str, e: &AllianceError| CommandError::Rule {
+            slug,
+            detail: e.to_string(),
+        };
+        let exists = |slug: &'static str, e: &AllianceError| CommandError::Exists {
+            slug,
+            detail: e.to_string(),
+        };
+        match &e {
+            // Tenancy: a stranger to the alliance is told it does not exist.
+            AllianceError::NotFound => CommandError::NotFound,
+            AllianceError::AlreadyFounded => exists("already-exists", &e),
+            AllianceError::ProviderNotApproved => rule("provider-not-approved", &e),
+            AllianceError::NotPermitted => CommandError::Forbidden,
+            AllianceError::Dissolved => rule("alliance-dissolved", &e),
+            AllianceError::NotAMember(_) => rule("not-a-member", &e),
+            AllianceError::AlreadyMember(_) => exists("already-member", &e),
+            AllianceError::AlreadyInvited(_) => exists("already-invited", &e),
+            AllianceError::NoInvitation(_) => rule("no-invitation", &e),
+            AllianceError::FounderCannotLeave => rule("founder-cannot-leave", &e),
+            AllianceError::FarmNotAssigned => rule("farm-not-assigned", &e),
+            AllianceError::FarmConflict { .. } => rule("farm-conflict", &e),
+            AllianceError::NodeAlreadyContributed(_) => exists("node-already-contributed", &e),
+            AllianceError::NodeNotContributed(_) => rule("node-not-contributed", &e),
+            AllianceError::UnknownFixedMember(_) => CommandError::Invalid {
+                detail: e.to_string(),
+                field: Some("rule.shares".into()),
+            },
+            AllianceError::PeriodNotOver(_) => rule("period-not-over", &e),
+            AllianceError::AlreadySettled(_) => exists("already-settled", &e),
+            AllianceError::OutOfOrder { .. } => rule("period-out-of-order", &e),
+            AllianceError::NotActive(_) => rule("alliance-not-active", &e),
+            AllianceError::NodeNotCounted(_) => rule("node-not-counted", &e),
+            AllianceError::MissingNode(_) => rule("node-figures-missing", &e),
+            AllianceError::AmountTooLarge => rule("amount-too-large", &e),
+            AllianceError::Settlement(_) => rule("settlement-refused", &e),
+            AllianceError::NotSettled(_) => rule("period-not-settled", &e),
+            AllianceError::PayoutMismatch { .. } => rule("payout-mismatch", &e),
+            AllianceError::PayoutConflict => rule("payout-conflict", &e),
+            AllianceError::NoSuchProposal(_) => CommandError::NotFound,
+            AllianceError::ProposalClosed(_) => rule("proposal-closed", &e),
+            AllianceError::AlreadyVoted(_) => exists("already-voted", &e),
+            AllianceError::WrongGovernance => rule("wrong-governance", &e),
+            AllianceError::Invalid(spec) => spec_invalid(spec),
         }
     }
 }

@@ -18,6 +18,7 @@
 //!
 //! This crate does no HTTP serving and runs no loops: it is called.
 
+pub mod alliance;
 pub mod audit;
 pub mod bus;
 pub mod error;

@@ -61,14 +61,20 @@ const COLUMNS: &str = "SELECT c.node_id, c.farm_id, c.country, c.certified, c.de
 /// filters again, net of them. Parameters: `$1` excluded node ids, `$2`
 /// country, `$3` farm, `$4` certified only, `$5` dedicated, `$6` minimum
 /// uptime in basis points, `$7`-`$10` demanded cru, mru, sru, hru, `$11`
-/// public IPv4 count. The uptime figure is
+/// public IPv4 count, `$12` an alliance whose nodes only may host it (an
+/// alliance's nodes are the ones counted in it now, contributed and not
+/// withdrawn; the domain's ranking knows no alliances, so this condition
+/// rides with the farm's and an empty set names the farm filter). The uptime figure is
 /// [`availability_bps`](marketplace_domain::placement::availability_bps) in
 /// the same integer arithmetic.
 fn conditions() -> [String; 11] {
     [
         "c.status = 'up' AND NOT (c.node_id = ANY($1::bigint[]))".into(),
         "($2::text IS NULL OR lower(c.country) = lower($2::text))".into(),
-        "($3::bigint IS NULL OR c.farm_id = $3::bigint)".into(),
+        "($3::bigint IS NULL OR c.farm_id = $3::bigint) AND ($12::text IS NULL OR c.node_id IN \
+              (SELECT an.node_id FROM alliance_nodes an \
+                WHERE an.alliance_id = $12::text AND an.counted_until IS NULL))"
+            .into(),
         "(NOT $4::boolean OR c.certified)".into(),
         "(CASE WHEN $5::boolean THEN c.rentable AND NOT c.rented \
               ELSE NOT c.rented AND NOT c.dedicated END)"
@@ -130,6 +136,7 @@ struct Params {
     exclude: Vec<i64>,
     country: Option<String>,
     farm: Option<i64>,
+    alliance: Option<String>,
     certified_only: bool,
     dedicated: bool,
     min_uptime_bps: i64,
@@ -150,6 +157,7 @@ impl Params {
             exclude: exclude.iter().map(|id| i64::from(*id)).collect(),
             country: criteria.country.as_ref().map(|c| c.as_str().to_string()),
             farm: criteria.farm_id.map(i64::from),
+            alliance: criteria.alliance_id.clone(),
             certified_only: criteria.certified_only,
             dedicated: criteria.dedicated,
             min_uptime_bps: i64::from(criteria.min_uptime_bps),
@@ -180,6 +188,7 @@ impl Params {
             .bind(sru)
             .bind(hru)
             .bind(ipv4)
+            .bind(&self.alliance)
     }
 }
 

@@ -48,6 +48,7 @@ type Step = (
 
 /// Every aggregate type the marketplace stores.
 pub const AGGREGATE_TYPES: &[&str] = &[
+    "alliance",
     "deployment",
     "node",
     "pricing_policy",
@@ -59,6 +60,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
 /// The version each aggregate type's events are written with today.
 pub fn current_version(aggregate_type: &str) -> Option<&'static str> {
     Some(match aggregate_type {
+        "alliance" => crate::alliance::EVENT_VERSION,
         "deployment" => deployment::EVENT_VERSION,
         "node" => node::EVENT_VERSION,
         "pricing_policy" => pricing::EVENT_VERSION,

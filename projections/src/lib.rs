@@ -6,6 +6,7 @@
 //! the same transaction as the view change, so a crash at any point neither
 //! loses nor doubles an event.
 
+pub mod alliances;
 pub mod as_of;
 pub mod audit;
 pub mod deployments;
@@ -35,6 +36,7 @@ pub fn registry() -> Vec<Arc<dyn Projection>> {
         Arc::new(wallets::WalletProjection),
         Arc::new(tft_price::TftPriceProjection),
         Arc::new(notifications::NotificationProjection),
+        Arc::new(alliances::AllianceProjection),
         Arc::new(audit::AuditIndexProjection),
     ]
 }

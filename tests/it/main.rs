@@ -15,6 +15,7 @@
 
 mod common;
 
+mod alliances;
 mod audit;
 mod audit_cli;
 mod audit_search;

@@ -212,6 +212,29 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/wallets/{wallet_id}/debits", "post"),
         ("/v1/stripe-events", "get"),
         ("/v1/stripe-events/{event_id}/retry", "post"),
+        ("/v1/audit/checkpoints", "get"),
+        ("/v1/audit/correlations/{correlation_id}", "get"),
+        ("/v1/audit/events", "get"),
+        ("/v1/alliances", "get"),
+        ("/v1/alliances", "post"),
+        ("/v1/alliances/{id}", "get"),
+        ("/v1/alliances/{id}/dissolve", "post"),
+        ("/v1/alliances/{id}/invitation/accept", "post"),
+        ("/v1/alliances/{id}/invitation/decline", "post"),
+        ("/v1/alliances/{id}/invitations", "post"),
+        ("/v1/alliances/{id}/leave", "post"),
+        ("/v1/alliances/{id}/nodes", "post"),
+        ("/v1/alliances/{id}/nodes/{node_id}/withdraw", "post"),
+        ("/v1/alliances/{id}/payout-account/challenges", "post"),
+        (
+            "/v1/alliances/{id}/payout-account/challenges/{challenge_id}/signature",
+            "post",
+        ),
+        ("/v1/alliances/{id}/proposals/{proposal}/votes", "post"),
+        ("/v1/alliances/{id}/rule", "put"),
+        ("/v1/alliances/{id}/settlements", "get"),
+        ("/v1/alliances/{id}/sla", "put"),
+        ("/v1/alliances/{id}/statements/{period}", "get"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {
@@ -242,7 +265,10 @@ async fn the_document_describes_what_the_api_does() {
                 .replace("{top_up_id}", &some_id)
                 .replace("{payment_method_id}", "pm_test")
                 .replace("{event_id}", "evt_test")
-                .replace("{month}", "2026-11"),
+                .replace("{month}", "2026-11")
+                .replace("{period}", "2026-11")
+                .replace("{proposal}", "1")
+                .replace("{correlation_id}", &some_id),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
         let mut request = app.client.request(method.clone(), &url);

@@ -12,6 +12,7 @@
 //! - [`provisioning`]: the provisioning process manager and the treasury's
 //!   transfers to custodial accounts, on the leased job queues of [`jobs`].
 
+pub mod alliance;
 pub mod audit;
 pub mod chain;
 pub mod grid;

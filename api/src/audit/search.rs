@@ -48,6 +48,8 @@ pub struct SearchParams {
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AggregateType {
+    /// Provider alliances.
+    Alliance,
     /// Deployments.
     Deployment,
     /// Grid nodes.
@@ -65,6 +67,7 @@ pub enum AggregateType {
 impl AggregateType {
     fn as_str(self) -> &'static str {
         match self {
+            AggregateType::Alliance => "alliance",
             AggregateType::Deployment => "deployment",
             AggregateType::Node => "node",
             AggregateType::PricingPolicy => "pricing_policy",

@@ -304,6 +304,7 @@ pub(super) fn entry_kind(kind: EntryKind) -> &'static str {
         EntryKind::Refund => "refund",
         EntryKind::Dispute => "dispute",
         EntryKind::Bill => "bill",
+        EntryKind::SlaCredit => "sla_credit",
     }
 }
 

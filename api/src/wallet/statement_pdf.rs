@@ -61,6 +61,7 @@ fn kind_name(kind: EntryKind) -> &'static str {
         EntryKind::Refund => "refund",
         EntryKind::Dispute => "dispute",
         EntryKind::Bill => "bill",
+        EntryKind::SlaCredit => "SLA credit",
     }
 }
 

@@ -142,6 +142,10 @@ fn payload(e: &StoredEvent) -> Result<Value, AuditError> {
         serde_json::to_value(event).map_err(|r| unreadable(e, ApplyError::Poison(r.to_string())))
     }
     match e.aggregate_type.as_str() {
+        "alliance" => as_json::<marketplace_domain::alliance::AllianceEvent>(
+            e,
+            marketplace_domain::alliance::EVENT_VERSION,
+        ),
         "deployment" => as_json::<deployment::DeploymentEvent>(e, deployment::EVENT_VERSION),
         "node" => as_json::<node::NodeEvent>(e, node::EVENT_VERSION),
         "pricing_policy" => as_json::<pricing::PricingPolicyEvent>(e, pricing::EVENT_VERSION),
@@ -221,6 +225,10 @@ pub async fn state(
         return Ok(None);
     };
     let state = match aggregate_type {
+        "alliance" => fold::<marketplace_domain::alliance::Alliance>(
+            &events,
+            marketplace_domain::alliance::EVENT_VERSION,
+        )?,
         "deployment" => fold::<Deployment>(&events, deployment::EVENT_VERSION)?,
         "node" => fold::<Node>(&events, node::EVENT_VERSION)?,
         "pricing_policy" => fold::<PricingPolicyAggregate>(&events, pricing::EVENT_VERSION)?,

@@ -11,6 +11,7 @@
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, EventStore};
+use marketplace_domain::alliance::Alliance;
 use marketplace_domain::deployment::Deployment;
 use marketplace_domain::node::Node;
 use marketplace_domain::pricing::PricingPolicyAggregate;
@@ -130,6 +131,8 @@ pub struct Stores {
     pub wallets: Store<Wallet>,
     /// The TFT price feed (one).
     pub tft_price: Store<TftPriceFeed>,
+    /// Provider alliances.
+    pub alliances: Store<Alliance>,
 }
 
 impl Stores {
@@ -142,7 +145,8 @@ impl Stores {
             nodes: store_with(pool.clone(), committer.clone()),
             pricing: store_with(pool.clone(), committer.clone()),
             wallets: store_with(pool.clone(), committer.clone()),
-            tft_price: store_with(pool.clone(), committer),
+            tft_price: store_with(pool.clone(), committer.clone()),
+            alliances: store_with(pool.clone(), committer),
         }
     }
 }

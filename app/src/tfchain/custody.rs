@@ -65,6 +65,12 @@ impl Custody {
         Signer::new(derive(&self.root, &["treasury"]))
     }
 
+    /// The account of one alliance's farm twin: where the chain pays the
+    /// farm's share of its nodes' bills, and what payouts are sent from.
+    pub fn alliance(&self, alliance_id: &str) -> Signer {
+        Signer::new(derive(&self.root, &["alliance", alliance_id]))
+    }
+
     /// Any account under the master secret, by its junctions (hard ones).
     pub fn derived(&self, junctions: &[&str]) -> Signer {
         Signer::new(derive(&self.root, junctions))

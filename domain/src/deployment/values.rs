@@ -423,6 +423,10 @@ pub struct Placement {
     pub dedicated: bool,
     /// Minimum uptime of the node in basis points (9,500 = 95%).
     pub min_uptime_bps: u16,
+    /// Only nodes counted now in this provider alliance ("alliance nodes
+    /// only"); absent from events written before alliances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alliance_id: Option<String>,
 }
 
 impl Placement {
@@ -450,6 +454,7 @@ impl Placement {
             certified_only,
             dedicated,
             min_uptime_bps,
+            alliance_id: None,
         })
     }
 }

@@ -174,6 +174,7 @@ fn criteria() -> impl Strategy<Value = Placement> {
                 certified_only,
                 dedicated,
                 min_uptime_bps,
+                alliance_id: None,
             },
         )
 }

@@ -59,6 +59,9 @@ pub struct WalletState {
     /// on it.
     #[serde(default)]
     pub last_bill: Option<LastBill>,
+    /// The SLA credits received, by credit id.
+    #[serde(default)]
+    pub sla_credits: BTreeSet<String>,
     ledger: Vec<LedgerEntry>,
     balance: i128,
 }
@@ -253,6 +256,25 @@ impl Wallet {
             | C::StartChainTransfer { .. }
             | C::CompleteChainTransfer { .. }) => super::custody::decide(s, custodial),
             bill @ C::RecordBill { .. } => super::billing::decide(s, bill),
+            C::RecordSlaCredit {
+                credit_id,
+                amount,
+                transfer,
+                at,
+            } => {
+                if s.sla_credits.contains(&credit_id) || amount.base_units() == 0 {
+                    return Ok(vec![]);
+                }
+                if credit_id.trim().is_empty() || credit_id.len() > MAX_REASON {
+                    return Err(SpecError::new("credit_id", "must be 1 to 500 characters").into());
+                }
+                Ok(vec![E::SlaCreditReceived {
+                    credit_id,
+                    amount,
+                    transfer,
+                    at,
+                }])
+            }
             C::IssueLinkChallenge {
                 challenge_id,
                 nonce,
@@ -650,6 +672,7 @@ impl Wallet {
                 chain_account: None,
                 chain_transfers: BTreeMap::new(),
                 last_bill: None,
+                sla_credits: BTreeSet::new(),
                 ledger: Vec::new(),
                 balance: 0,
             });
@@ -664,6 +687,20 @@ impl Wallet {
             | E::ChainTransferStarted { .. }
             | E::ChainTransferCompleted { .. } => super::custody::apply(s, event),
             E::BillPaid { .. } => super::billing::apply(s, event),
+            E::SlaCreditReceived {
+                credit_id,
+                amount,
+                at,
+                ..
+            } => {
+                s.sla_credits.insert(credit_id.clone());
+                s.post(
+                    EntryKind::SlaCredit,
+                    i128::from(amount.base_units()),
+                    credit_id,
+                    *at,
+                );
+            }
             E::LinkChallengeIssued {
                 challenge_id,
                 nonce,

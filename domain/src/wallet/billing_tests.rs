@@ -156,3 +156,49 @@ fn a_contracts_bills_of_one_day_share_a_ledger_line_and_the_balance_counts_each(
     );
     assert_eq!(w.balance(), -units(tft(4)));
 }
+
+fn sla_credit(credit_id: &str, amount: TftAmount) -> WalletCommand {
+    WalletCommand::RecordSlaCredit {
+        credit_id: credit_id.into(),
+        amount,
+        transfer: ChainEventRef {
+            block_number: 900,
+            event_index: 2,
+        },
+        at: t0() + mins(90),
+    }
+}
+
+#[test]
+fn an_sla_credit_credits_the_ledger_once_per_credit_id() {
+    let w = Wallet::given(vec![opened()]);
+    let credited = w
+        .when(sla_credit("alliance:a1:2026-12", tft(4)))
+        .then_accepted();
+    assert_eq!(credited.balance(), units(tft(4)));
+    let entry = credited.ledger().last().cloned().expect("a ledger line");
+    assert_eq!(entry.kind, EntryKind::SlaCredit);
+    assert_eq!(entry.amount, units(tft(4)));
+    assert_eq!(entry.reference, "alliance:a1:2026-12");
+    // The same credit again (a worker's retry) records nothing.
+    credited
+        .clone()
+        .when(sla_credit("alliance:a1:2026-12", tft(4)))
+        .then_expect_no_events();
+    // Another period's credit is another credit.
+    let again = credited
+        .when(sla_credit("alliance:a1:2027-01", tft(1)))
+        .then_accepted();
+    assert_eq!(again.balance(), units(tft(5)));
+}
+
+#[test]
+fn an_sla_credit_needs_an_opened_wallet_and_a_credit_id() {
+    Wallet::default()
+        .when(sla_credit("alliance:a1:2026-12", tft(4)))
+        .then_expect_error(WalletError::NotOpened);
+    let refused = Wallet::given(vec![opened()])
+        .when(sla_credit("  ", tft(4)))
+        .then_refused();
+    assert!(matches!(refused, WalletError::Invalid(_)), "{refused:?}");
+}

@@ -222,6 +222,19 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An alliance's settlement credited the user for a node that missed
+    /// its SLA, and the transfer to the wallet's chain account is on chain.
+    /// The same credit id twice records once.
+    RecordSlaCredit {
+        /// `alliance:<id>:<period>`: one credit per alliance and period.
+        credit_id: String,
+        /// The credit.
+        amount: TftAmount,
+        /// The transfer's remark event on chain.
+        transfer: ChainEventRef,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The treasury's transfer for a top-up is on chain.
     CompleteChainTransfer {
         /// The top-up.
@@ -259,6 +272,7 @@ impl WalletCommand {
             WalletCommand::StartChainTransfer { .. } => "start_chain_transfer",
             WalletCommand::CompleteChainTransfer { .. } => "complete_chain_transfer",
             WalletCommand::RecordBill { .. } => "record_bill",
+            WalletCommand::RecordSlaCredit { .. } => "record_sla_credit",
         }
     }
 }

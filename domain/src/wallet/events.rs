@@ -249,6 +249,18 @@ pub enum WalletEvent {
         /// When it was recorded.
         at: DateTime<Utc>,
     },
+    /// An alliance credited the user for a node that missed its SLA; the
+    /// TFT is in the wallet's chain account.
+    SlaCreditReceived {
+        /// `alliance:<id>:<period>`.
+        credit_id: String,
+        /// The credit.
+        amount: TftAmount,
+        /// The transfer's remark event on chain.
+        transfer: ChainEventRef,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The treasury's transfer for a top-up is on chain.
     ChainTransferCompleted {
         /// The top-up.
@@ -275,6 +287,7 @@ impl WalletEvent {
             | WalletEvent::ChainTransferStarted { at, .. }
             | WalletEvent::ChainTransferCompleted { at, .. }
             | WalletEvent::BillPaid { at, .. }
+            | WalletEvent::SlaCreditReceived { at, .. }
             | WalletEvent::TopUpFailed { at, .. }
             | WalletEvent::WalletDebited { at, .. }
             | WalletEvent::RefundRecorded { at, .. }
@@ -317,6 +330,7 @@ impl DomainEvent for WalletEvent {
             WalletEvent::ChainTransferStarted { .. } => "ChainTransferStarted",
             WalletEvent::ChainTransferCompleted { .. } => "ChainTransferCompleted",
             WalletEvent::BillPaid { .. } => "BillPaid",
+            WalletEvent::SlaCreditReceived { .. } => "SlaCreditReceived",
             WalletEvent::TopUpFailed { .. } => "TopUpFailed",
             WalletEvent::WalletDebited { .. } => "WalletDebited",
             WalletEvent::RefundRecorded { .. } => "RefundRecorded",

@@ -154,7 +154,7 @@ pub struct Statement {
     pub month: StatementMonth,
     /// The sum of the ledger before the month.
     pub opening_balance: i128,
-    /// Top-ups credited in the month, oldest first.
+    /// Top-ups and SLA credits credited in the month, oldest first.
     pub credits: Vec<StatementLine>,
     /// Debits, refunds and disputes in the month, oldest first.
     pub other_debits: Vec<StatementLine>,
@@ -203,7 +203,7 @@ impl Statement {
                 amount,
             };
             match e.kind {
-                EntryKind::TopUp => credits.push(line(e.amount)),
+                EntryKind::TopUp | EntryKind::SlaCredit => credits.push(line(e.amount)),
                 EntryKind::Debit | EntryKind::Refund | EntryKind::Dispute => {
                     other_debits.push(line(-e.amount))
                 }

@@ -425,6 +425,9 @@ pub enum EntryKind {
     Dispute,
     /// A contract's bill, taken by the chain (debit).
     Bill,
+    /// An alliance's SLA credit for a node that missed its target, sent to
+    /// the wallet's chain account (credit).
+    SlaCredit,
 }
 
 /// One line of the wallet's ledger. Credits are positive, debits negative.

@@ -214,6 +214,11 @@ pub struct CatalogQuery {
     pub min_price: Option<UsdAmount>,
     /// A whole node costs at most this much an hour.
     pub max_price: Option<UsdAmount>,
+    /// Counted now in this alliance (contributed and not withdrawn).
+    pub alliance_id: Option<String>,
+    /// In an alliance whose SLA (the latest set) targets at least this
+    /// uptime, basis points.
+    pub min_sla_bps: Option<u16>,
     /// The policy prices are computed under (the one in force).
     pub policy: PricingPolicy,
     /// The order.
@@ -333,6 +338,22 @@ pub async fn catalog(
     if let Some(max) = query.max_price {
         sql.push(" AND n.hourly_usd <= ")
             .push_bind(big(max.units()));
+    }
+    if query.alliance_id.is_some() || query.min_sla_bps.is_some() {
+        // The alliance a node counts in now, and the target of its latest SLA.
+        sql.push(
+            " AND n.node_id IN (SELECT an.node_id FROM alliance_nodes an
+                 JOIN alliance_views av ON av.alliance_id = an.alliance_id
+                WHERE an.counted_until IS NULL",
+        );
+        if let Some(id) = &query.alliance_id {
+            sql.push(" AND an.alliance_id = ").push_bind(id.clone());
+        }
+        if let Some(min) = query.min_sla_bps {
+            sql.push(" AND (av.slas -> -1 -> 1 ->> 'target_bps')::int >= ")
+                .push_bind(i32::from(min));
+        }
+        sql.push(")");
     }
     if let Some(after) = query.after {
         if query.sort == Sort::NodeId {

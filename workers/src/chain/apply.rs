@@ -85,6 +85,7 @@ pub async fn apply_batch(
     concurrency: usize,
 ) -> Result<Applied, FollowError> {
     record_facts(pool, events).await?;
+    super::facts::record(pool, events).await?;
     // Resolve every event to its effect and partition by wallet.
     let mut effects = Vec::new();
     let mut skipped = 0;
@@ -203,6 +204,9 @@ async fn resolve(
     e: &ChainEvent,
 ) -> Result<Resolved, FollowError> {
     let data = &e.data;
+    if super::facts::is_fact(e) {
+        return Ok(Resolved::Fact);
+    }
     Ok(match (e.pallet.as_str(), e.name.as_str()) {
         ("smartContractModule", "ContractCreated") | ("tfgridModule", "NodeUptimeReported") => {
             Resolved::Fact

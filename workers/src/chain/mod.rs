@@ -13,7 +13,10 @@
 //!   for that contract; `ContractGracePeriodElapsed` → `Deleted(OutOfFunds)`;
 //! - `tfgridModule.NodeUptimeReported` → the node's uptime history
 //!   (`node_uptime_reports`, a copy of chain facts);
-//! - `tftPriceModule.AveragePriceStored` → the TFT price feed.
+//! - `tftPriceModule.AveragePriceStored` → the TFT price feed;
+//! - every `ContractBilled`, `RewardDistributed` and `tfgridModule.NodeUpdated`
+//!   → `chain_bills`, `chain_rewards`, `chain_node_farms` (`facts.rs`): what
+//!   an alliance's settlement reads (income by node, bills by user, farm moves).
 //!
 //! Events about other twins' contracts are skipped. Delivery is at least
 //! once: a batch is applied, then the cursor moves past it; a crash between
@@ -39,6 +42,7 @@
 
 mod apply;
 mod backfill;
+mod facts;
 mod follower;
 mod reconcile;
 

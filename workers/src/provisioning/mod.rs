@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use manager::{Provisioner, ProvisioningOptions, StepError, WORKER};
-pub use treasury::Treasury;
+pub use treasury::{remark_hash, Treasury};
 
 use crate::jobs::{self, Queue, WorkOptions};
 use crate::runtime::{self, Round, Schedule};
