@@ -138,7 +138,8 @@ async fn every_projection_in_the_registry_rebuilds_to_what_it_built_live() {
             .expect("rebuild");
         let rebuilt = dump_views(&app.pool, &projection).await;
         assert_eq!(live, rebuilt, "{}: replay equals live", projection.name());
-        if projection.name() != "notifications" {
+        // The scenario raises no notification and founds no alliance.
+        if !["notifications", "alliances"].contains(&projection.name()) {
             assert!(rows > 0, "{}: the scenario gave it rows", projection.name());
         }
     }
