@@ -498,6 +498,24 @@ async fn wait_for_views(pool: &PgPool, expected: i64) -> Option<Duration> {
     }
 }
 
+/// The statements PostgreSQL spent most time on during the throughput
+/// phases (needs `MARKETPLACE_PG_SETTINGS=shared_preload_libraries=pg_stat_statements`).
+async fn top_statements(pool: &PgPool, mode: &str) -> Vec<String> {
+    let rows: Result<Vec<(String, i64, f64)>, sqlx::Error> = sqlx::query_as(
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 110), calls, total_exec_time
+           FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12",
+    )
+    .fetch_all(pool)
+    .await;
+    match rows {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(q, calls, ms)| format!("[{mode}] pg: {ms:>9.0} ms {calls:>7} calls  {q}"))
+            .collect(),
+        Err(e) => vec![format!("[{mode}] pg_stat_statements unavailable: {e}")],
+    }
+}
+
 async fn run_mode(
     durable: bool,
     cfg: &Config,
@@ -549,6 +567,15 @@ async fn run_mode(
         ok = false;
     }
 
+    // Profile the command phases only (not pgbench, not the warm-up).
+    if std::env::var("MARKETPLACE_PG_SETTINGS").is_ok_and(|v| v.contains("pg_stat_statements")) {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&stack.bench_pool)
+            .await?;
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&stack.bench_pool)
+            .await?;
+    }
     let mut phases = vec![("t", false)];
     if cfg.idempotency {
         phases.push(("k", true));
@@ -637,6 +664,9 @@ async fn run_mode(
     }
 
     let n = cfg.latency_samples;
+    if std::env::var("MARKETPLACE_PG_SETTINGS").is_ok_and(|v| v.contains("pg_stat_statements")) {
+        notes.extend(top_statements(&stack.bench_pool, mode).await);
+    }
     eprintln!("[{mode}] accepted-to-visible under load: {n} requests, C={c}");
     let vis = Arc::new(Visibility::default());
     let stop = Arc::new(AtomicBool::new(false));

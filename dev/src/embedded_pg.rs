@@ -694,6 +694,13 @@ fn server_command(
             cmd.arg("-c").arg(setting);
         }
     }
+    // Extra server settings for a profiling run, `;`-separated (e.g.
+    // `shared_preload_libraries=pg_stat_statements`); dev and benches only.
+    if let Ok(extra) = std::env::var("MARKETPLACE_PG_SETTINGS") {
+        for setting in extra.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            cmd.arg("-c").arg(setting);
+        }
+    }
     let log_err = log.try_clone().context("duplicating server log handle")?;
     cmd.current_dir(data_dir)
         .stdin(Stdio::null())
