@@ -185,3 +185,40 @@ async fn set_based_batches_build_what_one_event_at_a_time_builds() {
         }
     }
 }
+
+/// A batch that carries the same request twice (a redelivery, as the
+/// Kafka path may give) builds one row and one history line, on the
+/// set-based path as on the per-event one.
+#[tokio::test]
+async fn a_request_delivered_twice_in_one_batch_is_applied_once() {
+    let app = spawn_app_with(AppOptions {
+        projections: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let (id, _) = app.request(&alice(), &vm_body("twice")).await;
+    let stored: marketplace_projections::StoredEvent = sqlx::query_as(
+        "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload, metadata, recorded_at FROM events WHERE aggregate_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("event");
+    let batch = vec![stored.clone(), stored];
+    let mut tx = app.pool.begin().await.expect("tx");
+    let dead = marketplace_projections::apply_events(&mut tx, &DeploymentProjection, &batch, false)
+        .await
+        .expect("apply");
+    tx.commit().await.expect("commit");
+    assert_eq!(dead.map(|d| d.len()), Some(0), "applied, nothing dead");
+    let (views, history): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM deployment_views WHERE id = $1::uuid),
+                (SELECT count(*) FROM deployment_history WHERE deployment_id = $1::uuid)",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("counts");
+    assert_eq!((views, history), (1, 1));
+}

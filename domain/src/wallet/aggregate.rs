@@ -125,7 +125,13 @@ impl WalletState {
 
     /// Adds a ledger line and moves the balance with it: the only place
     /// either changes.
-    fn post(&mut self, kind: EntryKind, amount: i128, reference: &str, at: DateTime<Utc>) {
+    pub(super) fn post(
+        &mut self,
+        kind: EntryKind,
+        amount: i128,
+        reference: &str,
+        at: DateTime<Utc>,
+    ) {
         self.ledger.push(LedgerEntry {
             kind,
             amount,
@@ -256,25 +262,7 @@ impl Wallet {
             | C::StartChainTransfer { .. }
             | C::CompleteChainTransfer { .. }) => super::custody::decide(s, custodial),
             bill @ C::RecordBill { .. } => super::billing::decide(s, bill),
-            C::RecordSlaCredit {
-                credit_id,
-                amount,
-                transfer,
-                at,
-            } => {
-                if s.sla_credits.contains(&credit_id) || amount.base_units() == 0 {
-                    return Ok(vec![]);
-                }
-                if credit_id.trim().is_empty() || credit_id.len() > MAX_REASON {
-                    return Err(SpecError::new("credit_id", "must be 1 to 500 characters").into());
-                }
-                Ok(vec![E::SlaCreditReceived {
-                    credit_id,
-                    amount,
-                    transfer,
-                    at,
-                }])
-            }
+            credit @ C::RecordSlaCredit { .. } => super::billing::decide_sla_credit(s, credit),
             C::IssueLinkChallenge {
                 challenge_id,
                 nonce,
@@ -687,20 +675,7 @@ impl Wallet {
             | E::ChainTransferStarted { .. }
             | E::ChainTransferCompleted { .. } => super::custody::apply(s, event),
             E::BillPaid { .. } => super::billing::apply(s, event),
-            E::SlaCreditReceived {
-                credit_id,
-                amount,
-                at,
-                ..
-            } => {
-                s.sla_credits.insert(credit_id.clone());
-                s.post(
-                    EntryKind::SlaCredit,
-                    i128::from(amount.base_units()),
-                    credit_id,
-                    *at,
-                );
-            }
+            E::SlaCreditReceived { .. } => super::billing::apply_sla_credit(s, event),
             E::LinkChallengeIssued {
                 challenge_id,
                 nonce,

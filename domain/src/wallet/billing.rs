@@ -59,3 +59,54 @@ pub(super) fn apply(s: &mut WalletState, event: &WalletEvent) {
         billed_at: bill.billed_at,
     });
 }
+
+/// Decides `RecordSlaCredit`: an alliance's SLA credit to this user, once
+/// per credit id (any other command decides nothing).
+pub(super) fn decide_sla_credit(
+    s: &WalletState,
+    command: WalletCommand,
+) -> Result<Vec<WalletEvent>, WalletError> {
+    let WalletCommand::RecordSlaCredit {
+        credit_id,
+        amount,
+        transfer,
+        at,
+    } = command
+    else {
+        return Ok(vec![]);
+    };
+    if s.sla_credits.contains(&credit_id) || amount.base_units() == 0 {
+        return Ok(vec![]);
+    }
+    if credit_id.trim().is_empty() || credit_id.len() > super::values::MAX_REASON {
+        return Err(
+            crate::deployment::SpecError::new("credit_id", "must be 1 to 500 characters").into(),
+        );
+    }
+    Ok(vec![WalletEvent::SlaCreditReceived {
+        credit_id,
+        amount,
+        transfer,
+        at,
+    }])
+}
+
+/// Applies `SlaCreditReceived`: a credit line on the ledger.
+pub(super) fn apply_sla_credit(s: &mut WalletState, event: &WalletEvent) {
+    let WalletEvent::SlaCreditReceived {
+        credit_id,
+        amount,
+        at,
+        ..
+    } = event
+    else {
+        return;
+    };
+    s.sla_credits.insert(credit_id.clone());
+    s.post(
+        super::values::EntryKind::SlaCredit,
+        i128::from(amount.base_units()),
+        credit_id,
+        *at,
+    );
+}
