@@ -130,9 +130,56 @@ impl Projection for NotificationProjection {
         Ok(())
     }
 
+    /// Runs of deployment requests record their owners in one insert;
+    /// every other event is applied on its own, in order.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<(), ApplyError> {
+        let mut owners: Vec<(Uuid, String)> = Vec::new();
+        for stored in events {
+            if stored.aggregate_type == "deployment" && stored.event_type == "DeploymentRequested" {
+                let deployment = Uuid::parse_str(&stored.aggregate_id)
+                    .map_err(|e| ApplyError::Poison(format!("aggregate id is not a uuid: {e}")))?;
+                if let DeploymentEvent::DeploymentRequested { owner, .. } =
+                    crate::deployments::upcast(stored)?
+                {
+                    owners.push((deployment, owner));
+                }
+                continue;
+            }
+            record_owners(conn, &mut owners).await?;
+            self.apply(conn, stored).await?;
+        }
+        record_owners(conn, &mut owners).await
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["notifications", "notification_owners"]
     }
+}
+
+/// Records a run of deployments' owners in one insert, leaving the run
+/// empty; an owner already recorded (a redelivery) stays as it was.
+async fn record_owners(
+    conn: &mut PgConnection,
+    owners: &mut Vec<(Uuid, String)>,
+) -> Result<(), ApplyError> {
+    if owners.is_empty() {
+        return Ok(());
+    }
+    let (ids, names): (Vec<Uuid>, Vec<String>) = std::mem::take(owners).into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO notification_owners (deployment_id, owner)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[])
+         ON CONFLICT (deployment_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// One notification.

@@ -210,8 +210,29 @@ async fn a_request_delivered_twice_in_one_batch_is_applied_once() {
     let dead = marketplace_projections::apply_events(&mut tx, &DeploymentProjection, &batch, false)
         .await
         .expect("apply");
+    let owners = marketplace_projections::apply_events(
+        &mut tx,
+        &marketplace_projections::notifications::NotificationProjection,
+        &batch,
+        false,
+    )
+    .await
+    .expect("apply");
     tx.commit().await.expect("commit");
     assert_eq!(dead.map(|d| d.len()), Some(0), "applied, nothing dead");
+    assert_eq!(
+        owners.map(|d| d.len()),
+        Some(0),
+        "owners applied, nothing dead"
+    );
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notification_owners WHERE deployment_id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("owners");
+    assert_eq!(recorded, 1);
     let (views, history): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM deployment_views WHERE id = $1::uuid),
                 (SELECT count(*) FROM deployment_history WHERE deployment_id = $1::uuid)",
