@@ -127,22 +127,13 @@ pub async fn invite(
     ApiJson(body): ApiJson<InviteBody>,
 ) -> Response {
     let fingerprint = fingerprint(("POST /v1/alliances/invitations", &id, &body));
-    let by = actor.clone();
-    accept(
-        &state,
-        &ctx,
-        &actor,
-        target(&state, &id),
-        fingerprint,
-        move |a| {
-            reach(a, &by)?;
-            Ok(AllianceCommand::Invite {
-                by: by.clone(),
-                invitee: body.provider.clone(),
-                at: Utc::now(),
-            })
-        },
-    )
+    on_alliance(&state, &ctx, &actor, &id, fingerprint, move |_, by| {
+        Ok(AllianceCommand::Invite {
+            by: by.clone(),
+            invitee: body.provider.clone(),
+            at: Utc::now(),
+        })
+    })
     .await
 }
 
@@ -169,14 +160,38 @@ macro_rules! member_step {
             ApiJson(body): ApiJson<EmptyBody>,
         ) -> Response {
             let fingerprint = fingerprint((concat!("POST ", $path), &id, &body));
-            let by: Actor = actor.clone();
-            accept(&state, &ctx, &actor, target(&state, &id), fingerprint, move |a| {
-                reach(a, &by)?;
+            on_alliance(&state, &ctx, &actor, &id, fingerprint, move |_, by| {
                 Ok(AllianceCommand::$variant { by: by.clone(), at: Utc::now() })
             })
             .await
         }
     };
+}
+
+/// Runs `build`'s command on alliance `id` for `actor` through the one
+/// accepting path, once `actor` may reach the alliance (anyone else: 404).
+async fn on_alliance(
+    state: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: &str,
+    fingerprint: Vec<u8>,
+    build: impl Fn(&marketplace_domain::alliance::Alliance, &Actor) -> Result<AllianceCommand, CommandError>
+        + Sync,
+) -> Response {
+    let by = actor.clone();
+    accept(
+        state,
+        ctx,
+        actor,
+        target(state, id),
+        fingerprint,
+        move |a| {
+            reach(a, &by)?;
+            build(a, &by)
+        },
+    )
+    .await
 }
 
 member_step!(
@@ -289,48 +304,39 @@ pub async fn contribute_node(
         Ok(c) => c,
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };
-    let by = actor.clone();
     let node_id = body.node_id;
-    accept(
-        &state,
-        &ctx,
-        &actor,
-        target(&state, &id),
-        fingerprint,
-        move |a| {
-            reach(a, &by)?;
-            let alliance_farm = a.state().and_then(|s| s.farm.as_ref()).map(|f| f.farm_id);
-            let member_farm = match check.member_farm {
-                Some(f) if f == check.farm_id || Some(check.farm_id) == alliance_farm => f,
-                _ => {
-                    return Err(CommandError::Rule {
-                        slug: "node-not-yours",
-                        detail: format!(
-                            "node {node_id} is in farm {}, not one of your approved farms",
-                            check.farm_id
-                        ),
-                    })
-                }
-            };
-            if let Some(other) = &check.elsewhere {
+    on_alliance(&state, &ctx, &actor, &id, fingerprint, move |a, by| {
+        let alliance_farm = a.state().and_then(|s| s.farm.as_ref()).map(|f| f.farm_id);
+        let member_farm = match check.member_farm {
+            Some(f) if f == check.farm_id || Some(check.farm_id) == alliance_farm => f,
+            _ => {
                 return Err(CommandError::Rule {
-                    slug: "node-in-another-alliance",
-                    detail: format!("node {node_id} counts in alliance {other}"),
-                });
+                    slug: "node-not-yours",
+                    detail: format!(
+                        "node {node_id} is in farm {}, not one of your approved farms",
+                        check.farm_id
+                    ),
+                })
             }
-            let capacity = match &check.capacity {
-                Ok(c) => *c,
-                Err(e) => return Err(CommandError::invalid("node_id", e.to_string())),
-            };
-            Ok(AllianceCommand::ContributeNode {
-                by: by.clone(),
-                node_id,
-                farm_id: member_farm,
-                capacity,
-                at: Utc::now(),
-            })
-        },
-    )
+        };
+        if let Some(other) = &check.elsewhere {
+            return Err(CommandError::Rule {
+                slug: "node-in-another-alliance",
+                detail: format!("node {node_id} counts in alliance {other}"),
+            });
+        }
+        let capacity = match &check.capacity {
+            Ok(c) => *c,
+            Err(e) => return Err(CommandError::invalid("node_id", e.to_string())),
+        };
+        Ok(AllianceCommand::ContributeNode {
+            by: by.clone(),
+            node_id,
+            farm_id: member_farm,
+            capacity,
+            at: Utc::now(),
+        })
+    })
     .await
 }
 
@@ -356,22 +362,13 @@ pub async fn withdraw_node(
     ApiJson(body): ApiJson<EmptyBody>,
 ) -> Response {
     let fingerprint = fingerprint(("POST /v1/alliances/nodes/withdraw", &id, node_id, &body));
-    let by = actor.clone();
-    accept(
-        &state,
-        &ctx,
-        &actor,
-        target(&state, &id),
-        fingerprint,
-        move |a| {
-            reach(a, &by)?;
-            Ok(AllianceCommand::WithdrawNode {
-                by: by.clone(),
-                node_id,
-                at: Utc::now(),
-            })
-        },
-    )
+    on_alliance(&state, &ctx, &actor, &id, fingerprint, move |_, by| {
+        Ok(AllianceCommand::WithdrawNode {
+            by: by.clone(),
+            node_id,
+            at: Utc::now(),
+        })
+    })
     .await
 }
 
@@ -398,22 +395,13 @@ pub async fn change_rule(
     ApiJson(body): ApiJson<RuleBody>,
 ) -> Response {
     let fingerprint = fingerprint(("PUT /v1/alliances/rule", &id, &body));
-    let by = actor.clone();
-    accept(
-        &state,
-        &ctx,
-        &actor,
-        target(&state, &id),
-        fingerprint,
-        move |a| {
-            reach(a, &by)?;
-            Ok(AllianceCommand::ChangeSharingRule {
-                by: by.clone(),
-                rule: body.rule()?,
-                at: Utc::now(),
-            })
-        },
-    )
+    on_alliance(&state, &ctx, &actor, &id, fingerprint, move |_, by| {
+        Ok(AllianceCommand::ChangeSharingRule {
+            by: by.clone(),
+            rule: body.rule()?,
+            at: Utc::now(),
+        })
+    })
     .await
 }
 
@@ -439,22 +427,13 @@ pub async fn change_sla(
     ApiJson(body): ApiJson<SlaBody>,
 ) -> Response {
     let fingerprint = fingerprint(("PUT /v1/alliances/sla", &id, &body));
-    let by = actor.clone();
-    accept(
-        &state,
-        &ctx,
-        &actor,
-        target(&state, &id),
-        fingerprint,
-        move |a| {
-            reach(a, &by)?;
-            Ok(AllianceCommand::ChangeSla {
-                by: by.clone(),
-                sla: body.sla()?,
-                at: Utc::now(),
-            })
-        },
-    )
+    on_alliance(&state, &ctx, &actor, &id, fingerprint, move |_, by| {
+        Ok(AllianceCommand::ChangeSla {
+            by: by.clone(),
+            sla: body.sla()?,
+            at: Utc::now(),
+        })
+    })
     .await
 }
 
@@ -488,22 +467,13 @@ pub async fn vote(
     ApiJson(body): ApiJson<VoteBody>,
 ) -> Response {
     let fingerprint = fingerprint(("POST /v1/alliances/votes", &id, proposal, &body));
-    let by = actor.clone();
-    accept(
-        &state,
-        &ctx,
-        &actor,
-        target(&state, &id),
-        fingerprint,
-        move |a| {
-            reach(a, &by)?;
-            Ok(AllianceCommand::Vote {
-                by: by.clone(),
-                proposal,
-                approve: body.approve,
-                at: Utc::now(),
-            })
-        },
-    )
+    on_alliance(&state, &ctx, &actor, &id, fingerprint, move |_, by| {
+        Ok(AllianceCommand::Vote {
+            by: by.clone(),
+            proposal,
+            approve: body.approve,
+            at: Utc::now(),
+        })
+    })
     .await
 }
