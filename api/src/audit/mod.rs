@@ -38,6 +38,28 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(integrity::checkpoints))
 }
 
+/// Records an operator's audit read in the access log before it is
+/// answered: who, what of which aggregate, under which request.
+pub(crate) async fn logged(
+    state: &AppState,
+    operator: &marketplace_domain::Actor,
+    ctx: &RequestContext,
+    aggregate_type: &str,
+    id: &str,
+    asked: &str,
+) -> Result<(), ApiError> {
+    audit::record_access(
+        &state.pool,
+        &operator.subject,
+        aggregate_type,
+        id,
+        asked,
+        &ctx.request_id,
+    )
+    .await?;
+    Ok(())
+}
+
 /// A page's `after` (default 0) and `limit` (default 100), checked.
 pub(crate) fn page(after: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
     let (after, limit) = (after.unwrap_or(0), limit.unwrap_or(100));
@@ -156,15 +178,7 @@ pub async fn aggregate_events(
 ) -> Result<Json<AuditHistory>, ApiError> {
     let (after, limit) = page(params.after, params.limit)?;
     let asked = format!("events after={after} limit={limit}");
-    audit::record_access(
-        &state.pool,
-        &operator.subject,
-        &aggregate_type,
-        &id,
-        &asked,
-        &ctx.request_id,
-    )
-    .await?;
+    logged(&state, &operator, &ctx, &aggregate_type, &id, &asked).await?;
     let events = audit::history(&state.pool, &aggregate_type, &id, after, limit).await?;
     if events.is_empty() && after == 0 {
         return Err(ApiError::NotFound);
@@ -239,15 +253,7 @@ pub async fn aggregate_state(
         Until::Version(v) => format!("state version={v}"),
         Until::At(t) => format!("state at={}", t.to_rfc3339()),
     };
-    audit::record_access(
-        &state.pool,
-        &operator.subject,
-        &aggregate_type,
-        &id,
-        &asked,
-        &ctx.request_id,
-    )
-    .await?;
+    logged(&state, &operator, &ctx, &aggregate_type, &id, &asked).await?;
     let (version, folded) = audit::state(&state.pool, &aggregate_type, &id, until)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -319,15 +325,7 @@ pub async fn aggregate_diff(
         ));
     }
     let asked = format!("diff from={} to={}", params.from, params.to);
-    audit::record_access(
-        &state.pool,
-        &operator.subject,
-        &aggregate_type,
-        &id,
-        &asked,
-        &ctx.request_id,
-    )
-    .await?;
+    logged(&state, &operator, &ctx, &aggregate_type, &id, &asked).await?;
     let d = audit::diff(&state.pool, &aggregate_type, &id, params.from, params.to)
         .await?
         .ok_or(ApiError::NotFound)?;

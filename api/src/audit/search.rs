@@ -5,11 +5,11 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use marketplace_app::audit::{self, search};
+use marketplace_app::audit::search;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AuditEventBody, MAX_LIMIT};
+use super::{logged, AuditEventBody, MAX_LIMIT};
 use crate::auth::AsOperator;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, ApiQuery, RequestContext};
@@ -147,13 +147,13 @@ pub async fn search_events(
                 .into(),
         ));
     }
-    audit::record_access(
-        &state.pool,
-        &operator.subject,
+    logged(
+        &state,
+        &operator,
+        &ctx,
         query.aggregate_type.as_deref().unwrap_or("*"),
         "*",
         &describe(&query),
-        &ctx.request_id,
     )
     .await?;
     let page = search::search(&state.pool, &query, limit).await?;
@@ -226,13 +226,13 @@ pub async fn correlation(
     ctx: RequestContext,
     ApiPath(correlation_id): ApiPath<String>,
 ) -> Result<Json<TreeBody>, ApiError> {
-    audit::record_access(
-        &state.pool,
-        &operator.subject,
+    logged(
+        &state,
+        &operator,
+        &ctx,
         "*",
         "*",
         &format!("correlate {correlation_id}"),
-        &ctx.request_id,
     )
     .await?;
     let tree = search::correlate(&state.pool, &correlation_id).await?;
