@@ -28,61 +28,11 @@ use std::time::Instant;
 use chrono::{TimeZone, Utc};
 use common::*;
 use marketplace_app::audit::{integrity, search};
-use marketplace_app::{EventMetadata, Exec, Stores};
+use marketplace_app::Stores;
 use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
-use marketplace_domain::deployment::{
-    Deployment, DeploymentCommand, DeploymentEvent, DeploymentName, FlistImage, MachineSize,
-    Placement, SshPublicKey, VmSpec, WorkloadSpec,
-};
+use marketplace_domain::deployment::{DeploymentEvent, DeploymentName, Placement};
 use rand::Rng;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-fn spec() -> WorkloadSpec {
-    let size = MachineSize::new(1, 1024, 10).expect("size");
-    let image =
-        FlistImage::new("https://hub.grid.tf/tf-official-apps/base:latest.flist").expect("image");
-    let key =
-        SshPublicKey::new("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqbench bench@host").expect("key");
-    WorkloadSpec::Vm(VmSpec::new(size, vec![], false, image, key).expect("vm"))
-}
-
-fn request(name: &str) -> DeploymentCommand {
-    DeploymentCommand::Request {
-        owner: "bench".into(),
-        name: DeploymentName::new(name).expect("name"),
-        spec: spec(),
-        placement: Placement::default(),
-        at: Utc::now(),
-    }
-}
-
-async fn commands(pool: &sqlx::PgPool, n: usize, clients: usize, round: usize) -> f64 {
-    let stores = Arc::new(Stores::new(pool));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let stores = stores.clone();
-            tokio::spawn(async move {
-                for i in (c..n).step_by(clients) {
-                    let id = uuid::Uuid::new_v4().to_string();
-                    let name = format!("b{round}x{i}");
-                    Exec::<Deployment>::new(
-                        &stores.deployments,
-                        id,
-                        EventMetadata::for_worker("bench", "bench"),
-                    )
-                    .run(|_| Ok(request(&name)))
-                    .await
-                    .expect("command");
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("client");
-    }
-    n as f64 / started.elapsed().as_secs_f64()
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -116,8 +66,8 @@ async fn main() -> anyhow::Result<()> {
     let payload = serde_json::to_value(DeploymentEvent::DeploymentRequested {
         owner: "bench".into(),
         name: DeploymentName::new("bulk").expect("name"),
-        kind: spec().kind(),
-        spec: spec(),
+        kind: bench_vm_spec().kind(),
+        spec: bench_vm_spec(),
         placement: Placement::default(),
         at: Utc::now(),
     })?;
@@ -255,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
         v.checked as f64 / verifying.as_secs_f64()
     );
 
+    let stores = Arc::new(Stores::new(&pool));
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 0..4 {
         let hashing = round % 2 == 0;
@@ -264,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
         ))
         .execute(&pool)
         .await?;
-        let rate = commands(&pool, n_commands, clients, round).await;
+        let rate = bus_requests(&stores, n_commands, clients, &format!("b{round}"), false).await;
         if hashing {
             on.push(rate)
         } else {

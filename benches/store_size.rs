@@ -17,57 +17,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use common::*;
-use marketplace_app::{EventMetadata, Exec, Stores};
+use marketplace_app::Stores;
 use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
-use marketplace_domain::deployment::{
-    Deployment, DeploymentCommand, DeploymentName, FlistImage, MachineSize, Placement,
-    SshPublicKey, VmSpec, WorkloadSpec,
-};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-fn request(name: &str) -> DeploymentCommand {
-    let size = MachineSize::new(1, 1024, 10).expect("size");
-    let image =
-        FlistImage::new("https://hub.grid.tf/tf-official-apps/base:latest.flist").expect("image");
-    let key =
-        SshPublicKey::new("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqbench bench@host").expect("key");
-    DeploymentCommand::Request {
-        owner: "bench".into(),
-        name: DeploymentName::new(name).expect("name"),
-        spec: WorkloadSpec::Vm(VmSpec::new(size, vec![], false, image, key).expect("vm")),
-        placement: Placement::default(),
-        at: Utc::now(),
-    }
-}
-
-async fn commands(stores: &Arc<Stores>, n: usize, clients: usize, round: &str) -> f64 {
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (stores, round) = (stores.clone(), round.to_string());
-            tokio::spawn(async move {
-                for i in (c..n).step_by(clients) {
-                    let name = format!("{round}x{i}");
-                    Exec::<Deployment>::new(
-                        &stores.deployments,
-                        uuid::Uuid::new_v4().to_string(),
-                        EventMetadata::for_worker("bench", "bench"),
-                    )
-                    .fresh()
-                    .run(|_| Ok(request(&name)))
-                    .await
-                    .expect("command");
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("client");
-    }
-    n as f64 / started.elapsed().as_secs_f64()
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -93,8 +46,8 @@ async fn main() -> anyhow::Result<()> {
     println!("{}", machine_line("PostgreSQL and the bench"));
     let stores = Arc::new(Stores::new(&pool));
 
-    commands(&stores, n / 4, clients, "warm").await;
-    let empty = commands(&stores, n, clients, "empty").await;
+    bus_requests(&stores, n / 4, clients, "warm", true).await;
+    let empty = bus_requests(&stores, n, clients, "empty", true).await;
     println!("empty store: {empty:.0} commands/s ({n} commands, {clients} tasks)");
 
     let model: serde_json::Value = sqlx::query_scalar(
@@ -130,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         "stored {events} events in {:.0} s",
         t.elapsed().as_secs_f64()
     );
-    let full = commands(&stores, n, clients, "full").await;
+    let full = bus_requests(&stores, n, clients, "full", true).await;
     println!(
         "store of {events} events: {full:.0} commands/s = {:.2}x the empty store's",
         full / empty

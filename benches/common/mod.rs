@@ -246,3 +246,64 @@ pub async fn pgbench_baseline(
         .await?;
     Ok(tps)
 }
+
+/// The VM every bus-level bench requests.
+pub fn bench_vm_spec() -> marketplace_domain::deployment::WorkloadSpec {
+    use marketplace_domain::deployment::*;
+    let size = MachineSize::new(1, 1024, 10).expect("size");
+    let image =
+        FlistImage::new("https://hub.grid.tf/tf-official-apps/base:latest.flist").expect("image");
+    let key =
+        SshPublicKey::new("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqbench bench@host").expect("key");
+    WorkloadSpec::Vm(VmSpec::new(size, vec![], false, image, key).expect("vm"))
+}
+
+/// A new deployment's request of [`bench_vm_spec`], named `name`.
+pub fn request_command(name: &str) -> marketplace_domain::deployment::DeploymentCommand {
+    marketplace_domain::deployment::DeploymentCommand::Request {
+        owner: "bench".into(),
+        name: marketplace_domain::deployment::DeploymentName::new(name).expect("name"),
+        spec: bench_vm_spec(),
+        placement: Default::default(),
+        at: chrono::Utc::now(),
+    }
+}
+
+/// `n` new deployments' requests through the command bus from `clients`
+/// tasks (each on a random id; `fresh`: decided without loading it);
+/// answers commands/s.
+pub async fn bus_requests(
+    stores: &std::sync::Arc<marketplace_app::Stores>,
+    n: usize,
+    clients: usize,
+    round: &str,
+    fresh: bool,
+) -> f64 {
+    use marketplace_domain::deployment::Deployment;
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (stores, round) = (stores.clone(), round.to_string());
+            tokio::spawn(async move {
+                for i in (c..n).step_by(clients) {
+                    let name = format!("{round}x{i}");
+                    let mut bus = marketplace_app::Exec::<Deployment>::new(
+                        &stores.deployments,
+                        uuid::Uuid::new_v4().to_string(),
+                        marketplace_app::EventMetadata::for_worker("bench", "bench"),
+                    );
+                    if fresh {
+                        bus = bus.fresh();
+                    }
+                    bus.run(|_| Ok(request_command(&name)))
+                        .await
+                        .expect("command");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("client");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
