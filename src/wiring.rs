@@ -360,8 +360,6 @@ pub fn spawn_provisioning(
     tasks
 }
 
-/// The chain-event follower, and the reconciliation of custodial ledgers
-/// with their chain accounts every `reconcile_every`.
 /// The auditor: global checkpoints and periodic verification of the store.
 pub fn spawn_auditor(
     pool: &PgPool,
@@ -376,6 +374,8 @@ pub fn spawn_auditor(
     )
 }
 
+/// The chain-event follower, and the reconciliation of custodial ledgers
+/// with their chain accounts every `reconcile_every`.
 pub fn spawn_chain_follower(
     pool: &PgPool,
     chain: Arc<dyn marketplace_app::tfchain::Chain>,
@@ -401,27 +401,8 @@ pub fn spawn_chain_follower(
     if let Some(indexer) = &indexer {
         follower = follower.with_indexer(indexer.clone());
     }
-    let mut tasks = vec![tokio::spawn(follower.run(cancel.clone()))];
-    let (pool, cancel) = (pool.clone(), cancel.clone());
-    tasks.push(tokio::spawn(async move {
-        let schedule =
-            marketplace_workers::runtime::Schedule::every("chain-reconcile", reconcile_every);
-        marketplace_workers::runtime::run(&pool.clone(), schedule, cancel, || {
-            let (pool, chain, indexer) = (pool.clone(), chain.clone(), indexer.clone());
-            async move {
-                let (mismatches, _) =
-                    marketplace_workers::chain::reconcile_once(&pool, &*chain).await?;
-                let mut mismatched = mismatches.len();
-                if let Some(indexer) = &indexer {
-                    mismatched += marketplace_workers::chain::reconcile_bills(&pool, &**indexer)
-                        .await?
-                        .len();
-                }
-                marketplace_workers::chain::save_reconciliation(&pool, mismatched).await?;
-                Ok::<_, anyhow::Error>(marketplace_workers::runtime::Round::Idle)
-            }
-        })
-        .await;
-    }));
-    Ok(tasks)
+    Ok(vec![
+        tokio::spawn(follower.run(cancel.clone())),
+        marketplace_workers::chain::spawn_reconciler(pool, chain, indexer, reconcile_every, cancel),
+    ])
 }

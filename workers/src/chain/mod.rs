@@ -49,4 +49,4 @@ mod reconcile;
 pub use follower::{
     cursor, save_reconciliation, ChainFollower, FollowerOptions, FollowerStats, CURSOR,
 };
-pub use reconcile::{reconcile_bills, reconcile_once, BillMismatch, Mismatch};
+pub use reconcile::{reconcile_bills, reconcile_once, spawn_reconciler, BillMismatch, Mismatch};

@@ -141,3 +141,32 @@ pub async fn reconcile_bills(
     }
     Ok(mismatches)
 }
+
+/// The reconciler: every `every`, each custodial ledger against its chain
+/// account and, with an indexer, each wallet's bills against the indexer's
+/// bill reports; the number of mismatches is saved for `/metrics`.
+pub fn spawn_reconciler(
+    pool: &PgPool,
+    chain: std::sync::Arc<dyn Chain>,
+    indexer: Option<std::sync::Arc<dyn Indexer>>,
+    every: std::time::Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (pool, cancel) = (pool.clone(), cancel.clone());
+    tokio::spawn(async move {
+        let schedule = crate::runtime::Schedule::every("chain-reconcile", every);
+        crate::runtime::run(&pool.clone(), schedule, cancel, || {
+            let (pool, chain, indexer) = (pool.clone(), chain.clone(), indexer.clone());
+            async move {
+                let (mismatches, _) = reconcile_once(&pool, &*chain).await?;
+                let mut mismatched = mismatches.len();
+                if let Some(indexer) = &indexer {
+                    mismatched += reconcile_bills(&pool, &**indexer).await?.len();
+                }
+                super::save_reconciliation(&pool, mismatched).await?;
+                Ok::<_, anyhow::Error>(crate::runtime::Round::Idle)
+            }
+        })
+        .await;
+    })
+}
