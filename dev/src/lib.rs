@@ -7,7 +7,10 @@
 //! - [`keys`]: dev mode's signing key, its tokens and JWKS.
 //! - [`grid_sim`]: the grid SIMULATOR: a grid proxy, a TFChain and ZOS
 //!   nodes, speaking their names and JSON shapes over HTTP.
+//! - [`mode`]: what `marketplace dev` adds around them (its chain seed,
+//!   the funded treasury, the simulator with its clock moving).
 
 pub mod embedded_pg;
 pub mod grid_sim;
 pub mod keys;
+pub mod mode;

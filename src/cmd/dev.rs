@@ -12,11 +12,10 @@ use anyhow::Context;
 use marketplace_api::auth::{AuthConfig, Authenticator};
 use marketplace_app::grid::GridClient;
 use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
-use marketplace_dev::grid_sim::{self as sim, Seed, SimOptions};
 use marketplace_dev::keys::{self, SigningKey};
+use marketplace_dev::mode;
 use marketplace_workers::grid::{GridSync, GridSyncOptions, SystemClock};
 use secrecy::SecretString;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -89,7 +88,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let auditor = spawn_auditor(&pool, &args.auditor, &cancel);
     let (grid_url, simulated) = match &args.grid_url {
         Some(url) => (url.clone(), false),
-        None => (spawn_dev_grid_sim(&cancel).await?, true),
+        None => (mode::spawn_grid_sim(&cancel).await?, true),
     };
     let p = &args.provisioning;
     let chain_url = p.chain_url.clone().or(simulated.then(|| grid_url.clone()));
@@ -97,11 +96,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         Some(chain_url) => {
             let seed = match &p.chain_seed {
                 Some(seed) => seed.clone(),
-                None => dev_chain_seed(&data_dir.join("dev-chain-seed"))?,
+                None => mode::chain_seed(&data_dir.join("dev-chain-seed"))?,
             };
             let ports = chain_ports(&chain_url, p.rmb_url.as_deref(), &seed)?;
             if simulated {
-                fund_treasury(&grid_url, ports.custody.treasury().address()).await;
+                mode::fund_treasury(&grid_url, ports.custody.treasury().address()).await;
             }
             info!(%chain_url, treasury = %ports.custody.treasury().address(), "provisioning deployments on the chain at {chain_url}");
             state = state.with_nodes(ports.nodes.clone());
@@ -156,96 +155,4 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         pg.stop().await?;
     }
     served
-}
-
-/// Dev mode's chain master secret: `MARKETPLACE_CHAIN_SEED`, or one made
-/// on first start and kept (owner-only) in the data directory, so the dev
-/// users' custodial accounts survive restarts. Dev only: production takes
-/// the secret from configuration and never writes it.
-fn dev_chain_seed(path: &std::path::Path) -> anyhow::Result<SecretString> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return Ok(SecretString::from(text.trim().to_string()));
-    }
-    let bytes: [u8; 32] = rand::random();
-    let seed = format!("0x{}", hex::encode(bytes));
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        file.write_all(seed.as_bytes())?;
-    }
-    Ok(SecretString::from(seed))
-}
-
-/// Mints TFT to the treasury on the simulated chain, so card top-ups can
-/// be paid out in dev mode (the simulator's sudo; a real treasury is
-/// funded by buying TFT).
-async fn fund_treasury(sim: &str, treasury: &str) {
-    let body = serde_json::json!({ "account": treasury, "amount": 10_000_000u64 * 10_000_000 });
-    let funded = reqwest::Client::new()
-        .post(format!("{sim}/sim/chain/fund"))
-        .json(&body)
-        .send()
-        .await;
-    if let Err(e) = funded.and_then(|r| r.error_for_status()) {
-        tracing::warn!(error = %e, "could not fund the dev treasury on the simulated chain");
-    }
-}
-
-/// How often a grid node reports, and so how far dev mode moves the
-/// simulator's clock each time.
-const DEV_REPORT_EVERY: Duration = Duration::from_secs(40 * 60);
-
-/// Dev mode's grid: the grid SIMULATOR on a free loopback port with the
-/// small dev catalog ([`Seed::dev`]): the grid proxy, and on the same URL a
-/// simulated TFChain (`/chain/...`) and simulated ZOS nodes (`/rmb`), whose
-/// workloads turn `ok` after 1.5 s. Its clock starts at the wall clock but
-/// only moves when told to; so that the catalog does not read `down` after
-/// 80 minutes of dev mode, its clock is advanced by 40 minutes every 40
-/// minutes (the grid's report cadence), as if every node reported.
-/// Returns the simulator's URL.
-async fn spawn_dev_grid_sim(cancel: &CancellationToken) -> anyhow::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot listen for the dev grid simulator")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let seed = Seed::dev();
-    let (farms, nodes) = (seed.farms.len(), seed.nodes.len());
-    let served = cancel.clone();
-    tokio::spawn(async move {
-        if let Err(e) = sim::serve(listener, seed, SimOptions::default(), served).await {
-            tracing::error!(error = %e, "dev grid SIMULATOR failed");
-        }
-    });
-    info!(
-        %url, farms, nodes,
-        "dev mode syncs from a grid SIMULATOR (made-up catalog; set GRID_PROXY_URL for a real grid proxy); \
-         a simulated TFChain answers on {url}/chain and simulated ZOS nodes on {url}/rmb (docs/simulator.md). \
-         Try POST {url}/sim/nodes/3/fill, /sim/nodes/1/down, /sim/clock/advance?minutes=81"
-    );
-    let cancel = cancel.clone();
-    let advance = format!(
-        "{url}/sim/clock/advance?minutes={}",
-        DEV_REPORT_EVERY.as_secs() / 60
-    );
-    tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        let mut every = tokio::time::interval(DEV_REPORT_EVERY);
-        every.tick().await;
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = cancel.cancelled() => return,
-            }
-            if let Err(e) = http.post(&advance).send().await {
-                tracing::warn!(error = %e, "could not advance the dev grid simulator's clock");
-            }
-        }
-    });
-    Ok(url)
 }
