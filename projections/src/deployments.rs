@@ -10,7 +10,11 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
 use crate::{ApplyError, Projection, StoredEvent};
+
+mod changes;
 
 /// Builds `deployment_views` and `deployment_history`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,238 +42,24 @@ impl Projection for DeploymentProjection {
         &["deployment"]
     }
 
-    /// One statement per event: the view change and its history row together,
-    /// the change guarded by `version = sequence - 1`. When it changes no row,
+    /// One event on its own: the view change and its history row by one
+    /// statement, the change guarded by `version = sequence - 1`. When it changes no row,
     /// a second look tells a duplicate (no-op) from a gap or a missing row
     /// (poison).
     async fn apply(&self, conn: &mut PgConnection, stored: &StoredEvent) -> Result<(), ApplyError> {
-        use DeploymentEvent as E;
         let id = Uuid::parse_str(&stored.aggregate_id)
             .map_err(|e| ApplyError::Poison(format!("aggregate id is not a uuid: {e}")))?;
         let event = upcast(stored)?;
-        let seq = stored.sequence;
-        // $1 id, $2 sequence, $3 when, $4-$7 the history row; the rest per event.
-        let head = |sql: &'static str| {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(seq)
-                .bind(event.at())
-                .bind(&stored.event_type)
-                .bind(stored.meta("actor_subject"))
-                .bind(stored.meta("actor_role"))
-                .bind(history_detail(&event))
+        let Some(change) = changes::of(&event)? else {
+            if stored.sequence != 1 {
+                return Err(ApplyError::Poison(format!(
+                    "DeploymentRequested at sequence {}",
+                    stored.sequence
+                )));
+            }
+            return insert_requests(conn, &mut vec![Requested::of(stored)?]).await;
         };
-        macro_rules! update {
-            ($set:literal) => {
-                head(concat!(
-                    "WITH changed AS (UPDATE deployment_views SET version = $2, updated_at = $3, ",
-                    $set,
-                    " WHERE id = $1 AND version = $2 - 1 RETURNING status)
-                     INSERT INTO deployment_history
-                        (deployment_id, sequence, event_type, status, at, actor_subject, actor_role, detail)
-                     SELECT $1, $2, $4, status, $3, $5, $6, $7 FROM changed"
-                ))
-            };
-        }
-        let query = match &event {
-            E::DeploymentRequested {
-                owner,
-                name,
-                kind,
-                spec,
-                placement,
-                ..
-            } => {
-                if seq != 1 {
-                    return Err(ApplyError::Poison(format!(
-                        "DeploymentRequested at sequence {seq}"
-                    )));
-                }
-                head(
-                    "WITH created AS (
-                        INSERT INTO deployment_views
-                            (id, owner, name, kind, status, spec, placement, created_at, updated_at, version)
-                        VALUES ($1, $8, $9, $10, 'requested', $11, $12, $3, $3, $2)
-                        ON CONFLICT (id) DO NOTHING RETURNING status)
-                     INSERT INTO deployment_history
-                        (deployment_id, sequence, event_type, status, at, actor_subject, actor_role, detail)
-                     SELECT $1, $2, $4, status, $3, $5, $6, $7 FROM created",
-                )
-                .bind(owner)
-                .bind(name.as_str())
-                .bind(kind.as_str())
-                .bind(to_json(spec)?)
-                .bind(to_json(placement)?)
-            }
-            E::NodeAssigned { node, reason, .. } => {
-                update!("status = 'placed', node_id = $8, farm_id = $9, placement_reason = $10")
-                    .bind(i64::from(node.node_id))
-                    .bind(i64::from(node.farm_id))
-                    .bind(reason.clone())
-            }
-            E::ContractCreated {
-                contract_id,
-                rent_contract_id,
-                ..
-            } => update!("status = 'provisioning', contract_id = $8, rent_contract_id = $9")
-                .bind(contract_id_column(*contract_id)?)
-                .bind(rent_contract_id.map(contract_id_column).transpose()?),
-            E::ProvisioningAttemptFailed { node_id, .. } => update!(
-                "status = 'requested', tried_nodes = array_append(tried_nodes, $8), \
-                 node_id = NULL, farm_id = NULL, contract_id = NULL, rent_contract_id = NULL, \
-                 placement_reason = NULL, workloads = '[]'"
-            )
-            .bind(i64::from(*node_id)),
-            E::WorkerAssigned { index, node, .. } => {
-                update!("spread_workers = jsonb_set(spread_workers, ARRAY[$8], $9)")
-                    .bind(index.to_string())
-                    .bind(json!({
-                        "node_id": node.node_id, "farm_id": node.farm_id,
-                        "contract_id": null, "running_revision": null, "workload": null,
-                    }))
-            }
-            E::WorkerContractCreated {
-                index, contract_id, ..
-            } => update!(
-                "spread_workers = jsonb_set(spread_workers, ARRAY[$8, 'contract_id'], to_jsonb($9::bigint))"
-            )
-            .bind(index.to_string())
-            .bind(contract_id_column(*contract_id)?),
-            E::WorkerRunning {
-                index, workload, ..
-            } => update!(
-                "spread_workers = jsonb_set(jsonb_set(spread_workers, ARRAY[$8, 'workload'], $9), \
-                 ARRAY[$8, 'running_revision'], to_jsonb(revision))"
-            )
-            .bind(index.to_string())
-            .bind(to_json(workload)?),
-            E::WorkerReleased {
-                index,
-                node_id,
-                failure,
-                ..
-            } => update!(
-                "spread_workers = spread_workers - $8, \
-                 tried_nodes = CASE WHEN $10 THEN array_append(tried_nodes, $9) ELSE tried_nodes END"
-            )
-            .bind(index.to_string())
-            .bind(i64::from(*node_id))
-            .bind(failure.is_some()),
-            E::ZdbAssigned {
-                disk, index, node, ..
-            } => update!("qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8], $9)")
-                .bind(format!("{disk}/{index}"))
-                .bind(json!({
-                    "node_id": node.node_id, "farm_id": node.farm_id,
-                    "contract_id": null, "endpoint": null,
-                })),
-            E::ZdbContractCreated {
-                disk,
-                index,
-                contract_id,
-                ..
-            } => update!(
-                "qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8, 'contract_id'], to_jsonb($9::bigint))"
-            )
-            .bind(format!("{disk}/{index}"))
-            .bind(contract_id_column(*contract_id)?),
-            E::ZdbReady {
-                disk,
-                index,
-                endpoint,
-                ..
-            } => update!("qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8, 'endpoint'], $9)")
-                .bind(format!("{disk}/{index}"))
-                .bind(to_json(endpoint)?),
-            E::ZdbAbandoned {
-                disk,
-                index,
-                node_id,
-                ..
-            } => update!(
-                "qsfs_backends = qsfs_backends - $8, tried_nodes = array_append(tried_nodes, $9)"
-            )
-            .bind(format!("{disk}/{index}"))
-            .bind(i64::from(*node_id)),
-            E::StandbyAssigned { node, reason, .. } => update!("standby = $8").bind(json!({
-                "node_id": node.node_id, "farm_id": node.farm_id, "reason": reason,
-                "contract_id": null, "ready": false,
-            })),
-            E::StandbyContractCreated { contract_id, .. } => {
-                update!("standby = jsonb_set(standby, '{contract_id}', to_jsonb($8::bigint))")
-                    .bind(contract_id_column(*contract_id)?)
-            }
-            E::StandbyReady { .. } => update!("standby = jsonb_set(standby, '{ready}', 'true')"),
-            E::StandbyAbandoned { node_id, .. } => {
-                update!("standby = NULL, tried_nodes = array_append(tried_nodes, $8)")
-                    .bind(i64::from(*node_id))
-            }
-            E::FailedOver {
-                from_node,
-                to_node,
-                to_contract_id,
-                reason,
-                at,
-                ..
-            } => update!(
-                "node_id = $8, farm_id = $9, contract_id = $10, rent_contract_id = NULL, \
-                 standby = NULL, failover = $11, tried_nodes = array_append(tried_nodes, $12), \
-                 revision = revision + 1"
-            )
-            .bind(i64::from(to_node.node_id))
-            .bind(i64::from(to_node.farm_id))
-            .bind(contract_id_column(*to_contract_id)?)
-            .bind(json!({
-                "from_node": from_node, "to_node": to_node.node_id, "reason": reason, "at": at,
-            }))
-            .bind(i64::from(*from_node)),
-            E::DeploymentRunning { workloads, .. } => {
-                update!("status = 'running', workloads = $8, running_revision = revision")
-                    .bind(to_json(workloads)?)
-            }
-            E::DeploymentFailed {
-                workloads, reason, ..
-            } => update!("status = 'failed', workloads = $8, failure_reason = $9")
-                .bind(to_json(workloads)?)
-                .bind(reason.clone()),
-            E::DeploymentResized { spec, .. } => {
-                update!("spec = $8, revision = revision + 1").bind(to_json(spec)?)
-            }
-            E::GracePeriodStarted { at, contract_id } => update!(
-                "status = 'suspended', \
-                 grace_since = CASE WHEN status = 'suspended' THEN grace_since ELSE $8 END, \
-                 grace_contracts = CASE WHEN $9::bigint IS NULL THEN grace_contracts \
-                    ELSE array_append(array_remove(grace_contracts, $9::bigint), $9::bigint) END"
-            )
-            .bind(*at)
-            .bind(contract_id.map(contract_id_column).transpose()?),
-            E::GracePeriodEnded { contract_id, .. } => update!(
-                "grace_contracts = CASE WHEN $8::bigint IS NULL THEN '{}' \
-                    ELSE array_remove(grace_contracts, $8::bigint) END, \
-                 status = CASE WHEN $8::bigint IS NULL \
-                    OR cardinality(array_remove(grace_contracts, $8::bigint)) = 0 \
-                    THEN 'running' ELSE status END, \
-                 grace_since = CASE WHEN $8::bigint IS NULL \
-                    OR cardinality(array_remove(grace_contracts, $8::bigint)) = 0 \
-                    THEN NULL ELSE grace_since END"
-            )
-            .bind(contract_id.map(contract_id_column).transpose()?),
-            E::DeploymentBilled { bill, .. } => update!(
-                "billed_to_date = billed_to_date + $8, bills = bills + 1, \
-                 last_billed_at = $9, last_discount_level = $10"
-            )
-            .bind(i64::try_from(bill.amount.base_units()).map_err(|_| ApplyError::Poison("bill out of range".into()))?)
-            .bind(bill.billed_at)
-            .bind(bill.discount_level.as_str()),
-            E::DeploymentCancelled { reason, .. } => {
-                update!("status = 'cancelled', cancel_reason = $8").bind(reason.clone())
-            }
-            E::DeploymentDeleted { cause, .. } => {
-                update!("status = 'deleted', deletion_cause = $8")
-                    .bind(to_json(cause)?.as_str().map(str::to_string))
-            }
-        };
-        if query.execute(&mut *conn).await?.rows_affected() == 1 {
+        if changes::apply_one(conn, id, stored, &event, change).await? {
             return Ok(());
         }
         let current: Option<i64> =
@@ -280,28 +70,89 @@ impl Projection for DeploymentProjection {
         crate::unchanged(current, stored, "deployment")
     }
 
-    /// Runs of requests (each a new deployment's first event) are inserted
-    /// with their history rows by one statement; every other event is
-    /// applied on its own, in order, so an aggregate's events keep theirs.
+    /// Set-based: the batch is cut into waves, each holding at most one
+    /// event per deployment (a deployment's k-th event in the batch is in
+    /// wave k), applied in order; within a wave the requests are inserted
+    /// by one statement and every other kind of change by one statement
+    /// per kind. Events the guard refused are then told apart: a duplicate
+    /// is skipped, a gap or an unknown deployment is poison (the runner
+    /// then applies the batch one event at a time and dead-letters it).
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
         events: &[&StoredEvent],
     ) -> Result<(), ApplyError> {
-        let mut run: Vec<Requested> = Vec::new();
+        let mut waves: Vec<Vec<&StoredEvent>> = Vec::new();
+        let mut seen: HashMap<(&str, i64), ()> = HashMap::with_capacity(events.len());
+        let mut depth: HashMap<&str, usize> = HashMap::with_capacity(events.len());
         for stored in events {
-            if stored.event_type == "DeploymentRequested" && stored.sequence == 1 {
-                let request = Requested::of(stored)?;
-                // A duplicate delivery in the same batch is applied once.
-                if !run.iter().any(|r| r.id == request.id) {
-                    run.push(request);
-                }
+            // A duplicate delivery in the same batch is applied once.
+            if seen
+                .insert((stored.aggregate_id.as_str(), stored.sequence), ())
+                .is_some()
+            {
                 continue;
             }
-            insert_requests(conn, &mut run).await?;
-            self.apply(conn, stored).await?;
+            let wave = depth.entry(stored.aggregate_id.as_str()).or_default();
+            if waves.len() <= *wave {
+                waves.push(Vec::new());
+            }
+            waves[*wave].push(*stored);
+            *wave += 1;
         }
-        insert_requests(conn, &mut run).await
+        for wave in waves {
+            let mut requests: Vec<Requested> = Vec::new();
+            let mut groups: Vec<Vec<changes::Pending>> = Vec::new();
+            for stored in wave {
+                let id = Uuid::parse_str(&stored.aggregate_id)
+                    .map_err(|e| ApplyError::Poison(format!("aggregate id is not a uuid: {e}")))?;
+                let event = upcast(stored)?;
+                let Some(change) = changes::of(&event)? else {
+                    if stored.sequence != 1 {
+                        return Err(ApplyError::Poison(format!(
+                            "DeploymentRequested at sequence {}",
+                            stored.sequence
+                        )));
+                    }
+                    requests.push(Requested::of(stored)?);
+                    continue;
+                };
+                let pending = changes::Pending {
+                    id,
+                    stored,
+                    event,
+                    change,
+                };
+                match groups
+                    .iter_mut()
+                    .find(|g| g[0].change.set == pending.change.set)
+                {
+                    Some(group) => group.push(pending),
+                    None => groups.push(vec![pending]),
+                }
+            }
+            insert_requests(conn, &mut requests).await?;
+            let mut refused = Vec::new();
+            for group in groups {
+                refused.extend(changes::apply_group(conn, group).await?);
+            }
+            if refused.is_empty() {
+                continue;
+            }
+            let ids: Vec<Uuid> = refused.iter().map(|p| p.id).collect();
+            let versions: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
+                "SELECT id, version FROM deployment_views WHERE id = ANY($1)",
+            )
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+            for p in &refused {
+                crate::unchanged(versions.get(&p.id).copied(), p.stored, "deployment")?;
+            }
+        }
+        Ok(())
     }
 
     fn tables(&self) -> &'static [&'static str] {

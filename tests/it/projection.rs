@@ -913,3 +913,114 @@ async fn poison_event_is_dead_lettered_and_retry_works_once_fixed() {
         .expect("rebuild");
     assert_same_tables(&live, &dump_pool(&pool).await);
 }
+
+// ---- the set-based batch path ----
+
+/// A batch carrying several events of each deployment, of several kinds of
+/// change (a grace period's timestamp, an absent contract id and reason
+/// among them), every event delivered twice in it, builds on the set-based
+/// path exactly what one event at a time builds; delivered again in a later
+/// batch it changes nothing; a batch with a gap in one deployment's events
+/// is refused as poison (the runner then isolates and dead-letters it).
+#[tokio::test]
+async fn a_batch_with_many_changes_per_deployment_builds_what_one_at_a_time_builds() {
+    let _serial = serial().await;
+    let (pool, _) = store_database().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    for i in 0..6usize {
+        let mut d = Tracked::new(&format!("web{i}"));
+        let name = d.name.clone();
+        d.commit(&mut conn, request(&owner(i), &name, t(0)), &owner(i))
+            .await;
+        d.commit(&mut conn, assign(10 + i as u32, t(1)), &ops())
+            .await;
+        d.commit(
+            &mut conn,
+            DeploymentCommand::RecordContractCreated {
+                contract_id: 100 + i as u64,
+                rent_contract_id: None,
+                at: t(2),
+            },
+            &ops(),
+        )
+        .await;
+        if i % 2 == 0 {
+            d.commit(
+                &mut conn,
+                DeploymentCommand::MarkRunning {
+                    workloads: vec![WorkloadStatus::new(name.clone(), WorkloadState::Ok, None)],
+                    at: t(3),
+                },
+                &ops(),
+            )
+            .await;
+            let at = t(3) + chrono::TimeDelta::nanoseconds(123_456_789);
+            let contract_id = (i % 4 == 0).then_some(100 + i as u64);
+            d.commit(
+                &mut conn,
+                DeploymentCommand::StartGracePeriod { contract_id, at },
+                &ops(),
+            )
+            .await;
+        }
+        if i % 3 == 0 {
+            d.commit(
+                &mut conn,
+                DeploymentCommand::Cancel {
+                    by: owner(i),
+                    reason: None,
+                    at: t(4),
+                },
+                &owner(i),
+            )
+            .await;
+        }
+    }
+    drop(conn);
+    let events = stored_events(&pool).await;
+    let projection = DeploymentProjection;
+
+    let mut tx = pool.begin().await.expect("begin");
+    for e in &events {
+        projection.apply(&mut tx, e).await.expect("one at a time");
+    }
+    let one_by_one = dump(&mut tx).await;
+    tx.rollback().await.expect("rollback");
+    assert_eq!(one_by_one.views.len(), 6);
+    assert_eq!(one_by_one.history.len(), events.len());
+
+    let twice: Vec<StoredEvent> = events.iter().chain(events.iter()).cloned().collect();
+    let mut tx = pool.begin().await.expect("begin");
+    let applied = marketplace_projections::apply_events(&mut tx, &projection, &twice, false)
+        .await
+        .expect("batch");
+    assert_eq!(
+        applied.map(|dead| dead.len()),
+        Some(0),
+        "applied as a batch"
+    );
+    assert_same_tables(&one_by_one, &dump(&mut tx).await);
+    let again = marketplace_projections::apply_events(&mut tx, &projection, &events, false)
+        .await
+        .expect("batch again");
+    assert_eq!(
+        again.map(|dead| dead.len()),
+        Some(0),
+        "a redelivered batch is not poison"
+    );
+    assert_same_tables(&one_by_one, &dump(&mut tx).await);
+    tx.rollback().await.expect("rollback");
+
+    // The first deployment's third event missing: its fourth is a gap.
+    let first = &events[0].aggregate_id;
+    let gapped: Vec<StoredEvent> = events
+        .iter()
+        .filter(|e| !(&e.aggregate_id == first && e.sequence == 3))
+        .cloned()
+        .collect();
+    let mut tx = pool.begin().await.expect("begin");
+    let refused = marketplace_projections::apply_events(&mut tx, &projection, &gapped, false)
+        .await
+        .expect("batch with a gap");
+    assert!(refused.is_none(), "a gap in a batch is poison");
+}
