@@ -568,3 +568,27 @@ async fn the_event_stream_answers_problems_before_it_starts() {
     app.cancel.cancel();
     assert!(s.next().await.is_none(), "the stream ends on shutdown");
 }
+
+/// A deployment read back with `min_version` after its 202, which the view
+/// has not even created yet, is "not caught up yet" (503, retry), not
+/// unknown: the store holds the request. Somebody else's stays 404.
+#[tokio::test]
+async fn an_accepted_deployment_the_view_has_not_created_yet_is_lagging_not_missing() {
+    let app = spawn_app_with(AppOptions {
+        projections: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let (id, version) = app.request(&alice(), &vm_body("notyet")).await;
+    let path = format!("/v1/deployments/{id}?min_version={version}");
+    let body = expect_problem(app.get(&path, &alice()).await, 503).await;
+    assert_eq!(body["type"], "/problems/view-lagging");
+    expect_problem(app.get(&path, &operator()).await, 503).await;
+    expect_problem(app.get(&path, &bob()).await, 404).await;
+    // Without min_version nothing is waited for: unknown to the view, 404.
+    expect_problem(
+        app.get(&format!("/v1/deployments/{id}"), &alice()).await,
+        404,
+    )
+    .await;
+}

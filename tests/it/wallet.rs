@@ -376,7 +376,11 @@ async fn debits_are_idempotent_and_never_go_below_zero() {
     expect_problem(r, 403).await;
     // No wallet: 404.
     expect_problem(debit(&app, "nobody", "bill-1", 1).await, 404).await;
-    let w = wallet(&app, &alice()).await;
+    // The view shows the one debit once it has caught up with it.
+    let w = wallet_until(&app, &alice(), "the debit", |w| {
+        w["version"].as_i64() >= v["version"].as_i64()
+    })
+    .await;
     assert_eq!(
         w["balance_tft_units"],
         TFT_FOR_2500_CENTS - 1_000 * 10_000_000

@@ -67,7 +67,17 @@ pub async fn get_deployment(
         |row: &DeploymentRow| actor.is_operator() || row.owner == actor.subject,
         |row| row.version,
     )
-    .await?;
+    .await;
+    let row = match row {
+        Err(ApiError::NotFound) if params.min_version.unwrap_or(0) > 0 => {
+            return Err(if requested_by(pool, id, &actor).await? {
+                ApiError::ViewLagging
+            } else {
+                ApiError::NotFound
+            })
+        }
+        other => other?,
+    };
     let history = views::history(&state.pool, id).await?;
     let maintenance = match row.node_id.and_then(|n| u32::try_from(n).ok()) {
         Some(node) => crate::nodes::upcoming_maintenance(&state, node).await?,
@@ -80,6 +90,28 @@ pub async fn get_deployment(
         _ => None,
     };
     detail(row, history, maintenance, node).map(Json)
+}
+
+/// Whether the store holds a request for `id` that `actor` may read: a
+/// deployment read back with `min_version` after its 202 that the view has
+/// not even created yet is lagging (503), not unknown (404); somebody
+/// else's stays 404.
+async fn requested_by(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+    actor: &marketplace_domain::Actor,
+) -> Result<bool, ApiError> {
+    let owner: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT payload -> 'DeploymentRequested' ->> 'owner' FROM events
+          WHERE aggregate_type = 'deployment' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    Ok(match owner.flatten() {
+        Some(owner) => actor.is_operator() || owner == actor.subject,
+        None => false,
+    })
 }
 
 fn detail(
