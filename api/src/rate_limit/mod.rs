@@ -280,7 +280,7 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
     };
     let decision = limiter.check(kind, &key).await;
     if !decision.allowed {
-        tracing::info!(budget = kind.name(), key = %key, retry_after_ms = decision.retry_after.as_millis() as u64, "rate limited");
+        tracing::debug!(budget = kind.name(), key = %key, retry_after_ms = decision.retry_after.as_millis() as u64, "rate limited");
         let mut response = ApiError::RateLimited {
             retry_after_secs: decision.retry_after_secs(),
             budget: kind.name(),
