@@ -105,7 +105,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    println!("{}", machine_line("the client, the three API instances and PostgreSQL"));
+    println!(
+        "{}",
+        machine_line("the client, the three API instances and PostgreSQL")
+    );
     println!("{requests} sequential GET /v1/pricing per instance and caller, {subjects} subjects when spread");
     for (caller, spread) in [("hot", false), ("spread", true)] {
         let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(requests); bases.len()];

@@ -266,7 +266,12 @@ pub struct RateLimitArgs {
     #[arg(long, env = "RATE_LIMIT_LEASE_MS", value_name = "RATE_LIMIT_LEASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub lease_ms: u64,
     /// Proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client: its first address is used instead of the peer's.
-    #[arg(long, env = "MARKETPLACE_TRUSTED_PROXIES", value_name = "MARKETPLACE_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "MARKETPLACE_TRUSTED_PROXIES",
+        value_name = "MARKETPLACE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Vec<marketplace_api::rate_limit::TrustedProxy>,
 }
 

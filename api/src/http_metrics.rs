@@ -159,19 +159,47 @@ mod tests {
     #[test]
     fn buckets_are_cumulative_and_labelled_by_template() {
         let m = HttpMetrics::default();
-        m.observe("GET", "/v1/deployments/{id}", 200, Duration::from_micros(800));
-        m.observe("GET", "/v1/deployments/{id}", 200, Duration::from_millis(30));
+        m.observe(
+            "GET",
+            "/v1/deployments/{id}",
+            200,
+            Duration::from_micros(800),
+        );
+        m.observe(
+            "GET",
+            "/v1/deployments/{id}",
+            200,
+            Duration::from_millis(30),
+        );
         m.observe("GET", "/v1/deployments/{id}", 404, Duration::from_secs(20));
         let mut out = String::new();
         m.render(&mut out);
         let l = "method=\"GET\",route=\"/v1/deployments/{id}\",status=\"200\"";
-        assert!(out.contains(&format!("marketplace_http_requests_total{{{l}}} 2")), "{out}");
-        assert!(out.contains(&format!("_bucket{{{l},le=\"0.001\"}} 1")), "{out}");
-        assert!(out.contains(&format!("_bucket{{{l},le=\"0.025\"}} 1")), "{out}");
-        assert!(out.contains(&format!("_bucket{{{l},le=\"0.05\"}} 2")), "{out}");
+        assert!(
+            out.contains(&format!("marketplace_http_requests_total{{{l}}} 2")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("_bucket{{{l},le=\"0.001\"}} 1")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("_bucket{{{l},le=\"0.025\"}} 1")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("_bucket{{{l},le=\"0.05\"}} 2")),
+            "{out}"
+        );
         assert!(out.contains(&format!("_count{{{l}}} 2")), "{out}");
         let l404 = "method=\"GET\",route=\"/v1/deployments/{id}\",status=\"404\"";
-        assert!(out.contains(&format!("_bucket{{{l404},le=\"10\"}} 0")), "{out}");
-        assert!(out.contains(&format!("_bucket{{{l404},le=\"+Inf\"}} 1")), "{out}");
+        assert!(
+            out.contains(&format!("_bucket{{{l404},le=\"10\"}} 0")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("_bucket{{{l404},le=\"+Inf\"}} 1")),
+            "{out}"
+        );
     }
 }

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::middleware::from_fn_with_state;
 use axum::http::{HeaderName, Request};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -188,10 +188,16 @@ impl utoipa::Modify for RateLimited {
                 "application/problem+json",
                 Content::new(Some(Ref::from_schema_name("Problem"))),
             )
-            .header("Retry-After", integer("Seconds until a request of this budget is allowed again"))
+            .header(
+                "Retry-After",
+                integer("Seconds until a request of this budget is allowed again"),
+            )
             .header("RateLimit-Limit", integer("The budget's burst"))
             .header("RateLimit-Remaining", integer("Requests left (0)"))
-            .header("RateLimit-Reset", integer("Seconds until a request is allowed again"))
+            .header(
+                "RateLimit-Reset",
+                integer("Seconds until a request is allowed again"),
+            )
             .build();
         let components = openapi.components.get_or_insert_with(Default::default);
         components

@@ -57,13 +57,18 @@ fn check_access(
     let sent = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .unwrap_or_default();
     // Digests compared, so the comparison's time says nothing of the token.
     if Sha256::digest(sent.trim().as_bytes()) == Sha256::digest(token.expose_secret().as_bytes()) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized("metrics token missing or wrong".into()))
+        Err(ApiError::Unauthorized(
+            "metrics token missing or wrong".into(),
+        ))
     }
 }
 

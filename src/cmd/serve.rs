@@ -23,7 +23,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let payments = payments_client(&args.payments)?;
     let mut settings = settings(&args.http, payments.clone(), None)?;
     settings.metrics = marketplace_api::metrics::MetricsAccess {
-        on_main_listener: args.metrics.metrics_addr.is_none() && args.metrics.metrics_token.is_some(),
+        on_main_listener: args.metrics.metrics_addr.is_none()
+            && args.metrics.metrics_token.is_some(),
         token: args.metrics.metrics_token.clone(),
     };
     if args.metrics.metrics_addr.is_none() && args.metrics.metrics_token.is_none() {

@@ -149,7 +149,11 @@ async fn commands_reads_and_subjects_have_separate_budgets() {
         (50..=60).contains(&retry_after),
         "one command a minute: the next in about a minute, got {retry_after}"
     );
-    assert_eq!(app.total_events().await, before, "the refused command did nothing");
+    assert_eq!(
+        app.total_events().await,
+        before,
+        "the refused command did nothing"
+    );
     // Reads are a budget of their own, and so is every other subject.
     let r = app.get("/v1/deployments", &alice()).await;
     assert_eq!(r.status(), 200);
@@ -166,10 +170,11 @@ async fn commands_reads_and_subjects_have_separate_budgets() {
         .await
         .expect("send");
     expect_limited(r).await;
-    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE key = 'after-the-limit'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("keys");
+    let keys: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE key = 'after-the-limit'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("keys");
     assert_eq!(keys, 0, "a refused request claims no Idempotency-Key");
     // Reads run out on their own.
     for _ in 0..4 {
@@ -192,7 +197,10 @@ async fn requests_without_a_token_are_limited_per_address() {
             .header("x-forwarded-for", address)
     };
     for _ in 0..3 {
-        assert_eq!(from("203.0.113.1").send().await.expect("send").status(), 200);
+        assert_eq!(
+            from("203.0.113.1").send().await.expect("send").status(),
+            200
+        );
     }
     expect_limited(from("203.0.113.1").send().await.expect("send")).await;
     // A bad token is no way around it: it spends the same address's budget.
@@ -207,7 +215,10 @@ async fn requests_without_a_token_are_limited_per_address() {
     expect_limited(r).await;
     // Another client address behind the trusted proxy has its own budget,
     // and a valid token its subject's.
-    assert_eq!(from("203.0.113.2").send().await.expect("send").status(), 200);
+    assert_eq!(
+        from("203.0.113.2").send().await.expect("send").status(),
+        200
+    );
     let r = app
         .client
         .get(app.url("/v1/deployments"))
@@ -248,7 +259,10 @@ async fn requests_without_a_token_are_limited_per_address() {
 
     // Without a trusted proxy, X-Forwarded-For is the client's say only.
     let direct = spawn_app_with(limits(|c| c.anonymous = Budget::new(1, 2))).await;
-    for (i, address) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"].iter().enumerate() {
+    for (i, address) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
         let r = direct
             .client
             .get(direct.url("/v1/openapi.json"))
@@ -297,19 +311,31 @@ async fn metrics_count_requests_per_route_template_and_the_limited_ones() {
     let (id, _) = app.request(&alice(), &vm_body("web1")).await;
     app.read(&alice(), &id, 1).await;
     let unknown = uuid::Uuid::new_v4();
-    let r = app.get(&format!("/v1/deployments/{unknown}"), &alice()).await;
+    let r = app
+        .get(&format!("/v1/deployments/{unknown}"), &alice())
+        .await;
     assert_eq!(r.status(), 404);
-    expect_limited(app.post("/v1/deployments", &alice(), &vm_body("web2")).await).await;
+    expect_limited(
+        app.post("/v1/deployments", &alice(), &vm_body("web2"))
+            .await,
+    )
+    .await;
     let text = scrape(&app).await;
 
     let read = "method=\"GET\",route=\"/v1/deployments/{id}\"";
     assert_eq!(
-        sample(&text, &format!("marketplace_http_requests_total{{{read},status=\"200\"}}")),
+        sample(
+            &text,
+            &format!("marketplace_http_requests_total{{{read},status=\"200\"}}")
+        ),
         1,
         "{text}"
     );
     assert_eq!(
-        sample(&text, &format!("marketplace_http_requests_total{{{read},status=\"404\"}}")),
+        sample(
+            &text,
+            &format!("marketplace_http_requests_total{{{read},status=\"404\"}}")
+        ),
         1
     );
     assert_eq!(
@@ -323,14 +349,23 @@ async fn metrics_count_requests_per_route_template_and_the_limited_ones() {
         "marketplace_http_request_duration_seconds_sum{{{read},status=\"200\"}}"
     )));
     assert!(text.contains("# TYPE marketplace_http_request_duration_seconds histogram"));
-    assert!(!text.contains(&unknown.to_string()), "no raw paths as labels");
+    assert!(
+        !text.contains(&unknown.to_string()),
+        "no raw paths as labels"
+    );
     let command = "method=\"POST\",route=\"/v1/deployments\"";
     assert_eq!(
-        sample(&text, &format!("marketplace_http_requests_total{{{command},status=\"202\"}}")),
+        sample(
+            &text,
+            &format!("marketplace_http_requests_total{{{command},status=\"202\"}}")
+        ),
         1
     );
     assert_eq!(
-        sample(&text, &format!("marketplace_http_requests_total{{{command},status=\"429\"}}")),
+        sample(
+            &text,
+            &format!("marketplace_http_requests_total{{{command},status=\"429\"}}")
+        ),
         1
     );
     let outcome = |budget: &str, outcome: &str| {
@@ -404,7 +439,11 @@ async fn serve_keeps_metrics_off_the_api_address_and_behind_its_token() {
         .expect("read");
     assert_eq!(r.status(), 200);
 
-    let on_api = http.get(format!("{api}/metrics")).send().await.expect("send");
+    let on_api = http
+        .get(format!("{api}/metrics"))
+        .send()
+        .await
+        .expect("send");
     expect_problem(on_api, 404).await;
     let on_api = http
         .get(format!("{api}/metrics"))

@@ -204,7 +204,8 @@ impl Limiter {
         let interval = budget.interval_us();
         let burst = i64::from(budget.burst.max(1));
         let ahead = (g.tat_us - g.now_us).max(0);
-        let bucket_left = ((g.now_us + burst * interval - g.tat_us) / interval).clamp(0, burst) as u32;
+        let bucket_left =
+            ((g.now_us + burst * interval - g.tat_us) / interval).clamp(0, burst) as u32;
         let full_at = now + Duration::from_micros(ahead as u64);
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         if local.len() >= LOCAL_KEYS_MAX {
@@ -277,7 +278,10 @@ impl Limiter {
             .execute(&pool)
             .await;
             match swept {
-                Ok(done) => tracing::debug!(buckets = done.rows_affected(), "refilled rate limit buckets deleted"),
+                Ok(done) => tracing::debug!(
+                    buckets = done.rows_affected(),
+                    "refilled rate limit buckets deleted"
+                ),
                 Err(e) => tracing::warn!(error = %e, "rate limit sweep failed"),
             }
         });

@@ -110,7 +110,9 @@ impl TrustedProxy {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -136,7 +138,11 @@ impl FromStr for TrustedProxy {
         let addr: IpAddr = addr.parse().map_err(|_| wrong())?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(wrong)?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(wrong)?,
             None => max,
         };
         Ok(Self { addr, prefix })
@@ -258,7 +264,10 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(|t| t.trim().to_string());
         let principal = match token {
             Some(t) => state.auth.verify(&t).await.ok(),
@@ -329,7 +338,11 @@ pub struct Counters {
 
 impl Counters {
     fn count(&self, kind: BudgetKind, allowed: bool) {
-        let which = if allowed { &self.allowed } else { &self.limited };
+        let which = if allowed {
+            &self.allowed
+        } else {
+            &self.limited
+        };
         which[kind.index()].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -394,7 +407,10 @@ mod tests {
     #[test]
     fn forwarded_for_only_from_a_trusted_proxy() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 10.0.0.2"));
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.2"),
+        );
         let peer: SocketAddr = "10.0.0.2:4000".parse().expect("peer");
         let proxies = ["10.0.0.0/8".parse().expect("net")];
         assert_eq!(
