@@ -140,6 +140,9 @@ async fn start(durable: bool, cfg: &Config, key: &SigningKey) -> anyhow::Result<
         stripe_webhook_secret: None,
         payments: None,
         dev_jwks: None,
+        // Measures something else: the limiter off (benches/rate_limit.rs measures it).
+        rate_limit: marketplace_api::rate_limit::RateLimitConfig::off(),
+        metrics: marketplace_api::metrics::MetricsAccess::open(),
     };
     let cancel = CancellationToken::new();
     let state = marketplace::wiring::app_state(server_pool.clone(), auth, settings, &cancel);

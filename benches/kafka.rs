@@ -213,6 +213,9 @@ async fn end_to_end_phase(
         tft_price: TftPrice::from_usd_units(100_000).expect("price"),
         stripe_webhook_secret: None,
         dev_jwks: None,
+        // Measures something else: the limiter off (benches/rate_limit.rs measures it).
+        rate_limit: marketplace_api::rate_limit::RateLimitConfig::off(),
+        metrics: marketplace_api::metrics::MetricsAccess::open(),
         payments: None,
     };
     let state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);

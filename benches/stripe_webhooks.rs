@@ -106,6 +106,9 @@ async fn main() -> anyhow::Result<()> {
         stripe_webhook_secret: Some(SECRET.to_string().into()),
         payments: None,
         dev_jwks: None,
+        // Measures something else: the limiter off (benches/rate_limit.rs measures it).
+        rate_limit: marketplace_api::rate_limit::RateLimitConfig::off(),
+        metrics: marketplace_api::metrics::MetricsAccess::open(),
     };
     let cancel = CancellationToken::new();
     let state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);

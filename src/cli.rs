@@ -223,6 +223,85 @@ pub struct HttpArgs {
     )]
     #[arg(value_parser = parse_secret)]
     pub stripe_webhook_secret: Option<SecretString>,
+    /// Rate limits.
+    #[command(flatten)]
+    pub rate_limit: RateLimitArgs,
+}
+
+/// Rate limits (docs/rate_limits.md), shared by `dev` and `serve`: each
+/// budget is a sustained rate a minute and a burst above it.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitArgs {
+    /// Limit requests at all (`false`: nothing is limited or counted).
+    #[arg(long, env = "RATE_LIMIT_ENABLED", value_name = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limit_enabled: bool,
+    /// Commands (POST, PATCH, PUT, DELETE) a minute per token subject.
+    #[arg(long, env = "RATE_LIMIT_COMMANDS_PER_MINUTE", value_name = "RATE_LIMIT_COMMANDS_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub commands_per_minute: u32,
+    /// Commands a subject may send at once.
+    #[arg(long, env = "RATE_LIMIT_COMMANDS_BURST", value_name = "RATE_LIMIT_COMMANDS_BURST", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub commands_burst: u32,
+    /// Reads (every other method) a minute per token subject.
+    #[arg(long, env = "RATE_LIMIT_READS_PER_MINUTE", value_name = "RATE_LIMIT_READS_PER_MINUTE", default_value_t = 1_200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub reads_per_minute: u32,
+    /// Reads a subject may send at once.
+    #[arg(long, env = "RATE_LIMIT_READS_BURST", value_name = "RATE_LIMIT_READS_BURST", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub reads_burst: u32,
+    /// Requests without a valid token a minute per client address.
+    #[arg(long, env = "RATE_LIMIT_ANONYMOUS_PER_MINUTE", value_name = "RATE_LIMIT_ANONYMOUS_PER_MINUTE", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub anonymous_per_minute: u32,
+    /// Requests without a valid token an address may send at once.
+    #[arg(long, env = "RATE_LIMIT_ANONYMOUS_BURST", value_name = "RATE_LIMIT_ANONYMOUS_BURST", default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub anonymous_burst: u32,
+    /// Stripe webhook deliveries a minute per client address.
+    #[arg(long, env = "RATE_LIMIT_WEBHOOK_PER_MINUTE", value_name = "RATE_LIMIT_WEBHOOK_PER_MINUTE", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub webhook_per_minute: u32,
+    /// Stripe webhook deliveries an address may send at once.
+    #[arg(long, env = "RATE_LIMIT_WEBHOOK_BURST", value_name = "RATE_LIMIT_WEBHOOK_BURST", default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub webhook_burst: u32,
+    /// Most tokens a replica leases from the shared bucket at once for one key (1: every request asks PostgreSQL).
+    #[arg(long, env = "RATE_LIMIT_LEASE_MAX", value_name = "RATE_LIMIT_LEASE_MAX", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub lease_max: u32,
+    /// Milliseconds leased tokens stay spendable (the bound on overshoot across replicas: rate × this).
+    #[arg(long, env = "RATE_LIMIT_LEASE_MS", value_name = "RATE_LIMIT_LEASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub lease_ms: u64,
+    /// Proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client: its first address is used instead of the peer's.
+    #[arg(
+        long,
+        env = "MARKETPLACE_TRUSTED_PROXIES",
+        value_name = "MARKETPLACE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<marketplace_api::rate_limit::TrustedProxy>,
+}
+
+impl RateLimitArgs {
+    /// The limiter's configuration.
+    pub fn config(&self) -> marketplace_api::rate_limit::RateLimitConfig {
+        use marketplace_api::rate_limit::{Budget, RateLimitConfig};
+        RateLimitConfig {
+            enabled: self.rate_limit_enabled,
+            commands: Budget::new(self.commands_per_minute, self.commands_burst),
+            reads: Budget::new(self.reads_per_minute, self.reads_burst),
+            anonymous: Budget::new(self.anonymous_per_minute, self.anonymous_burst),
+            webhook: Budget::new(self.webhook_per_minute, self.webhook_burst),
+            lease_max: self.lease_max,
+            lease_ttl: std::time::Duration::from_millis(self.lease_ms),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+}
+
+/// Where `serve` exposes `/metrics`: on its own address, behind a token,
+/// or both; with neither, not at all.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve `/metrics` on this address only (not on MARKETPLACE_LISTEN).
+    #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Answer `/metrics` only to `Authorization: Bearer <this>`; on MARKETPLACE_LISTEN unless METRICS_ADDR is set.
+    #[arg(long, env = "METRICS_TOKEN", value_name = "METRICS_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub metrics_token: Option<SecretString>,
 }
 
 /// Card payments (Stripe) and the payment workers, shared by `dev` and `serve`.
@@ -384,6 +463,9 @@ pub struct ServeArgs {
     /// Audit checkpoints and verification.
     #[command(flatten)]
     pub auditor: AuditorArgs,
+    /// Where `/metrics` is served.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Token verification (Auth0-compatible).

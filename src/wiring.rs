@@ -87,6 +87,8 @@ pub fn settings(
             .filter(|s| !s.expose_secret().is_empty()),
         payments,
         dev_jwks,
+        rate_limit: http.rate_limit.config(),
+        metrics: marketplace_api::metrics::MetricsAccess::open(),
     })
 }
 
@@ -125,10 +127,32 @@ pub fn spawn_api(
     tokio::spawn(async move {
         let addr = listener.local_addr()?;
         info!(%addr, "API listening");
+        // With the peer's address, which the rate limiter keys anonymous
+        // requests by.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+        .context("HTTP server failed")
+    })
+}
+
+/// Serves `/metrics` alone on `listener` (`METRICS_ADDR`) until `cancel`.
+pub fn spawn_metrics(
+    listener: TcpListener,
+    state: AppState,
+    cancel: CancellationToken,
+) -> JoinHandle<anyhow::Result<()>> {
+    let app = marketplace_api::metrics_app(state);
+    tokio::spawn(async move {
+        let addr = listener.local_addr()?;
+        info!(%addr, "metrics listening");
         axum::serve(listener, app)
             .with_graceful_shutdown(cancel.cancelled_owned())
             .await
-            .context("HTTP server failed")
+            .context("metrics server failed")
     })
 }
 

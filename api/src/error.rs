@@ -85,6 +85,14 @@ pub enum ApiError {
     /// A feature needs configuration this deployment lacks.
     #[error("not configured: {0}")]
     NotConfigured(&'static str),
+    /// The caller spent its budget (rate limiting); retry after this many seconds.
+    #[error("rate limited ({budget}): retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a request of this budget is allowed again.
+        retry_after_secs: u64,
+        /// The budget spent: `commands`, `reads`, `anonymous`, `webhook`.
+        budget: &'static str,
+    },
     /// A dependency (the database) is unreachable.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -104,6 +112,7 @@ impl ApiError {
                 | ApiError::ViewLagging
                 | ApiError::Unavailable(_)
                 | ApiError::NotConfigured(_)
+                | ApiError::RateLimited { .. }
                 | ApiError::Internal(_)
         )
     }
@@ -203,6 +212,18 @@ impl ApiError {
                 Some(what.to_string()),
                 None,
             ),
+            ApiError::RateLimited {
+                retry_after_secs,
+                budget,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests; retry after the time Retry-After gives",
+                Some(format!(
+                    "the {budget} budget is spent; retry in {retry_after_secs} s"
+                )),
+                None,
+            ),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -255,6 +276,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

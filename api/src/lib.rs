@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod http_metrics;
 pub mod metrics;
 pub mod nodes;
 pub mod notifications;
@@ -19,6 +20,7 @@ pub mod policy;
 pub mod pricing;
 pub mod providers;
 pub mod quotes;
+pub mod rate_limit;
 pub mod tft_price;
 pub mod views_watch;
 pub mod wallet;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -44,6 +47,9 @@ use utoipa_axum::routes;
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
+use crate::http_metrics::HttpMetrics;
+use crate::metrics::MetricsAccess;
+use crate::rate_limit::{Limiter, RateLimitConfig};
 use crate::views_watch::ViewWatcher;
 use marketplace_app::Stores;
 
@@ -62,6 +68,10 @@ pub struct ApiSettings {
     pub payments: Option<marketplace_app::stripe::Gateway>,
     /// Dev mode only: the JWKS to publish at `/dev/jwks.json`.
     pub dev_jwks: Option<JwkSet>,
+    /// Rate limits.
+    pub rate_limit: RateLimitConfig,
+    /// Who may read `/metrics`, and on which listener.
+    pub metrics: MetricsAccess,
 }
 
 /// Everything a handler needs.
@@ -80,6 +90,10 @@ pub struct AppState {
     /// The ZOS nodes' RMB commands, for live figures (a deployment's node
     /// capacity); without it, reads fall back to the node catalog.
     pub nodes: Option<Arc<dyn marketplace_app::zos::Nodes>>,
+    /// This replica's rate limiter (its buckets are shared in PostgreSQL).
+    pub limiter: Arc<Limiter>,
+    /// This replica's HTTP request counters and latency histograms.
+    pub http_metrics: Arc<HttpMetrics>,
 }
 
 impl AppState {
@@ -92,6 +106,7 @@ impl AppState {
         settings: Arc<ApiSettings>,
         views: ViewWatcher,
     ) -> Self {
+        let limiter = Arc::new(Limiter::new(pool.clone(), settings.rate_limit.clone()));
         Self {
             pool,
             stores,
@@ -99,6 +114,8 @@ impl AppState {
             settings,
             views,
             nodes: None,
+            limiter,
+            http_metrics: Arc::default(),
         }
     }
 
@@ -151,6 +168,67 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// 429 on every operation the rate limiter covers (all but the probes and
+/// `/metrics`), described once as a shared response.
+struct RateLimited;
+
+impl utoipa::Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::{Content, Object, Ref, RefOr, ResponseBuilder, Type};
+        let integer = |description: &str| {
+            HeaderBuilder::new()
+                .schema(Some(Object::with_type(Type::Integer)))
+                .description(Some(description))
+                .build()
+        };
+        let response = ResponseBuilder::new()
+            .description("Rate limited: this caller's budget is spent (`/problems/rate-limited`)")
+            .content(
+                "application/problem+json",
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .header(
+                "Retry-After",
+                integer("Seconds until a request of this budget is allowed again"),
+            )
+            .header("RateLimit-Limit", integer("The budget's burst"))
+            .header("RateLimit-Remaining", integer("Requests left (0)"))
+            .header(
+                "RateLimit-Reset",
+                integer("Seconds until a request is allowed again"),
+            )
+            .build();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .responses
+            .insert("RateLimited".into(), RefOr::T(response));
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if ["/healthz", "/readyz", "/metrics"].contains(&path.as_str()) {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation.responses.responses.insert(
+                    "429".into(),
+                    RefOr::Ref(Ref::from_response_name("RateLimited")),
+                );
+            }
+        }
+    }
+}
+
 /// The routes with their OpenAPI description.
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -172,7 +250,9 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document the API serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    let mut doc = routes().into_openapi();
+    utoipa::Modify::modify(&RateLimited, &mut doc);
+    doc
 }
 
 async fn dev_jwks(State(state): State<AppState>) -> Result<Json<JwkSet>, ApiError> {
@@ -188,9 +268,21 @@ async fn not_found() -> impl IntoResponse {
     ApiError::NotFound
 }
 
-/// The application with its layers: request ids, tracing spans, body limit.
+/// `/metrics` alone, for its own listen address (`METRICS_ADDR`).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .layer(axum::Extension(metrics::MetricsListener))
+        .with_state(state)
+}
+
+/// The application with its layers: request ids, tracing spans, body
+/// limit, HTTP metrics and rate limiting (inside routing, so both see the
+/// matched route template).
 pub fn app(state: AppState) -> Router {
-    let (router, doc) = routes().split_for_parts();
+    let (router, mut doc) = routes().split_for_parts();
+    // After the routes are merged in, so that it sees every operation.
+    utoipa::Modify::modify(&RateLimited, &mut doc);
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     router
@@ -200,6 +292,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/dev/jwks.json", get(dev_jwks))
         .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), rate_limit::limit))
+        .layer(from_fn_with_state(state.clone(), http_metrics::record))
         .layer(DefaultBodyLimit::max(state.settings.body_limit))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -1,4 +1,5 @@
-//! Prometheus metrics: how far each projection lags behind the store, how
+//! Prometheus metrics: this replica's HTTP requests and rate limiting
+//! ([`crate::http_metrics`], [`crate::rate_limit`]), and how far each projection lags behind the store, how
 //! long since it last committed, its unresolved dead letters, keyed
 //! commands left pending, the Stripe inbox's backlog and set-aside
 //! events, and the process managers' intakes and job queues. Computed from the database on each scrape, so any API replica
@@ -7,11 +8,69 @@
 use std::fmt::Write;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::AppState;
+
+/// Who may read `/metrics`, and where.
+#[derive(Debug, Clone)]
+pub struct MetricsAccess {
+    /// Served on the API's own address too (`dev`; `serve` without
+    /// `METRICS_ADDR`). Off: only the metrics listener answers it.
+    pub on_main_listener: bool,
+    /// When set, a scrape must send `Authorization: Bearer <token>`.
+    pub token: Option<SecretString>,
+}
+
+impl MetricsAccess {
+    /// Open to anyone on the API's address (dev mode, tests).
+    pub fn open() -> Self {
+        Self {
+            on_main_listener: true,
+            token: None,
+        }
+    }
+}
+
+/// Marks requests that came through the metrics listener
+/// ([`crate::metrics_app`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsListener;
+
+/// 404 where `/metrics` is not served, 401 without the right token.
+fn check_access(
+    access: &MetricsAccess,
+    listener: Option<MetricsListener>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if listener.is_none() && !access.on_main_listener {
+        return Err(ApiError::NotFound);
+    }
+    let Some(token) = &access.token else {
+        return Ok(());
+    };
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .unwrap_or_default();
+    // Digests compared, so the comparison's time says nothing of the token.
+    if Sha256::digest(sent.trim().as_bytes()) == Sha256::digest(token.expose_secret().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "metrics token missing or wrong".into(),
+        ))
+    }
+}
 
 /// Everything that tails the store with a checkpoint: the registry's
 /// projections and the process managers' intakes.
@@ -24,9 +83,22 @@ fn tailed() -> Vec<&'static str> {
 /// Metrics in the Prometheus text format.
 #[utoipa::path(
     get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "`METRICS_TOKEN` is set and the request does not carry it as a bearer token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Served on `METRICS_ADDR` only, not on the API's address", body = crate::error::Problem, content_type = "application/problem+json")
+    )
 )]
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    listener: Option<Extension<MetricsListener>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_access(
+        &state.settings.metrics,
+        listener.map(|Extension(l)| l),
+        &headers,
+    )?;
     let lag: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT p.name,
                 (SELECT count(*) FROM events e
@@ -87,6 +159,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     .await?;
 
     let mut out = String::new();
+    state.http_metrics.render(&mut out);
+    state.limiter.counters().render(&mut out);
     let _ = writeln!(out, "# HELP marketplace_jobs Process managers' jobs by queue and state (due: waiting for an executor; waiting: until a later time; failing: retried after errors).");
     let _ = writeln!(out, "# TYPE marketplace_jobs gauge");
     let _ = writeln!(out, "# HELP marketplace_jobs_oldest_due_seconds How long the oldest due job has waited for an executor.");

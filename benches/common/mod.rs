@@ -126,6 +126,9 @@ pub fn api_settings() -> marketplace_api::ApiSettings {
         stripe_webhook_secret: None,
         payments: None,
         dev_jwks: None,
+        // Measures something else: the limiter off (benches/rate_limit.rs measures it).
+        rate_limit: marketplace_api::rate_limit::RateLimitConfig::off(),
+        metrics: marketplace_api::metrics::MetricsAccess::open(),
     }
 }
 

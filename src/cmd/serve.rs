@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServeArgs;
 use crate::wiring::{
     app_state, bind, chain_ports, connect, join_all, payments_client, settings, shutdown_signal,
-    spawn_api, spawn_auditor, spawn_chain_follower, spawn_payment_workers, spawn_provisioning,
+    spawn_api, spawn_auditor, spawn_chain_follower, spawn_metrics, spawn_payment_workers,
+    spawn_provisioning,
 };
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -20,8 +21,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!("JWT_ISSUER is the dev issuer; production mode never accepts dev tokens");
     }
     let payments = payments_client(&args.payments)?;
-    let settings = settings(&args.http, payments.clone(), None)?;
+    let mut settings = settings(&args.http, payments.clone(), None)?;
+    settings.metrics = marketplace_api::metrics::MetricsAccess {
+        on_main_listener: args.metrics.metrics_addr.is_none()
+            && args.metrics.metrics_token.is_some(),
+        token: args.metrics.metrics_token.clone(),
+    };
+    if args.metrics.metrics_addr.is_none() && args.metrics.metrics_token.is_none() {
+        tracing::warn!("neither METRICS_ADDR nor METRICS_TOKEN is set: /metrics is not served");
+    }
     let listener = bind(args.http.listen).await?;
+    let metrics_listener = match args.metrics.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (METRICS_ADDR)"))?,
+        ),
+        None => None,
+    };
     let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
     let auth = Authenticator::new(AuthConfig {
         jwks_url: args.jwt.jwks_url,
@@ -62,9 +79,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => bail!("provisioning needs both TFCHAIN_URL and MARKETPLACE_CHAIN_SEED"),
     }
+    let metrics = metrics_listener.map(|l| spawn_metrics(l, state.clone(), cancel.clone()));
     let api = spawn_api(listener, state, cancel.clone());
     shutdown_signal().await;
     cancel.cancel();
     join_all(workers).await;
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics task")??;
+    }
     api.await.context("API task")?
 }

@@ -38,6 +38,7 @@ mod placement;
 mod projection;
 mod providers_api;
 mod provisioning;
+mod rate_limit;
 mod rebuild;
 mod stripe_webhooks;
 mod supply_projections;

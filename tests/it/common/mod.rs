@@ -168,6 +168,24 @@ pub struct AppOptions {
     pub stripe: bool,
     /// The ZOS nodes port the API asks for live figures (none: the catalog's).
     pub nodes: Option<Arc<dyn marketplace_app::zos::Nodes>>,
+    /// Rate limits: on, but far above what any test sends, unless a test
+    /// of the limiter sets its own.
+    pub rate_limit: marketplace_api::rate_limit::RateLimitConfig,
+    /// Who may read `/metrics` (default: anyone, as in dev mode).
+    pub metrics: marketplace_api::metrics::MetricsAccess,
+}
+
+/// Rate limits no test that measures something else reaches.
+pub fn generous_rate_limits() -> marketplace_api::rate_limit::RateLimitConfig {
+    use marketplace_api::rate_limit::{Budget, RateLimitConfig};
+    let high = Budget::new(1_000_000, 1_000_000);
+    RateLimitConfig {
+        commands: high,
+        reads: high,
+        anonymous: high,
+        webhook: high,
+        ..RateLimitConfig::default()
+    }
 }
 
 impl Default for AppOptions {
@@ -178,6 +196,8 @@ impl Default for AppOptions {
             payments: true,
             stripe: false,
             nodes: None,
+            rate_limit: generous_rate_limits(),
+            metrics: marketplace_api::metrics::MetricsAccess::open(),
         }
     }
 }
@@ -260,6 +280,8 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
         stripe_webhook_secret: options.payments.then(|| STRIPE_SECRET.to_string().into()),
         payments: payments.clone(),
         dev_jwks: None,
+        rate_limit: options.rate_limit,
+        metrics: options.metrics,
     };
     let mut state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);
     if let Some(nodes) = options.nodes {
