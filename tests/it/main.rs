@@ -40,5 +40,6 @@ mod providers_api;
 mod provisioning;
 mod rebuild;
 mod stripe_webhooks;
+mod subscriptions;
 mod supply_projections;
 mod wallet;

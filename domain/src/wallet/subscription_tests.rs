@@ -84,7 +84,9 @@ fn a_subscription_starts_on_a_saved_card_once() {
     assert_eq!(s.usd_cents, 2_500);
     assert!(!s.cancel_at_period_end);
     assert_eq!(
-        subscribed().state().and_then(|s| s.current_subscription().cloned()),
+        subscribed()
+            .state()
+            .and_then(|s| s.current_subscription().cloned()),
         Some(s)
     );
 }
@@ -107,7 +109,9 @@ fn a_new_subscription_may_start_once_the_last_one_ended() {
     let again = ended.when(start("sub_2", 1_000, "pm_1")).then_accepted();
     let state = again.state().expect("open");
     assert_eq!(
-        state.current_subscription().map(|s| s.subscription_id.clone()),
+        state
+            .current_subscription()
+            .map(|s| s.subscription_id.clone()),
         Some(stripe("sub_2"))
     );
     assert_eq!(state.subscriptions.len(), 2);
@@ -140,7 +144,9 @@ fn each_paid_invoice_credits_once_at_the_price_quoted_then() {
         .when(paid_cmd(1, 2_500, three_dollars()))
         .then_expect_no_events();
     // The second month's invoice, at the price of that moment ($3 a TFT).
-    let second = first.when(paid_cmd(2, 2_500, three_dollars())).then_accepted();
+    let second = first
+        .when(paid_cmd(2, 2_500, three_dollars()))
+        .then_accepted();
     let at_three = tft_for_cents(2_500, three_dollars()).expect("fits");
     assert_eq!(second.balance(), units(tft(2_500)) + units(at_three));
     let state = second.state().expect("open");
@@ -249,7 +255,11 @@ fn cancel_at_period_end_is_recorded_once_and_ends_later() {
     let s = subscription(&ended);
     assert_eq!(s.status, SubscriptionStatus::Canceled);
     assert_eq!(s.ended_at, Some(t0() + Duration::days(30)));
-    assert!(ended.state().expect("open").current_subscription().is_none());
+    assert!(ended
+        .state()
+        .expect("open")
+        .current_subscription()
+        .is_none());
     ended
         .when(cancel)
         .then_expect_error(WalletError::SubscriptionEnded(sub()));

@@ -121,6 +121,163 @@ pub(super) struct PaymentMethodObject {
     pub(super) kind: String,
 }
 
+/// The subscription part of an invoice's `parent` (API versions from
+/// 2025-03-31), or of its `subscription_details` (before).
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscriptionDetails {
+    /// Set from 2025-03-31; before, the invoice names it itself.
+    pub(super) subscription: Option<Expandable>,
+    /// The subscription's metadata when the invoice was made.
+    pub(super) metadata: Option<HashMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct InvoiceParent {
+    #[serde(rename = "type")]
+    pub(super) kind: String,
+    pub(super) subscription_details: Option<SubscriptionDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Period {
+    pub(super) start: i64,
+    pub(super) end: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct InvoiceLine {
+    pub(super) period: Period,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct InvoiceLines {
+    pub(super) object: String,
+    pub(super) data: Vec<InvoiceLine>,
+}
+
+/// An invoice as `invoice.paid` and `invoice.payment_failed` carry it.
+/// Which subscription it bills moved in API version 2025-03-31 from
+/// `subscription` (and `subscription_details`) to `parent`; its charge
+/// is named only before that version (`charge`), so it is optional here.
+#[derive(Debug, Deserialize)]
+pub(super) struct InvoiceObject {
+    pub(super) id: String,
+    pub(super) object: String,
+    pub(super) customer: Option<Expandable>,
+    pub(super) currency: String,
+    pub(super) amount_due: i64,
+    pub(super) amount_paid: i64,
+    pub(super) attempt_count: i64,
+    pub(super) status: Option<String>,
+    pub(super) next_payment_attempt: Option<i64>,
+    pub(super) lines: InvoiceLines,
+    /// Before 2025-03-31.
+    pub(super) subscription: Option<Expandable>,
+    /// Before 2025-03-31.
+    pub(super) subscription_details: Option<SubscriptionDetails>,
+    /// From 2025-03-31.
+    pub(super) parent: Option<InvoiceParent>,
+    /// Before 2025-03-31: the latest charge, an id or expanded.
+    pub(super) charge: Option<serde_json::Value>,
+}
+
+impl InvoiceObject {
+    fn details(&self) -> Option<&SubscriptionDetails> {
+        self.parent
+            .as_ref()
+            .filter(|p| p.kind == "subscription_details")
+            .and_then(|p| p.subscription_details.as_ref())
+            .or(self.subscription_details.as_ref())
+    }
+
+    /// The subscription it bills, if it bills one.
+    pub(super) fn subscription_id(&self) -> Option<&str> {
+        self.subscription
+            .as_ref()
+            .or_else(|| self.details().and_then(|d| d.subscription.as_ref()))
+            .map(Expandable::id)
+    }
+
+    /// The subscription's metadata, as the invoice copied it.
+    pub(super) fn subscription_metadata(&self) -> Option<&HashMap<String, String>> {
+        self.details().and_then(|d| d.metadata.as_ref())
+    }
+
+    /// The end of the period the invoice pays for: its subscription line's.
+    pub(super) fn period_end(&self) -> Option<i64> {
+        let _ = &self.lines.object;
+        self.lines
+            .data
+            .iter()
+            .map(|l| l.period.end.max(l.period.start))
+            .max()
+    }
+
+    /// The paying (or failed) charge's id, and its failure code and
+    /// message when the event carries the charge itself.
+    pub(super) fn charge(&self) -> Result<Option<(String, Option<(String, String)>)>, Outcome> {
+        match &self.charge {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(id)) => Ok(Some((id.clone(), None))),
+            Some(obj) => {
+                let c: FailedChargeObject = parse(obj, "charge")?;
+                expect_object(&c.object, "charge")?;
+                let failure = c
+                    .failure_code
+                    .map(|code| (code, c.failure_message.unwrap_or_default()));
+                Ok(Some((c.id, failure)))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct FailedChargeObject {
+    pub(super) id: String,
+    pub(super) object: String,
+    pub(super) failure_code: Option<String>,
+    pub(super) failure_message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscriptionItemObject {
+    /// From 2025-03-31 the period is the item's.
+    pub(super) current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscriptionItems {
+    pub(super) object: String,
+    pub(super) data: Vec<SubscriptionItemObject>,
+}
+
+/// A subscription as `customer.subscription.updated|deleted` carry it.
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscriptionObject {
+    pub(super) id: String,
+    pub(super) object: String,
+    pub(super) customer: Expandable,
+    pub(super) status: String,
+    pub(super) cancel_at_period_end: bool,
+    pub(super) metadata: HashMap<String, String>,
+    pub(super) items: SubscriptionItems,
+    /// Before 2025-03-31 the period is the subscription's.
+    pub(super) current_period_end: Option<i64>,
+}
+
+impl SubscriptionObject {
+    /// When the current period ends, wherever this API version puts it.
+    pub(super) fn period_end(&self) -> Option<i64> {
+        let _ = &self.items.object;
+        self.items
+            .data
+            .iter()
+            .filter_map(|i| i.current_period_end)
+            .max()
+            .or(self.current_period_end)
+    }
+}
+
 /// What became of an inbox event.
 #[derive(Debug)]
 pub enum Outcome {
