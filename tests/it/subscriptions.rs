@@ -274,7 +274,8 @@ async fn a_declined_renewal_records_subscription_payment_failed_and_credits_noth
     .await;
     // The renewal is charged to a card that declines.
     let declined = ls(&app).renew(&sub, Some(DECLINED_ON_CHARGE)).await;
-    assert!(declined["error"].is_object(), "{declined}");
+    assert_eq!(declined["status"], "open", "{declined}");
+    assert_eq!(declined["charge"]["failure_code"], "card_declined");
     let w = wallet_until(&app, &alice(), "renewal failure recorded", |w| {
         w["subscription"]["last_invoice"]["status"] == "failed"
     })
@@ -285,6 +286,11 @@ async fn a_declined_renewal_records_subscription_payment_failed_and_credits_noth
     );
     assert_eq!(w["balance_tft_units"], TFT_FOR_2500_CENTS);
     assert_eq!(w["subscription"]["invoices_paid"], 1);
+    // Stripe marks it past due and retries; the wallet shows it.
+    wallet_until(&app, &alice(), "past due", |w| {
+        w["subscription"]["status"] == "past_due"
+    })
+    .await;
     inbox_settled(&app).await;
     // Recorded once, for notifications to pick up; the activity feed shows it.
     assert_eq!(
@@ -414,7 +420,7 @@ async fn bad_subscription_requests_are_refused_and_change_nothing() {
     }
     expect_problem(
         post(json!({ "usd_cents": 2_500, "every": "week" })).await,
-        400,
+        422,
     )
     .await;
     // A stale If-Match: refused before Stripe is asked.

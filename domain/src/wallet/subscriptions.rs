@@ -160,7 +160,9 @@ pub(super) fn decide(
             at,
         } => {
             let sub = known(s, &subscription_id)?;
-            if sub.status.is_ended() || observed_at < sub.observed_at {
+            // Stripe's event times are whole seconds: a report from the
+            // second the subscription was recorded in is not older.
+            if sub.status.is_ended() || observed_at.timestamp() < sub.observed_at.timestamp() {
                 // Over for good, or an older report arriving late.
                 return Ok(vec![]);
             }

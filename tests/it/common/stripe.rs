@@ -30,8 +30,13 @@
 //!   `invoice_settings`, each item's `price` and current period, ...), and
 //!   products theirs (`images`, `marketing_features`, `updated`);
 //! - `invoice.paid` is sent beside localstripe's `invoice.payment_succeeded`
-//!   (the real API sends both), and `customer.subscription.updated` when a
-//!   subscription is updated through the wrapper (localstripe sends none);
+//!   (the real API sends both), `customer.subscription.updated` when a
+//!   subscription is updated through the wrapper, and for an invoice whose
+//!   charge was declined `invoice.payment_failed` and the subscription
+//!   `past_due` (localstripe sends none of these);
+//! - a subscription whose first invoice is declined under
+//!   `payment_behavior=error_if_incomplete` is refused with the card error
+//!   (402), as Stripe refuses it (localstripe leaves it `incomplete`);
 //! - localstripe never renews a subscription: [`LocalStripe::renew`] makes
 //!   and pays the next period's invoice as Stripe's billing cycle would, on
 //!   the subscription's card or, for a declined renewal, another.
@@ -383,8 +388,8 @@ impl LocalStripe {
     /// an invoice for the subscription's items is made and charged to the
     /// subscription's card, or to a card of `card_number` attached for this
     /// renewal (say a card that declines, 4000000000000341). The invoice as
-    /// localstripe answers it (an error document when the charge failed;
-    /// `invoice.payment_failed` is sent then).
+    /// localstripe answers it (`open`, with its failed charge, when the
+    /// charge was declined; `invoice.payment_failed` is sent then).
     pub async fn renew(&self, subscription_id: &str, card_number: Option<&str>) -> Value {
         let sub = self
             .call(
@@ -817,6 +822,7 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
     }
     let mut body = body.to_vec();
     let mut subscription_card = None;
+    let mut error_if_incomplete = false;
     if method == Method::POST && path == "/v1/subscriptions" {
         // localstripe takes plans, not prices (a Price here is a Plan of
         // the same id), and charges the customer's invoice default only.
@@ -826,6 +832,10 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
             match k.as_str() {
                 "default_payment_method" => subscription_card = Some(v),
                 "off_session" => {}
+                "payment_behavior" => {
+                    error_if_incomplete = v == "error_if_incomplete";
+                    pairs.push((k, v));
+                }
                 "customer" => {
                     customer = Some(v.clone());
                     pairs.push((k, v));
@@ -865,9 +875,29 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
-    let status = answer.status().as_u16();
+    let mut status = answer.status().as_u16();
     let bytes = answer.bytes().await.unwrap_or_default();
     let mut value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if error_if_incomplete && status < 300 && value["status"] == "incomplete" {
+        // Stripe refuses a subscription whose first invoice cannot be paid
+        // under `error_if_incomplete` (localstripe leaves it incomplete).
+        let invoice = upstream_get(
+            &inner,
+            &format!(
+                "/v1/invoices/{}",
+                value["latest_invoice"].as_str().unwrap_or_default()
+            ),
+        )
+        .await;
+        let charge = &invoice["charge"];
+        status = 402;
+        value = json!({ "error": {
+            "type": "card_error",
+            "code": charge["failure_code"].as_str().unwrap_or("card_declined"),
+            "message": charge["failure_message"].as_str().unwrap_or("Your card was declined."),
+            "charge": charge["id"]
+        } });
+    }
     if status < 300 {
         fill(&mut value);
         if let (Some(pm), Some(sub)) = (subscription_card, value["id"].as_str()) {
@@ -958,6 +988,25 @@ async fn after(inner: &Arc<Inner>, method: &Method, path: &str, body: &[u8], ans
                 let event = event("charge.refunded", c);
                 tokio::spawn(async move { emit(&inner, event).await });
             }
+        }
+        ["v1", "invoices", _, "pay"]
+            if answer["status"] == "open" && answer["charge"]["status"] == "failed" =>
+        {
+            // localstripe reports a renewal's declined charge only in its
+            // answer: Stripe sends `invoice.payment_failed` and marks the
+            // subscription past due.
+            let inner = inner.clone();
+            let failed = event("invoice.payment_failed", answer.clone());
+            let sub = answer["subscription"].as_str().map(str::to_string);
+            tokio::spawn(async move {
+                emit(&inner, failed).await;
+                if let Some(sub) = sub {
+                    let mut s = upstream_get(&inner, &format!("/v1/subscriptions/{sub}")).await;
+                    fill(&mut s);
+                    s["status"] = json!("past_due");
+                    emit(&inner, event("customer.subscription.updated", s)).await;
+                }
+            });
         }
         ["v1", "subscriptions", _] => {
             // localstripe updates a subscription without telling.
@@ -1140,5 +1189,19 @@ async fn prices(
             Some((200, price))
         }
         _ => None,
+    }
+}
+
+/// A GET on localstripe itself, its JSON answer (null when unreadable).
+async fn upstream_get(inner: &Inner, path: &str) -> Value {
+    match inner
+        .http
+        .get(format!("{}{path}", inner.upstream))
+        .basic_auth(SECRET_KEY, Some(""))
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
     }
 }

@@ -601,4 +601,100 @@ mod tests {
         assert!(d.metadata.is_empty() && d.payment_intent.is_none());
         assert_eq!(d.charge.id(), "ch_1AZtxr2eZvKYlo2CI3iegSJn");
     }
+
+    /// A paid subscription invoice: in API versions from 2025-03-31 the
+    /// subscription is under `parent`, and no charge is named; before, it
+    /// is `subscription` and the charge `charge`.
+    fn invoice(basil: bool) -> serde_json::Value {
+        let mut inv = json!({
+            "id": "in_1MtHbELkdIwHu7ixl4OzzPMv",
+            "object": "invoice",
+            "amount_due": 2500,
+            "amount_paid": 2500,
+            "amount_remaining": 0,
+            "attempt_count": 1,
+            "attempted": true,
+            "billing_reason": "subscription_cycle",
+            "collection_method": "charge_automatically",
+            "created": 1680644467,
+            "currency": "usd",
+            "customer": "cus_NeZwdNtLEOXuvB",
+            "livemode": false,
+            "metadata": {},
+            "next_payment_attempt": null,
+            "status": "paid",
+            "lines": {
+                "object": "list",
+                "data": [{ "id": "il_1", "object": "line_item", "amount": 2500, "currency": "usd",
+                           "period": { "start": 1680644467, "end": 1683322867 } }],
+                "has_more": false,
+                "url": "/v1/invoices/in_1MtHbELkdIwHu7ixl4OzzPMv/lines"
+            }
+        });
+        let map = inv.as_object_mut().expect("object");
+        if basil {
+            map.insert(
+                "parent".into(),
+                json!({
+                    "type": "subscription_details",
+                    "quote_details": null,
+                    "subscription_details": {
+                        "metadata": { "wallet_id": "alice" },
+                        "subscription": "sub_1MowQVLkdIwHu7ixeRlqHVzs"
+                    }
+                }),
+            );
+        } else {
+            map.insert("subscription".into(), json!("sub_1MowQVLkdIwHu7ixeRlqHVzs"));
+            map.insert(
+                "subscription_details".into(),
+                json!({ "metadata": { "wallet_id": "alice" } }),
+            );
+            map.insert("charge".into(), json!("ch_3MtHbFLkdIwHu7ix0ABCDEFG"));
+            map.insert(
+                "payment_intent".into(),
+                json!("pi_3MtHbFLkdIwHu7ix0ABCDEFG"),
+            );
+        }
+        inv
+    }
+
+    #[test]
+    fn a_subscription_invoice_of_either_api_shape_names_its_subscription_and_wallet() {
+        for basil in [true, false] {
+            let inv: InvoiceObject = parse(&invoice(basil), "invoice").expect("parses");
+            assert_eq!(inv.subscription_id(), Some("sub_1MowQVLkdIwHu7ixeRlqHVzs"));
+            assert_eq!(
+                inv.subscription_metadata()
+                    .and_then(|m| m.get("wallet_id"))
+                    .map(String::as_str),
+                Some("alice")
+            );
+            assert_eq!(inv.period_end(), Some(1683322867));
+            let charge = inv.charge().expect("charge parses").map(|(id, _)| id);
+            assert_eq!(charge.is_some(), !basil);
+        }
+        // An invoice billing no subscription names none.
+        let mut one_off = invoice(true);
+        one_off["parent"] = serde_json::Value::Null;
+        let inv: InvoiceObject = parse(&one_off, "invoice").expect("parses");
+        assert_eq!(inv.subscription_id(), None);
+        // A failed attempt's expanded charge gives Stripe's code.
+        let mut failed = invoice(false);
+        failed["charge"] = json!({ "id": "ch_1", "object": "charge", "failure_code": "card_declined",
+                                    "failure_message": "Your card was declined." });
+        let inv: InvoiceObject = parse(&failed, "invoice").expect("parses");
+        let (_, failure) = inv.charge().expect("parses").expect("a charge");
+        assert_eq!(failure.map(|(c, _)| c), Some("card_declined".to_string()));
+    }
+
+    #[test]
+    fn an_invoice_missing_a_field_stripe_always_sends_is_poison() {
+        let mut inv = invoice(true);
+        inv.as_object_mut().expect("object").remove("amount_paid");
+        assert!(matches!(
+            parse::<InvoiceObject>(&inv, "invoice"),
+            Err(Outcome::Poison(_))
+        ));
+    }
 }
