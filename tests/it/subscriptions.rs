@@ -348,6 +348,27 @@ async fn a_subscription_cancels_at_period_end_or_now() {
         .await;
     assert_eq!(read.status(), 200);
     let s: Value = read.json().await.expect("json");
+    // What the API answers is what its document says.
+    let doc: Value = app
+        .client
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .expect("doc")
+        .json()
+        .await
+        .expect("json");
+    let path = "/v1/wallet/subscriptions/{subscription_id}";
+    crate::openapi::assert_fits(
+        &doc,
+        crate::openapi::response_schema(&doc, path, "get", 200),
+        &s,
+    );
+    crate::openapi::assert_fits(
+        &doc,
+        crate::openapi::response_schema(&doc, "/v1/wallet/subscriptions", "post", 201),
+        &created,
+    );
     assert_eq!(s["cancel_at_period_end"], true);
     assert_eq!(s["status"], "active");
     assert!(s["next_renewal_at"].is_null(), "{s}");
