@@ -281,7 +281,8 @@ pub fn spawn_payment_workers(
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     if webhooks {
-        let inbox = StripeInboxWorker::new(pool.clone(), payments.clone(), InboxOptions::default());
+        let inbox = StripeInboxWorker::new(pool.clone(), payments.clone(), InboxOptions::default())
+            .with_tft_price(tft_price);
         tasks.push(tokio::spawn(inbox.run(cancel.clone())));
     }
     if let Some(payments) = payments {

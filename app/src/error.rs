@@ -260,6 +260,11 @@ impl From<WalletError> for CommandError {
                 rule("unknown-payment", &e)
             }
             WalletError::UnknownPaymentMethod(_) => CommandError::NotFound,
+            // Retried by the Stripe worker: an invoice may arrive before
+            // its subscription is recorded.
+            WalletError::UnknownSubscription(_) => rule("unknown-subscription", &e),
+            WalletError::AlreadySubscribed(_) => exists("already-subscribed", &e),
+            WalletError::SubscriptionEnded(_) => rule("subscription-ended", &e),
             WalletError::AmountMismatch { .. } => rule("amount-mismatch", &e),
             WalletError::RefundExceedsPayment { .. } => rule("refund-exceeds-payment", &e),
             WalletError::InsufficientBalance { .. } => rule("insufficient-balance", &e),

@@ -14,6 +14,8 @@ const DEPLOYMENT: Uuid = Uuid::from_u128(0x6d61_726b_6574_706c_6163_652d_6465_70
 const WALLET: Uuid = Uuid::from_u128(0x7761_6c6c_6574_2d69_6473_2d76_3100_0000);
 /// Automatic top-ups, one per wallet version at which one was decided.
 const AUTO_TOP_UP: Uuid = Uuid::from_u128(0x6175_746f_2d74_6f70_2d75_7000_0000_0001);
+/// The top-ups paid subscription invoices are recorded as, one per invoice.
+const SUBSCRIPTION_INVOICE: Uuid = Uuid::from_u128(0x7375_6273_2d69_6e76_6f69_6365_0000_0001);
 
 /// A new deployment's id: derived from the caller's Idempotency-Key when
 /// there is one, random otherwise.
@@ -40,6 +42,15 @@ pub fn auto_top_up(wallet_id: &str, version: usize) -> Uuid {
     Uuid::new_v5(&AUTO_TOP_UP, format!("{wallet_id}\n{version}").as_bytes())
 }
 
+/// The top-up a subscription's paid invoice is recorded as: the same
+/// invoice reported again targets the same top-up.
+pub fn subscription_invoice(wallet_id: &str, invoice_id: &str) -> Uuid {
+    Uuid::new_v5(
+        &SUBSCRIPTION_INVOICE,
+        format!("{wallet_id}\n{invoice_id}").as_bytes(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +69,13 @@ mod tests {
         );
         assert_eq!(auto_top_up("alice", 3), auto_top_up("alice", 3));
         assert_ne!(auto_top_up("alice", 3), auto_top_up("alice", 4));
+        assert_eq!(
+            subscription_invoice("alice", "in_1"),
+            subscription_invoice("alice", "in_1")
+        );
+        assert_ne!(
+            subscription_invoice("alice", "in_1"),
+            subscription_invoice("alice", "in_2")
+        );
     }
 }

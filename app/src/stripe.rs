@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use stripe::{Client, ClientBuilder, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::subscription::{
+    CancelSubscription, CreateSubscription, CreateSubscriptionItems,
+    CreateSubscriptionPaymentBehavior, UpdateSubscription,
+};
 use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::{CreateCustomer, RetrieveCustomer, RetrieveCustomerReturned};
 use stripe_core::payment_intent::{
@@ -22,7 +26,21 @@ use stripe_core::payment_intent::{
 use stripe_core::setup_intent::CreateSetupIntent;
 use stripe_core::SetupIntentStatus;
 use stripe_payment::payment_method::{DetachPaymentMethod, RetrievePaymentMethod};
+use stripe_product::price::{
+    CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice,
+};
+use stripe_product::product::{CreateProduct, RetrieveProduct};
 use stripe_types::Currency;
+
+/// The id of the one Stripe Product every recurring top-up's Price belongs
+/// to (Stripe lets a product be created with an id of one's choosing).
+pub const RECURRING_TOP_UP_PRODUCT: &str = "marketplace_recurring_top_up";
+
+/// The `lookup_key` of the monthly Price of `usd_cents`: one Price per
+/// distinct amount, found by this key before one is created.
+pub fn monthly_price_lookup_key(usd_cents: u64) -> String {
+    format!("marketplace_monthly_top_up_usd_{usd_cents}")
+}
 
 /// Where Stripe is and how to authenticate.
 #[derive(Debug, Clone)]
@@ -97,6 +115,33 @@ pub struct Card {
     pub exp_year: u32,
     /// The customer it is attached to, if any.
     pub customer: Option<String>,
+}
+
+/// A subscription as the marketplace needs it.
+#[derive(Debug, Clone)]
+pub struct SubscriptionInfo {
+    /// Stripe's id (`sub_…`).
+    pub id: String,
+    /// Stripe's status, as Stripe spells it (`active`, `incomplete`, `canceled`, ...).
+    pub status: String,
+    /// Whether it ends with its current period.
+    pub cancel_at_period_end: bool,
+    /// When its current period ends (unix seconds): the next renewal.
+    pub current_period_end: Option<i64>,
+    /// When it ended (unix seconds), once it has.
+    pub ended_at: Option<i64>,
+}
+
+fn subscription(sub: stripe_shared::Subscription) -> SubscriptionInfo {
+    SubscriptionInfo {
+        id: sub.id.as_str().to_string(),
+        status: sub.status.as_str().to_string(),
+        cancel_at_period_end: sub.cancel_at_period_end,
+        // The period is the item's (API versions from 2025-03-31); the
+        // marketplace's subscriptions have one item.
+        current_period_end: sub.items.data.iter().map(|i| i.current_period_end).max(),
+        ended_at: sub.ended_at,
+    }
 }
 
 /// A Stripe client for the marketplace's calls.
@@ -215,6 +260,36 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
 
     /// Detaches a card from its customer.
     async fn detach(&self, payment_method: &str) -> Result<(), PaymentsError>;
+
+    /// The monthly recurring Price of `usd_cents` (USD), on the recurring
+    /// top-up Product: found by its lookup key, created (with the Product,
+    /// on first need) only when there is none, so none is duplicated.
+    async fn monthly_price(&self, usd_cents: u64) -> Result<String, PaymentsError>;
+
+    /// Subscribes a wallet's customer to a monthly Price, charged to a saved
+    /// card off-session. The first invoice is paid now or the call fails
+    /// (Stripe's `card_declined`, say) and no subscription is left behind.
+    /// `key` is the idempotency key, so a retried request subscribes once.
+    async fn create_subscription(
+        &self,
+        customer: &str,
+        payment_method: &str,
+        price: &str,
+        wallet_id: &str,
+        key: &str,
+    ) -> Result<SubscriptionInfo, PaymentsError>;
+
+    /// Ends a subscription when its current period ends.
+    async fn cancel_subscription_at_period_end(
+        &self,
+        subscription_id: &str,
+    ) -> Result<SubscriptionInfo, PaymentsError>;
+
+    /// Ends a subscription now.
+    async fn cancel_subscription_now(
+        &self,
+        subscription_id: &str,
+    ) -> Result<SubscriptionInfo, PaymentsError>;
 }
 
 /// A shared handle on the payment port.
@@ -364,6 +439,117 @@ impl PaymentGateway for Payments {
             .send(&self.client)
             .await?;
         Ok(())
+    }
+
+    async fn monthly_price(&self, usd_cents: u64) -> Result<String, PaymentsError> {
+        let lookup_key = monthly_price_lookup_key(usd_cents);
+        let found = ListPrice::new()
+            .lookup_keys(vec![lookup_key.clone()])
+            .active(true)
+            .limit(1)
+            .send(&self.client)
+            .await?;
+        if let Some(price) = found.data.into_iter().next() {
+            return Ok(price.id.as_str().to_string());
+        }
+        self.recurring_top_up_product().await?;
+        let price = CreatePrice::new(Currency::USD)
+            .unit_amount(cents(usd_cents)?)
+            .recurring(CreatePriceRecurring::new(
+                CreatePriceRecurringInterval::Month,
+            ))
+            .product(RECURRING_TOP_UP_PRODUCT.to_string())
+            .lookup_key(lookup_key.clone())
+            .nickname(format!(
+                "${}.{:02} a month",
+                usd_cents / 100,
+                usd_cents % 100
+            ))
+            .customize()
+            .request_strategy(idempotent(&format!("price-{lookup_key}"))?)
+            .send(&self.client)
+            .await?;
+        Ok(price.id.as_str().to_string())
+    }
+
+    async fn create_subscription(
+        &self,
+        customer: &str,
+        payment_method: &str,
+        price: &str,
+        wallet_id: &str,
+        key: &str,
+    ) -> Result<SubscriptionInfo, PaymentsError> {
+        let mut item = CreateSubscriptionItems::new();
+        item.price = Some(price.to_string());
+        let sub = CreateSubscription::new()
+            .customer(customer.to_string())
+            .items(vec![item])
+            .default_payment_method(payment_method.to_string())
+            .off_session(true)
+            .payment_behavior(CreateSubscriptionPaymentBehavior::ErrorIfIncomplete)
+            .metadata(metadata(&[
+                ("wallet_id", wallet_id),
+                ("origin", "subscription"),
+            ]))
+            .customize()
+            .request_strategy(idempotent(&format!("subscription-{key}"))?)
+            .send(&self.client)
+            .await?;
+        Ok(subscription(sub))
+    }
+
+    async fn cancel_subscription_at_period_end(
+        &self,
+        subscription_id: &str,
+    ) -> Result<SubscriptionInfo, PaymentsError> {
+        let sub = UpdateSubscription::new(subscription_id.to_string())
+            .cancel_at_period_end(true)
+            .customize()
+            .request_strategy(idempotent(&format!(
+                "cancel-at-period-end-{subscription_id}"
+            ))?)
+            .send(&self.client)
+            .await?;
+        Ok(subscription(sub))
+    }
+
+    async fn cancel_subscription_now(
+        &self,
+        subscription_id: &str,
+    ) -> Result<SubscriptionInfo, PaymentsError> {
+        let sub = CancelSubscription::new(subscription_id.to_string())
+            .send(&self.client)
+            .await?;
+        Ok(subscription(sub))
+    }
+}
+
+impl Payments {
+    /// The recurring top-up Product, created on first need under its fixed
+    /// id; a concurrent creator that lost the race finds it already there.
+    async fn recurring_top_up_product(&self) -> Result<(), PaymentsError> {
+        match RetrieveProduct::new(RECURRING_TOP_UP_PRODUCT)
+            .send(&self.client)
+            .await
+            .map_err(PaymentsError::from)
+        {
+            Ok(_) => return Ok(()),
+            Err(PaymentsError::Refused { status: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let created = CreateProduct::new("Recurring TFT top-up")
+            .id(RECURRING_TOP_UP_PRODUCT.to_string())
+            .description("TFT credited to a marketplace wallet every month")
+            .customize()
+            .request_strategy(idempotent(&format!("product-{RECURRING_TOP_UP_PRODUCT}"))?)
+            .send(&self.client)
+            .await;
+        match created.map_err(PaymentsError::from) {
+            Ok(_) => Ok(()),
+            Err(PaymentsError::Refused { code, .. }) if code == "resource_already_exists" => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -39,6 +39,17 @@ fn stripe_refs(event: &WalletEvent) -> Vec<String> {
         E::TopUpCredited { charge_id, .. } => vec![charge_id.as_str().to_string()],
         E::StripeCustomerAttached { customer_id, .. } => vec![customer_id.as_str().to_string()],
         E::PaymentMethodSaved { card, .. } => vec![card.payment_method_id.as_str().to_string()],
+        E::SubscriptionStarted {
+            subscription_id, ..
+        } => vec![subscription_id.as_str().to_string()],
+        E::SubscriptionInvoicePaid {
+            invoice_id,
+            charge_id,
+            ..
+        } => std::iter::once(invoice_id)
+            .chain(charge_id)
+            .map(|id| id.as_str().to_string())
+            .collect(),
         _ => vec![],
     }
 }

@@ -41,5 +41,6 @@ mod provisioning;
 mod rate_limit;
 mod rebuild;
 mod stripe_webhooks;
+mod subscriptions;
 mod supply_projections;
 mod wallet;

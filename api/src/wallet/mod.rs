@@ -12,12 +12,14 @@
 //! - [`cards`]: the Stripe customer and saved cards.
 //! - [`top_ups`]: card top-ups, the auto top-up rule, operators' debits.
 //! - [`statements`]: monthly statements, JSON or PDF ([`statement_pdf`]).
+//! - [`subscriptions`]: recurring monthly top-ups by Stripe subscription.
 
 pub mod cards;
 pub mod link;
 pub mod reads;
 pub mod statement_pdf;
 pub mod statements;
+pub mod subscriptions;
 pub mod top_ups;
 
 use axum::http::StatusCode;
@@ -60,6 +62,12 @@ pub fn router() -> OpenApiRouter<AppState> {
             top_ups::configure_auto_top_up,
             top_ups::disable_auto_top_up
         ))
+        .routes(routes!(subscriptions::create_subscription))
+        .routes(routes!(
+            subscriptions::get_subscription,
+            subscriptions::delete_subscription
+        ))
+        .routes(routes!(subscriptions::cancel_subscription))
         .routes(routes!(top_ups::debit_wallet))
         .routes(routes!(crate::webhooks::list_troubled_events))
         .routes(routes!(crate::webhooks::retry_event))

@@ -117,7 +117,8 @@ pub struct TopUpBody {
     pub tft_price_usd_units: u64,
     /// Until when the quote holds.
     pub quote_expires_at: DateTime<Utc>,
-    /// `manual` or `auto`.
+    /// `manual`, `auto` or `subscription` (a paid invoice of the monthly
+    /// subscription; `payment_intent_id` is then the invoice's id).
     pub origin: String,
     /// `pending`, `failed` or `credited`.
     pub status: String,
@@ -181,6 +182,9 @@ pub struct WalletBody {
     pub runway_alerts: Vec<u64>,
     /// Whether card payments are configured on this marketplace.
     pub payments_configured: bool,
+    /// The monthly top-up subscription: the running one, else the one
+    /// that ended last; absent when there was never one.
+    pub subscription: Option<super::subscriptions::SubscriptionBody>,
 }
 
 pub(super) fn top_up_body(t: &marketplace_domain::wallet::TopUp) -> TopUpBody {
@@ -194,6 +198,7 @@ pub(super) fn top_up_body(t: &marketplace_domain::wallet::TopUp) -> TopUpBody {
         origin: match t.origin {
             TopUpOrigin::Manual => "manual",
             TopUpOrigin::Auto => "auto",
+            TopUpOrigin::Subscription => "subscription",
         }
         .to_string(),
         status: match t.status {
@@ -241,6 +246,7 @@ pub(super) async fn wallet_body(
         runway,
         runway_alerts: Vec::new(),
         payments_configured: state.settings.payments.is_some(),
+        subscription: None,
     };
     let Some(s) = wallet.state() else {
         return Ok(body);
@@ -293,6 +299,10 @@ pub(super) async fn wallet_body(
         })
         .collect();
     body.runway_alerts = s.runway_alerts.iter().copied().collect();
+    body.subscription = s
+        .current_subscription()
+        .or_else(|| s.subscriptions.values().max_by_key(|s| s.started_at))
+        .map(super::subscriptions::subscription_body);
     Ok(body)
 }
 

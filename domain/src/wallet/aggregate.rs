@@ -62,6 +62,9 @@ pub struct WalletState {
     /// The SLA credits received, by credit id.
     #[serde(default)]
     pub sla_credits: BTreeSet<String>,
+    /// Monthly subscriptions, current and ended, by Stripe subscription id.
+    #[serde(default)]
+    pub subscriptions: BTreeMap<StripeId, Subscription>,
     ledger: Vec<LedgerEntry>,
     balance: i128,
 }
@@ -117,6 +120,14 @@ impl WalletState {
             })
             .map(|t| t.usd_cents)
             .sum()
+    }
+
+    /// The subscription that has not ended, if any (at most one).
+    pub fn current_subscription(&self) -> Option<&Subscription> {
+        self.subscriptions
+            .values()
+            .filter(|s| !s.status.is_ended())
+            .max_by_key(|s| s.started_at)
     }
 
     pub(super) fn top_up_by_id(&self, top_up_id: Uuid) -> Option<&TopUp> {
@@ -263,6 +274,12 @@ impl Wallet {
             | C::CompleteChainTransfer { .. }) => super::custody::decide(s, custodial),
             bill @ C::RecordBill { .. } => super::billing::decide(s, bill),
             credit @ C::RecordSlaCredit { .. } => super::billing::decide_sla_credit(s, credit),
+            subscription @ (C::StartSubscription { .. }
+            | C::RecordSubscriptionInvoicePaid { .. }
+            | C::RecordSubscriptionPaymentFailed { .. }
+            | C::ScheduleSubscriptionCancel { .. }
+            | C::RecordSubscriptionState { .. }
+            | C::EndSubscription { .. }) => super::subscriptions::decide(s, subscription),
             C::IssueLinkChallenge {
                 challenge_id,
                 nonce,
@@ -661,6 +678,7 @@ impl Wallet {
                 chain_transfers: BTreeMap::new(),
                 last_bill: None,
                 sla_credits: BTreeSet::new(),
+                subscriptions: BTreeMap::new(),
                 ledger: Vec::new(),
                 balance: 0,
             });
@@ -676,6 +694,12 @@ impl Wallet {
             | E::ChainTransferCompleted { .. } => super::custody::apply(s, event),
             E::BillPaid { .. } => super::billing::apply(s, event),
             E::SlaCreditReceived { .. } => super::billing::apply_sla_credit(s, event),
+            E::SubscriptionStarted { .. }
+            | E::SubscriptionInvoicePaid { .. }
+            | E::SubscriptionPaymentFailed { .. }
+            | E::SubscriptionCancelScheduled { .. }
+            | E::SubscriptionUpdated { .. }
+            | E::SubscriptionEnded { .. } => super::subscriptions::apply(s, event),
             E::LinkChallengeIssued {
                 challenge_id,
                 nonce,

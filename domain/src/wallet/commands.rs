@@ -235,6 +235,92 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A monthly subscription was created at Stripe on a saved card.
+    StartSubscription {
+        /// Stripe's subscription.
+        subscription_id: StripeId,
+        /// The monthly Price it charges.
+        price_id: StripeId,
+        /// Cents a month, [`MIN_SUBSCRIPTION_CENTS`] to [`MAX_SUBSCRIPTION_CENTS`].
+        usd_cents: u64,
+        /// A saved card of this wallet.
+        payment_method_id: StripeId,
+        /// Stripe's status on creation.
+        status: SubscriptionStatus,
+        /// When its first period ends.
+        current_period_end: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Stripe says a subscription's invoice was paid (`invoice.paid`): the
+    /// cents buy TFT at the price quoted now, credited once per invoice.
+    RecordSubscriptionInvoicePaid {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// Stripe's invoice; the same invoice twice credits once.
+        invoice_id: StripeId,
+        /// The top-up the credit is recorded as (derived from the invoice).
+        top_up_id: Uuid,
+        /// What the invoice took, in cents.
+        amount_paid_cents: u64,
+        /// The charge that paid it, when the event names it.
+        charge_id: Option<StripeId>,
+        /// The TFT price in force now.
+        tft_price: TftPrice,
+        /// The end of the period the invoice pays for.
+        period_end: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Stripe says an attempt to pay a subscription's invoice failed
+    /// (`invoice.payment_failed`).
+    RecordSubscriptionPaymentFailed {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// Stripe's invoice.
+        invoice_id: StripeId,
+        /// Stripe's attempt number; the same attempt twice records once.
+        attempt: u32,
+        /// Stripe's code; cut to [`MAX_FAILURE_CODE`] characters.
+        code: String,
+        /// Stripe's message; cut to [`MAX_FAILURE_MESSAGE`] characters.
+        message: String,
+        /// When Stripe tries again, if it will.
+        next_attempt_at: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The user asked to end the subscription when its period ends, and
+    /// Stripe accepted.
+    ScheduleSubscriptionCancel {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Stripe's view of a subscription (`customer.subscription.updated`),
+    /// applied unless a newer one was.
+    RecordSubscriptionState {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// Its status.
+        status: SubscriptionStatus,
+        /// Whether it ends with its period.
+        cancel_at_period_end: bool,
+        /// When its current period ends.
+        current_period_end: Option<DateTime<Utc>>,
+        /// When Stripe reported it (the event's time).
+        observed_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The subscription is over (canceled now, or `customer.subscription.deleted`).
+    EndSubscription {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The treasury's transfer for a top-up is on chain.
     CompleteChainTransfer {
         /// The top-up.
@@ -273,6 +359,16 @@ impl WalletCommand {
             WalletCommand::CompleteChainTransfer { .. } => "complete_chain_transfer",
             WalletCommand::RecordBill { .. } => "record_bill",
             WalletCommand::RecordSlaCredit { .. } => "record_sla_credit",
+            WalletCommand::StartSubscription { .. } => "start_subscription",
+            WalletCommand::RecordSubscriptionInvoicePaid { .. } => {
+                "record_subscription_invoice_paid"
+            }
+            WalletCommand::RecordSubscriptionPaymentFailed { .. } => {
+                "record_subscription_payment_failed"
+            }
+            WalletCommand::ScheduleSubscriptionCancel { .. } => "schedule_subscription_cancel",
+            WalletCommand::RecordSubscriptionState { .. } => "record_subscription_state",
+            WalletCommand::EndSubscription { .. } => "end_subscription",
         }
     }
 }

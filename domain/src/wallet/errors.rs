@@ -130,4 +130,13 @@ pub enum WalletError {
     /// The transfer was never started.
     #[error("no chain transfer was started for top-up {0}")]
     ChainTransferNotStarted(Uuid),
+    /// No subscription of this wallet has this id (yet).
+    #[error("no subscription {0}")]
+    UnknownSubscription(StripeId),
+    /// The wallet already has a subscription that has not ended.
+    #[error("the wallet is already subscribed ({0})")]
+    AlreadySubscribed(StripeId),
+    /// The subscription has ended.
+    #[error("subscription {0} has ended")]
+    SubscriptionEnded(StripeId),
 }

@@ -261,6 +261,93 @@ pub enum WalletEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A monthly subscription was started on a saved card.
+    SubscriptionStarted {
+        /// Stripe's subscription.
+        subscription_id: StripeId,
+        /// The monthly Price it charges.
+        price_id: StripeId,
+        /// Cents a month.
+        usd_cents: u64,
+        /// The card charged.
+        payment_method_id: StripeId,
+        /// Stripe's status on creation.
+        status: SubscriptionStatus,
+        /// When its first period ends.
+        current_period_end: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A subscription's invoice was paid and its cents credited as TFT at
+    /// the price quoted then, recorded as a top-up of origin `subscription`
+    /// keyed by the invoice.
+    SubscriptionInvoicePaid {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// Stripe's invoice.
+        invoice_id: StripeId,
+        /// The top-up the credit is recorded as.
+        top_up_id: Uuid,
+        /// Cents paid.
+        usd_cents: u64,
+        /// The TFT price quoted.
+        tft_price: TftPrice,
+        /// TFT credited.
+        tft_amount: TftAmount,
+        /// The charge that paid it, when known.
+        charge_id: Option<StripeId>,
+        /// The end of the period it pays for.
+        period_end: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An attempt to pay a subscription's invoice failed; nothing was
+    /// credited. Notifications tell the user (`subscription_payment_failed`).
+    SubscriptionPaymentFailed {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// Stripe's invoice.
+        invoice_id: StripeId,
+        /// Stripe's attempt number.
+        attempt: u32,
+        /// Stripe's code.
+        code: String,
+        /// Stripe's message.
+        message: String,
+        /// When Stripe tries again, if it will.
+        next_attempt_at: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The subscription will end when its current period does.
+    SubscriptionCancelScheduled {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Stripe reported a subscription's new status or period.
+    SubscriptionUpdated {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// Its status.
+        status: SubscriptionStatus,
+        /// Whether it ends with its period.
+        cancel_at_period_end: bool,
+        /// When its current period ends.
+        current_period_end: Option<DateTime<Utc>>,
+        /// When Stripe reported it.
+        observed_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The subscription is over: no more invoices.
+    SubscriptionEnded {
+        /// The subscription.
+        subscription_id: StripeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The treasury's transfer for a top-up is on chain.
     ChainTransferCompleted {
         /// The top-up.
@@ -299,7 +386,13 @@ impl WalletEvent {
             | WalletEvent::DefaultPaymentMethodSet { at, .. }
             | WalletEvent::PaymentMethodRemoved { at, .. }
             | WalletEvent::RunwayAlertRaised { at, .. }
-            | WalletEvent::RunwayAlertCleared { at, .. } => *at,
+            | WalletEvent::RunwayAlertCleared { at, .. }
+            | WalletEvent::SubscriptionStarted { at, .. }
+            | WalletEvent::SubscriptionInvoicePaid { at, .. }
+            | WalletEvent::SubscriptionPaymentFailed { at, .. }
+            | WalletEvent::SubscriptionCancelScheduled { at, .. }
+            | WalletEvent::SubscriptionUpdated { at, .. }
+            | WalletEvent::SubscriptionEnded { at, .. } => *at,
         }
     }
 
@@ -343,6 +436,12 @@ impl DomainEvent for WalletEvent {
             WalletEvent::PaymentMethodRemoved { .. } => "PaymentMethodRemoved",
             WalletEvent::RunwayAlertRaised { .. } => "RunwayAlertRaised",
             WalletEvent::RunwayAlertCleared { .. } => "RunwayAlertCleared",
+            WalletEvent::SubscriptionStarted { .. } => "SubscriptionStarted",
+            WalletEvent::SubscriptionInvoicePaid { .. } => "SubscriptionInvoicePaid",
+            WalletEvent::SubscriptionPaymentFailed { .. } => "SubscriptionPaymentFailed",
+            WalletEvent::SubscriptionCancelScheduled { .. } => "SubscriptionCancelScheduled",
+            WalletEvent::SubscriptionUpdated { .. } => "SubscriptionUpdated",
+            WalletEvent::SubscriptionEnded { .. } => "SubscriptionEnded",
         }
         .to_string()
     }

@@ -58,6 +58,10 @@
 //! - **Statements** (`statement.rs`): a UTC calendar month of the ledger,
 //!   computed on read: opening balance, credits, bills per deployment and
 //!   contract, other debits, closing balance, to the base unit.
+//! - **Subscriptions** (`subscriptions.rs`): "add $N every month" on a
+//!   saved card through a Stripe subscription, one at a time; each paid
+//!   invoice is credited once as a top-up at the price quoted then, a failed
+//!   one credits nothing and is recorded once (`SubscriptionPaymentFailed`).
 
 // Files import one way, values <- errors <- events <- aggregate (commands
 // from values only), so none needs a file that needs it.
@@ -68,6 +72,7 @@ mod custody;
 mod errors;
 mod events;
 mod statement;
+mod subscriptions;
 mod top_ups;
 mod values;
 

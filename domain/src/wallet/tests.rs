@@ -1496,3 +1496,6 @@ mod billing;
 
 #[path = "statement_tests.rs"]
 mod statement;
+
+#[path = "subscription_tests.rs"]
+mod subscription;

@@ -2,6 +2,8 @@
 //! the limits are the marketplace's own. Deserialisation does not validate
 //! again: events are facts and must load even if a limit later changes.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -273,6 +275,9 @@ pub enum TopUpOrigin {
     Manual,
     /// The card on file was charged because the balance fell below the threshold.
     Auto,
+    /// A paid invoice of the wallet's monthly subscription (the top-up is
+    /// keyed by the invoice's id, not a payment intent's).
+    Subscription,
 }
 
 /// Where a top-up's payment is.
@@ -541,4 +546,137 @@ pub struct ChainTransfer {
     pub from_block: u32,
     /// The transfer's tag event (`system.Remarked`), once seen on chain.
     pub done: Option<ChainEventRef>,
+}
+
+/// The smallest monthly subscription, in USD cents ($5).
+pub const MIN_SUBSCRIPTION_CENTS: u64 = 500;
+/// The largest monthly subscription, in USD cents ($2,000): a recurring
+/// charge nobody watches is kept well below a one-off top-up's limit.
+pub const MAX_SUBSCRIPTION_CENTS: u64 = 200_000;
+
+/// Checks a monthly subscription's amount against its limits.
+pub fn check_subscription_cents(field: &str, cents: u64) -> Result<(), SpecError> {
+    if (MIN_SUBSCRIPTION_CENTS..=MAX_SUBSCRIPTION_CENTS).contains(&cents) {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            format!(
+                "must be between {MIN_SUBSCRIPTION_CENTS} and {MAX_SUBSCRIPTION_CENTS} cents, got {cents}"
+            ),
+        ))
+    }
+}
+
+/// A Stripe subscription's status, as Stripe names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// The first invoice is not paid yet.
+    Incomplete,
+    /// The first invoice was never paid: the subscription is over.
+    IncompleteExpired,
+    /// In a trial period (the marketplace sets none).
+    Trialing,
+    /// Paid up.
+    Active,
+    /// A renewal failed; Stripe retries it.
+    PastDue,
+    /// Stripe gave up retrying but keeps the subscription.
+    Unpaid,
+    /// Collection paused.
+    Paused,
+    /// Over: no more invoices.
+    Canceled,
+}
+
+impl SubscriptionStatus {
+    /// Stripe's name for a status; `None` for a name Stripe does not document.
+    pub fn parse(name: &str) -> Option<Self> {
+        use SubscriptionStatus as S;
+        Some(match name {
+            "incomplete" => S::Incomplete,
+            "incomplete_expired" => S::IncompleteExpired,
+            "trialing" => S::Trialing,
+            "active" => S::Active,
+            "past_due" => S::PastDue,
+            "unpaid" => S::Unpaid,
+            "paused" => S::Paused,
+            "canceled" => S::Canceled,
+            _ => return None,
+        })
+    }
+
+    /// Stripe's name.
+    pub fn as_str(self) -> &'static str {
+        use SubscriptionStatus as S;
+        match self {
+            S::Incomplete => "incomplete",
+            S::IncompleteExpired => "incomplete_expired",
+            S::Trialing => "trialing",
+            S::Active => "active",
+            S::PastDue => "past_due",
+            S::Unpaid => "unpaid",
+            S::Paused => "paused",
+            S::Canceled => "canceled",
+        }
+    }
+
+    /// Whether the subscription is over for good.
+    pub fn is_ended(self) -> bool {
+        matches!(
+            self,
+            SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
+        )
+    }
+}
+
+/// The newest invoice of a subscription the wallet heard of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionInvoice {
+    /// Stripe's invoice.
+    pub invoice_id: StripeId,
+    /// Paid (and credited), or its last attempt failed.
+    pub paid: bool,
+    /// Cents paid, when paid.
+    pub usd_cents: u64,
+    /// Why the last attempt failed, when it did.
+    pub failure: Option<PaymentFailure>,
+    /// When Stripe retries a failed invoice, if it will.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A monthly subscription: "add $N every month" on a saved card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// Stripe's subscription.
+    pub subscription_id: StripeId,
+    /// The monthly Price it charges.
+    pub price_id: StripeId,
+    /// Cents charged each month.
+    pub usd_cents: u64,
+    /// The saved card charged.
+    pub payment_method_id: StripeId,
+    /// Stripe's status, as last heard.
+    pub status: SubscriptionStatus,
+    /// Whether it ends when the current period does.
+    pub cancel_at_period_end: bool,
+    /// When the current period ends: the next renewal, unless canceled.
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// When it was started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended, once it has.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The newest invoice paid or failed.
+    pub last_invoice: Option<SubscriptionInvoice>,
+    /// Invoices paid and credited.
+    pub invoices_paid: u32,
+    /// The failed attempts recorded, by invoice and attempt number, so
+    /// that the same failure reported again is recorded once.
+    pub failures: BTreeSet<(StripeId, u32)>,
+    /// The time of the newest Stripe state applied: an older
+    /// `customer.subscription.updated` arriving late changes nothing.
+    pub observed_at: DateTime<Utc>,
 }

@@ -64,10 +64,12 @@ impl Projection for TreasuryIntake {
     }
 
     async fn apply(&self, conn: &mut PgConnection, stored: &StoredEvent) -> Result<(), ApplyError> {
-        if stored.event_type != "TopUpCredited" {
+        // A paid subscription invoice is a credited top-up too.
+        if stored.event_type != "TopUpCredited" && stored.event_type != "SubscriptionInvoicePaid" {
             return Ok(());
         }
-        let WalletEvent::TopUpCredited { top_up_id, .. } =
+        let (WalletEvent::TopUpCredited { top_up_id, .. }
+        | WalletEvent::SubscriptionInvoicePaid { top_up_id, .. }) =
             marketplace_projections::wallets::upcast(stored)?
         else {
             return Ok(());

@@ -121,6 +121,163 @@ pub(super) struct PaymentMethodObject {
     pub(super) kind: String,
 }
 
+/// The subscription part of an invoice's `parent` (API versions from
+/// 2025-03-31), or of its `subscription_details` (before).
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscriptionDetails {
+    /// Set from 2025-03-31; before, the invoice names it itself.
+    pub(super) subscription: Option<Expandable>,
+    /// The subscription's metadata when the invoice was made.
+    pub(super) metadata: Option<HashMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct InvoiceParent {
+    #[serde(rename = "type")]
+    pub(super) kind: String,
+    pub(super) subscription_details: Option<SubscriptionDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Period {
+    pub(super) start: i64,
+    pub(super) end: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct InvoiceLine {
+    pub(super) period: Period,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct InvoiceLines {
+    pub(super) object: String,
+    pub(super) data: Vec<InvoiceLine>,
+}
+
+/// An invoice as `invoice.paid` and `invoice.payment_failed` carry it.
+/// Which subscription it bills moved in API version 2025-03-31 from
+/// `subscription` (and `subscription_details`) to `parent`; its charge
+/// is named only before that version (`charge`), so it is optional here.
+#[derive(Debug, Deserialize)]
+pub(super) struct InvoiceObject {
+    pub(super) id: String,
+    pub(super) object: String,
+    pub(super) customer: Option<Expandable>,
+    pub(super) currency: String,
+    pub(super) amount_due: i64,
+    pub(super) amount_paid: i64,
+    pub(super) attempt_count: i64,
+    pub(super) status: Option<String>,
+    pub(super) next_payment_attempt: Option<i64>,
+    pub(super) lines: InvoiceLines,
+    /// Before 2025-03-31.
+    pub(super) subscription: Option<Expandable>,
+    /// Before 2025-03-31.
+    pub(super) subscription_details: Option<SubscriptionDetails>,
+    /// From 2025-03-31.
+    pub(super) parent: Option<InvoiceParent>,
+    /// Before 2025-03-31: the latest charge, an id or expanded.
+    pub(super) charge: Option<serde_json::Value>,
+}
+
+impl InvoiceObject {
+    fn details(&self) -> Option<&SubscriptionDetails> {
+        self.parent
+            .as_ref()
+            .filter(|p| p.kind == "subscription_details")
+            .and_then(|p| p.subscription_details.as_ref())
+            .or(self.subscription_details.as_ref())
+    }
+
+    /// The subscription it bills, if it bills one.
+    pub(super) fn subscription_id(&self) -> Option<&str> {
+        self.subscription
+            .as_ref()
+            .or_else(|| self.details().and_then(|d| d.subscription.as_ref()))
+            .map(Expandable::id)
+    }
+
+    /// The subscription's metadata, as the invoice copied it.
+    pub(super) fn subscription_metadata(&self) -> Option<&HashMap<String, String>> {
+        self.details().and_then(|d| d.metadata.as_ref())
+    }
+
+    /// The end of the period the invoice pays for: its subscription line's.
+    pub(super) fn period_end(&self) -> Option<i64> {
+        let _ = &self.lines.object;
+        self.lines
+            .data
+            .iter()
+            .map(|l| l.period.end.max(l.period.start))
+            .max()
+    }
+
+    /// The paying (or failed) charge's id, and its failure code and
+    /// message when the event carries the charge itself.
+    pub(super) fn charge(&self) -> Result<Option<(String, Option<(String, String)>)>, Outcome> {
+        match &self.charge {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(id)) => Ok(Some((id.clone(), None))),
+            Some(obj) => {
+                let c: FailedChargeObject = parse(obj, "charge")?;
+                expect_object(&c.object, "charge")?;
+                let failure = c
+                    .failure_code
+                    .map(|code| (code, c.failure_message.unwrap_or_default()));
+                Ok(Some((c.id, failure)))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct FailedChargeObject {
+    pub(super) id: String,
+    pub(super) object: String,
+    pub(super) failure_code: Option<String>,
+    pub(super) failure_message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscriptionItemObject {
+    /// From 2025-03-31 the period is the item's.
+    pub(super) current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscriptionItems {
+    pub(super) object: String,
+    pub(super) data: Vec<SubscriptionItemObject>,
+}
+
+/// A subscription as `customer.subscription.updated|deleted` carry it.
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscriptionObject {
+    pub(super) id: String,
+    pub(super) object: String,
+    pub(super) customer: Expandable,
+    pub(super) status: String,
+    pub(super) cancel_at_period_end: bool,
+    pub(super) metadata: HashMap<String, String>,
+    pub(super) items: SubscriptionItems,
+    /// Before 2025-03-31 the period is the subscription's.
+    pub(super) current_period_end: Option<i64>,
+}
+
+impl SubscriptionObject {
+    /// When the current period ends, wherever this API version puts it.
+    pub(super) fn period_end(&self) -> Option<i64> {
+        let _ = &self.items.object;
+        self.items
+            .data
+            .iter()
+            .filter_map(|i| i.current_period_end)
+            .max()
+            .or(self.current_period_end)
+    }
+}
+
 /// What became of an inbox event.
 #[derive(Debug)]
 pub enum Outcome {
@@ -443,5 +600,101 @@ mod tests {
         let d: DisputeObject = parse(&dispute, "dispute").expect("parses");
         assert!(d.metadata.is_empty() && d.payment_intent.is_none());
         assert_eq!(d.charge.id(), "ch_1AZtxr2eZvKYlo2CI3iegSJn");
+    }
+
+    /// A paid subscription invoice: in API versions from 2025-03-31 the
+    /// subscription is under `parent`, and no charge is named; before, it
+    /// is `subscription` and the charge `charge`.
+    fn invoice(basil: bool) -> serde_json::Value {
+        let mut inv = json!({
+            "id": "in_1MtHbELkdIwHu7ixl4OzzPMv",
+            "object": "invoice",
+            "amount_due": 2500,
+            "amount_paid": 2500,
+            "amount_remaining": 0,
+            "attempt_count": 1,
+            "attempted": true,
+            "billing_reason": "subscription_cycle",
+            "collection_method": "charge_automatically",
+            "created": 1680644467,
+            "currency": "usd",
+            "customer": "cus_NeZwdNtLEOXuvB",
+            "livemode": false,
+            "metadata": {},
+            "next_payment_attempt": null,
+            "status": "paid",
+            "lines": {
+                "object": "list",
+                "data": [{ "id": "il_1", "object": "line_item", "amount": 2500, "currency": "usd",
+                           "period": { "start": 1680644467, "end": 1683322867 } }],
+                "has_more": false,
+                "url": "/v1/invoices/in_1MtHbELkdIwHu7ixl4OzzPMv/lines"
+            }
+        });
+        let map = inv.as_object_mut().expect("object");
+        if basil {
+            map.insert(
+                "parent".into(),
+                json!({
+                    "type": "subscription_details",
+                    "quote_details": null,
+                    "subscription_details": {
+                        "metadata": { "wallet_id": "alice" },
+                        "subscription": "sub_1MowQVLkdIwHu7ixeRlqHVzs"
+                    }
+                }),
+            );
+        } else {
+            map.insert("subscription".into(), json!("sub_1MowQVLkdIwHu7ixeRlqHVzs"));
+            map.insert(
+                "subscription_details".into(),
+                json!({ "metadata": { "wallet_id": "alice" } }),
+            );
+            map.insert("charge".into(), json!("ch_3MtHbFLkdIwHu7ix0ABCDEFG"));
+            map.insert(
+                "payment_intent".into(),
+                json!("pi_3MtHbFLkdIwHu7ix0ABCDEFG"),
+            );
+        }
+        inv
+    }
+
+    #[test]
+    fn a_subscription_invoice_of_either_api_shape_names_its_subscription_and_wallet() {
+        for basil in [true, false] {
+            let inv: InvoiceObject = parse(&invoice(basil), "invoice").expect("parses");
+            assert_eq!(inv.subscription_id(), Some("sub_1MowQVLkdIwHu7ixeRlqHVzs"));
+            assert_eq!(
+                inv.subscription_metadata()
+                    .and_then(|m| m.get("wallet_id"))
+                    .map(String::as_str),
+                Some("alice")
+            );
+            assert_eq!(inv.period_end(), Some(1683322867));
+            let charge = inv.charge().expect("charge parses").map(|(id, _)| id);
+            assert_eq!(charge.is_some(), !basil);
+        }
+        // An invoice billing no subscription names none.
+        let mut one_off = invoice(true);
+        one_off["parent"] = serde_json::Value::Null;
+        let inv: InvoiceObject = parse(&one_off, "invoice").expect("parses");
+        assert_eq!(inv.subscription_id(), None);
+        // A failed attempt's expanded charge gives Stripe's code.
+        let mut failed = invoice(false);
+        failed["charge"] = json!({ "id": "ch_1", "object": "charge", "failure_code": "card_declined",
+                                    "failure_message": "Your card was declined." });
+        let inv: InvoiceObject = parse(&failed, "invoice").expect("parses");
+        let (_, failure) = inv.charge().expect("parses").expect("a charge");
+        assert_eq!(failure.map(|(c, _)| c), Some("card_declined".to_string()));
+    }
+
+    #[test]
+    fn an_invoice_missing_a_field_stripe_always_sends_is_poison() {
+        let mut inv = invoice(true);
+        inv.as_object_mut().expect("object").remove("amount_paid");
+        assert!(matches!(
+            parse::<InvoiceObject>(&inv, "invoice"),
+            Err(Outcome::Poison(_))
+        ));
     }
 }

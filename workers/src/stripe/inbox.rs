@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use marketplace_app::stripe::{Gateway, PaymentsError};
-use marketplace_app::{store, CommandError, Committed, EventMetadata, Exec, Store};
-use marketplace_domain::wallet::{ReceiptUrl, SavedCard, StripeId, Wallet, WalletCommand};
+use marketplace_app::{ids, store, CommandError, Committed, EventMetadata, Exec, Store};
+use marketplace_domain::wallet::{
+    ReceiptUrl, SavedCard, StripeId, SubscriptionStatus, Wallet, WalletCommand,
+};
+use marketplace_domain::TftPrice;
 use marketplace_projections::wallets as views;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +38,7 @@ fn command_outcome(result: Result<Committed<Wallet>, CommandError>, what: &str) 
         Ok(done) => Outcome::Done(format!("{what}: {} event(s)", done.events.len())),
         Err(CommandError::NotFound) => Outcome::Retry(format!("{what}: wallet not found yet")),
         Err(CommandError::Rule {
-            slug: "unknown-payment",
+            slug: "unknown-payment" | "unknown-subscription",
             detail,
         }) => Outcome::Retry(format!("{what}: {detail}")),
         Err(CommandError::Unavailable(e))
@@ -88,6 +91,17 @@ pub struct StripeInboxWorker {
     wallets: Arc<Store<Wallet>>,
     payments: Option<Gateway>,
     options: InboxOptions,
+    tft_price: TftPrice,
+}
+
+/// The TFT price subscription invoices convert at before the chain has
+/// reported one ($0.01, the default of `MARKETPLACE_TFT_PRICE_USD`).
+fn default_tft_price() -> TftPrice {
+    TftPrice::from_usd_units(100_000).expect("a positive price")
+}
+
+fn timestamp(secs: Option<i64>) -> Option<DateTime<Utc>> {
+    secs.and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
 }
 
 impl StripeInboxWorker {
@@ -99,7 +113,15 @@ impl StripeInboxWorker {
             pool,
             payments,
             options,
+            tft_price: default_tft_price(),
         }
+    }
+
+    /// The configured TFT price paid subscription invoices convert at until
+    /// the chain has reported one (`MARKETPLACE_TFT_PRICE_USD`).
+    pub fn with_tft_price(mut self, tft_price: TftPrice) -> Self {
+        self.tft_price = tft_price;
+        self
     }
 
     /// Drains the inbox until `cancel`, woken by new events.
@@ -258,6 +280,29 @@ impl StripeInboxWorker {
             // Not on this account (a connected account's, say): not ours.
             Err(PaymentsError::Refused { status: 404, .. }) => Ok(None),
             Err(e) => Err(Outcome::Retry(format!("payment intent {pi}: {e}"))),
+        }
+    }
+
+    /// The wallet a subscription (or its invoice) belongs to; `None` when
+    /// it is not the marketplace's. The views know the subscriptions they
+    /// recorded; the metadata the marketplace sets on each subscription
+    /// names the wallet; else the customer says (a wallet's customer carries
+    /// its wallet id), from Stripe, so an invoice that arrives before its
+    /// subscription was recorded still waits for it rather than being skipped.
+    async fn subscription_owner(
+        &self,
+        subscription_id: &str,
+        metadata: Option<&HashMap<String, String>>,
+        customer: Option<&str>,
+    ) -> Result<Option<String>, Outcome> {
+        let mut ids = vec![subscription_id];
+        ids.extend(customer);
+        if let Some(wallet) = self.wallet_for(&ids, metadata).await? {
+            return Ok(Some(wallet));
+        }
+        match customer {
+            Some(customer) => self.customer_owner(customer).await,
+            None => Ok(None),
         }
     }
 
@@ -555,6 +600,125 @@ impl StripeInboxWorker {
                         Ok(Some(WalletCommand::RemovePaymentMethod {
                             payment_method_id: pm_id.clone(),
                             at,
+                        }))
+                    })
+                    .await)
+            }
+            "invoice.paid" | "invoice.payment_failed" => {
+                let invoice: InvoiceObject = parse(object, "invoice")?;
+                expect_object(&invoice.object, "invoice")?;
+                let _ = (invoice.amount_due, &invoice.status);
+                let Some(subscription_id) = invoice.subscription_id().map(str::to_string) else {
+                    return Ok(Outcome::Done(format!(
+                        "invoice {}: not a subscription's; skipped",
+                        invoice.id
+                    )));
+                };
+                let customer = invoice.customer.as_ref().map(Expandable::id);
+                let Some(wallet) = self
+                    .subscription_owner(&subscription_id, invoice.subscription_metadata(), customer)
+                    .await?
+                else {
+                    info!(invoice = %invoice.id, subscription = %subscription_id, "Stripe worker: invoice of a subscription that is not ours; skipped");
+                    return Ok(Outcome::Done(format!(
+                        "invoice {}: not ours (no wallet for its subscription or customer)",
+                        invoice.id
+                    )));
+                };
+                if invoice.currency != "usd" {
+                    return Err(Outcome::Poison(format!("currency {}", invoice.currency)));
+                }
+                let sub_id = sid("subscription_id", &subscription_id)?;
+                let invoice_id = sid("invoice_id", &invoice.id)?;
+                let charge = invoice.charge()?;
+                let period_end = timestamp(invoice.period_end());
+                if event.kind == "invoice.paid" {
+                    let amount = cents(invoice.amount_paid, "amount_paid")?;
+                    let charge_id = match &charge {
+                        Some((id, _)) => Some(sid("charge_id", id)?),
+                        None => None,
+                    };
+                    // The price in force now: what the paid cents buy is
+                    // fixed when the payment is recorded, once.
+                    let (tft_price, _) =
+                        marketplace_app::tft_price::current(&self.pool, self.tft_price)
+                            .await
+                            .map_err(|e| Outcome::Retry(format!("TFT price: {e}")))?;
+                    let top_up_id = ids::subscription_invoice(&wallet, &invoice.id);
+                    Ok(self
+                        .command(&wallet, cause, "subscription invoice paid", |_| {
+                            Ok(Some(WalletCommand::RecordSubscriptionInvoicePaid {
+                                subscription_id: sub_id.clone(),
+                                invoice_id: invoice_id.clone(),
+                                top_up_id,
+                                amount_paid_cents: amount,
+                                charge_id: charge_id.clone(),
+                                tft_price,
+                                period_end,
+                                at,
+                            }))
+                        })
+                        .await)
+                } else {
+                    let (code, message) =
+                        charge.and_then(|(_, failure)| failure).unwrap_or_else(|| {
+                            (
+                                "payment_failed".into(),
+                                "the invoice's payment failed".into(),
+                            )
+                        });
+                    let attempt = u32::try_from(invoice.attempt_count.max(1)).unwrap_or(u32::MAX);
+                    let next_attempt_at = timestamp(invoice.next_payment_attempt);
+                    Ok(self
+                        .command(&wallet, cause, "subscription payment failed", |_| {
+                            Ok(Some(WalletCommand::RecordSubscriptionPaymentFailed {
+                                subscription_id: sub_id.clone(),
+                                invoice_id: invoice_id.clone(),
+                                attempt,
+                                code: code.clone(),
+                                message: message.clone(),
+                                next_attempt_at,
+                                at,
+                            }))
+                        })
+                        .await)
+                }
+            }
+            "customer.subscription.updated" | "customer.subscription.deleted" => {
+                let sub: SubscriptionObject = parse(object, "subscription")?;
+                expect_object(&sub.object, "subscription")?;
+                let status = SubscriptionStatus::parse(&sub.status).ok_or_else(|| {
+                    Outcome::Poison(format!("unknown subscription status {}", sub.status))
+                })?;
+                let Some(wallet) = self
+                    .subscription_owner(&sub.id, Some(&sub.metadata), Some(sub.customer.id()))
+                    .await?
+                else {
+                    info!(subscription = %sub.id, "Stripe worker: subscription that is not ours; skipped");
+                    return Ok(Outcome::Done(format!("subscription {}: not ours", sub.id)));
+                };
+                let sub_id = sid("subscription_id", &sub.id)?;
+                let period_end = timestamp(sub.period_end());
+                let now = Utc::now();
+                if event.kind == "customer.subscription.deleted" {
+                    return Ok(self
+                        .command(&wallet, cause, "subscription ended", |_| {
+                            Ok(Some(WalletCommand::EndSubscription {
+                                subscription_id: sub_id.clone(),
+                                at,
+                            }))
+                        })
+                        .await);
+                }
+                Ok(self
+                    .command(&wallet, cause, "subscription updated", |_| {
+                        Ok(Some(WalletCommand::RecordSubscriptionState {
+                            subscription_id: sub_id.clone(),
+                            status,
+                            cancel_at_period_end: sub.cancel_at_period_end,
+                            current_period_end: period_end,
+                            observed_at: at,
+                            at: now,
                         }))
                     })
                     .await)
