@@ -425,3 +425,13 @@ pub fn spawn_chain_follower(
     }));
     Ok(tasks)
 }
+
+/// The notification process manager (intake and maintenance timers) and
+/// its delivery workers.
+pub fn spawn_notifications(
+    pool: &PgPool,
+    options: marketplace_workers::notify::DeliveryOptions,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    marketplace_workers::notify::spawn(pool.clone(), options, cancel.clone())
+}

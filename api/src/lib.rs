@@ -22,6 +22,7 @@ pub mod quotes;
 pub mod tft_price;
 pub mod views_watch;
 pub mod wallet;
+pub mod webhook_endpoints;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub struct AppState {
     /// The ZOS nodes' RMB commands, for live figures (a deployment's node
     /// capacity); without it, reads fall back to the node catalog.
     pub nodes: Option<Arc<dyn marketplace_app::zos::Nodes>>,
+    /// Whether webhook endpoints may be plain `http` to a loopback
+    /// address (dev mode and tests); otherwise `https` only.
+    pub allow_loopback_webhooks: bool,
 }
 
 impl AppState {
@@ -99,7 +103,15 @@ impl AppState {
             settings,
             views,
             nodes: None,
+            allow_loopback_webhooks: false,
         }
+    }
+
+    /// Accepts `http` webhook endpoints on loopback addresses (dev mode
+    /// and tests only).
+    pub fn with_loopback_webhooks(mut self) -> Self {
+        self.allow_loopback_webhooks = true;
+        self
     }
 
     /// Asks the nodes themselves (through this port) for live figures.
@@ -121,7 +133,7 @@ impl AppState {
         (name = "operations", description = "Operator-driven life-cycle steps"),
         (name = "quotes", description = "Prices"),
         (name = "audit", description = "Operators' reads of the event store: an aggregate's history and its state at any version or time"),
-        (name = "notifications", description = "A user's notifications: balance low, grace periods, deletion out of funds"),
+        (name = "notifications", description = "A user's notifications: the feed, read state, outgoing webhook endpoints and their delivery log"),
         (name = "providers", description = "Providers' requests to sell through the marketplace"),
         (name = "alliances", description = "Provider alliances: pooled nodes, shared income, an SLA, monthly settlements"),
         (name = "pricing", description = "The operators' pricing policy"),
@@ -162,6 +174,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(dead_letters::router())
         .merge(wallet::router())
         .merge(notifications::router())
+        .merge(webhook_endpoints::router())
         .merge(audit::router())
         .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))

@@ -139,34 +139,6 @@ pub async fn settle(
     Ok(status)
 }
 
-/// Makes a delivery due again now, with a fresh retry window (the
-/// redeliver action). Answers whether it exists.
-pub async fn redeliver(
-    pool: &PgPool,
-    notification_id: &str,
-    channel: &str,
-    owner: &str,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE notification_outbox SET status = 'pending', due_at = now(), retry_since = now(),
-                last_error = NULL
-          WHERE notification_id = $1 AND channel = $2 AND owner = $3",
-    )
-    .bind(notification_id)
-    .bind(channel)
-    .bind(owner)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if n == 1 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(super::manager::OUTBOX_CHANNEL)
-            .execute(pool)
-            .await?;
-    }
-    Ok(n == 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
