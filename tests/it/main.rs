@@ -33,6 +33,7 @@ mod kafka;
 mod kafka_postgres_restart;
 mod lifecycle;
 mod nodes_api;
+mod notifications;
 mod openapi;
 mod placement;
 mod projection;

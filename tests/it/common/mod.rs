@@ -168,6 +168,25 @@ pub struct AppOptions {
     pub stripe: bool,
     /// The ZOS nodes port the API asks for live figures (none: the catalog's).
     pub nodes: Option<Arc<dyn marketplace_app::zos::Nodes>>,
+    /// Run the notification process manager and its webhook worker (with
+    /// [`test_delivery_options`]) beside the projections.
+    pub notifications: bool,
+}
+
+/// Delivery options for tests: short leases, polls and backoff.
+pub fn test_delivery_options() -> marketplace_workers::notify::DeliveryOptions {
+    marketplace_workers::notify::DeliveryOptions {
+        lease: Duration::from_secs(2),
+        poll: Duration::from_millis(100),
+        retry: marketplace_workers::notify::RetryPolicy {
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(800),
+            give_up_after: Duration::from_secs(60),
+        },
+        webhook_timeout: Duration::from_secs(5),
+        timers_every: Duration::from_millis(200),
+        ..Default::default()
+    }
 }
 
 impl Default for AppOptions {
@@ -178,6 +197,7 @@ impl Default for AppOptions {
             payments: true,
             stripe: false,
             nodes: None,
+            notifications: true,
         }
     }
 }
@@ -261,12 +281,16 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
         payments: payments.clone(),
         dev_jwks: None,
     };
-    let mut state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);
+    let mut state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel)
+        .with_loopback_webhooks();
     if let Some(nodes) = options.nodes {
         state = state.with_nodes(nodes);
     }
     if options.projections {
         marketplace::wiring::spawn_projections(pool.clone(), 100, cancel.clone());
+        if options.notifications {
+            marketplace::wiring::spawn_notifications(&pool, test_delivery_options(), &cancel);
+        }
     }
     marketplace::wiring::spawn_api(listener, state, cancel.clone());
     TestApp {

@@ -81,6 +81,8 @@ pub struct DeliveryOptions {
     pub retry: RetryPolicy,
     /// A webhook request's timeout.
     pub webhook_timeout: Duration,
+    /// How often due maintenance reminders are looked for.
+    pub timers_every: Duration,
     /// Fault point for tests: when set, the worker stops after its first
     /// send without recording it, as if killed there.
     pub die_after_send: Option<Arc<AtomicBool>>,
@@ -95,6 +97,7 @@ impl Default for DeliveryOptions {
             poll: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             webhook_timeout: Duration::from_secs(10),
+            timers_every: Duration::from_secs(30),
             die_after_send: None,
         }
     }
@@ -217,9 +220,9 @@ pub fn spawn(pool: PgPool, options: DeliveryOptions, cancel: CancellationToken) 
         cancel.clone(),
     ));
     let timers = {
-        let (pool, cancel) = (pool.clone(), cancel.clone());
+        let (pool, cancel, every) = (pool.clone(), cancel.clone(), options.timers_every);
         tokio::spawn(async move {
-            let schedule = Schedule::every("notification-timers", Duration::from_secs(30));
+            let schedule = Schedule::every("notification-timers", every);
             runtime::run(&pool.clone(), schedule, cancel, || {
                 let pool = pool.clone();
                 async move {
