@@ -41,4 +41,5 @@ mod provisioning;
 mod rebuild;
 mod stripe_webhooks;
 mod supply_projections;
+mod users;
 mod wallet;
