@@ -42,4 +42,5 @@ mod provisioning;
 mod rebuild;
 mod stripe_webhooks;
 mod supply_projections;
+mod users;
 mod wallet;

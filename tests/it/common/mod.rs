@@ -7,6 +7,7 @@
 
 pub mod kafka;
 pub mod scratch;
+pub mod smtp;
 pub mod stripe;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
