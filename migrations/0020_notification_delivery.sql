@@ -3,26 +3,7 @@
 -- its checkpoint, one outbox row per channel it goes to; delivery workers
 -- drain the outbox. See docs/notifications.md.
 
--- The users helper's migration 0019 makes `users` (profile and settings);
--- the manager reads only time_zone and notification_prefs from it. Made
--- here only when it does not exist yet, so this migration stands on its
--- own; with 0019 applied first, this does nothing.
-CREATE TABLE IF NOT EXISTS users (
-    user_id                text PRIMARY KEY,
-    email                  text,
-    name                   text,
-    display_name           text,
-    company                text,
-    country                text,
-    contact_email          text,
-    contact_email_verified bool NOT NULL DEFAULT false,
-    time_zone              text NOT NULL DEFAULT 'UTC',
-    notification_prefs     jsonb NOT NULL DEFAULT '{}',
-    default_placement      jsonb,
-    version                bigint NOT NULL DEFAULT 0,
-    created_at             timestamptz NOT NULL DEFAULT now(),
-    updated_at             timestamptz NOT NULL DEFAULT now()
-);
+-- Preferences, time zones and addresses come from `users` (migration 0019).
 
 -- The feed: read state, and whether the user's preferences keep the item
 -- out of the feed (the row stays: the other channels' outbox rows point at

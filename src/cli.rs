@@ -279,9 +279,27 @@ pub struct NotifyArgs {
     /// A webhook request's timeout, in seconds.
     #[arg(long, env = "MARKETPLACE_WEBHOOK_TIMEOUT_SECS", value_name = "MARKETPLACE_WEBHOOK_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
     pub webhook_timeout_secs: u64,
+    /// The SMTP server notifications are emailed through (`smtp://host:port`, `smtp://user:pass@host:587?tls=required`, `smtps://…`); unset: no email.
+    #[arg(long, env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender of notification emails.
+    #[arg(long, env = "MAIL_FROM", value_name = "MAIL_FROM", default_value = "Marketplace <notifications@marketplace.invalid>")]
+    pub mail_from: String,
 }
 
 impl NotifyArgs {
+    /// The mailer, when SMTP_URL is set.
+    pub fn mailer(&self) -> anyhow::Result<Option<std::sync::Arc<dyn marketplace_app::mail::Mailer>>> {
+        match &self.smtp_url {
+            None => Ok(None),
+            Some(url) => {
+                let mailer = marketplace_app::mail::SmtpMailer::from_config(url, &self.mail_from)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(Some(std::sync::Arc::new(mailer)))
+            }
+        }
+    }
+
     /// The delivery workers' options.
     pub fn options(&self) -> marketplace_workers::notify::DeliveryOptions {
         use std::time::Duration;

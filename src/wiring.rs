@@ -431,7 +431,8 @@ pub fn spawn_chain_follower(
 pub fn spawn_notifications(
     pool: &PgPool,
     options: marketplace_workers::notify::DeliveryOptions,
+    mailer: Option<Arc<dyn marketplace_app::mail::Mailer>>,
     cancel: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    marketplace_workers::notify::spawn(pool.clone(), options, cancel.clone())
+    marketplace_workers::notify::spawn(pool.clone(), options, mailer, cancel.clone())
 }

@@ -86,7 +86,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let mut state = app_state(pool.clone(), auth, settings, &cancel).with_loopback_webhooks();
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
-    let notifications = spawn_notifications(&pool, args.notify.options(), &cancel);
+    let notifications = spawn_notifications(
+        &pool,
+        args.notify.options(),
+        args.notify.mailer().context("SMTP_URL")?,
+        &cancel,
+    );
     let auditor = spawn_auditor(&pool, &args.auditor, &cancel);
     let (grid_url, simulated) = match &args.grid_url {
         Some(url) => (url.clone(), false),

@@ -41,7 +41,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &cancel,
     );
     workers.extend(spawn_auditor(&pool, &args.auditor, &cancel));
-    workers.extend(spawn_notifications(&pool, args.notify.options(), &cancel));
+    workers.extend(spawn_notifications(
+        &pool,
+        args.notify.options(),
+        args.notify.mailer().context("SMTP_URL")?,
+        &cancel,
+    ));
     let mut state = app_state(pool.clone(), auth, settings, &cancel);
     let p = &args.provisioning;
     match (&p.chain_url, &p.chain_seed) {

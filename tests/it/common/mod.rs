@@ -290,7 +290,7 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
     if options.projections {
         marketplace::wiring::spawn_projections(pool.clone(), 100, cancel.clone());
         if options.notifications {
-            marketplace::wiring::spawn_notifications(&pool, test_delivery_options(), &cancel);
+            marketplace::wiring::spawn_notifications(&pool, test_delivery_options(), None, &cancel);
         }
     }
     marketplace::wiring::spawn_api(listener, state, cancel.clone());

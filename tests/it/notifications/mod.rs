@@ -468,6 +468,7 @@ async fn a_worker_dying_between_sending_and_recording_sends_again_under_the_same
             batch: 1,
             ..test_delivery_options()
         },
+        None,
         app.cancel.child_token(),
     );
     failed_deployment(&app, "f1").await;
@@ -494,6 +495,7 @@ async fn a_worker_dying_between_sending_and_recording_sends_again_under_the_same
     marketplace_workers::notify::spawn(
         app.pool.clone(),
         test_delivery_options(),
+        None,
         app.cancel.child_token(),
     );
     until("sent again", || receiver.hits().len() == 2).await;
@@ -606,4 +608,108 @@ async fn webhook_endpoints_must_be_https_and_belong_to_their_user() {
     expect_problem(delete(bob()).await, 404).await;
     assert_eq!(delete(alice()).await.status(), 204);
     expect_problem(delete(alice()).await, 404).await;
+}
+
+/// A user with an email address and a time zone.
+async fn profile(app: &TestApp, user: &str, email: &str, tz: &str) {
+    sqlx::query(
+        "INSERT INTO users (user_id, email, time_zone, version, created_at, updated_at)
+         VALUES ($1, $2, $3, 1, now(), now())",
+    )
+    .bind(user)
+    .bind(email)
+    .bind(tz)
+    .execute(&app.pool)
+    .await
+    .expect("profile");
+}
+
+#[tokio::test]
+async fn notifications_reach_a_real_smtp_server_once_and_a_failing_email_channel_holds_up_no_webhook(
+) {
+    let mut smtp = crate::common::smtp::SmtpServer::start().await;
+    let app = spawn_app_with(AppOptions {
+        notifications: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let mailer: Arc<dyn marketplace_app::mail::Mailer> = Arc::new(
+        marketplace_app::mail::SmtpMailer::from_config(
+            &smtp.url().into(),
+            "Marketplace <notifications@marketplace.example>",
+        )
+        .expect("mailer"),
+    );
+    marketplace_workers::notify::spawn(
+        app.pool.clone(),
+        test_delivery_options(),
+        Some(mailer),
+        app.cancel.child_token(),
+    );
+    profile(&app, "alice", "alice@example.com", "Europe/Brussels").await;
+    let receiver = Receiver::start(app.cancel.clone()).await;
+    register(&app, &alice(), &receiver).await;
+
+    failed_deployment(&app, "f1").await;
+    runway_low(&app).await;
+    let mails = smtp
+        .wait_for_count_to("alice@example.com", 2, Duration::from_secs(30))
+        .await;
+    let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    assert!(subjects.contains(&"Deployment failed"), "{subjects:?}");
+    assert!(subjects.contains(&"Your balance is running low"), "{subjects:?}");
+    let failed = mails
+        .iter()
+        .find(|m| m.subject == "Deployment failed")
+        .expect("failed mail");
+    assert!(failed.text().contains("no node had room"), "{}", failed.text());
+    // Dates in her zone.
+    assert!(
+        failed.text().contains("CET") || failed.text().contains("CEST"),
+        "{}",
+        failed.text()
+    );
+    assert!(failed.html.as_deref().is_some_and(|h| h.contains("<p>")));
+    let ids: Vec<String> = feed(&app, &alice()).await["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|n| n["id"].as_str().expect("id").to_string())
+        .collect();
+    for m in &mails {
+        assert!(
+            ids.iter()
+                .any(|id| m.message_id.contains(&marketplace_workers::notify::message_id(id))),
+            "{} names a notification",
+            m.message_id
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages_to("alice@example.com").len(), 2, "each once");
+
+    // The mail server goes away: email retries, webhooks go on.
+    smtp.stop().await;
+    failed_deployment(&app, "f2").await;
+    until("the webhook delivered with email down", || {
+        receiver.hits().len() == 3
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, attempts, error): (String, i32, Option<String>) = sqlx::query_as(
+            "SELECT o.status, o.attempts, o.last_error FROM notification_outbox o
+               JOIN notifications n ON n.id = o.notification_id
+              WHERE o.channel = 'email' AND n.kind = 'deployment_failed'
+              ORDER BY n.position DESC LIMIT 1",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("email row");
+        if attempts >= 1 && error.is_some() {
+            assert_eq!(status, "pending", "retried, not given up");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failed attempt recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -30,6 +30,7 @@ use tracing::{info, warn, Instrument};
 use uuid::Uuid;
 
 pub use manager::{NotificationManager, OUTBOX_CHANNEL};
+pub use marketplace_app::mail::Mailer;
 pub use outbox::RetryPolicy;
 
 use crate::runtime::{self, Round, Schedule};
@@ -210,9 +211,102 @@ async fn deliver_webhook(
     Ok(())
 }
 
-/// Runs the manager's intake, its timers and the webhook delivery worker
-/// until cancelled.
-pub fn spawn(pool: PgPool, options: DeliveryOptions, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+/// The `Message-ID` an email of notification `id` carries, on every
+/// attempt: the id with what a Message-ID may not hold replaced.
+pub fn message_id(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '.' })
+        .collect();
+    format!("notification.{safe}")
+}
+
+/// One round of email deliveries.
+pub async fn email_round(
+    pool: &PgPool,
+    mailer: &dyn Mailer,
+    options: &DeliveryOptions,
+) -> Result<Round, DeliveryError> {
+    let rows = outbox::lease(pool, "email", &options.holder, options.batch, options.lease).await?;
+    let full = rows.len() as i64 == options.batch;
+    let sends = rows.into_iter().map(|row| {
+        let span = tracing::info_span!("email_delivery", notification = %row.notification_id, attempt = row.attempts);
+        async move { deliver_email(pool, mailer, options, row).await }.instrument(span)
+    });
+    for result in futures::future::join_all(sends).await {
+        result?;
+    }
+    Ok(if full { Round::More } else { Round::Idle })
+}
+
+async fn deliver_email(
+    pool: &PgPool,
+    mailer: &dyn Mailer,
+    options: &DeliveryOptions,
+    row: outbox::Leased,
+) -> Result<(), DeliveryError> {
+    let address: Option<String> = sqlx::query_scalar(
+        "SELECT CASE WHEN contact_email_verified AND contact_email IS NOT NULL
+                     THEN contact_email ELSE email END
+           FROM users u JOIN notifications n ON n.owner = u.user_id WHERE n.id = $1",
+    )
+    .bind(&row.notification_id)
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    let notification = load(pool, &row.notification_id).await?;
+    let (Some(to), Some(n)) = (address, notification) else {
+        outbox::settle(
+            pool,
+            &row,
+            &options.holder,
+            &outbox::Outcome::Dropped("the user has no email address".into()),
+            &options.retry,
+        )
+        .await?;
+        return Ok(());
+    };
+    let deployment = n.deployment_id.map(|d| d.to_string());
+    let words = render::render(
+        &n.kind,
+        deployment.as_deref(),
+        &n.payload,
+        n.at,
+        render::zone(&n.time_zone),
+    );
+    let mail = marketplace_app::mail::Mail {
+        to,
+        subject: words.subject,
+        text: words.text,
+        html: Some(words.html),
+        message_id: message_id(&n.id),
+    };
+    let result = mailer.send(&mail).await;
+    if died(options) {
+        return Err(DeliveryError::Died);
+    }
+    let outcome = match result {
+        Ok(()) => outbox::Outcome::Sent,
+        Err(e) if e.is_transient() => outbox::Outcome::Failed(e.to_string()),
+        Err(e) => outbox::Outcome::Dropped(e.to_string()),
+    };
+    let status = outbox::settle(pool, &row, &options.holder, &outcome, &options.retry).await?;
+    match status {
+        "sent" => info!("email sent"),
+        "failed" => warn!(error = ?outcome, "email delivery failed for good"),
+        _ => info!(error = ?outcome, "email not sent; retrying later"),
+    }
+    Ok(())
+}
+
+/// Runs the manager's intake, its timers, the webhook delivery worker and,
+/// with a mailer, the email worker, until cancelled.
+pub fn spawn(
+    pool: PgPool,
+    options: DeliveryOptions,
+    mailer: Option<Arc<dyn Mailer>>,
+    cancel: CancellationToken,
+) -> Vec<JoinHandle<()>> {
     let intake = tokio::spawn(tail::run(
         pool.clone(),
         NotificationManager,
@@ -234,11 +328,43 @@ pub fn spawn(pool: PgPool, options: DeliveryOptions, cancel: CancellationToken) 
         })
     };
     let mut tasks = vec![intake, timers];
+    match mailer {
+        Some(mailer) => tasks.push(spawn_email(pool.clone(), mailer, options.clone(), cancel.clone())),
+        None => warn!("no mailer (SMTP_URL unset): notifications are not emailed"),
+    }
     match webhook::WebhookSender::new(options.webhook_timeout) {
         Ok(sender) => tasks.push(spawn_webhooks(pool, sender, options, cancel)),
         Err(e) => warn!(error = %e, "cannot build the webhook client; webhooks are not delivered"),
     }
     tasks
+}
+
+fn spawn_email(
+    pool: PgPool,
+    mailer: Arc<dyn Mailer>,
+    options: DeliveryOptions,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let schedule = Schedule::on_notify("email-delivery", OUTBOX_CHANNEL, options.poll)
+            .backing_off_to(Duration::from_secs(30));
+        let cancel = cancel.child_token();
+        let stop = cancel.clone();
+        runtime::run(&pool.clone(), schedule, cancel, || {
+            let (pool, mailer, options, stop) =
+                (pool.clone(), mailer.clone(), options.clone(), stop.clone());
+            async move {
+                match email_round(&pool, &*mailer, &options).await {
+                    Err(DeliveryError::Died) => {
+                        stop.cancel();
+                        Ok(Round::Idle)
+                    }
+                    other => other,
+                }
+            }
+        })
+        .await;
+    })
 }
 
 fn spawn_webhooks(
