@@ -364,11 +364,8 @@ async fn each_kind_reaches_the_feed_and_a_signed_webhook_once_per_id() {
 
     // The outbox counts reach /metrics.
     let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+        .get("/metrics", &alice())
         .await
-        .expect("metrics")
         .text()
         .await
         .expect("text");
