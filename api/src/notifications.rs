@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AsUser;
+use crate::auth::AsRecipient;
 use crate::deployments::events::{KEEP_ALIVE, POLL};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -132,7 +132,7 @@ fn bounds(params: &FeedParams) -> Result<(i64, i64), ApiError> {
 )]
 pub async fn list_notifications(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiQuery(params): ApiQuery<FeedParams>,
 ) -> Result<Json<NotificationPage>, ApiError> {
     let (after, limit) = bounds(&params)?;
@@ -164,7 +164,7 @@ pub async fn list_notifications(
 )]
 pub async fn mark_read(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<NotificationBody>, ApiError> {
     match views::mark_read(&state.pool, &actor.subject, &id).await? {
@@ -208,7 +208,7 @@ pub struct MarkedRead {
 )]
 pub async fn mark_all_read(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiJson(body): ApiJson<MarkAllRead>,
 ) -> Result<Json<MarkedRead>, ApiError> {
     if body.up_to.is_some_and(|p| p < 0) {
@@ -239,7 +239,7 @@ pub async fn mark_all_read(
 )]
 pub async fn notification_stream(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiQuery(params): ApiQuery<FeedParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

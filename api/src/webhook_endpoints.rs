@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AsUser;
+use crate::auth::AsRecipient;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
@@ -125,7 +125,7 @@ pub fn check_url(raw: &str, allow_loopback_http: bool) -> Result<reqwest::Url, A
 )]
 pub async fn create_endpoint(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiJson(body): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
     let url = check_url(&body.url, state.allow_loopback_webhooks)?;
@@ -173,7 +173,7 @@ pub async fn create_endpoint(
 )]
 pub async fn list_endpoints(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
 ) -> Result<Json<EndpointList>, ApiError> {
     let items = sqlx::query_as(
         "SELECT id, url, created_at FROM webhook_endpoints
@@ -200,7 +200,7 @@ pub async fn list_endpoints(
 )]
 pub async fn delete_endpoint(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let n = sqlx::query(
@@ -302,7 +302,7 @@ type DeliveryRow = (
 )]
 pub async fn list_deliveries(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     own_endpoint(&state, &actor.subject, id).await?;
@@ -384,7 +384,7 @@ pub struct Redelivery {
 )]
 pub async fn redeliver(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiPath((id, delivery_id)): ApiPath<(Uuid, String)>,
 ) -> Result<(StatusCode, Json<Redelivery>), ApiError> {
     let n = sqlx::query(
