@@ -30,8 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let events = env_num("BENCH_EVENTS", 5_000).max(1);
     let batch = env_num("BENCH_BATCH", 500).max(1) as i64;
     let durable = env_num("BENCH_DURABLE", 1) != 0;
-    let dir =
-        std::env::temp_dir().join(format!("marketplace-bench-notify-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("marketplace-bench-notify-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let pg = EmbeddedPostgres::start(EmbeddedOptions {
         data_dir: dir.join("pgdata"),
@@ -125,7 +124,10 @@ async fn main() -> anyhow::Result<()> {
         outbox as f64 / elapsed,
         applied as f64 / elapsed
     );
-    println!("{}", machine_line("PostgreSQL and the manager share the machine"));
+    println!(
+        "{}",
+        machine_line("PostgreSQL and the manager share the machine")
+    );
     drop(pool);
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);

@@ -283,13 +283,20 @@ pub struct NotifyArgs {
     #[arg(long, env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = parse_secret)]
     pub smtp_url: Option<SecretString>,
     /// The sender of notification emails.
-    #[arg(long, env = "MAIL_FROM", value_name = "MAIL_FROM", default_value = "Marketplace <notifications@marketplace.invalid>")]
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        value_name = "MAIL_FROM",
+        default_value = "Marketplace <notifications@marketplace.invalid>"
+    )]
     pub mail_from: String,
 }
 
 impl NotifyArgs {
     /// The mailer, when SMTP_URL is set.
-    pub fn mailer(&self) -> anyhow::Result<Option<std::sync::Arc<dyn marketplace_app::mail::Mailer>>> {
+    pub fn mailer(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn marketplace_app::mail::Mailer>>> {
         match &self.smtp_url {
             None => Ok(None),
             Some(url) => {

@@ -108,13 +108,21 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     let _ = writeln!(out, "# HELP marketplace_notifications_outbox Notification deliveries by channel and state (queued: never tried; retrying: failed, tried again later; sent; failed: retries ran out).");
     let _ = writeln!(out, "# TYPE marketplace_notifications_outbox gauge");
     let _ = writeln!(out, "# HELP marketplace_notifications_oldest_pending_seconds How long the oldest due delivery has waited.");
-    let _ = writeln!(out, "# TYPE marketplace_notifications_oldest_pending_seconds gauge");
+    let _ = writeln!(
+        out,
+        "# TYPE marketplace_notifications_oldest_pending_seconds gauge"
+    );
     for channel in ["email", "webhook"] {
         let (queued, retrying, sent, failed, oldest) = outbox
             .iter()
             .find(|o| o.0 == channel)
             .map_or((0, 0, 0, 0, 0.0), |o| (o.1, o.2, o.3, o.4, o.5));
-        for (state, n) in [("queued", queued), ("retrying", retrying), ("sent", sent), ("failed", failed)] {
+        for (state, n) in [
+            ("queued", queued),
+            ("retrying", retrying),
+            ("sent", sent),
+            ("failed", failed),
+        ] {
             let _ = writeln!(
                 out,
                 "marketplace_notifications_outbox{{channel=\"{channel}\",state=\"{state}\"}} {n}"

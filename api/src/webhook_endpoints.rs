@@ -329,29 +329,31 @@ pub async fn list_deliveries(
         .await?;
     let items = rows
         .into_iter()
-        .map(|(nid, kind, status, attempts_made, due_at, sent_at, last_error)| {
-            let log = attempts
-                .iter()
-                .filter(|a| a.0 == nid)
-                .map(|a| Attempt {
-                    attempt: a.1,
-                    at: a.2,
-                    status_code: a.3,
-                    error: a.4.clone(),
-                    duration_ms: a.5,
-                })
-                .collect();
-            Delivery {
-                next_attempt_at: (status == "pending").then_some(due_at),
-                id: nid,
-                kind,
-                status,
-                attempts: attempts_made,
-                sent_at,
-                last_error,
-                log,
-            }
-        })
+        .map(
+            |(nid, kind, status, attempts_made, due_at, sent_at, last_error)| {
+                let log = attempts
+                    .iter()
+                    .filter(|a| a.0 == nid)
+                    .map(|a| Attempt {
+                        attempt: a.1,
+                        at: a.2,
+                        status_code: a.3,
+                        error: a.4.clone(),
+                        duration_ms: a.5,
+                    })
+                    .collect();
+                Delivery {
+                    next_attempt_at: (status == "pending").then_some(due_at),
+                    id: nid,
+                    kind,
+                    status,
+                    attempts: attempts_made,
+                    sent_at,
+                    last_error,
+                    log,
+                }
+            },
+        )
         .collect();
     Ok(Json(DeliveryList { items }))
 }

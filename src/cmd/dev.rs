@@ -23,8 +23,8 @@ use tracing::info;
 use crate::cli::DevArgs;
 use crate::wiring::{
     app_state, bind, chain_ports, connect, join_all, migrate, payments_client, settings,
-    shutdown_signal, spawn_api, spawn_auditor, spawn_chain_follower, spawn_payment_workers,
-    spawn_notifications, spawn_projections, spawn_provisioning,
+    shutdown_signal, spawn_api, spawn_auditor, spawn_chain_follower, spawn_notifications,
+    spawn_payment_workers, spawn_projections, spawn_provisioning,
 };
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {

@@ -98,8 +98,7 @@ impl Receiver {
                         r.bad_signatures.fetch_add(1, Ordering::SeqCst);
                         return StatusCode::BAD_REQUEST;
                     }
-                    if r
-                        .fail_first
+                    if r.fail_first
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                         .is_ok()
                     {
@@ -350,7 +349,9 @@ async fn each_kind_reaches_the_feed_and_a_signed_webhook_once_per_id() {
         404,
     )
     .await;
-    let r = app.post("/v1/notifications/read", &alice(), &json!({})).await;
+    let r = app
+        .post("/v1/notifications/read", &alice(), &json!({}))
+        .await;
     assert_eq!(r.status(), 200);
     let marked: Value = r.json().await.expect("json");
     assert_eq!(marked["marked"], json!(ids.len() - 1));
@@ -477,12 +478,11 @@ async fn a_worker_dying_between_sending_and_recording_sends_again_under_the_same
             .expect("the dying worker stopped")
             .expect("joined");
     }
-    let (status, attempting): (String, bool) = sqlx::query_as(
-        "SELECT status, attempting_since IS NOT NULL FROM notification_outbox",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .expect("row");
+    let (status, attempting): (String, bool) =
+        sqlx::query_as("SELECT status, attempting_since IS NOT NULL FROM notification_outbox")
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
     assert_eq!(
         (status.as_str(), attempting),
         ("pending", true),
@@ -541,7 +541,10 @@ async fn preferences_switch_a_channel_off_per_kind() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        receiver.hits().iter().all(|h| h.kind != "deployment_failed"),
+        receiver
+            .hits()
+            .iter()
+            .all(|h| h.kind != "deployment_failed"),
         "webhooks off for deployment_failed"
     );
     let f = feed_until(&app, &alice(), 1).await;
@@ -558,7 +561,12 @@ async fn preferences_switch_a_channel_off_per_kind() {
 #[tokio::test]
 async fn webhook_endpoints_must_be_https_and_belong_to_their_user() {
     let app = spawn_app().await;
-    for url in ["http://example.com/h", "ftp://example.com/h", "nope", "https://u:p@example.com/"] {
+    for url in [
+        "http://example.com/h",
+        "ftp://example.com/h",
+        "nope",
+        "https://u:p@example.com/",
+    ] {
         let p = expect_problem(
             app.post("/v1/webhook-endpoints", &alice(), &json!({ "url": url }))
                 .await,
@@ -568,8 +576,12 @@ async fn webhook_endpoints_must_be_https_and_belong_to_their_user() {
         assert_eq!(p["type"], "/problems/invalid-command", "{url}");
     }
     expect_problem(
-        app.post("/v1/webhook-endpoints", &alice(), &json!({ "uri": "https://x.example" }))
-            .await,
+        app.post(
+            "/v1/webhook-endpoints",
+            &alice(),
+            &json!({ "uri": "https://x.example" }),
+        )
+        .await,
         422,
     )
     .await;
@@ -654,12 +666,19 @@ async fn notifications_reach_a_real_smtp_server_once_and_a_failing_email_channel
         .await;
     let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
     assert!(subjects.contains(&"Deployment failed"), "{subjects:?}");
-    assert!(subjects.contains(&"Your balance is running low"), "{subjects:?}");
+    assert!(
+        subjects.contains(&"Your balance is running low"),
+        "{subjects:?}"
+    );
     let failed = mails
         .iter()
         .find(|m| m.subject == "Deployment failed")
         .expect("failed mail");
-    assert!(failed.text().contains("no node had room"), "{}", failed.text());
+    assert!(
+        failed.text().contains("no node had room"),
+        "{}",
+        failed.text()
+    );
     // Dates in her zone.
     assert!(
         failed.text().contains("CET") || failed.text().contains("CEST"),
@@ -675,8 +694,9 @@ async fn notifications_reach_a_real_smtp_server_once_and_a_failing_email_channel
         .collect();
     for m in &mails {
         assert!(
-            ids.iter()
-                .any(|id| m.message_id.contains(&marketplace_workers::notify::message_id(id))),
+            ids.iter().any(|id| m
+                .message_id
+                .contains(&marketplace_workers::notify::message_id(id))),
             "{} names a notification",
             m.message_id
         );
@@ -706,7 +726,10 @@ async fn notifications_reach_a_real_smtp_server_once_and_a_failing_email_channel
             assert_eq!(status, "pending", "retried, not given up");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no failed attempt recorded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt recorded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -58,7 +58,13 @@ impl Projection for NotificationManager {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["deployment", "wallet", "node", "provider_request", "alliance"]
+        &[
+            "deployment",
+            "wallet",
+            "node",
+            "provider_request",
+            "alliance",
+        ]
     }
 
     async fn apply(&self, conn: &mut PgConnection, stored: &StoredEvent) -> Result<(), ApplyError> {
@@ -265,7 +271,8 @@ async fn node(conn: &mut PgConnection, stored: &StoredEvent) -> Result<Vec<Draft
         .aggregate_id
         .parse()
         .map_err(|_| ApplyError::Poison(format!("{:?} is not a node id", stored.aggregate_id)))?;
-    let (window_id, start, end, reason, at) = match marketplace_projections::nodes::upcast(stored)? {
+    let (window_id, start, end, reason, at) = match marketplace_projections::nodes::upcast(stored)?
+    {
         NodeEvent::MaintenanceScheduled { window, at, .. } => {
             (window.id, window.start, window.end, Some(window.reason), at)
         }
@@ -277,10 +284,12 @@ async fn node(conn: &mut PgConnection, stored: &StoredEvent) -> Result<Vec<Draft
             ..
         } => (window_id, start, end, None, at),
         NodeEvent::MaintenanceCancelled { window_id, .. } => {
-            sqlx::query("DELETE FROM notification_timers WHERE window_id = $1 AND fired_at IS NULL")
-                .bind(window_id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "DELETE FROM notification_timers WHERE window_id = $1 AND fired_at IS NULL",
+            )
+            .bind(window_id)
+            .execute(&mut *conn)
+            .await?;
             return Ok(vec![]);
         }
         _ => return Ok(vec![]),
@@ -383,10 +392,8 @@ fn alliance(stored: &StoredEvent) -> Result<Vec<Draft>, ApplyError> {
     if stored.event_type != "PayoutSent" {
         return Ok(vec![]);
     }
-    let event: marketplace_domain::alliance::AllianceEvent = marketplace_projections::decode_event(
-        stored,
-        marketplace_domain::alliance::EVENT_VERSION,
-    )?;
+    let event: marketplace_domain::alliance::AllianceEvent =
+        marketplace_projections::decode_event(stored, marketplace_domain::alliance::EVENT_VERSION)?;
     let marketplace_domain::alliance::AllianceEvent::PayoutSent {
         period,
         member,
@@ -508,16 +515,23 @@ pub async fn record(conn: &mut PgConnection, draft: &Draft) -> Result<bool, sqlx
 /// fired. Answers how many fired.
 pub async fn fire_timers(pool: &sqlx::PgPool, limit: i64) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let due: Vec<(String, String, i64, Uuid, DateTime<Utc>, DateTime<Utc>, String)> =
-        sqlx::query_as(
-            "SELECT id, owner, node_id, window_id, starts_at, ends_at, reason
+    let due: Vec<(
+        String,
+        String,
+        i64,
+        Uuid,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        String,
+    )> = sqlx::query_as(
+        "SELECT id, owner, node_id, window_id, starts_at, ends_at, reason
                FROM notification_timers
               WHERE fired_at IS NULL AND due_at <= now()
               ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
     for (id, owner, node_id, window_id, start, end, reason) in &due {
         let deployments: Vec<Uuid> = sqlx::query_scalar(
             "SELECT deployment_id FROM notification_owners WHERE owner = $1 AND node_id = $2

@@ -157,17 +157,16 @@ async fn deliver_webhook(
         .channel
         .strip_prefix("webhook:")
         .and_then(|e| Uuid::parse_str(e).ok());
-    let endpoint: Option<(String, String)> = match endpoint_id {
-        Some(id) => {
-            sqlx::query_as(
+    let endpoint: Option<(String, String)> =
+        match endpoint_id {
+            Some(id) => sqlx::query_as(
                 "SELECT url, secret FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL",
             )
             .bind(id)
             .fetch_optional(pool)
-            .await?
-        }
-        None => None,
-    };
+            .await?,
+            None => None,
+        };
     let notification = load(pool, &row.notification_id).await?;
     let (Some(endpoint_id), Some((url, secret)), Some(n)) = (endpoint_id, endpoint, notification)
     else {
@@ -216,7 +215,13 @@ async fn deliver_webhook(
 pub fn message_id(id: &str) -> String {
     let safe: String = id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '.' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
         .collect();
     format!("notification.{safe}")
 }
@@ -321,7 +326,11 @@ pub fn spawn(
                 let pool = pool.clone();
                 async move {
                     let fired = manager::fire_timers(&pool, 100).await?;
-                    Ok::<_, sqlx::Error>(if fired == 100 { Round::More } else { Round::Idle })
+                    Ok::<_, sqlx::Error>(if fired == 100 {
+                        Round::More
+                    } else {
+                        Round::Idle
+                    })
                 }
             })
             .await;
@@ -329,7 +338,12 @@ pub fn spawn(
     };
     let mut tasks = vec![intake, timers];
     match mailer {
-        Some(mailer) => tasks.push(spawn_email(pool.clone(), mailer, options.clone(), cancel.clone())),
+        Some(mailer) => tasks.push(spawn_email(
+            pool.clone(),
+            mailer,
+            options.clone(),
+            cancel.clone(),
+        )),
         None => warn!("no mailer (SMTP_URL unset): notifications are not emailed"),
     }
     match webhook::WebhookSender::new(options.webhook_timeout) {

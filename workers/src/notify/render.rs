@@ -24,7 +24,9 @@ pub fn zone(name: &str) -> Tz {
 
 /// `at` in `tz`, e.g. `2026-12-03 14:00 CET`.
 pub fn date(at: DateTime<Utc>, tz: Tz) -> String {
-    at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+    at.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
 }
 
 fn date_field(payload: &Value, key: &str, tz: Tz) -> String {
@@ -60,12 +62,7 @@ fn escape(s: &str) -> String {
 }
 
 /// The subject and the paragraphs of a notification of `kind`.
-fn words(
-    kind: &str,
-    deployment: Option<&str>,
-    payload: &Value,
-    tz: Tz,
-) -> (String, Vec<String>) {
+fn words(kind: &str, deployment: Option<&str>, payload: &Value, tz: Tz) -> (String, Vec<String>) {
     let dep = deployment.unwrap_or("your deployment");
     match kind {
         "balance_low" => (
