@@ -339,6 +339,69 @@ pub struct PaymentsArgs {
     pub runway_interval_secs: u64,
 }
 
+/// Notification delivery (the notification process manager and its
+/// webhook and email workers), shared by `dev` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// The wait after a delivery's first failure, in milliseconds; doubled after each further one.
+    #[arg(long, env = "MARKETPLACE_NOTIFY_RETRY_BASE_MS", value_name = "MARKETPLACE_NOTIFY_RETRY_BASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub notify_retry_base_ms: u64,
+    /// The longest wait between two attempts at a delivery, in seconds.
+    #[arg(long, env = "MARKETPLACE_NOTIFY_RETRY_MAX_SECS", value_name = "MARKETPLACE_NOTIFY_RETRY_MAX_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub notify_retry_max_secs: u64,
+    /// How long a delivery is retried before it is marked failed, in seconds.
+    #[arg(long, env = "MARKETPLACE_NOTIFY_RETRY_FOR_SECS", value_name = "MARKETPLACE_NOTIFY_RETRY_FOR_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub notify_retry_for_secs: u64,
+    /// How long a delivery worker holds a leased delivery before another may take it over, in seconds.
+    #[arg(long, env = "MARKETPLACE_NOTIFY_LEASE_SECS", value_name = "MARKETPLACE_NOTIFY_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub notify_lease_secs: u64,
+    /// A webhook request's timeout, in seconds.
+    #[arg(long, env = "MARKETPLACE_WEBHOOK_TIMEOUT_SECS", value_name = "MARKETPLACE_WEBHOOK_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub webhook_timeout_secs: u64,
+    /// The SMTP server notifications are emailed through (`smtp://host:port`, `smtp://user:pass@host:587?tls=required`, `smtps://…`); unset: no email.
+    #[arg(long, env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender of notification emails.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        value_name = "MAIL_FROM",
+        default_value = "Marketplace <notifications@marketplace.invalid>"
+    )]
+    pub mail_from: String,
+}
+
+impl NotifyArgs {
+    /// The mailer, when SMTP_URL is set.
+    pub fn mailer(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn marketplace_app::mail::Mailer>>> {
+        match &self.smtp_url {
+            None => Ok(None),
+            Some(url) => {
+                let mailer = marketplace_app::mail::SmtpMailer::from_config(url, &self.mail_from)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(Some(std::sync::Arc::new(mailer)))
+            }
+        }
+    }
+
+    /// The delivery workers' options.
+    pub fn options(&self) -> marketplace_workers::notify::DeliveryOptions {
+        use std::time::Duration;
+        marketplace_workers::notify::DeliveryOptions {
+            lease: Duration::from_secs(self.notify_lease_secs),
+            retry: marketplace_workers::notify::RetryPolicy {
+                base: Duration::from_millis(self.notify_retry_base_ms),
+                max: Duration::from_secs(self.notify_retry_max_secs),
+                give_up_after: Duration::from_secs(self.notify_retry_for_secs),
+            },
+            webhook_timeout: Duration::from_secs(self.webhook_timeout_secs),
+            ..Default::default()
+        }
+    }
+}
+
 /// A setting that is a secret (a key, or a URL that may hold a password):
 /// kept wrapped so that `Debug` and logs print it redacted.
 fn parse_secret(text: &str) -> Result<SecretString, String> {
@@ -386,6 +449,9 @@ pub struct DevArgs {
     /// The chain-event follower.
     #[command(flatten)]
     pub follower: FollowerArgs,
+    /// Notification delivery.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     /// Audit checkpoints and verification.
     #[command(flatten)]
     pub auditor: AuditorArgs,
@@ -460,6 +526,9 @@ pub struct ServeArgs {
     /// The chain-event follower (runs when TFCHAIN_URL is set).
     #[command(flatten)]
     pub follower: FollowerArgs,
+    /// Notification delivery.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     /// Audit checkpoints and verification.
     #[command(flatten)]
     pub auditor: AuditorArgs,

@@ -431,3 +431,14 @@ pub fn spawn_chain_follower(
         marketplace_workers::chain::spawn_reconciler(pool, chain, indexer, reconcile_every, cancel),
     ])
 }
+
+/// The notification process manager (intake and maintenance timers) and
+/// its delivery workers.
+pub fn spawn_notifications(
+    pool: &PgPool,
+    options: marketplace_workers::notify::DeliveryOptions,
+    mailer: Option<Arc<dyn marketplace_app::mail::Mailer>>,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    marketplace_workers::notify::spawn(pool.clone(), options, mailer, cancel.clone())
+}

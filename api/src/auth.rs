@@ -311,6 +311,11 @@ acting_as!(
     AsUserOrOperator: [Role::CloudOperator, Role::CloudUser]
 );
 acting_as!(
+    /// Someone notifications are for: a cloud user, or a provider (whose
+    /// requests are answered and whose alliance pays out), on their own.
+    AsRecipient: [Role::CloudUser, Role::CloudProvider]
+);
+acting_as!(
     /// An operator.
     AsOperator: [Role::CloudOperator]
 );

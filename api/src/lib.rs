@@ -24,6 +24,7 @@ pub mod rate_limit;
 pub mod tft_price;
 pub mod views_watch;
 pub mod wallet;
+pub mod webhook_endpoints;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -94,6 +95,9 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     /// This replica's HTTP request counters and latency histograms.
     pub http_metrics: Arc<HttpMetrics>,
+    /// Whether webhook endpoints may be plain `http` to a loopback
+    /// address (dev mode and tests); otherwise `https` only.
+    pub allow_loopback_webhooks: bool,
 }
 
 impl AppState {
@@ -116,7 +120,15 @@ impl AppState {
             nodes: None,
             limiter,
             http_metrics: Arc::default(),
+            allow_loopback_webhooks: false,
         }
+    }
+
+    /// Accepts `http` webhook endpoints on loopback addresses (dev mode
+    /// and tests only).
+    pub fn with_loopback_webhooks(mut self) -> Self {
+        self.allow_loopback_webhooks = true;
+        self
     }
 
     /// Asks the nodes themselves (through this port) for live figures.
@@ -138,7 +150,7 @@ impl AppState {
         (name = "operations", description = "Operator-driven life-cycle steps"),
         (name = "quotes", description = "Prices"),
         (name = "audit", description = "Operators' reads of the event store: an aggregate's history and its state at any version or time"),
-        (name = "notifications", description = "A user's notifications: balance low, grace periods, deletion out of funds"),
+        (name = "notifications", description = "A user's notifications: the feed, read state, outgoing webhook endpoints and their delivery log"),
         (name = "providers", description = "Providers' requests to sell through the marketplace"),
         (name = "alliances", description = "Provider alliances: pooled nodes, shared income, an SLA, monthly settlements"),
         (name = "pricing", description = "The operators' pricing policy"),
@@ -240,6 +252,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(dead_letters::router())
         .merge(wallet::router())
         .merge(notifications::router())
+        .merge(webhook_endpoints::router())
         .merge(audit::router())
         .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))

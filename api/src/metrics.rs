@@ -76,7 +76,7 @@ fn check_access(
 /// projections and the process managers' intakes.
 fn tailed() -> Vec<&'static str> {
     let mut names = marketplace_projections::names();
-    names.extend(["provisioning-intake", "treasury-intake"]);
+    names.extend(["notifications", "provisioning-intake", "treasury-intake"]);
     names
 }
 
@@ -158,9 +158,55 @@ pub async fn metrics(
     .fetch_all(&state.pool)
     .await?;
 
+    // The notification outbox, per channel: queued (pending, never tried),
+    // retrying (pending after a failure), sent, failed, and the age of the
+    // oldest due row (how far behind delivery is).
+    let outbox: Vec<(String, i64, i64, i64, i64, f64)> = sqlx::query_as(
+        "SELECT c,
+                count(*) FILTER (WHERE status = 'pending' AND attempts = 0),
+                count(*) FILTER (WHERE status = 'pending' AND attempts > 0),
+                count(*) FILTER (WHERE status = 'sent'),
+                count(*) FILTER (WHERE status = 'failed'),
+                coalesce(extract(epoch FROM now() - min(due_at)
+                    FILTER (WHERE status = 'pending' AND due_at <= now()))::float8, 0)
+           FROM (SELECT CASE WHEN channel = 'email' THEN 'email' ELSE 'webhook' END AS c,
+                        status, attempts, due_at FROM notification_outbox) o
+          GROUP BY c ORDER BY c",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+
     let mut out = String::new();
     state.http_metrics.render(&mut out);
     state.limiter.counters().render(&mut out);
+    let _ = writeln!(out, "# HELP marketplace_notifications_outbox Notification deliveries by channel and state (queued: never tried; retrying: failed, tried again later; sent; failed: retries ran out).");
+    let _ = writeln!(out, "# TYPE marketplace_notifications_outbox gauge");
+    let _ = writeln!(out, "# HELP marketplace_notifications_oldest_pending_seconds How long the oldest due delivery has waited.");
+    let _ = writeln!(
+        out,
+        "# TYPE marketplace_notifications_oldest_pending_seconds gauge"
+    );
+    for channel in ["email", "webhook"] {
+        let (queued, retrying, sent, failed, oldest) = outbox
+            .iter()
+            .find(|o| o.0 == channel)
+            .map_or((0, 0, 0, 0, 0.0), |o| (o.1, o.2, o.3, o.4, o.5));
+        for (state, n) in [
+            ("queued", queued),
+            ("retrying", retrying),
+            ("sent", sent),
+            ("failed", failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "marketplace_notifications_outbox{{channel=\"{channel}\",state=\"{state}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "marketplace_notifications_oldest_pending_seconds{{channel=\"{channel}\"}} {oldest:.3}"
+        );
+    }
     let _ = writeln!(out, "# HELP marketplace_jobs Process managers' jobs by queue and state (due: waiting for an executor; waiting: until a later time; failing: retried after errors).");
     let _ = writeln!(out, "# TYPE marketplace_jobs gauge");
     let _ = writeln!(out, "# HELP marketplace_jobs_oldest_due_seconds How long the oldest due job has waited for an executor.");

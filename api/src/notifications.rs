@@ -1,8 +1,9 @@
-//! A user's notifications: the feed (`GET /v1/notifications`) and the same
-//! items live (`GET /v1/notifications/stream`, server-sent events). Items
-//! come from the `notifications` view: balance low, grace period started
-//! (with the deletion date), ended, deleted out of funds. Delivery by email
-//! or webhook is a later step.
+//! A user's notifications: the feed (`GET /v1/notifications`, with its
+//! unread count), marking items read (one, or all), and the same items
+//! live (`GET /v1/notifications/stream`, server-sent events). Items come
+//! from the `notifications` table the notification process manager writes
+//! (`marketplace_workers::notify`); email and outgoing webhooks carry the
+//! same items under the same ids (docs/notifications.md).
 
 use std::collections::VecDeque;
 
@@ -21,10 +22,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AsUser;
+use crate::auth::AsRecipient;
 use crate::deployments::events::{KEEP_ALIVE, POLL};
 use crate::error::{ApiError, Problem};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::views_watch::{ViewChanges, Wake};
 use crate::AppState;
 
@@ -36,6 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_notifications))
         .routes(routes!(notification_stream))
+        .routes(routes!(mark_read))
+        .routes(routes!(mark_all_read))
 }
 
 /// One notification.
@@ -45,8 +48,10 @@ pub struct NotificationBody {
     pub id: String,
     /// Its place in the feed; pass it as `after` for the next page.
     pub position: i64,
-    /// `balance_low`, `grace_period_started`, `grace_period_ended` or
-    /// `deleted_out_of_funds`.
+    /// `balance_low`, `auto_top_up_failed`, `grace_period_started`,
+    /// `grace_period_ended`, `deleted_out_of_funds`, `deployment_running`,
+    /// `deployment_failed`, `maintenance_announced`, `maintenance_soon`,
+    /// `provider_request_answered` or `alliance_settlement_paid`.
     #[schema(example = "grace_period_started")]
     pub kind: String,
     /// The deployment it is about, if any.
@@ -57,6 +62,8 @@ pub struct NotificationBody {
     pub details: serde_json::Value,
     /// When it happened.
     pub at: DateTime<Utc>,
+    /// When the user marked it read (absent: unread).
+    pub read_at: Option<DateTime<Utc>>,
 }
 
 impl From<Notification> for NotificationBody {
@@ -68,6 +75,7 @@ impl From<Notification> for NotificationBody {
             deployment_id: n.deployment_id,
             details: n.payload,
             at: n.at,
+            read_at: n.read_at,
         }
     }
 }
@@ -79,6 +87,8 @@ pub struct NotificationPage {
     pub items: Vec<NotificationBody>,
     /// The `after` for the next page, when this one was full.
     pub next_after: Option<i64>,
+    /// How many of the caller's notifications are unread, all pages together.
+    pub unread: i64,
 }
 
 /// Which notifications.
@@ -122,7 +132,7 @@ fn bounds(params: &FeedParams) -> Result<(i64, i64), ApiError> {
 )]
 pub async fn list_notifications(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiQuery(params): ApiQuery<FeedParams>,
 ) -> Result<Json<NotificationPage>, ApiError> {
     let (after, limit) = bounds(&params)?;
@@ -130,10 +140,83 @@ pub async fn list_notifications(
     let next_after = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|n| n.position))
         .flatten();
+    let unread = views::unread(&state.pool, &actor.subject).await?;
     Ok(Json(NotificationPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_after,
+        unread,
     }))
+}
+
+/// Marks one of the caller's notifications read (marking it again keeps
+/// the first time). Answers the item.
+#[utoipa::path(
+    post, path = "/v1/notifications/{id}/read", tag = "notifications",
+    params(("id" = String, Path, description = "The notification's id")),
+    responses(
+        (status = 200, body = NotificationBody),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json",
+            description = "No such notification in the caller's feed")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    AsRecipient(actor): AsRecipient,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<NotificationBody>, ApiError> {
+    match views::mark_read(&state.pool, &actor.subject, &id).await? {
+        Some(n) => Ok(Json(n.into())),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+/// Which items to mark read.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkAllRead {
+    /// Only those up to this position (what the client has seen); all
+    /// when absent.
+    #[schema(minimum = 0)]
+    pub up_to: Option<i64>,
+}
+
+/// How many were marked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarkedRead {
+    /// Items newly marked read.
+    pub marked: u64,
+    /// Unread items left.
+    pub unread: i64,
+}
+
+/// Marks the caller's unread notifications read, up to a position or all.
+#[utoipa::path(
+    post, path = "/v1/notifications/read", tag = "notifications",
+    request_body = MarkAllRead,
+    responses(
+        (status = 200, body = MarkedRead),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn mark_all_read(
+    State(state): State<AppState>,
+    AsRecipient(actor): AsRecipient,
+    ApiJson(body): ApiJson<MarkAllRead>,
+) -> Result<Json<MarkedRead>, ApiError> {
+    if body.up_to.is_some_and(|p| p < 0) {
+        return Err(ApiError::BadRequest("up_to must not be negative".into()));
+    }
+    let marked = views::mark_all_read(&state.pool, &actor.subject, body.up_to).await?;
+    let unread = views::unread(&state.pool, &actor.subject).await?;
+    Ok(Json(MarkedRead { marked, unread }))
 }
 
 /// The caller's notifications as server-sent events: those after `after`
@@ -156,7 +239,7 @@ pub async fn list_notifications(
 )]
 pub async fn notification_stream(
     State(state): State<AppState>,
-    AsUser(actor): AsUser,
+    AsRecipient(actor): AsRecipient,
     ApiQuery(params): ApiQuery<FeedParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

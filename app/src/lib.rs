@@ -14,7 +14,8 @@
 //!   there (`capacity_reservations`) until the node's reports count it.
 //! - Ports to outside systems: [`stripe`] (card payments), [`tfchain`]
 //!   (account signatures, custodial accounts, the chain's calls and
-//!   events), [`zos`] (the nodes' RMB commands) and [`grid`] (the proxy).
+//!   events), [`zos`] (the nodes' RMB commands), [`grid`] (the proxy) and
+//!   [`mail`] (email over SMTP).
 //!
 //! This crate does no HTTP serving and runs no loops: it is called.
 
@@ -26,6 +27,7 @@ pub mod grid;
 mod http_client;
 pub mod idempotency;
 pub mod ids;
+pub mod mail;
 pub mod metadata;
 pub mod placement;
 pub mod runway;

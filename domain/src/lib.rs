@@ -17,6 +17,7 @@ pub mod pricing;
 pub mod provider;
 pub mod tft_price;
 pub mod upcast;
+pub mod user;
 pub mod wallet;
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "pricing_policy",
     "provider_request",
     "tft_price",
+    "user",
     "wallet",
 ];
 
@@ -66,6 +67,7 @@ pub fn current_version(aggregate_type: &str) -> Option<&'static str> {
         "pricing_policy" => pricing::EVENT_VERSION,
         "provider_request" => provider::EVENT_VERSION,
         "tft_price" => tft_price::EVENT_VERSION,
+        "user" => crate::user::EVENT_VERSION,
         "wallet" => wallet::EVENT_VERSION,
         _ => return None,
     })

@@ -35,7 +35,6 @@ pub fn registry() -> Vec<Arc<dyn Projection>> {
         Arc::new(pricing::PricingPolicyProjection),
         Arc::new(wallets::WalletProjection),
         Arc::new(tft_price::TftPriceProjection),
-        Arc::new(notifications::NotificationProjection),
         Arc::new(alliances::AllianceProjection),
         Arc::new(audit::AuditIndexProjection),
     ]

@@ -1,190 +1,25 @@
-//! Users' notifications, one per cause: the aggregate event that caused it
-//! (`<aggregate type>:<id>:<sequence>` is its id, so it exists once however
-//! often the event is delivered). Kinds:
-//! - `balance_low`: the wallet's runway fell below a threshold
-//!   (`RunwayAlertRaised`);
-//! - `grace_period_started`: a deployment's contract went into grace, with
-//!   the date its data is deleted unless the balance is topped up;
-//! - `grace_period_ended`: it was paid and resumes;
-//! - `deleted_out_of_funds`: the grace period elapsed and the deployment is
-//!   gone.
-//!
-//! Delivery channels (email, webhooks) are a later step; the feed and the
-//! live stream read this table.
+//! Users' notifications, the feed's read side: the `notifications` table,
+//! which the notification process manager writes
+//! (`marketplace_workers::notify`, one row per cause, its id the causing
+//! event), read by the feed, its unread count and the live stream, and
+//! marked read here. Items the user's preferences keep out of the feed
+//! (`in_feed = false`) are never listed.
 
 use chrono::{DateTime, Duration, Utc};
-use marketplace_domain::deployment::{DeletionCause, DeploymentEvent};
-use marketplace_domain::wallet::WalletEvent;
-use serde_json::{json, Value};
-use sqlx::{PgConnection, PgPool};
+use serde_json::Value;
+use sqlx::PgPool;
 use uuid::Uuid;
-
-use crate::{ApplyError, Projection, StoredEvent};
-
-/// Builds `notifications` (and `notification_owners`, whose deployment is
-/// whose).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NotificationProjection;
-
-/// The projection's name.
-pub const NAME: &str = "notifications";
 
 /// How long the chain keeps a contract in grace before deleting it.
 pub fn grace_period() -> Duration {
     Duration::days(14)
 }
 
-#[async_trait::async_trait]
-impl Projection for NotificationProjection {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn aggregate_types(&self) -> &'static [&'static str] {
-        &["deployment", "wallet"]
-    }
-
-    async fn apply(&self, conn: &mut PgConnection, stored: &StoredEvent) -> Result<(), ApplyError> {
-        let id = format!(
-            "{}:{}:{}",
-            stored.aggregate_type, stored.aggregate_id, stored.sequence
-        );
-        let (owner, kind, deployment, payload, at) = match stored.aggregate_type.as_str() {
-            "wallet" => match crate::wallets::upcast(stored)? {
-                WalletEvent::RunwayAlertRaised {
-                    threshold_hours,
-                    runway_hours,
-                    at,
-                } => (
-                    stored.aggregate_id.clone(),
-                    "balance_low",
-                    None,
-                    json!({ "threshold_hours": threshold_hours, "runway_hours": runway_hours }),
-                    at,
-                ),
-                _ => return Ok(()),
-            },
-            "deployment" => {
-                let deployment = Uuid::parse_str(&stored.aggregate_id)
-                    .map_err(|e| ApplyError::Poison(format!("aggregate id is not a uuid: {e}")))?;
-                let event = crate::deployments::upcast(stored)?;
-                let (kind, payload, at) = match &event {
-                    DeploymentEvent::DeploymentRequested { owner, .. } => {
-                        sqlx::query(
-                            "INSERT INTO notification_owners (deployment_id, owner) VALUES ($1, $2)
-                             ON CONFLICT (deployment_id) DO NOTHING",
-                        )
-                        .bind(deployment)
-                        .bind(owner)
-                        .execute(&mut *conn)
-                        .await?;
-                        return Ok(());
-                    }
-                    DeploymentEvent::GracePeriodStarted { at, contract_id } => (
-                        "grace_period_started",
-                        json!({
-                            "contract_id": contract_id,
-                            "deletion_at": *at + grace_period(),
-                        }),
-                        *at,
-                    ),
-                    DeploymentEvent::GracePeriodEnded { at, contract_id } => (
-                        "grace_period_ended",
-                        json!({ "contract_id": contract_id }),
-                        *at,
-                    ),
-                    DeploymentEvent::DeploymentDeleted {
-                        cause: DeletionCause::OutOfFunds,
-                        at,
-                    } => ("deleted_out_of_funds", json!({}), *at),
-                    _ => return Ok(()),
-                };
-                let owner: Option<String> = sqlx::query_scalar(
-                    "SELECT owner FROM notification_owners WHERE deployment_id = $1",
-                )
-                .bind(deployment)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let Some(owner) = owner else {
-                    return Err(ApplyError::Poison(format!(
-                        "{} for deployment {deployment}, which was never requested",
-                        stored.event_type
-                    )));
-                };
-                (owner, kind, Some(deployment), payload, at)
-            }
-            _ => return Ok(()),
-        };
-        sqlx::query(
-            "INSERT INTO notifications (id, owner, kind, deployment_id, payload, at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(&owner)
-        .bind(kind)
-        .bind(deployment)
-        .bind(&payload)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    /// Runs of deployment requests record their owners in one insert;
-    /// every other event is applied on its own, in order.
-    async fn apply_batch(
-        &self,
-        conn: &mut PgConnection,
-        events: &[&StoredEvent],
-    ) -> Result<(), ApplyError> {
-        let mut owners: Vec<(Uuid, String)> = Vec::new();
-        for stored in events {
-            if stored.aggregate_type == "deployment" && stored.event_type == "DeploymentRequested" {
-                let deployment = Uuid::parse_str(&stored.aggregate_id)
-                    .map_err(|e| ApplyError::Poison(format!("aggregate id is not a uuid: {e}")))?;
-                if let DeploymentEvent::DeploymentRequested { owner, .. } =
-                    crate::deployments::upcast(stored)?
-                {
-                    owners.push((deployment, owner));
-                }
-                continue;
-            }
-            record_owners(conn, &mut owners).await?;
-            self.apply(conn, stored).await?;
-        }
-        record_owners(conn, &mut owners).await
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["notifications", "notification_owners"]
-    }
-}
-
-/// Records a run of deployments' owners in one insert, leaving the run
-/// empty; an owner already recorded (a redelivery) stays as it was.
-async fn record_owners(
-    conn: &mut PgConnection,
-    owners: &mut Vec<(Uuid, String)>,
-) -> Result<(), ApplyError> {
-    if owners.is_empty() {
-        return Ok(());
-    }
-    let (ids, names): (Vec<Uuid>, Vec<String>) = std::mem::take(owners).into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO notification_owners (deployment_id, owner)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[])
-         ON CONFLICT (deployment_id) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(&names)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// One notification.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Notification {
+    /// When the user marked it read.
+    pub read_at: Option<DateTime<Utc>>,
     /// Its id: the cause.
     pub id: String,
     /// Its place in the feed, increasing.
@@ -208,12 +43,58 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, position, kind, deployment_id, payload, at FROM notifications
-          WHERE owner = $1 AND position > $2 ORDER BY position LIMIT $3",
+        "SELECT id, position, kind, deployment_id, payload, at, read_at FROM notifications
+          WHERE owner = $1 AND in_feed AND position > $2 ORDER BY position LIMIT $3",
     )
     .bind(owner)
     .bind(after.unwrap_or(0))
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// How many of `owner`'s feed items are unread.
+pub async fn unread(pool: &PgPool, owner: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE owner = $1 AND in_feed AND read_at IS NULL",
+    )
+    .bind(owner)
+    .fetch_one(pool)
+    .await
+}
+
+/// Marks `owner`'s notification `id` read (kept as first read); `None`
+/// when it is not theirs or not in their feed.
+pub async fn mark_read(
+    pool: &PgPool,
+    owner: &str,
+    id: &str,
+) -> Result<Option<Notification>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE notifications SET read_at = coalesce(read_at, now())
+          WHERE id = $1 AND owner = $2 AND in_feed
+          RETURNING id, position, kind, deployment_id, payload, at, read_at",
+    )
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Marks every unread item of `owner`'s feed up to `up_to` (a position;
+/// all when `None`) read. Answers how many.
+pub async fn mark_all_read(
+    pool: &PgPool,
+    owner: &str,
+    up_to: Option<i64>,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE notifications SET read_at = now()
+          WHERE owner = $1 AND in_feed AND read_at IS NULL AND position <= $2",
+    )
+    .bind(owner)
+    .bind(up_to.unwrap_or(i64::MAX))
+    .execute(pool)
+    .await?
+    .rows_affected())
 }

@@ -22,8 +22,8 @@ use tracing::info;
 use crate::cli::DevArgs;
 use crate::wiring::{
     app_state, bind, chain_ports, connect, join_all, migrate, payments_client, settings,
-    shutdown_signal, spawn_api, spawn_auditor, spawn_chain_follower, spawn_payment_workers,
-    spawn_projections, spawn_provisioning,
+    shutdown_signal, spawn_api, spawn_auditor, spawn_chain_follower, spawn_notifications,
+    spawn_payment_workers, spawn_projections, spawn_provisioning,
 };
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -83,8 +83,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         settings.stripe_webhook_secret.is_some(),
         &cancel,
     );
-    let mut state = app_state(pool.clone(), auth, settings, &cancel);
+    let mut state = app_state(pool.clone(), auth, settings, &cancel).with_loopback_webhooks();
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
+    let notifications = spawn_notifications(
+        &pool,
+        args.notify.options(),
+        args.notify.mailer().context("SMTP_URL")?,
+        &cancel,
+    );
     let auditor = spawn_auditor(&pool, &args.auditor, &cancel);
     let (grid_url, simulated) = match &args.grid_url {
         Some(url) => (url.clone(), false),
@@ -146,6 +152,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     cancel.cancel();
     let served = api.await.context("API task")?;
     let _ = runner.await;
+    join_all(notifications).await;
     let _ = grid_sync.await;
     join_all(payment_workers).await;
     join_all(auditor).await;

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServeArgs;
 use crate::wiring::{
     app_state, bind, chain_ports, connect, join_all, payments_client, settings, shutdown_signal,
-    spawn_api, spawn_auditor, spawn_chain_follower, spawn_metrics, spawn_payment_workers,
+    spawn_api, spawn_auditor, spawn_chain_follower, spawn_metrics, spawn_notifications,
+    spawn_payment_workers,
     spawn_provisioning,
 };
 
@@ -57,6 +58,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &cancel,
     );
     workers.extend(spawn_auditor(&pool, &args.auditor, &cancel));
+    workers.extend(spawn_notifications(
+        &pool,
+        args.notify.options(),
+        args.notify.mailer().context("SMTP_URL")?,
+        &cancel,
+    ));
     let mut state = app_state(pool.clone(), auth, settings, &cancel);
     let p = &args.provisioning;
     match (&p.chain_url, &p.chain_seed) {

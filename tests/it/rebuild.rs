@@ -212,7 +212,7 @@ async fn a_request_delivered_twice_in_one_batch_is_applied_once() {
         .expect("apply");
     let owners = marketplace_projections::apply_events(
         &mut tx,
-        &marketplace_projections::notifications::NotificationProjection,
+        &marketplace_workers::notify::NotificationManager,
         &batch,
         false,
     )

@@ -9,6 +9,8 @@
 //!   the TFT price) and the ledger-to-chain reconciliation.
 //! - [`grid`]: the grid sync worker.
 //! - [`stripe`]: the Stripe inbox, auto top-up and runway workers.
+//! - [`notify`]: the notification process manager and its delivery
+//!   workers (feed, email, outgoing webhooks).
 //! - [`provisioning`]: the provisioning process manager and the treasury's
 //!   transfers to custodial accounts, on the leased job queues of [`jobs`].
 
@@ -18,6 +20,7 @@ pub mod chain;
 pub mod grid;
 pub mod jobs;
 pub mod kafka;
+pub mod notify;
 pub mod provisioning;
 pub mod runtime;
 pub mod stripe;

@@ -7,6 +7,7 @@
 
 pub mod kafka;
 pub mod scratch;
+pub mod smtp;
 pub mod stripe;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -173,6 +174,9 @@ pub struct AppOptions {
     pub rate_limit: marketplace_api::rate_limit::RateLimitConfig,
     /// Who may read `/metrics` (default: anyone, as in dev mode).
     pub metrics: marketplace_api::metrics::MetricsAccess,
+    /// Run the notification process manager and its webhook worker (with
+    /// [`test_delivery_options`]) beside the projections.
+    pub notifications: bool,
 }
 
 /// Rate limits no test that measures something else reaches.
@@ -188,6 +192,22 @@ pub fn generous_rate_limits() -> marketplace_api::rate_limit::RateLimitConfig {
     }
 }
 
+/// Delivery options for tests: short leases, polls and backoff.
+pub fn test_delivery_options() -> marketplace_workers::notify::DeliveryOptions {
+    marketplace_workers::notify::DeliveryOptions {
+        lease: Duration::from_secs(2),
+        poll: Duration::from_millis(100),
+        retry: marketplace_workers::notify::RetryPolicy {
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(800),
+            give_up_after: Duration::from_secs(60),
+        },
+        webhook_timeout: Duration::from_secs(5),
+        timers_every: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
@@ -198,6 +218,7 @@ impl Default for AppOptions {
             nodes: None,
             rate_limit: generous_rate_limits(),
             metrics: marketplace_api::metrics::MetricsAccess::open(),
+            notifications: true,
         }
     }
 }
@@ -283,12 +304,16 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
         rate_limit: options.rate_limit,
         metrics: options.metrics,
     };
-    let mut state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel);
+    let mut state = marketplace::wiring::app_state(pool.clone(), auth, settings, &cancel)
+        .with_loopback_webhooks();
     if let Some(nodes) = options.nodes {
         state = state.with_nodes(nodes);
     }
     if options.projections {
         marketplace::wiring::spawn_projections(pool.clone(), 100, cancel.clone());
+        if options.notifications {
+            marketplace::wiring::spawn_notifications(&pool, test_delivery_options(), None, &cancel);
+        }
     }
     marketplace::wiring::spawn_api(listener, state, cancel.clone());
     TestApp {
