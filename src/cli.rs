@@ -225,6 +225,22 @@ pub struct HttpArgs {
     pub stripe_webhook_secret: Option<SecretString>,
 }
 
+/// Outgoing mail, shared by `dev` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct MailArgs {
+    /// The SMTP server: smtp://host:port (plain), smtp://user:pass@host:587?tls=required (STARTTLS)
+    /// or smtps://user:pass@host:465 (TLS); its password is never printed. Unset: `serve` sends no
+    /// mail (codes answer 503), `dev` writes each message to its log.
+    #[arg(long, env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender of outgoing mail (`address` or `Name <address>`); required with SMTP_URL in `serve`.
+    #[arg(long, env = "MAIL_FROM", value_name = "MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Minutes a contact-email verification code is valid.
+    #[arg(long, env = "CONTACT_CODE_TTL_MINUTES", value_name = "CONTACT_CODE_TTL_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=1_440))]
+    pub contact_code_ttl_minutes: u64,
+}
+
 /// Card payments (Stripe) and the payment workers, shared by `dev` and `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct PaymentsArgs {
@@ -295,6 +311,9 @@ pub struct DevArgs {
     /// Card payments.
     #[command(flatten)]
     pub payments: PaymentsArgs,
+    /// Outgoing mail.
+    #[command(flatten)]
+    pub mail: MailArgs,
     /// Sync the node catalog from this grid proxy instead of the built-in simulator.
     #[arg(long, env = "GRID_PROXY_URL", value_name = "GRID_PROXY_URL")]
     pub grid_url: Option<String>,
@@ -372,6 +391,9 @@ pub struct ServeArgs {
     /// Card payments.
     #[command(flatten)]
     pub payments: PaymentsArgs,
+    /// Outgoing mail.
+    #[command(flatten)]
+    pub mail: MailArgs,
     /// Token verification.
     #[command(flatten)]
     pub jwt: JwtArgs,

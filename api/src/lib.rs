@@ -20,6 +20,7 @@ pub mod pricing;
 pub mod providers;
 pub mod quotes;
 pub mod tft_price;
+pub mod users;
 pub mod views_watch;
 pub mod wallet;
 pub mod webhooks;
@@ -64,6 +65,9 @@ pub struct ApiSettings {
     pub dev_jwks: Option<JwkSet>,
 }
 
+/// How long a contact-email code is valid unless configured otherwise.
+pub const DEFAULT_VERIFICATION_TTL: Duration = Duration::from_secs(15 * 60);
+
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
@@ -80,6 +84,13 @@ pub struct AppState {
     /// The ZOS nodes' RMB commands, for live figures (a deployment's node
     /// capacity); without it, reads fall back to the node catalog.
     pub nodes: Option<Arc<dyn marketplace_app::zos::Nodes>>,
+    /// The subjects whose users this process knows to be opened.
+    pub users: Arc<users::KnownUsers>,
+    /// Outgoing mail (contact-email codes); without it, sending a code
+    /// answers 503 not-configured.
+    pub mailer: Option<Arc<dyn marketplace_app::mail::Mailer>>,
+    /// How long a contact-email code is valid.
+    pub verification_ttl: Duration,
 }
 
 impl AppState {
@@ -99,7 +110,22 @@ impl AppState {
             settings,
             views,
             nodes: None,
+            users: Arc::new(users::KnownUsers::new()),
+            mailer: None,
+            verification_ttl: DEFAULT_VERIFICATION_TTL,
         }
+    }
+
+    /// Sends mail (contact-email codes) through this port.
+    pub fn with_mailer(mut self, mailer: Arc<dyn marketplace_app::mail::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Contact-email codes are valid this long.
+    pub fn with_verification_ttl(mut self, ttl: Duration) -> Self {
+        self.verification_ttl = ttl;
+        self
     }
 
     /// Asks the nodes themselves (through this port) for live figures.
@@ -128,6 +154,7 @@ impl AppState {
         (name = "nodes", description = "The node catalog, synced from the grid"),
         (name = "maintenance", description = "Providers' maintenance windows"),
         (name = "payments", description = "Stripe webhooks"),
+        (name = "users", description = "Your profile and settings (`/v1/me`), contact-email verification, and the operators' user list"),
         (name = "wallet", description = "Users' wallets: balance, ledger, cards, top-ups, TFChain link"),
         (name = "health", description = "Liveness and readiness")
     )
@@ -163,6 +190,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(wallet::router())
         .merge(notifications::router())
         .merge(audit::router())
+        .merge(users::router())
         .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))

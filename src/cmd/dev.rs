@@ -22,7 +22,7 @@ use tracing::info;
 
 use crate::cli::DevArgs;
 use crate::wiring::{
-    app_state, bind, chain_ports, connect, join_all, migrate, payments_client, settings,
+    app_state, bind, chain_ports, connect, join_all, mailer, migrate, payments_client, settings,
     shutdown_signal, spawn_api, spawn_auditor, spawn_chain_follower, spawn_payment_workers,
     spawn_projections, spawn_provisioning,
 };
@@ -84,7 +84,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         settings.stripe_webhook_secret.is_some(),
         &cancel,
     );
-    let mut state = app_state(pool.clone(), auth, settings, &cancel);
+    let mut state = app_state(pool.clone(), auth, settings, &cancel)
+        .with_verification_ttl(Duration::from_secs(args.mail.contact_code_ttl_minutes * 60));
+    // Dev mode sends real mail only when told where; otherwise every
+    // message lands in the log, where the code can be read.
+    state = match mailer(&args.mail, Some(DEV_MAIL_FROM))? {
+        Some(m) => state.with_mailer(m),
+        None => {
+            info!("SMTP_URL is unset: mail is written to this log instead of sent");
+            state.with_mailer(Arc::new(marketplace_dev::mail::LogMailer))
+        }
+    };
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
     let auditor = spawn_auditor(&pool, &args.auditor, &cancel);
     let (grid_url, simulated) = match &args.grid_url {
@@ -157,6 +167,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     served
 }
+
+/// Who dev mode's mail is from when MAIL_FROM is unset.
+const DEV_MAIL_FROM: &str = "Marketplace (dev) <noreply@marketplace.dev.local>";
 
 /// Dev mode's chain master secret: `MARKETPLACE_CHAIN_SEED`, or one made
 /// on first start and kept (owner-only) in the data directory, so the dev
