@@ -309,13 +309,13 @@ impl FromRequestParts<AppState> for AuthUser {
                     .unwrap_or_default()
                     .to_string()
             };
+            // Its own conversation: opening a user is no part of what the
+            // request was about (an audit of the caller's correlation id
+            // lists what the request did, not this).
             let request_id = header(crate::extract::REQUEST_ID);
-            let correlation_id = Some(header(crate::extract::CORRELATION_ID))
-                .filter(|c| !c.is_empty() && c.len() <= 128)
-                .unwrap_or_else(|| request_id.clone());
             if let Err(e) = state
                 .users
-                .ensure(&state.stores, &principal, &request_id, &correlation_id)
+                .ensure(&state.stores, &principal, &request_id, &request_id)
                 .await
             {
                 tracing::warn!(subject = %principal.subject, error = %e, "could not open the user");

@@ -155,12 +155,7 @@ async fn own_user(
     let actor = principal.as_self()?;
     let version = state
         .users
-        .ensure(
-            &state.stores,
-            principal,
-            &ctx.request_id,
-            &ctx.correlation_id,
-        )
+        .ensure(&state.stores, principal, &ctx.request_id, &ctx.request_id)
         .await?;
     Ok((actor, version.map_or(1, |v| v as i64)))
 }

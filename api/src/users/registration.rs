@@ -71,7 +71,8 @@ impl KnownUsers {
         }
     }
 
-    /// Makes sure the principal's user exists with the token's claims;
+    /// Makes sure the principal's user exists with the token's claims
+    /// (recorded as caused by `request_id`, in conversation `correlation_id`);
     /// the user's version when a command ran, `None` when the cache
     /// already knew it (or the token carries no marketplace role, which
     /// opens nothing).
@@ -89,7 +90,14 @@ impl KnownUsers {
         let Ok(actor) = principal.as_self() else {
             return Ok(None);
         };
-        let metadata = EventMetadata::for_request(&actor, request_id, correlation_id, None);
+        // Caused by the request, but in a conversation of its own: an
+        // audit of what the request did (its correlation tree, which
+        // follows request ids) does not list the opening of its user.
+        let mut metadata = EventMetadata::for_request(&actor, request_id, correlation_id, None);
+        metadata.causation_id = format!("user-opened:{request_id}");
+        if metadata.correlation_id == request_id {
+            metadata.correlation_id = metadata.causation_id.clone();
+        }
         let done = Exec::new(&stores.users, principal.subject.clone(), metadata)
             .run(|_| {
                 Ok(UserCommand::Register {
