@@ -304,6 +304,22 @@ pub struct MetricsArgs {
     pub metrics_token: Option<SecretString>,
 }
 
+/// Outgoing mail, shared by `dev` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct MailArgs {
+    /// The SMTP server: smtp://host:port (plain), smtp://user:pass@host:587?tls=required (STARTTLS)
+    /// or smtps://user:pass@host:465 (TLS); its password is never printed. Unset: `serve` sends no
+    /// mail (codes answer 503), `dev` writes each message to its log.
+    #[arg(long, env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender of outgoing mail (`address` or `Name <address>`); required with SMTP_URL in `serve`.
+    #[arg(long, env = "MAIL_FROM", value_name = "MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Minutes a contact-email verification code is valid.
+    #[arg(long, env = "CONTACT_CODE_TTL_MINUTES", value_name = "CONTACT_CODE_TTL_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=1_440))]
+    pub contact_code_ttl_minutes: u64,
+}
+
 /// Card payments (Stripe) and the payment workers, shared by `dev` and `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct PaymentsArgs {
@@ -358,34 +374,9 @@ pub struct NotifyArgs {
     /// A webhook request's timeout, in seconds.
     #[arg(long, env = "MARKETPLACE_WEBHOOK_TIMEOUT_SECS", value_name = "MARKETPLACE_WEBHOOK_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
     pub webhook_timeout_secs: u64,
-    /// The SMTP server notifications are emailed through (`smtp://host:port`, `smtp://user:pass@host:587?tls=required`, `smtps://…`); unset: no email.
-    #[arg(long, env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = parse_secret)]
-    pub smtp_url: Option<SecretString>,
-    /// The sender of notification emails.
-    #[arg(
-        long,
-        env = "MAIL_FROM",
-        value_name = "MAIL_FROM",
-        default_value = "Marketplace <notifications@marketplace.invalid>"
-    )]
-    pub mail_from: String,
 }
 
 impl NotifyArgs {
-    /// The mailer, when SMTP_URL is set.
-    pub fn mailer(
-        &self,
-    ) -> anyhow::Result<Option<std::sync::Arc<dyn marketplace_app::mail::Mailer>>> {
-        match &self.smtp_url {
-            None => Ok(None),
-            Some(url) => {
-                let mailer = marketplace_app::mail::SmtpMailer::from_config(url, &self.mail_from)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(Some(std::sync::Arc::new(mailer)))
-            }
-        }
-    }
-
     /// The delivery workers' options.
     pub fn options(&self) -> marketplace_workers::notify::DeliveryOptions {
         use std::time::Duration;
@@ -437,6 +428,9 @@ pub struct DevArgs {
     /// Card payments.
     #[command(flatten)]
     pub payments: PaymentsArgs,
+    /// Outgoing mail.
+    #[command(flatten)]
+    pub mail: MailArgs,
     /// Sync the node catalog from this grid proxy instead of the built-in simulator.
     #[arg(long, env = "GRID_PROXY_URL", value_name = "GRID_PROXY_URL")]
     pub grid_url: Option<String>,
@@ -517,6 +511,9 @@ pub struct ServeArgs {
     /// Card payments.
     #[command(flatten)]
     pub payments: PaymentsArgs,
+    /// Outgoing mail.
+    #[command(flatten)]
+    pub mail: MailArgs,
     /// Token verification.
     #[command(flatten)]
     pub jwt: JwtArgs,

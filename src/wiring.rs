@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::cli::{HttpArgs, LogFormat, PaymentsArgs, ProvisioningArgs};
+use crate::cli::{HttpArgs, LogFormat, MailArgs, PaymentsArgs, ProvisioningArgs};
 
 /// Sets up logging: `RUST_LOG` filters (default `info`), text or JSON lines.
 pub fn init_tracing(format: &LogFormat) {
@@ -108,6 +108,30 @@ pub fn app_state(
         Arc::new(settings),
         ViewWatcher::spawn(pool, cancel.clone()),
     )
+}
+
+/// The mailer `SMTP_URL` and `MAIL_FROM` configure, if any; `MAIL_FROM` is
+/// required with `SMTP_URL` unless `default_from` stands in (dev mode).
+pub fn mailer(
+    args: &MailArgs,
+    default_from: Option<&str>,
+) -> anyhow::Result<Option<Arc<dyn marketplace_app::mail::Mailer>>> {
+    let Some(url) = args
+        .smtp_url
+        .as_ref()
+        .filter(|u| !u.expose_secret().is_empty())
+    else {
+        return Ok(None);
+    };
+    let from = args
+        .mail_from
+        .as_deref()
+        .or(default_from)
+        .context("MAIL_FROM is required with SMTP_URL")?;
+    let settings = marketplace_app::mail::SmtpSettings::parse(url).context("SMTP_URL")?;
+    info!(host = %settings.host, port = settings.port, security = ?settings.security, "mail goes out by SMTP");
+    let mailer = marketplace_app::mail::SmtpMailer::new(&settings, from).context("MAIL_FROM")?;
+    Ok(Some(Arc::new(mailer)))
 }
 
 /// Listens on `addr`, naming the setting when it cannot.

@@ -71,12 +71,24 @@ pub struct Principal {
     pub subject: String,
     /// The marketplace roles it carries.
     pub roles: Vec<Role>,
+    /// The token's `email` claim, when it has one (the user's profile
+    /// starts from it).
+    pub email: Option<String>,
+    /// The token's `name` claim, when it has one.
+    pub name: Option<String>,
 }
 
 impl Principal {
     /// Whether the principal may act as an operator.
     pub fn is_operator(&self) -> bool {
         self.roles.contains(&Role::CloudOperator)
+    }
+
+    /// The actor for a command on the principal's own user (profile and
+    /// settings): any marketplace role will do, the strongest first; 403
+    /// for a token without one.
+    pub fn as_self(&self) -> Result<Actor, ApiError> {
+        self.act_as(&[Role::CloudOperator, Role::CloudProvider, Role::CloudUser])
     }
 
     /// The actor for a command that needs one of `allowed` roles; the first
@@ -190,10 +202,20 @@ impl Authenticator {
         if data.claims.sub.is_empty() {
             return Err(unauthorized("empty subject"));
         }
+        let claim = |name: &str| {
+            data.claims
+                .rest
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let (email, name) = (claim("email"), claim("name"));
         Ok((
             Principal {
                 subject: data.claims.sub,
                 roles,
+                email,
+                name,
             },
             data.claims.exp,
         ))
@@ -279,6 +301,31 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
         let principal = state.auth.verify(token.trim()).await?;
         tracing::Span::current().record("subject", principal.subject.as_str());
+        // A subject's first request (or first with changed claims) in this
+        // process opens its user; after that the cache answers at no cost.
+        // A failure here fails no request: the next one tries again, and
+        // `/v1/me` insists.
+        if !state.users.is_known(&principal) {
+            let header = |name: &str| {
+                parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            // Its own conversation: opening a user is no part of what the
+            // request was about (an audit of the caller's correlation id
+            // lists what the request did, not this).
+            let request_id = header(crate::extract::REQUEST_ID);
+            if let Err(e) = state
+                .users
+                .ensure(&state.stores, &principal, &request_id, &request_id)
+                .await
+            {
+                tracing::warn!(subject = %principal.subject, error = %e, "could not open the user");
+            }
+        }
         Ok(AuthUser(principal))
     }
 }

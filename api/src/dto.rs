@@ -192,18 +192,22 @@ pub struct RequestDeploymentBody {
     pub name: String,
     /// What to run.
     pub spec: SpecBody,
-    /// Where it may go.
-    #[serde(default)]
-    pub placement: PlacementBody,
+    /// Where it may go; when omitted, your default placement (`PATCH
+    /// /v1/me`, `default_placement`), or anywhere if you set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementBody>,
 }
 
 impl RequestDeploymentBody {
-    /// Validates every field.
-    pub fn into_domain(self) -> Result<(DeploymentName, WorkloadSpec, Placement), SpecError> {
+    /// Validates every field; `placement` is `None` when the request
+    /// names none (the user's default applies).
+    pub fn into_domain(
+        self,
+    ) -> Result<(DeploymentName, WorkloadSpec, Option<Placement>), SpecError> {
         Ok((
             DeploymentName::new(&self.name)?,
             self.spec.into_domain()?,
-            self.placement.into_domain()?,
+            self.placement.map(PlacementBody::into_domain).transpose()?,
         ))
     }
 }

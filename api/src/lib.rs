@@ -22,6 +22,7 @@ pub mod providers;
 pub mod quotes;
 pub mod rate_limit;
 pub mod tft_price;
+pub mod users;
 pub mod views_watch;
 pub mod wallet;
 pub mod webhook_endpoints;
@@ -75,6 +76,9 @@ pub struct ApiSettings {
     pub metrics: MetricsAccess,
 }
 
+/// How long a contact-email code is valid unless configured otherwise.
+pub const DEFAULT_VERIFICATION_TTL: Duration = Duration::from_secs(15 * 60);
+
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
@@ -98,6 +102,13 @@ pub struct AppState {
     /// Whether webhook endpoints may be plain `http` to a loopback
     /// address (dev mode and tests); otherwise `https` only.
     pub allow_loopback_webhooks: bool,
+    /// The subjects whose users this process knows to be opened.
+    pub users: Arc<users::KnownUsers>,
+    /// Outgoing mail (contact-email codes); without it, sending a code
+    /// answers 503 not-configured.
+    pub mailer: Option<Arc<dyn marketplace_app::mail::Mailer>>,
+    /// How long a contact-email code is valid.
+    pub verification_ttl: Duration,
 }
 
 impl AppState {
@@ -121,6 +132,9 @@ impl AppState {
             limiter,
             http_metrics: Arc::default(),
             allow_loopback_webhooks: false,
+            users: Arc::new(users::KnownUsers::new()),
+            mailer: None,
+            verification_ttl: DEFAULT_VERIFICATION_TTL,
         }
     }
 
@@ -128,6 +142,18 @@ impl AppState {
     /// and tests only).
     pub fn with_loopback_webhooks(mut self) -> Self {
         self.allow_loopback_webhooks = true;
+        self
+    }
+
+    /// Sends mail (contact-email codes) through this port.
+    pub fn with_mailer(mut self, mailer: Arc<dyn marketplace_app::mail::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Contact-email codes are valid this long.
+    pub fn with_verification_ttl(mut self, ttl: Duration) -> Self {
+        self.verification_ttl = ttl;
         self
     }
 
@@ -157,6 +183,7 @@ impl AppState {
         (name = "nodes", description = "The node catalog, synced from the grid"),
         (name = "maintenance", description = "Providers' maintenance windows"),
         (name = "payments", description = "Stripe webhooks"),
+        (name = "users", description = "Your profile and settings (`/v1/me`), contact-email verification, and the operators' user list"),
         (name = "wallet", description = "Users' wallets: balance, ledger, cards, top-ups, TFChain link"),
         (name = "health", description = "Liveness and readiness")
     )
@@ -254,6 +281,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(notifications::router())
         .merge(webhook_endpoints::router())
         .merge(audit::router())
+        .merge(users::router())
         .routes(routes!(webhooks::stripe_webhook))
         .routes(routes!(quotes::create_quote))
         .routes(routes!(health::healthz))

@@ -9,6 +9,7 @@ use marketplace_domain::deployment::{DeploymentError, SpecError};
 use marketplace_domain::node::NodeError;
 use marketplace_domain::pricing::PricingPolicyError;
 use marketplace_domain::provider::ProviderRequestError;
+use marketplace_domain::user::UserError;
 use marketplace_domain::wallet::WalletError;
 
 use crate::stripe::PaymentsError;
@@ -341,6 +342,25 @@ impl From<PaymentsError> for CommandError {
                 detail: format!("Stripe: {code}: {message}"),
             },
             PaymentsError::Unavailable(why) => CommandError::Unavailable(format!("Stripe: {why}")),
+        }
+    }
+}
+
+impl From<UserError> for CommandError {
+    fn from(e: UserError) -> Self {
+        let rule = |slug: &'static str| CommandError::Rule {
+            slug,
+            detail: e.to_string(),
+        };
+        match &e {
+            UserError::NotFound => CommandError::NotFound,
+            UserError::Invalid(spec) => spec_invalid(spec),
+            UserError::NoContactEmail => rule("no-contact-email"),
+            UserError::AlreadyVerified => rule("already-verified"),
+            UserError::TooManyCodes => rule("too-many-verification-codes"),
+            UserError::NoVerificationPending => rule("no-verification-pending"),
+            UserError::CodeExpired => rule("verification-code-expired"),
+            UserError::TooManyAttempts => rule("too-many-verification-attempts"),
         }
     }
 }

@@ -207,9 +207,10 @@ impl SmtpMailer {
             .parse()
             .map_err(|e| MailConfigError(format!("MAIL_FROM `{from}`: {e}")))?;
         let domain = from.email.domain().to_string();
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.clone())
-            .port(settings.port)
-            .timeout(Some(Duration::from_secs(30)));
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.clone())
+                .port(settings.port)
+                .timeout(Some(Duration::from_secs(30)));
         let tls = || {
             TlsParameters::new(settings.host.clone())
                 .map_err(|e| MailConfigError(format!("SMTP TLS for {}: {e}", settings.host)))
@@ -238,7 +239,10 @@ impl SmtpMailer {
     }
 
     /// Reads `SMTP_URL` and `MAIL_FROM` and builds the mailer.
-    pub fn from_config(smtp_url: &SecretString, mail_from: &str) -> Result<SmtpMailer, MailConfigError> {
+    pub fn from_config(
+        smtp_url: &SecretString,
+        mail_from: &str,
+    ) -> Result<SmtpMailer, MailConfigError> {
         SmtpMailer::new(&SmtpSettings::parse(smtp_url)?, mail_from)
     }
 
@@ -263,13 +267,11 @@ impl SmtpMailer {
             .body(mail.text.clone());
         let built = match &mail.html {
             Some(html) => builder.multipart(
-                MultiPart::alternative()
-                    .singlepart(text)
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(header::ContentType::TEXT_HTML)
-                            .body(html.clone()),
-                    ),
+                MultiPart::alternative().singlepart(text).singlepart(
+                    SinglePart::builder()
+                        .header(header::ContentType::TEXT_HTML)
+                        .body(html.clone()),
+                ),
             ),
             None => builder.singlepart(text),
         };
@@ -322,9 +324,13 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused_without_their_password() {
-        let e = parse("http://u:hunter2@example.com").unwrap_err().to_string();
+        let e = parse("http://u:hunter2@example.com")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
-        let e = parse("smtp://u:hunter2@smtp.example.com").unwrap_err().to_string();
+        let e = parse("smtp://u:hunter2@smtp.example.com")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unencrypted") && !e.contains("hunter2"), "{e}");
         let shown = format!("{:?}", parse("smtps://u:hunter2@h").unwrap());
         assert!(!shown.contains("hunter2"), "{shown}");
@@ -332,7 +338,10 @@ mod tests {
 
     #[test]
     fn message_ids_get_the_sender_domain() {
-        assert_eq!(message_id_header("n-1-email", "example.com"), "<n-1-email@example.com>");
+        assert_eq!(
+            message_id_header("n-1-email", "example.com"),
+            "<n-1-email@example.com>"
+        );
         assert_eq!(message_id_header("<a@b>", "example.com"), "<a@b>");
     }
 }

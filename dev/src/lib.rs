@@ -5,6 +5,7 @@
 //! - [`embedded_pg`]: a private PostgreSQL started from the machine's own
 //!   binaries.
 //! - [`keys`]: dev mode's signing key, its tokens and JWKS.
+//! - [`mail`]: a mailer that writes each message to the log.
 //! - [`grid_sim`]: the grid SIMULATOR: a grid proxy, a TFChain and ZOS
 //!   nodes, speaking their names and JSON shapes over HTTP.
 //! - [`mode`]: what `marketplace dev` adds around them (its chain seed,
@@ -13,4 +14,5 @@
 pub mod embedded_pg;
 pub mod grid_sim;
 pub mod keys;
+pub mod mail;
 pub mod mode;

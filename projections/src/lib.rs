@@ -16,6 +16,7 @@ pub mod pricing;
 pub mod providers;
 pub mod tail;
 pub mod tft_price;
+pub mod users;
 pub mod wallets;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub fn registry() -> Vec<Arc<dyn Projection>> {
         Arc::new(tft_price::TftPriceProjection),
         Arc::new(alliances::AllianceProjection),
         Arc::new(audit::AuditIndexProjection),
+        Arc::new(users::UserProjection),
     ]
 }
 

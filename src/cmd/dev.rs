@@ -21,7 +21,7 @@ use tracing::info;
 
 use crate::cli::DevArgs;
 use crate::wiring::{
-    app_state, bind, chain_ports, connect, join_all, migrate, payments_client, settings,
+    app_state, bind, chain_ports, connect, join_all, mailer, migrate, payments_client, settings,
     shutdown_signal, spawn_api, spawn_auditor, spawn_chain_follower, spawn_notifications,
     spawn_payment_workers, spawn_projections, spawn_provisioning,
 };
@@ -83,12 +83,25 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         settings.stripe_webhook_secret.is_some(),
         &cancel,
     );
-    let mut state = app_state(pool.clone(), auth, settings, &cancel).with_loopback_webhooks();
+    let mut state = app_state(pool.clone(), auth, settings, &cancel)
+        .with_loopback_webhooks()
+        .with_verification_ttl(Duration::from_secs(args.mail.contact_code_ttl_minutes * 60));
+    // Dev mode sends real mail only when told where; otherwise every
+    // message (contact-email codes, notifications) lands in the log.
+    let outgoing: Arc<dyn marketplace_app::mail::Mailer> =
+        match mailer(&args.mail, Some(DEV_MAIL_FROM))? {
+            Some(m) => m,
+            None => {
+                info!("SMTP_URL is unset: mail is written to this log instead of sent");
+                Arc::new(marketplace_dev::mail::LogMailer)
+            }
+        };
+    state = state.with_mailer(outgoing.clone());
     let runner = spawn_projections(pool.clone(), 500, cancel.clone());
     let notifications = spawn_notifications(
         &pool,
         args.notify.options(),
-        args.notify.mailer().context("SMTP_URL")?,
+        Some(outgoing.clone()),
         &cancel,
     );
     let auditor = spawn_auditor(&pool, &args.auditor, &cancel);
@@ -163,3 +176,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     served
 }
+
+/// Who dev mode's mail is from when MAIL_FROM is unset.
+const DEV_MAIL_FROM: &str = "Marketplace (dev) <noreply@marketplace.dev.local>";

@@ -10,10 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
 use crate::wiring::{
-    app_state, bind, chain_ports, connect, join_all, payments_client, settings, shutdown_signal,
-    spawn_api, spawn_auditor, spawn_chain_follower, spawn_metrics, spawn_notifications,
-    spawn_payment_workers,
-    spawn_provisioning,
+    app_state, bind, chain_ports, connect, join_all, mailer, payments_client, settings,
+    shutdown_signal, spawn_api, spawn_auditor, spawn_chain_follower, spawn_metrics,
+    spawn_notifications, spawn_payment_workers, spawn_provisioning,
 };
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -58,13 +57,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &cancel,
     );
     workers.extend(spawn_auditor(&pool, &args.auditor, &cancel));
+    let outgoing = mailer(&args.mail, None)?;
+    if outgoing.is_none() {
+        tracing::warn!(
+            "SMTP_URL is unset: no mail is sent (contact-email codes answer 503, notifications go to the feed and webhooks only)"
+        );
+    }
     workers.extend(spawn_notifications(
         &pool,
         args.notify.options(),
-        args.notify.mailer().context("SMTP_URL")?,
+        outgoing.clone(),
         &cancel,
     ));
-    let mut state = app_state(pool.clone(), auth, settings, &cancel);
+    let mut state = app_state(pool.clone(), auth, settings, &cancel)
+        .with_verification_ttl(Duration::from_secs(args.mail.contact_code_ttl_minutes * 60));
+    if let Some(m) = outgoing {
+        state = state.with_mailer(m);
+    }
     let p = &args.provisioning;
     match (&p.chain_url, &p.chain_seed) {
         (Some(url), Some(seed)) => {

@@ -425,6 +425,7 @@ async fn every_aggregate_type_has_a_history_and_a_state_at_each_version() {
         ("pricing_policy", "current"),
         ("wallet", "alice"),
         ("tft_price", "tfchain"),
+        ("user", "alice"),
     ];
     for (kind, id) in aggregates {
         let base = format!("/v1/audit/aggregates/{kind}/{id}");

@@ -279,6 +279,7 @@ async fn a_fresh_command_on_an_aggregate_that_exists_is_decided_against_it() {
     let spec: marketplace_api::dto::RequestDeploymentBody =
         serde_json::from_value(request).expect("body");
     let (name, spec, placement) = spec.into_domain().expect("valid");
+    let placement = placement.unwrap_or_default();
     let outcome = Exec::<Deployment>::new(
         &stores.deployments,
         id.clone(),

@@ -50,8 +50,10 @@ async fn place(app: &TestApp, id: &str, node: u32) -> u64 {
         .expect("version")
 }
 
+/// The positions of the deployments' events (those the deployment topic
+/// carries; the users opened by the requests have a topic of their own).
 async fn positions(pool: &PgPool) -> BTreeSet<String> {
-    sqlx::query_scalar::<_, i64>("SELECT position FROM events")
+    sqlx::query_scalar::<_, i64>("SELECT position FROM events WHERE aggregate_type = 'deployment'")
         .fetch_all(pool)
         .await
         .expect("positions")

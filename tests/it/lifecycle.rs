@@ -345,10 +345,11 @@ async fn metrics_report_projection_lag_and_dead_letters() {
     for i in 0..3 {
         app.request(&alice(), &vm_body(&format!("vm{i}"))).await;
     }
-    // No runner: the three events wait.
+    // No runner: the three events wait, and the one that opened alice's
+    // user on her first request.
     let text = scrape().await;
     assert!(
-        text.contains("marketplace_projection_lag_events{projection=\"deployments\"} 3"),
+        text.contains("marketplace_projection_lag_events{projection=\"deployments\"} 4"),
         "{text}"
     );
     assert!(
@@ -358,7 +359,7 @@ async fn metrics_report_projection_lag_and_dead_letters() {
         "{text}"
     );
     assert!(
-        text.contains("marketplace_event_store_position 3"),
+        text.contains("marketplace_event_store_position 4"),
         "{text}"
     );
     marketplace_projections::tail::catch_up(

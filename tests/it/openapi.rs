@@ -246,6 +246,12 @@ async fn the_document_describes_what_the_api_does() {
         ("/v1/alliances/{id}/settlements", "get"),
         ("/v1/alliances/{id}/sla", "put"),
         ("/v1/alliances/{id}/statements/{period}", "get"),
+        ("/v1/me", "get"),
+        ("/v1/me", "patch"),
+        ("/v1/me/contact-email/verification", "post"),
+        ("/v1/me/contact-email/verify", "post"),
+        ("/v1/users", "get"),
+        ("/v1/users/{user_id}", "get"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {
@@ -272,6 +278,7 @@ async fn the_document_describes_what_the_api_does() {
                 .replace("{node_id}", "11")
                 .replace("{window_id}", &some_id)
                 .replace("{wallet_id}", "alice")
+                .replace("{user_id}", "alice")
                 .replace("{challenge_id}", &some_id)
                 .replace("{top_up_id}", &some_id)
                 .replace("{payment_method_id}", "pm_test")

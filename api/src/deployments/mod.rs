@@ -10,7 +10,7 @@ pub use detail::GetParams;
 pub use events::EventsParams;
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use marketplace_domain::deployment::{Deployment, DeploymentCommand, NodeAssignment, Status};
@@ -87,7 +87,14 @@ pub async fn request_deployment(
     let id = ids::deployment(&actor.subject, ctx.idempotency_key.as_deref());
     let fingerprint = fingerprint(("POST /v1/deployments", &body));
     let owner = actor.subject.clone();
-    let parsed = body.into_domain();
+    let mut parsed = body.into_domain();
+    // A request that names no placement gets the user's default.
+    if let Ok((_, _, placement @ None)) = &mut parsed {
+        match crate::users::default_placement(&state, &actor.subject).await {
+            Ok(default) => *placement = Some(default),
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
     // Without a key the id is random: nothing can be stored under it yet.
     let target = Target {
         fresh: ctx.idempotency_key.is_none(),
@@ -99,7 +106,7 @@ pub async fn request_deployment(
             owner: owner.clone(),
             name,
             spec,
-            placement,
+            placement: placement.unwrap_or_default(),
             at: Utc::now(),
         })
     })

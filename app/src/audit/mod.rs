@@ -151,6 +151,10 @@ fn payload(e: &StoredEvent) -> Result<Value, AuditError> {
         "pricing_policy" => as_json::<pricing::PricingPolicyEvent>(e, pricing::EVENT_VERSION),
         "provider_request" => as_json::<provider::ProviderRequestEvent>(e, provider::EVENT_VERSION),
         "tft_price" => as_json::<tft_price::TftPriceEvent>(e, tft_price::EVENT_VERSION),
+        "user" => as_json::<marketplace_domain::user::UserEvent>(
+            e,
+            marketplace_domain::user::EVENT_VERSION,
+        ),
         "wallet" => as_json::<wallet::WalletEvent>(e, wallet::EVENT_VERSION),
         other => Err(AuditError::UnknownType(other.to_string())),
     }
@@ -234,6 +238,10 @@ pub async fn state(
         "pricing_policy" => fold::<PricingPolicyAggregate>(&events, pricing::EVENT_VERSION)?,
         "provider_request" => fold::<ProviderRequest>(&events, provider::EVENT_VERSION)?,
         "tft_price" => fold::<TftPriceFeed>(&events, tft_price::EVENT_VERSION)?,
+        "user" => fold::<marketplace_domain::user::User>(
+            &events,
+            marketplace_domain::user::EVENT_VERSION,
+        )?,
         "wallet" => fold::<Wallet>(&events, wallet::EVENT_VERSION)?,
         other => return Err(AuditError::UnknownType(other.to_string())),
     };

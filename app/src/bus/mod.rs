@@ -17,6 +17,7 @@ use marketplace_domain::node::Node;
 use marketplace_domain::pricing::PricingPolicyAggregate;
 use marketplace_domain::provider::ProviderRequest;
 use marketplace_domain::tft_price::TftPriceFeed;
+use marketplace_domain::user::User;
 use marketplace_domain::wallet::Wallet;
 use marketplace_domain::EventSourced;
 use postgres_es::PostgresEventRepository;
@@ -133,6 +134,8 @@ pub struct Stores {
     pub tft_price: Store<TftPriceFeed>,
     /// Provider alliances.
     pub alliances: Store<Alliance>,
+    /// Users (one per token subject).
+    pub users: Store<User>,
 }
 
 impl Stores {
@@ -146,7 +149,8 @@ impl Stores {
             pricing: store_with(pool.clone(), committer.clone()),
             wallets: store_with(pool.clone(), committer.clone()),
             tft_price: store_with(pool.clone(), committer.clone()),
-            alliances: store_with(pool.clone(), committer),
+            alliances: store_with(pool.clone(), committer.clone()),
+            users: store_with(pool.clone(), committer),
         }
     }
 }

@@ -150,6 +150,8 @@ pub struct TestApp {
     pub stripe: Option<stripe::LocalStripe>,
     /// The app's Stripe client, when configured.
     pub payments: Option<marketplace_app::stripe::Gateway>,
+    /// The SMTP server the app's mail goes to, when started.
+    pub smtp: Option<smtp::SmtpServer>,
 }
 
 impl Drop for TestApp {
@@ -177,6 +179,10 @@ pub struct AppOptions {
     /// Run the notification process manager and its webhook worker (with
     /// [`test_delivery_options`]) beside the projections.
     pub notifications: bool,
+    /// Start an SMTP server (aiosmtpd) and send the app's mail there.
+    pub smtp: bool,
+    /// How long contact-email codes are valid (the app's default when unset).
+    pub verification_ttl: Option<Duration>,
 }
 
 /// Rate limits no test that measures something else reaches.
@@ -219,6 +225,8 @@ impl Default for AppOptions {
             rate_limit: generous_rate_limits(),
             metrics: marketplace_api::metrics::MetricsAccess::open(),
             notifications: true,
+            smtp: false,
+            verification_ttl: None,
         }
     }
 }
@@ -309,6 +317,21 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
     if let Some(nodes) = options.nodes {
         state = state.with_nodes(nodes);
     }
+    if let Some(ttl) = options.verification_ttl {
+        state = state.with_verification_ttl(ttl);
+    }
+    let smtp = if options.smtp {
+        let server = smtp::SmtpServer::start().await;
+        let mailer = marketplace_app::mail::SmtpMailer::from_config(
+            &server.url().into(),
+            "Marketplace <noreply@marketplace.test>",
+        )
+        .expect("mailer");
+        state = state.with_mailer(Arc::new(mailer));
+        Some(server)
+    } else {
+        None
+    };
     if options.projections {
         marketplace::wiring::spawn_projections(pool.clone(), 100, cancel.clone());
         if options.notifications {
@@ -325,6 +348,7 @@ pub async fn spawn_app_on(pool: PgPool, database_url: String, options: AppOption
         jwks_fetches,
         stripe: local_stripe,
         payments,
+        smtp,
     }
 }
 
@@ -448,8 +472,10 @@ impl TestApp {
             .expect("count")
     }
 
+    /// Events stored, leaving out users' own (a user is opened by its
+    /// first authenticated request, whatever that request does).
     pub async fn total_events(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM events")
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type <> 'user'")
             .fetch_one(&self.pool)
             .await
             .expect("count")

@@ -120,11 +120,9 @@ impl SmtpServer {
         loop {
             if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
                 let mut greeting = [0u8; 3];
-                let read = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    stream.read_exact(&mut greeting),
-                )
-                .await;
+                let read =
+                    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut greeting))
+                        .await;
                 if matches!(read, Ok(Ok(_))) && &greeting == b"220" {
                     break;
                 }
@@ -141,11 +139,6 @@ impl SmtpServer {
     /// `SMTP_URL` for the app: plain SMTP on loopback.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// The Maildir the server writes to.
-    pub fn maildir(&self) -> &Path {
-        &self.maildir
     }
 
     /// Stops the server (a test of mail that cannot be sent); messages
@@ -399,7 +392,9 @@ fn decode_body(encoding: &str, body: &str) -> String {
         "quoted-printable" => quoted_printable(body),
         _ => body.as_bytes().to_vec(),
     };
-    String::from_utf8_lossy(&bytes).trim_end_matches('\n').to_string()
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\n')
+        .to_string()
 }
 
 fn quoted_printable(body: &str) -> Vec<u8> {

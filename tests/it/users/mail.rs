@@ -36,7 +36,23 @@ async fn smtp_mailer_delivers_text_html_and_message_id() {
         .await;
     assert_eq!(got.subject, "Your code: 123456 — café");
     assert_eq!(got.message_id, "<verify-alice-3@marketplace.test>");
-    assert!(got.from.contains("noreply@marketplace.test"), "{}", got.from);
+    assert!(
+        got.from.contains("noreply@marketplace.test"),
+        "{}",
+        got.from
+    );
+    assert_eq!(
+        got.mail_from, "noreply@marketplace.test",
+        "the envelope sender"
+    );
+    assert!(got.to.contains("alice@example.com"), "{}", got.to);
+    assert!(
+        got.headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v.starts_with("multipart/alternative")),
+        "{}",
+        got.raw
+    );
     assert_eq!(
         got.text(),
         "Your verification code is 123456.\nIt expires in 15 minutes."
