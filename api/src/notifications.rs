@@ -51,7 +51,8 @@ pub struct NotificationBody {
     /// `balance_low`, `auto_top_up_failed`, `grace_period_started`,
     /// `grace_period_ended`, `deleted_out_of_funds`, `deployment_running`,
     /// `deployment_failed`, `maintenance_announced`, `maintenance_soon`,
-    /// `provider_request_answered` or `alliance_settlement_paid`.
+    /// `provider_request_answered`, `alliance_settlement_paid` or
+    /// `subscription_payment_failed`.
     #[schema(example = "grace_period_started")]
     pub kind: String,
     /// The deployment it is about, if any.

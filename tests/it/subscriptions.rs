@@ -318,6 +318,29 @@ async fn a_declined_renewal_records_subscription_payment_failed_and_credits_noth
     assert!(activity["items"].as_array().is_some_and(|i| i
         .iter()
         .any(|e| e["event_type"] == "SubscriptionPaymentFailed")));
+    // Alice is told, once, though Stripe told us twice.
+    let started = Instant::now();
+    let told = loop {
+        let feed: Value = app
+            .get("/v1/notifications", &alice())
+            .await
+            .json()
+            .await
+            .expect("json");
+        let told: Vec<Value> = feed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|n| n["kind"] == "subscription_payment_failed")
+            .cloned()
+            .collect();
+        if !told.is_empty() || started.elapsed() > Duration::from_secs(30) {
+            break told;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["details"]["attempt"], 1, "{told:?}");
 }
 
 #[tokio::test]

@@ -169,6 +169,26 @@ async fn wallet(conn: &mut PgConnection, stored: &StoredEvent) -> Result<Vec<Dra
                 at,
             )]
         }
+        WalletEvent::SubscriptionPaymentFailed {
+            subscription_id,
+            invoice_id,
+            attempt,
+            code,
+            message,
+            next_attempt_at,
+            at,
+        } => vec![draft(
+            stored,
+            owner,
+            "subscription_payment_failed",
+            None,
+            json!({
+                "subscription_id": subscription_id, "invoice_id": invoice_id,
+                "attempt": attempt, "code": code, "message": message,
+                "next_attempt_at": next_attempt_at,
+            }),
+            at,
+        )],
         _ => vec![],
     })
 }

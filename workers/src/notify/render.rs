@@ -80,6 +80,22 @@ fn words(kind: &str, deployment: Option<&str>, payload: &Value, tz: Tz) -> (Stri
                 "Update your payment method or top up by hand.".into(),
             ],
         ),
+        "subscription_payment_failed" => (
+            "Your monthly top-up payment failed".into(),
+            vec![
+                format!(
+                    "The card on file was declined for your monthly top-up: {}.",
+                    text(payload, "message")
+                ),
+                match payload["next_attempt_at"].as_str() {
+                    Some(_) => format!(
+                        "It is tried again on {}; update your payment method before then.",
+                        date_field(payload, "next_attempt_at", tz)
+                    ),
+                    None => "It is not tried again: update your payment method and subscribe again, or top up by hand.".into(),
+                },
+            ],
+        ),
         "grace_period_started" => (
             "Deployment paused: out of funds".into(),
             vec![format!(
