@@ -15,8 +15,13 @@ use chrono::Utc;
 use hmac::{Hmac, Mac};
 use marketplace_app::metadata::EventMetadata;
 use marketplace_app::{Exec, Stores};
-use marketplace_domain::deployment::{DeploymentCommand, NodeAssignment};
-use marketplace_domain::wallet::WalletCommand;
+use marketplace_domain::deployment::{
+    DeletionCause, DeploymentCommand, NodeAssignment, WorkloadState, WorkloadStatus,
+};
+use marketplace_domain::wallet::{
+    AutoTopUpConfig, SavedCard, StripeId, SubscriptionStatus, WalletCommand,
+};
+use marketplace_domain::{TftAmount, TftPrice};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::net::TcpListener;
@@ -732,4 +737,388 @@ async fn notifications_reach_a_real_smtp_server_once_and_a_failing_email_channel
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Commits `command` on deployment `id` through the bus.
+async fn on_deployment(app: &TestApp, id: &str, command: DeploymentCommand) {
+    let stores = Stores::new(&app.pool);
+    let what = command.name();
+    Exec::new(&stores.deployments, id, meta())
+        .run(|_| Ok(command.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+}
+
+/// Commits `command` on Alice's wallet (opened if need be) through the bus.
+async fn on_wallet(app: &TestApp, command: WalletCommand) {
+    let stores = Stores::new(&app.pool);
+    let what = command.name();
+    Exec::new(&stores.wallets, "alice", meta())
+        .opening(|| WalletCommand::Open {
+            owner: "alice".into(),
+            at: Utc::now(),
+        })
+        .run(|_| Ok(command.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+}
+
+/// Alice's deployment placed, its contract created and running.
+async fn running_deployment(app: &TestApp, name: &str, contract_id: u64) -> String {
+    let id = placed_deployment(app, name).await;
+    on_deployment(
+        app,
+        &id,
+        DeploymentCommand::RecordContractCreated {
+            contract_id,
+            rent_contract_id: None,
+            at: Utc::now(),
+        },
+    )
+    .await;
+    on_deployment(
+        app,
+        &id,
+        DeploymentCommand::MarkRunning {
+            workloads: vec![WorkloadStatus::new(name, WorkloadState::Ok, None)],
+            at: Utc::now(),
+        },
+    )
+    .await;
+    id
+}
+
+/// The smallest alliance: `farmer` founds it forty days ago on farm 5,
+/// contributes node 11, settles the founding month and is paid its share.
+async fn alliance_paid(app: &TestApp) -> String {
+    use marketplace_domain::alliance::{
+        AllianceCommand, AllianceFarm, AllianceName, Capacity, ChainAccount, Governance,
+        NodeIncome, Period, SharingRule, Sla,
+    };
+    let stores = Stores::new(&app.pool);
+    let id = uuid::Uuid::new_v4().to_string();
+    let past = Utc::now() - chrono::Duration::days(40);
+    let period = Period::of(past.timestamp()).expect("period");
+    let farmer = marketplace_domain::Actor::new("farmer", marketplace_domain::Role::CloudProvider);
+    let account =
+        ChainAccount::new("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY").expect("account");
+    let commands = vec![
+        AllianceCommand::Found {
+            by: farmer.clone(),
+            provider_approved: true,
+            name: AllianceName::new("Ghent Alliance").expect("name"),
+            description: "one farm in Ghent".into(),
+            rule: SharingRule::Capacity,
+            sla: Sla::none(),
+            governance: Governance::Founder,
+            period,
+            at: past,
+        },
+        AllianceCommand::AssignFarm {
+            farm: AllianceFarm {
+                farm_id: 5,
+                twin_id: 50,
+                account: account.clone(),
+            },
+            at: past,
+        },
+        AllianceCommand::ContributeNode {
+            by: farmer.clone(),
+            node_id: 11,
+            farm_id: 5,
+            capacity: Capacity::new(30, 0).expect("capacity"),
+            at: past,
+        },
+        AllianceCommand::Settle {
+            period,
+            nodes: vec![NodeIncome {
+                node_id: 11,
+                income: 1_000,
+                uptime_bps: 10_000,
+                billed: BTreeMap::new(),
+            }],
+            now: Utc::now(),
+        },
+    ];
+    for command in commands {
+        Exec::new(&stores.alliances, id.clone(), meta())
+            .run(|_| Ok(command.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{command:?}: {e:?}"));
+    }
+    Exec::new(&stores.alliances, id.clone(), meta())
+        .run(|a| {
+            let share = a
+                .state()
+                .and_then(|s| s.settlements.get(&period))
+                .and_then(|s| s.shares.get("farmer").copied())
+                .expect("the farmer's share");
+            Ok(AllianceCommand::RecordPayout {
+                period,
+                member: "farmer".into(),
+                amount: share,
+                to: account.clone(),
+                transfer: "0xfeed".into(),
+                at: Utc::now(),
+            })
+        })
+        .await
+        .expect("payout");
+    id
+}
+
+#[tokio::test]
+async fn the_other_kinds_reach_the_feed_a_signed_webhook_and_a_real_smtp_server_once_each() {
+    let smtp = crate::common::smtp::SmtpServer::start().await;
+    let app = spawn_app_with(AppOptions {
+        notifications: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let mailer: Arc<dyn marketplace_app::mail::Mailer> = Arc::new(
+        marketplace_app::mail::SmtpMailer::from_config(
+            &smtp.url().into(),
+            "Marketplace <notifications@marketplace.example>",
+        )
+        .expect("mailer"),
+    );
+    marketplace_workers::notify::spawn(
+        app.pool.clone(),
+        test_delivery_options(),
+        Some(mailer),
+        app.cancel.child_token(),
+    );
+    profile(&app, "alice", "alice@example.com", "Europe/Brussels").await;
+    let receiver = Receiver::start(app.cancel.clone()).await;
+    register(&app, &alice(), &receiver).await;
+    profile(&app, "farmer", "farmer@example.com", "Europe/Brussels").await;
+    let farmer_receiver = Receiver::start(app.cancel.clone()).await;
+    let farmer = token("farmer", &["cloud-provider"]);
+    register(&app, &farmer, &farmer_receiver).await;
+    let now = Utc::now();
+
+    // Running, paused for funds, resumed.
+    let resumed = running_deployment(&app, "g1", 101).await;
+    on_deployment(
+        &app,
+        &resumed,
+        DeploymentCommand::StartGracePeriod {
+            contract_id: Some(101),
+            at: now,
+        },
+    )
+    .await;
+    on_deployment(
+        &app,
+        &resumed,
+        DeploymentCommand::EndGracePeriod {
+            contract_id: Some(101),
+            at: Utc::now(),
+        },
+    )
+    .await;
+    // Running, paused for funds fifteen days ago, deleted for want of them.
+    let gone = running_deployment(&app, "g2", 102).await;
+    on_deployment(
+        &app,
+        &gone,
+        DeploymentCommand::StartGracePeriod {
+            contract_id: Some(102),
+            at: now - chrono::Duration::days(15),
+        },
+    )
+    .await;
+    on_deployment(
+        &app,
+        &gone,
+        DeploymentCommand::Delete {
+            cause: DeletionCause::OutOfFunds,
+            at: Utc::now(),
+        },
+    )
+    .await;
+
+    // An automatic top-up on her saved card, declined.
+    let stripe = |id: &str| StripeId::new("id", id).expect("stripe id");
+    on_wallet(
+        &app,
+        WalletCommand::SavePaymentMethod {
+            card: SavedCard {
+                payment_method_id: stripe("pm_card"),
+                brand: "visa".into(),
+                last4: "4242".into(),
+                exp_month: 12,
+                exp_year: 2030,
+            },
+            at: Utc::now(),
+        },
+    )
+    .await;
+    on_wallet(
+        &app,
+        WalletCommand::ConfigureAutoTopUp {
+            config: AutoTopUpConfig::new(
+                TftAmount::from_base_units(100 * 10_000_000),
+                1_000,
+                2_500,
+                stripe("pm_card"),
+            )
+            .expect("rule"),
+            at: Utc::now(),
+        },
+    )
+    .await;
+    on_wallet(
+        &app,
+        WalletCommand::CreateAutoTopUp {
+            top_up_id: uuid::Uuid::new_v4(),
+            payment_intent_id: stripe("pi_auto_1"),
+            tft_price: TftPrice::from_usd_units(100_000).expect("price"),
+            quote_expires_at: Utc::now() + chrono::Duration::minutes(15),
+            at: Utc::now(),
+        },
+    )
+    .await;
+    on_wallet(
+        &app,
+        WalletCommand::RecordPaymentFailed {
+            payment_intent_id: stripe("pi_auto_1"),
+            code: "card_declined".into(),
+            message: "Your card was declined.".into(),
+            at: Utc::now(),
+        },
+    )
+    .await;
+    // A subscription on the same card whose renewal is declined.
+    on_wallet(
+        &app,
+        WalletCommand::StartSubscription {
+            subscription_id: stripe("sub_1"),
+            price_id: stripe("price_2500"),
+            usd_cents: 2_500,
+            payment_method_id: stripe("pm_card"),
+            status: SubscriptionStatus::Active,
+            current_period_end: Some(now + chrono::Duration::days(30)),
+            at: Utc::now(),
+        },
+    )
+    .await;
+    on_wallet(
+        &app,
+        WalletCommand::RecordSubscriptionPaymentFailed {
+            subscription_id: stripe("sub_1"),
+            invoice_id: stripe("in_1"),
+            attempt: 1,
+            code: "card_declined".into(),
+            message: "Your card was declined.".into(),
+            next_attempt_at: Some(now + chrono::Duration::days(3)),
+            at: Utc::now(),
+        },
+    )
+    .await;
+
+    // Two deployments ran and were paused; one resumed, one was deleted.
+    let expected: BTreeMap<&str, usize> = [
+        ("deployment_running", 2),
+        ("grace_period_started", 2),
+        ("grace_period_ended", 1),
+        ("deleted_out_of_funds", 1),
+        ("auto_top_up_failed", 1),
+        ("subscription_payment_failed", 1),
+    ]
+    .into_iter()
+    .collect();
+    let total: usize = expected.values().sum();
+    let f = feed_until(&app, &alice(), total).await;
+    let items = f["items"].as_array().expect("items");
+    let mut in_feed: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in items {
+        *in_feed
+            .entry(n["kind"].as_str().expect("kind"))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(in_feed, expected, "{f:#}");
+    let ids: Vec<String> = items
+        .iter()
+        .map(|n| n["id"].as_str().expect("id").to_string())
+        .collect();
+
+    // The webhook: each id once, each signature valid.
+    until("every feed item delivered by webhook", || {
+        receiver.per_id().len() == ids.len()
+    })
+    .await;
+    // Email: one message per notification.
+    let mails = smtp
+        .wait_for_count_to("alice@example.com", total, Duration::from_secs(30))
+        .await;
+    // Nothing more arrives: each once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_id = receiver.per_id();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(per_id.keys().cloned().collect::<Vec<_>>(), sorted);
+    assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
+    assert_eq!(receiver.bad_signatures.load(Ordering::SeqCst), 0);
+    let mut by_hook: BTreeMap<String, usize> = BTreeMap::new();
+    for h in receiver.hits() {
+        *by_hook.entry(h.kind).or_insert(0) += 1;
+    }
+    assert_eq!(
+        by_hook,
+        expected
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect::<BTreeMap<_, _>>()
+    );
+
+    let mails_now = smtp.messages_to("alice@example.com");
+    assert_eq!(mails_now.len(), total, "each once");
+    let mut per_message: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &mails {
+        *per_message.entry(m.message_id.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(per_message.len(), total, "one Message-ID each");
+    for id in &ids {
+        let mid = marketplace_workers::notify::message_id(id);
+        assert_eq!(
+            mails_now
+                .iter()
+                .filter(|m| m.message_id.contains(&mid))
+                .count(),
+            1,
+            "one mail for {id}"
+        );
+    }
+
+    // The farmer's alliance settlement paid: their feed, webhook and mail.
+    let alliance = alliance_paid(&app).await;
+    let f = feed_until(&app, &farmer, 1).await;
+    let items = f["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{f:#}");
+    assert_eq!(items[0]["kind"], "alliance_settlement_paid");
+    assert_eq!(items[0]["details"]["alliance_id"], json!(alliance));
+    let id = items[0]["id"].as_str().expect("id").to_string();
+    until("the payout delivered by webhook", || {
+        farmer_receiver.per_id().len() == 1
+    })
+    .await;
+    let mails = smtp
+        .wait_for_count_to("farmer@example.com", 1, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        farmer_receiver.per_id(),
+        BTreeMap::from([(id.clone(), 1)]),
+        "once"
+    );
+    assert_eq!(farmer_receiver.bad_signatures.load(Ordering::SeqCst), 0);
+    assert_eq!(farmer_receiver.hits()[0].kind, "alliance_settlement_paid");
+    assert_eq!(smtp.messages_to("farmer@example.com").len(), 1, "once");
+    assert!(mails[0]
+        .message_id
+        .contains(&marketplace_workers::notify::message_id(&id)));
+    // Alice got nothing more.
+    assert_eq!(receiver.per_id().len(), total);
+    assert_eq!(smtp.messages_to("alice@example.com").len(), total);
 }
