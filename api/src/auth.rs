@@ -286,20 +286,21 @@ impl FromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         // The rate limiter verified this request's token already.
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            tracing::Span::current().record("subject", principal.subject.as_str());
-            return Ok(AuthUser(principal.clone()));
-        }
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-        let principal = state.auth.verify(token.trim()).await?;
+        let principal = match parts.extensions.get::<Principal>() {
+            Some(principal) => principal.clone(),
+            None => {
+                let header = parts
+                    .headers
+                    .get(AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+                let token = header
+                    .strip_prefix("Bearer ")
+                    .or_else(|| header.strip_prefix("bearer "))
+                    .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+                state.auth.verify(token.trim()).await?
+            }
+        };
         tracing::Span::current().record("subject", principal.subject.as_str());
         // A subject's first request (or first with changed claims) in this
         // process opens its user; after that the cache answers at no cost.

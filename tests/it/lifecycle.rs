@@ -305,10 +305,11 @@ async fn health_and_request_ids() {
         .await
         .expect("post");
     assert_eq!(r.status(), 202);
-    let meta: Value = sqlx::query_scalar("SELECT metadata FROM events LIMIT 1")
-        .fetch_one(&app.pool)
-        .await
-        .expect("metadata");
+    let meta: Value =
+        sqlx::query_scalar("SELECT metadata FROM events WHERE aggregate_type = 'deployment'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("metadata");
     assert_eq!(meta["request_id"], "req-456");
     assert_eq!(meta["causation_id"], "req-456");
     assert_eq!(meta["correlation_id"], "conv-789");
