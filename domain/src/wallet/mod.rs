@@ -71,6 +71,7 @@ mod commands;
 mod custody;
 mod errors;
 mod events;
+mod state;
 mod statement;
 mod subscriptions;
 mod top_ups;
