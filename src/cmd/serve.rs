@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use marketplace_api::auth::{AuthConfig, Authenticator};
+use marketplace_api::console::{ConsoleAuth, ConsoleConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
@@ -42,9 +43,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let pool = connect(&args.db.database_url, args.db.database_max_connections).await?;
     let auth = Authenticator::new(AuthConfig {
         jwks_url: args.jwt.jwks_url,
-        issuer: args.jwt.jwt_issuer,
-        audience: args.jwt.jwt_audience,
-        roles_claim: args.jwt.jwt_roles_claim,
+        issuer: args.jwt.jwt_issuer.clone(),
+        audience: args.jwt.jwt_audience.clone(),
+        roles_claim: args.jwt.jwt_roles_claim.clone(),
         leeway_secs: args.jwt.jwt_leeway_secs,
     });
     let cancel = CancellationToken::new();
@@ -69,7 +70,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         outgoing.clone(),
         &cancel,
     ));
+    let console = ConsoleConfig {
+        auth: match &args.jwt.oidc_client_id {
+            Some(client_id) => ConsoleAuth::Oidc {
+                issuer: args.jwt.jwt_issuer.clone(),
+                client_id: client_id.clone(),
+                audience: args.jwt.jwt_audience.clone(),
+                roles_claim: args.jwt.jwt_roles_claim.clone(),
+            },
+            None => ConsoleAuth::Unconfigured,
+        },
+        stripe: crate::wiring::stripe_js(&args.payments, false),
+    };
     let mut state = app_state(pool.clone(), auth, settings, &cancel)
+        .with_console(console)
         .with_verification_ttl(Duration::from_secs(args.mail.contact_code_ttl_minutes * 60));
     if let Some(m) = outgoing {
         state = state.with_mailer(m);
