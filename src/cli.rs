@@ -546,13 +546,20 @@ pub struct ServeArgs {
 pub struct JwtArgs {
     /// The issuer's JWKS URL (for Auth0: https://TENANT/.well-known/jwks.json).
     #[arg(long, env = "JWT_JWKS_URL", value_name = "JWT_JWKS_URL")]
-    pub jwks_url: String,
+    pub jwks_url: Option<String>,
     /// Expected `iss` claim (for Auth0: https://TENANT/).
     #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER")]
-    pub jwt_issuer: String,
+    pub jwt_issuer: Option<String>,
     /// Expected `aud` claim (the API identifier).
     #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE")]
-    pub jwt_audience: String,
+    pub jwt_audience: Option<String>,
+    /// Without JWT_JWKS_URL, JWT_ISSUER and JWT_AUDIENCE: run a DEVELOPMENT issuer with the key at this path (created if missing; shared by replicas), which mints tokens for anyone at POST /dev/token. For trying the stack, never for production.
+    #[arg(
+        long,
+        env = "MARKETPLACE_DEV_ISSUER_KEY",
+        value_name = "MARKETPLACE_DEV_ISSUER_KEY"
+    )]
+    pub dev_issuer_key: Option<PathBuf>,
     /// The claim that lists roles (Auth0 needs a namespaced claim, e.g. https://example.com/roles).
     #[arg(
         long,
