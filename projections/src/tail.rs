@@ -444,6 +444,23 @@ pub async fn rebuild<P: Projection>(
         ))
         .execute(&mut *tx)
         .await?;
+        // LIKE copies columns, defaults and indexes, not storage
+        // parameters: a view's fillfactor (room for in-place updates) too.
+        let options: Option<Vec<String>> = sqlx::query_scalar(
+            "SELECT reloptions FROM pg_class WHERE oid = to_regclass('public.' || quote_ident($1))",
+        )
+        .bind(table)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+        if let Some(options) = options.filter(|o| !o.is_empty()) {
+            sqlx::query(&format!(
+                "ALTER TABLE {shadow}.{table} SET ({})",
+                options.join(", ")
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     tx.commit().await?;
 

@@ -243,3 +243,28 @@ async fn a_request_delivered_twice_in_one_batch_is_applied_once() {
     .expect("counts");
     assert_eq!((views, history), (1, 1));
 }
+
+/// A rebuilt view keeps the live table's storage parameters: the
+/// deployment view's fillfactor, which leaves room on each page for its
+/// rows' in-place updates, would otherwise be lost at the first rebuild.
+#[tokio::test]
+async fn a_rebuilt_view_keeps_its_room_for_in_place_updates() {
+    let app = spawn_app().await;
+    let (id, v) = app.request(&alice(), &vm_body("roomy")).await;
+    app.read(&alice(), &id, v).await;
+    let options = || async {
+        sqlx::query_scalar::<_, Option<Vec<String>>>(
+            "SELECT reloptions FROM pg_class WHERE oid = 'public.deployment_views'::regclass",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("reloptions")
+        .unwrap_or_default()
+    };
+    assert_eq!(options().await, vec!["fillfactor=70".to_string()]);
+    tail::rebuild(&app.pool, &DeploymentProjection, 100)
+        .await
+        .expect("rebuild");
+    assert_eq!(options().await, vec!["fillfactor=70".to_string()]);
+    app.read(&alice(), &id, v).await;
+}
