@@ -1,0 +1,105 @@
+// A cloud user's flows in the console, against the real dev server (grid
+// and chain simulators provision by themselves) and localstripe.
+
+import { test, expect } from '@playwright/test';
+import { SSH_KEY, accessible, open, screenshot, signIn, someone } from './helpers';
+
+test('a user finds a node, deploys a VM and watches it reach running', async ({ page }) => {
+  await signIn(page, someone('alice'));
+  await expect(page.getByRole('heading', { name: 'Nodes' })).toBeVisible();
+
+  // Filter the catalog: nodes with 2 free vCPUs and 4 GiB free, up.
+  await page.getByLabel('Free vCPUs at least').fill('2');
+  await page.getByLabel('Free memory at least (GiB)').fill('4');
+  await page.getByLabel('Status').selectOption('up');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await expect(page).toHaveURL(/cpu=2/);
+  const rows = page.locator('tbody tr[data-node]');
+  await expect(rows.first()).toBeVisible();
+  await screenshot(page, 'nodes');
+
+  // Deploy on the first node's farm.
+  const deployHere = rows.first().getByRole('link', { name: /Deploy on farm/ });
+  const farm = (await deployHere.textContent())!.replace(/\D+/g, '');
+  await deployHere.click();
+  await expect(page.getByRole('heading', { name: 'Deploy' })).toBeVisible();
+  await page.getByRole('button', { name: 'Placement' }).or(page.getByText('Placement', { exact: true })).first().click();
+  await expect(page.getByLabel('Farm id')).toHaveValue(farm);
+
+  await page.getByLabel('Name').fill('web1');
+  await page.getByLabel('SSH public key').fill(SSH_KEY);
+  // Live validation by the API: a VM without vCPUs is refused on the field.
+  await page.getByLabel('vCPUs').fill('0');
+  await expect(page.getByLabel('vCPUs')).toHaveAttribute('aria-invalid', 'true');
+  await page.getByLabel('vCPUs').fill('2');
+  await expect(page.getByLabel('vCPUs')).not.toHaveAttribute('aria-invalid', 'true');
+  await expect(page.getByText(/a month \(/)).toBeVisible();
+  await screenshot(page, 'deploy');
+
+  await page.getByRole('button', { name: 'Deploy the VM' }).click();
+  await expect(page).toHaveURL(/\/deployments\/[0-9a-f-]{36}$/);
+  await expect(page.getByRole('heading', { name: 'web1' })).toBeVisible();
+  // The simulator places, contracts and provisions it; the page hears it live.
+  await expect(page.getByTestId('status')).toHaveText('running', { timeout: 60_000 });
+  await expect(page.getByRole('list', { name: 'Timeline of states' }).getByText('running', { exact: true })).toBeVisible();
+  await expect(page.locator('table').getByText(/ok|running/i).first()).toBeVisible();
+  await screenshot(page, 'deployment');
+  await accessible(page, 'a deployment');
+
+  await open(page, 'Deployments');
+  await expect(page.getByRole('link', { name: 'web1' })).toBeVisible();
+  await expect(page.locator('tbody tr').first().locator('.status')).toHaveText('running');
+});
+
+test('a user tops up by card through the Elements form and sees the balance change', async ({ page }) => {
+  await signIn(page, someone('bob'));
+  await open(page, 'Wallet');
+  const balance = page.getByTestId('balance');
+  await expect(balance).toHaveText('0.00 TFT');
+
+  await page.getByLabel('Amount (USD, $5 to $10,000)').fill('25');
+  // Stripe.js's card form (localstripe's test build of it).
+  const card = page.getByTestId('card-element');
+  await card.getByPlaceholder('number').fill('4242424242424242');
+  await card.getByPlaceholder('exp_month').fill('12');
+  await card.getByPlaceholder('exp_year').fill('30');
+  await card.getByPlaceholder('cvc').fill('123');
+  await card.getByPlaceholder('postal_code').fill('10001');
+  await page.getByRole('button', { name: 'Pay $25' }).click();
+
+  await expect(page.getByTestId('top-up-result')).toContainText('$25.00 paid', { timeout: 60_000 });
+  await expect(balance).not.toHaveText('0.00 TFT');
+  await expect(page.getByRole('table').getByText(/credit|top/i).first()).toBeVisible();
+  await screenshot(page, 'wallet');
+});
+
+test('every cloud-user page has no serious or critical accessibility violations, at desktop and phone width', async ({ page }) => {
+  await page.goto(process.env.CONSOLE_URL! + '/');
+  await expect(page.getByRole('heading', { name: /sign in/i })).toBeVisible();
+  await accessible(page, 'the sign-in page');
+  await signIn(page, someone('carol'));
+  for (const [menu, heading] of [
+    ['Nodes', 'Nodes'],
+    ['Countries', 'Nodes by country'],
+    ['Deploy', 'Deploy'],
+    ['Deployments', 'Deployments'],
+    ['Wallet', 'Wallet'],
+    ['Notifications', 'Notifications'],
+  ]) {
+    await open(page, menu);
+    await expect(page.getByRole('heading', { name: heading, exact: true })).toBeVisible();
+    await expect(page.locator('[aria-busy="true"][role="status"]')).toHaveCount(0);
+    await accessible(page, `${menu} (desktop)`);
+    if (menu === 'Countries') await screenshot(page, 'countries');
+  }
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const menu of ['Nodes', 'Wallet', 'Deploy']) {
+    await open(page, menu);
+    await expect(page.locator('[aria-busy="true"][role="status"]')).toHaveCount(0);
+    await accessible(page, `${menu} (phone)`);
+    // Nothing wider than the phone but the tables' own scroll boxes.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${menu} fits a phone's width`).toBeLessThanOrEqual(1);
+  }
+  await screenshot(page, 'wallet-phone');
+});
