@@ -338,6 +338,13 @@ pub struct PaymentsArgs {
     /// Stripe API base URL; unset: the real Stripe API. Tests and dev point it at localstripe.
     #[arg(long, env = "STRIPE_API_BASE", value_name = "STRIPE_API_BASE")]
     pub stripe_api_base: Option<String>,
+    /// Stripe publishable key (pk_…) the console's card form loads Stripe.js with; unset in dev with STRIPE_API_BASE: a test key.
+    #[arg(
+        long,
+        env = "STRIPE_PUBLISHABLE_KEY",
+        value_name = "STRIPE_PUBLISHABLE_KEY"
+    )]
+    pub stripe_publishable_key: Option<String>,
     /// How often the auto top-up worker looks for wallets below their threshold, in seconds.
     #[arg(long, env = "MARKETPLACE_AUTO_TOP_UP_INTERVAL_SECS", value_name = "MARKETPLACE_AUTO_TOP_UP_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub auto_top_up_interval_secs: u64,
@@ -542,13 +549,20 @@ pub struct ServeArgs {
 pub struct JwtArgs {
     /// The issuer's JWKS URL (for Auth0: https://TENANT/.well-known/jwks.json).
     #[arg(long, env = "JWT_JWKS_URL", value_name = "JWT_JWKS_URL")]
-    pub jwks_url: String,
+    pub jwks_url: Option<String>,
     /// Expected `iss` claim (for Auth0: https://TENANT/).
     #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER")]
-    pub jwt_issuer: String,
+    pub jwt_issuer: Option<String>,
     /// Expected `aud` claim (the API identifier).
     #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE")]
-    pub jwt_audience: String,
+    pub jwt_audience: Option<String>,
+    /// Without JWT_JWKS_URL, JWT_ISSUER and JWT_AUDIENCE: run a DEVELOPMENT issuer with the key at this path (created if missing; shared by replicas), which mints tokens for anyone at POST /dev/token. For trying the stack, never for production.
+    #[arg(
+        long,
+        env = "MARKETPLACE_DEV_ISSUER_KEY",
+        value_name = "MARKETPLACE_DEV_ISSUER_KEY"
+    )]
+    pub dev_issuer_key: Option<PathBuf>,
     /// The claim that lists roles (Auth0 needs a namespaced claim, e.g. https://example.com/roles).
     #[arg(
         long,
@@ -557,6 +571,9 @@ pub struct JwtArgs {
         default_value = "roles"
     )]
     pub jwt_roles_claim: String,
+    /// The console's client id at the issuer (Authorization Code with PKCE); unset: the console cannot sign in.
+    #[arg(long, env = "OIDC_CLIENT_ID", value_name = "OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
     /// Clock skew allowed on exp/nbf, seconds.
     #[arg(long, env = "JWT_LEEWAY_SECS", value_name = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub jwt_leeway_secs: u64,

@@ -92,6 +92,20 @@ pub fn settings(
     })
 }
 
+/// Where the console loads Stripe.js from, when payments are configured:
+/// the publishable key, or in dev mode against a test server
+/// (`STRIPE_API_BASE`) a test key, which that server's Stripe.js accepts.
+pub fn stripe_js(payments: &PaymentsArgs, dev: bool) -> Option<marketplace_api::console::StripeJs> {
+    payments.stripe_secret_key.as_ref()?;
+    let base = payments.stripe_api_base.as_deref();
+    let key = match (&payments.stripe_publishable_key, base) {
+        (Some(key), _) => key.clone(),
+        (None, Some(_)) if dev => "pk_test_localstripe".to_string(),
+        (None, _) => return None,
+    };
+    Some(marketplace_api::console::StripeJs::new(key, base))
+}
+
 /// The state handlers share. No node port yet: once the ZOS adapter is
 /// wired, pass it with [`AppState::with_nodes`]; until then deployment reads
 /// show the node catalog's figures.

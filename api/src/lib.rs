@@ -6,6 +6,7 @@ pub mod alliances;
 pub mod audit;
 pub mod auth;
 pub mod command;
+pub mod console;
 pub mod dead_letters;
 pub mod deployments;
 pub mod dto;
@@ -34,7 +35,6 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request};
 use axum::middleware::from_fn_with_state;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use jsonwebtoken::jwk::JwkSet;
@@ -109,6 +109,10 @@ pub struct AppState {
     pub mailer: Option<Arc<dyn marketplace_app::mail::Mailer>>,
     /// How long a contact-email code is valid.
     pub verification_ttl: Duration,
+    /// What the web console reads before it signs anyone in.
+    pub console: console::Shared,
+    /// Dev mode only: mints tokens for the console's "sign in as" page.
+    pub dev_tokens: Option<Arc<dyn console::DevTokens>>,
 }
 
 impl AppState {
@@ -135,7 +139,21 @@ impl AppState {
             users: Arc::new(users::KnownUsers::new()),
             mailer: None,
             verification_ttl: DEFAULT_VERIFICATION_TTL,
+            console: Arc::default(),
+            dev_tokens: None,
         }
+    }
+
+    /// How the web console signs users in and loads Stripe.js.
+    pub fn with_console(mut self, config: console::ConsoleConfig) -> Self {
+        self.console = Arc::new(config);
+        self
+    }
+
+    /// Dev mode: lets `POST /dev/token` mint tokens with this key.
+    pub fn with_dev_tokens(mut self, minter: Arc<dyn console::DevTokens>) -> Self {
+        self.dev_tokens = Some(minter);
+        self
     }
 
     /// Accepts `http` webhook endpoints on loopback addresses (dev mode
@@ -305,10 +323,6 @@ async fn dev_jwks(State(state): State<AppState>) -> Result<Json<JwkSet>, ApiErro
         .ok_or(ApiError::NotFound)
 }
 
-async fn not_found() -> impl IntoResponse {
-    ApiError::NotFound
-}
-
 /// `/metrics` alone, for its own listen address (`METRICS_ADDR`).
 pub fn metrics_app(state: AppState) -> Router {
     Router::new()
@@ -332,7 +346,9 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
         .route("/dev/jwks.json", get(dev_jwks))
-        .fallback(not_found)
+        .route("/dev/token", axum::routing::post(console::dev_token))
+        .route("/console/config.json", get(console::config))
+        .fallback(console::fallback)
         .layer(from_fn_with_state(state.clone(), rate_limit::limit))
         .layer(from_fn_with_state(state.clone(), http_metrics::record))
         .layer(DefaultBodyLimit::max(state.settings.body_limit))

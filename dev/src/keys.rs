@@ -32,26 +32,46 @@ impl SigningKey {
         Self::from_private(private)
     }
 
-    /// The key stored at `path`, created (mode 0600) if missing.
+    /// The key stored at `path`, created (mode 0600) if missing. Processes
+    /// that start together (API replicas sharing a volume) end with one
+    /// key: each writes its own to a private file and links it into place,
+    /// which only the first one's link does; the others read the winner's.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
-        if path.exists() {
-            let pem = std::fs::read_to_string(path)?;
-            let private = RsaPrivateKey::from_pkcs1_pem(&pem)
-                .map_err(|e| anyhow::anyhow!("{} is not an RSA key: {e}", path.display()))?;
-            return Self::from_private(private);
+        if let Some(found) = Self::load(path)? {
+            return Ok(found);
         }
         let key = Self::generate()?;
         let pem = key.private.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, pem.as_bytes())?;
+        let own = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&own, pem.as_bytes())?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600))?;
         }
-        Ok(key)
+        let linked = std::fs::hard_link(&own, path);
+        let _ = std::fs::remove_file(&own);
+        match linked {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path)?
+                .ok_or_else(|| anyhow::anyhow!("{} vanished while it was read", path.display())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn load(path: &Path) -> anyhow::Result<Option<Self>> {
+        match std::fs::read_to_string(path) {
+            Ok(pem) => {
+                let private = RsaPrivateKey::from_pkcs1_pem(&pem)
+                    .map_err(|e| anyhow::anyhow!("{} is not an RSA key: {e}", path.display()))?;
+                Ok(Some(Self::from_private(private)?))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn from_private(private: RsaPrivateKey) -> anyhow::Result<Self> {
@@ -113,5 +133,34 @@ impl SigningKey {
             .private
             .to_public_key()
             .to_public_key_pem(rsa::pkcs8::LineEnding::LF)?)
+    }
+}
+
+/// The console's "sign in as" page mints its tokens with this key.
+impl marketplace_api::console::DevTokens for SigningKey {
+    fn mint(&self, sub: &str, roles: &[&str], ttl_secs: i64) -> anyhow::Result<String> {
+        self.mint_dev_token(sub, roles, ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_creating_the_key_together_end_with_one_key() {
+        let dir = std::env::temp_dir().join(format!("keys-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("dev-signing-key.pem");
+        let kids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| SigningKey::load_or_create(&path).unwrap().kid().to_string()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let stored = SigningKey::load_or_create(&path).unwrap();
+        assert!(kids.iter().all(|k| k == stored.kid()), "{kids:?}");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary files stay behind");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use marketplace_api::auth::{AuthConfig, Authenticator};
+use marketplace_api::console::{ConsoleAuth, ConsoleConfig};
 use marketplace_app::grid::GridClient;
 use marketplace_dev::embedded_pg::{EmbeddedOptions, EmbeddedPostgres};
 use marketplace_dev::keys::{self, SigningKey};
@@ -83,7 +84,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         settings.stripe_webhook_secret.is_some(),
         &cancel,
     );
+    let stripe_js = crate::wiring::stripe_js(&args.payments, true);
     let mut state = app_state(pool.clone(), auth, settings, &cancel)
+        .with_console(ConsoleConfig {
+            auth: ConsoleAuth::Dev,
+            stripe: stripe_js,
+        })
+        .with_dev_tokens(Arc::new(key))
         .with_loopback_webhooks()
         .with_verification_ttl(Duration::from_secs(args.mail.contact_code_ttl_minutes * 60));
     // Dev mode sends real mail only when told where; otherwise every
@@ -159,7 +166,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let grid_sync = tokio::spawn(worker.run(cancel.clone()));
     let api = spawn_api(listener, state, cancel.clone());
     info!(
-        "dev mode ready on http://{local} — get a token with: marketplace token --role cloud-user --sub alice"
+        "dev mode ready: the console on http://{local}/ — or get a token with: marketplace token --role cloud-user --sub alice"
     );
     shutdown_signal().await;
     cancel.cancel();
