@@ -2,6 +2,7 @@ import { expect, type Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const SSH_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqexampleconsoletestkey0000000000000000 tester@console';
 
@@ -28,7 +29,7 @@ export async function open(page: Page, menu: string) {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: menu, exact: false }).first().click();
 }
 
-const shots = resolve(__dirname, '../../docs/screenshots');
+const shots = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../docs/screenshots');
 
 /** A screenshot for the README (docs/screenshots/NAME.png). */
 export async function screenshot(page: Page, name: string) {
@@ -38,7 +39,12 @@ export async function screenshot(page: Page, name: string) {
 
 /** No serious or critical accessibility violations on the page as shown. */
 export async function accessible(page: Page, what: string) {
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  // The card form is Stripe's (in tests localstripe's test build of
+  // Stripe.js, whose bare inputs stand in for Stripe's labelled iframe).
+  const result = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
+    .exclude('[data-testid="card-element"]')
+    .analyze();
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   expect(
     bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`),

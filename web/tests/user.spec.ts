@@ -9,6 +9,7 @@ test('a user finds a node, deploys a VM and watches it reach running', async ({ 
   await expect(page.getByRole('heading', { name: 'Nodes' })).toBeVisible();
 
   // Filter the catalog: nodes with 2 free vCPUs and 4 GiB free, up.
+  await page.locator('summary', { hasText: 'Filters' }).click();
   await page.getByLabel('Free vCPUs at least').fill('2');
   await page.getByLabel('Free memory at least (GiB)').fill('4');
   await page.getByLabel('Status').selectOption('up');
@@ -23,7 +24,7 @@ test('a user finds a node, deploys a VM and watches it reach running', async ({ 
   const farm = (await deployHere.textContent())!.replace(/\D+/g, '');
   await deployHere.click();
   await expect(page.getByRole('heading', { name: 'Deploy' })).toBeVisible();
-  await page.getByRole('button', { name: 'Placement' }).or(page.getByText('Placement', { exact: true })).first().click();
+  await page.locator('summary', { hasText: 'Placement' }).click();
   await expect(page.getByLabel('Farm id')).toHaveValue(farm);
 
   await page.getByLabel('Name').fill('web1');
