@@ -2,6 +2,7 @@
 // and chain simulators provision by themselves) and localstripe.
 
 import { test, expect } from '@playwright/test';
+import { readFileSync } from 'node:fs';
 import { SSH_KEY, accessible, open, screenshot, signIn, someone } from './helpers';
 
 test('a user finds a node, deploys a VM and watches it reach running', async ({ page }) => {
@@ -74,11 +75,52 @@ test('a user tops up by card through the Elements form and sees the balance chan
   await screenshot(page, 'wallet');
 });
 
+test('a user saves a card, pays with it, turns on auto top-up and downloads a statement', async ({ page }) => {
+  await signIn(page, someone('dave'));
+  await open(page, 'Wallet');
+  await page.getByRole('button', { name: 'Add a card' }).click();
+  const save = page.getByRole('form', { name: 'Save a card' });
+  const card = save.getByTestId('card-element');
+  await card.getByPlaceholder('number').fill('4242424242424242');
+  await card.getByPlaceholder('exp_month').fill('11');
+  await card.getByPlaceholder('exp_year').fill('31');
+  await card.getByPlaceholder('cvc').fill('321');
+  await card.getByPlaceholder('postal_code').fill('10001');
+  await save.getByRole('button', { name: 'Save the card' }).click();
+  // The card shows once Stripe's setup_intent.succeeded has reached the wallet.
+  await expect(page.getByText(/•••• 4242, expires 11\/2031/)).toBeVisible({ timeout: 60_000 });
+
+  const topUp = page.getByRole('form', { name: 'Top up by card' });
+  await topUp.getByRole('radio', { name: /4242/ }).check();
+  await topUp.getByLabel('Amount (USD, $5 to $10,000)').fill('10');
+  await topUp.getByRole('button', { name: 'Pay $10' }).click();
+  await expect(page.getByTestId('top-up-result')).toContainText('$10.00 paid', { timeout: 60_000 });
+  await expect(page.getByTestId('balance')).not.toHaveText('0.00 TFT');
+
+  const auto = page.getByRole('form', { name: 'Automatic top-up' });
+  await auto.getByLabel('Add (USD)').fill('20');
+  await auto.getByRole('button', { name: 'Turn on' }).click();
+  await expect(auto.getByText(/^On: below 10\.00 TFT, add \$20\.00/)).toBeVisible();
+
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Download the PDF' }).click();
+  const pdf = await download;
+  expect(pdf.suggestedFilename()).toMatch(/^statement-\d{4}-\d{2}\.pdf$/);
+  const bytes = readFileSync((await pdf.path())!);
+  expect(bytes.subarray(0, 5).toString()).toBe('%PDF-');
+});
+
 test('every cloud-user page has no serious or critical accessibility violations, at desktop and phone width', async ({ page }) => {
   await page.goto(process.env.CONSOLE_URL! + '/');
   await expect(page.getByRole('heading', { name: /sign in/i })).toBeVisible();
   await accessible(page, 'the sign-in page');
-  await signIn(page, someone('carol'));
+  // Keyboard only: the subject comes first, Enter signs in.
+  await page.keyboard.press('Tab');
+  await expect(page.getByLabel('Subject')).toBeFocused();
+  await page.keyboard.press('ControlOrMeta+a');
+  await page.keyboard.type(someone('carol'));
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
   for (const [menu, heading] of [
     ['Nodes', 'Nodes'],
     ['Countries', 'Nodes by country'],

@@ -28,17 +28,25 @@ function balanceSeries(w: Wallet): { times: number[]; values: number[] } {
   return { times: points.map((p) => p[0]), values: points.map((p) => p[1] / 1e7) };
 }
 
+/** Reloads the wallet, at least at `version` when a command answered one (read your own write). */
+export type Reload = (version?: number) => void;
+
 export function Wallet() {
-  const wallet = useAsync(() => ok(api.GET('/v1/wallet', { params: { query: {} } })), []);
+  const [atLeast, setAtLeast] = useState(0);
+  const wallet = useAsync(
+    () => ok(api.GET('/v1/wallet', { params: { query: atLeast > 0 ? { min_version: atLeast } : {} } })),
+    [atLeast],
+  );
+  const reload: Reload = (version) => (version && version > atLeast ? setAtLeast(version) : wallet.reload());
   return (
     <section>
       <h1>Wallet</h1>
-      <Loaded async={wallet}>{(w) => <WalletView w={w} reload={wallet.reload} />}</Loaded>
+      <Loaded async={wallet}>{(w) => <WalletView w={w} reload={reload} />}</Loaded>
     </section>
   );
 }
 
-function WalletView({ w, reload }: { w: Wallet; reload: () => void }) {
+function WalletView({ w, reload }: { w: Wallet; reload: Reload }) {
   const series = useMemo(() => balanceSeries(w), [w]);
   const format = useMemo(() => (v: number) => `${v.toFixed(2)}`, []);
   const chartSeries = useMemo(() => [{ label: 'Balance (TFT)', values: series.values }], [series]);
@@ -176,7 +184,7 @@ function Statements() {
   );
 }
 
-function Link({ w, onChange }: { w: Wallet; onChange: () => void }) {
+function Link({ w, onChange }: { w: Wallet; onChange: Reload }) {
   const [challenge, setChallenge] = useState<Schemas['LinkChallengeBody']>();
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
@@ -208,14 +216,14 @@ function Link({ w, onChange }: { w: Wallet; onChange: () => void }) {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
     void run(async () => {
-      await ok(
+      const done = await ok(
         api.POST('/v1/wallet/link-challenges/{challenge_id}/signature', {
           params: { path: { challenge_id: challenge!.challenge_id }, header: { 'Idempotency-Key': idempotencyKey() } as never },
           body: { signature: String(f.get('signature')).trim() },
         }),
       );
       setChallenge(undefined);
-      onChange();
+      onChange(done.version);
     });
   };
   const bad = error instanceof Problem ? error.field : undefined;

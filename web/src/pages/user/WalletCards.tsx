@@ -2,12 +2,13 @@
 // (a new card in the Elements form, or a saved one), save a card
 // (a SetupIntent), choose the default, remove one, and the auto top-up rule.
 
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { Stripe, StripeCardElement } from '@stripe/stripe-js';
 import { api, ok, idempotencyKey, Problem, type Schemas } from '../../api/client';
 import { stripe } from '../../components/stripe';
 import { Empty, ProblemView } from '../../components/state';
 import { cents, tft } from '../../components/format';
+import type { Reload } from './Wallet';
 
 type Wallet = Schemas['WalletBody'];
 
@@ -15,6 +16,7 @@ type Wallet = Schemas['WalletBody'];
 function CardField({ onReady, label }: { onReady: (s: Stripe, card: StripeCardElement) => void; label: string }) {
   const box = useRef<HTMLDivElement>(null);
   const [error, setError] = useState<string>();
+  const labelId = useId();
   useEffect(() => {
     let card: StripeCardElement | undefined;
     stripe().then(
@@ -31,31 +33,34 @@ function CardField({ onReady, label }: { onReady: (s: Stripe, card: StripeCardEl
   }, []);
   return (
     <div>
-      <span id="card-label">{label}</span>
-      <div ref={box} class="card-element" aria-labelledby="card-label" data-testid="card-element" />
+      <span id={labelId}>{label}</span>
+      <div ref={box} class="card-element" role="group" aria-labelledby={labelId} data-testid="card-element" />
       {error && <p class="error" role="alert">{error}</p>}
     </div>
   );
 }
 
-/** Waits (server-side, bounded per read) until the top-up is credited or failed. */
-async function settled(topUpId: string, fromVersion: number): Promise<Wallet> {
+/**
+ * Waits until the wallet shows what a Stripe webhook brings (a credited
+ * top-up, a saved card): each read waits server-side (bounded) for the
+ * next version of the wallet, so nothing polls on a timer.
+ */
+export async function walletUntil(fromVersion: number, done: (w: Wallet) => boolean): Promise<Wallet> {
   let version = fromVersion;
   for (let i = 0; i < 20; i++) {
     const w = await ok(api.GET('/v1/wallet', { params: { query: { min_version: version + 1 } } })).catch((e) => {
-      if (e instanceof Problem && e.status === 503) return null; // not caught up within the wait: ask again
+      if (e instanceof Problem && e.status === 503) return null; // not there within the wait: ask again
       throw e;
     });
     if (w) {
-      const t = w.top_ups.find((x) => x.top_up_id === topUpId);
-      if (t && t.status !== 'pending') return w;
+      if (done(w)) return w;
       version = w.version;
     }
   }
-  throw new Problem(0, { title: 'The payment is still being confirmed', detail: 'Reload the wallet in a minute.' });
+  throw new Problem(0, { title: 'Stripe has not confirmed it yet', detail: 'Reload the wallet in a minute.' });
 }
 
-export function TopUp({ wallet, onDone }: { wallet: Wallet; onDone: () => void }) {
+export function TopUp({ wallet, onDone }: { wallet: Wallet; onDone: Reload }) {
   const [dollars, setDollars] = useState('25');
   const [use, setUse] = useState<string>('new');
   const [error, setError] = useState<unknown>();
@@ -82,7 +87,9 @@ export function TopUp({ wallet, onDone }: { wallet: Wallet; onDone: () => void }
       });
       if (paid.error) throw new Problem(402, { title: 'The card was not charged', detail: paid.error.message });
       setState('confirming');
-      const w = await settled(created.top_up_id, created.version);
+      const w = await walletUntil(created.version, (w) =>
+        w.top_ups.some((x) => x.top_up_id === created.top_up_id && x.status !== 'pending'),
+      );
       const t = w.top_ups.find((x) => x.top_up_id === created.top_up_id)!;
       setResult(
         t.status === 'credited'
@@ -91,7 +98,7 @@ export function TopUp({ wallet, onDone }: { wallet: Wallet; onDone: () => void }
       );
       key.current = idempotencyKey();
       setState('done');
-      onDone();
+      onDone(w.version);
     } catch (err) {
       setError(err);
       setState('idle');
@@ -144,17 +151,17 @@ export function TopUp({ wallet, onDone }: { wallet: Wallet; onDone: () => void }
   );
 }
 
-export function SavedCards({ wallet, onChange }: { wallet: Wallet; onChange: () => void }) {
+export function SavedCards({ wallet, onChange }: { wallet: Wallet; onChange: Reload }) {
   const [adding, setAdding] = useState(false);
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const el = useRef<{ s: Stripe; card: StripeCardElement }>();
-  const act = async (f: () => Promise<unknown>) => {
+  const act = async (f: () => Promise<{ version: number } | void>) => {
     setError(undefined);
     setBusy(true);
     try {
-      await f();
-      onChange();
+      const done = await f();
+      onChange(done ? done.version : undefined);
     } catch (e) {
       setError(e);
     } finally {
@@ -168,7 +175,10 @@ export function SavedCards({ wallet, onChange }: { wallet: Wallet; onChange: () 
       if (!el.current || !si.client_secret) throw new Problem(503, { title: 'Card payments are not configured' });
       const r = await el.current.s.confirmCardSetup(si.client_secret, { payment_method: { card: el.current.card } });
       if (r.error) throw new Problem(402, { title: 'The card was not saved', detail: r.error.message });
+      const pm = typeof r.setupIntent.payment_method === 'string' ? r.setupIntent.payment_method : r.setupIntent.payment_method?.id;
+      const w = await walletUntil(wallet.version, (w) => w.payment_methods.some((c) => c.payment_method_id === pm));
       setAdding(false);
+      return w;
     });
   };
   return (
@@ -207,7 +217,7 @@ export function SavedCards({ wallet, onChange }: { wallet: Wallet; onChange: () 
   );
 }
 
-export function AutoTopUp({ wallet, onChange }: { wallet: Wallet; onChange: () => void }) {
+export function AutoTopUp({ wallet, onChange }: { wallet: Wallet; onChange: Reload }) {
   const rule = wallet.auto_top_up;
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
@@ -218,7 +228,7 @@ export function AutoTopUp({ wallet, onChange }: { wallet: Wallet; onChange: () =
     setBusy(true);
     setError(undefined);
     try {
-      await ok(
+      const done = await ok(
         api.PUT('/v1/wallet/auto-top-up', {
           body: {
             threshold_tft_units: Math.round(Number(f.get('threshold')) * 1e7),
@@ -229,7 +239,7 @@ export function AutoTopUp({ wallet, onChange }: { wallet: Wallet; onChange: () =
           params: { header: { 'Idempotency-Key': idempotencyKey() } as never },
         }),
       );
-      onChange();
+      onChange(done.version);
     } catch (err) {
       setError(err);
     } finally {
@@ -239,8 +249,8 @@ export function AutoTopUp({ wallet, onChange }: { wallet: Wallet; onChange: () =
   const off = async () => {
     setBusy(true);
     try {
-      await ok(api.DELETE('/v1/wallet/auto-top-up', { params: { header: { 'Idempotency-Key': idempotencyKey() } as never } }));
-      onChange();
+      const done = await ok(api.DELETE('/v1/wallet/auto-top-up', { params: { header: { 'Idempotency-Key': idempotencyKey() } as never } }));
+      onChange(done.version);
     } catch (err) {
       setError(err);
     } finally {
