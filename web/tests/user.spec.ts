@@ -51,6 +51,13 @@ test('a user finds a node, deploys a VM and watches it reach running', async ({ 
   await open(page, 'Deployments');
   await expect(page.getByRole('link', { name: 'web1' })).toBeVisible();
   await expect(page.locator('tbody tr').first().locator('.status')).toHaveText('running');
+
+  // She cancels it; the page follows it to its end.
+  await page.getByRole('link', { name: 'web1' }).click();
+  await page.getByRole('button', { name: 'Cancel the deployment' }).click();
+  await page.getByLabel('Why (optional)').fill('done');
+  await page.getByRole('button', { name: 'Yes, cancel it' }).click();
+  await expect(page.getByTestId('status')).toHaveText(/cancelled|deleted/, { timeout: 60_000 });
 });
 
 test('a user tops up by card through the Elements form and sees the balance change', async ({ page }) => {

@@ -4,7 +4,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
-import { api, ok, type Schemas } from '../../api/client';
+import { api, ok, idempotencyKey, type Schemas } from '../../api/client';
 import { follow } from '../../api/sse';
 import { Empty, Loading, ProblemView } from '../../components/state';
 import { tft, when } from '../../components/format';
@@ -141,6 +141,9 @@ export function DeploymentDetail({ params }: { params: { id: string } }) {
           </table>
         </div>
       )}
+      {!['cancelled', 'deleted', 'failed'].includes(status) && (
+        <CancelDeployment d={d} onDone={(v) => void read(v)} onReload={() => void read()} />
+      )}
       <h2>Maintenance ahead</h2>
       {d.maintenance.length === 0 ? (
         <Empty>No maintenance is scheduled on its node.</Empty>
@@ -154,5 +157,63 @@ export function DeploymentDetail({ params }: { params: { id: string } }) {
         </ul>
       )}
     </section>
+  );
+}
+
+/** Cancel, saying which version was read: a 409 if it moved meanwhile, with a reload. */
+function CancelDeployment({ d, onDone, onReload }: { d: Detail; onDone: (version: number) => void; onReload: () => void }) {
+  const [asking, setAsking] = useState(false);
+  const [reason, setReason] = useState('');
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const cancel = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      const done = await ok(
+        api.POST('/v1/deployments/{id}/cancel', {
+          params: { path: { id: d.id }, header: { 'If-Match': `"${d.version}"`, 'Idempotency-Key': idempotencyKey() } as never },
+          body: reason.trim() ? { reason: reason.trim() } : {},
+        }),
+      );
+      setAsking(false);
+      onDone(done.version);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (!asking)
+    return (
+      <p>
+        <button class="outline secondary" onClick={() => setAsking(true)}>
+          Cancel the deployment
+        </button>
+      </p>
+    );
+  return (
+    <form onSubmit={cancel} aria-label="Cancel the deployment">
+      <label>
+        Why (optional)
+        <input name="reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+      </label>
+      {error ? (
+        <ProblemView
+          error={error}
+          onReload={() => {
+            setError(undefined);
+            onReload();
+          }}
+        />
+      ) : null}
+      <button type="submit" class="secondary" aria-busy={busy} disabled={busy}>
+        Yes, cancel it
+      </button>{' '}
+      <button type="button" class="outline" onClick={() => setAsking(false)}>
+        Keep it
+      </button>
+    </form>
   );
 }
