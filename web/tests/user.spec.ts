@@ -52,7 +52,16 @@ test('a user finds a node, deploys a VM and watches it reach running', async ({ 
   await expect(page.getByRole('link', { name: 'web1' })).toBeVisible();
   await expect(page.locator('tbody tr').first().locator('.status')).toHaveText('running');
 
+  // The feed told her, live; she reads it.
+  await open(page, 'Notifications');
+  await expect(page.getByText('Your deployment is running.')).toBeVisible();
+  await expect(page.locator('.badge')).toHaveText('1');
+  await page.getByRole('button', { name: 'Mark all read' }).click();
+  await expect(page.getByText('0 unread')).toBeVisible();
+  await expect(page.locator('.badge')).toHaveCount(0);
+
   // She cancels it; the page follows it to its end.
+  await open(page, 'Deployments');
   await page.getByRole('link', { name: 'web1' }).click();
   await page.getByRole('button', { name: 'Cancel the deployment' }).click();
   await page.getByLabel('Why (optional)').fill('done');
@@ -143,7 +152,7 @@ test('every cloud-user page has no serious or critical accessibility violations,
     if (menu === 'Countries') await screenshot(page, 'countries');
   }
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const menu of ['Nodes', 'Wallet', 'Deploy']) {
+  for (const menu of ['Nodes', 'Deploy', 'Wallet']) {
     await open(page, menu);
     await expect(page.locator('[aria-busy="true"][role="status"]')).toHaveCount(0);
     await accessible(page, `${menu} (phone)`);

@@ -123,6 +123,9 @@ export function Deploy() {
   const [check, setCheck] = useState<Problem | null>(null);
   const [submitError, setSubmitError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  // Field errors show on what the user has touched, or everywhere once they submit.
+  const [touched, setTouched] = useState<Set<keyof Form>>(new Set(['farm_id', 'country']));
+  const [submitted, setSubmitted] = useState(false);
   const key = useMemo(idempotencyKey, [form]);
 
   // Live validation and price, by the API, a moment after each change.
@@ -142,10 +145,12 @@ export function Deploy() {
   }, [form]);
 
   const problem = (submitError instanceof Problem ? submitError : null) ?? check;
-  const badInput = inputOf(problem?.field, form.kind);
+  const faulty = inputOf(problem?.field, form.kind);
+  const badInput = faulty && (submitted || touched.has(faulty)) ? faulty : undefined;
   const set = <K extends keyof Form>(k: K) => (e: Event) => {
     const el = e.currentTarget as HTMLInputElement;
     setSubmitError(null);
+    if (!touched.has(k)) setTouched(new Set([...touched, k]));
     setForm({ ...form, [k]: el.type === 'checkbox' ? el.checked : el.value });
   };
   const field = (k: keyof Form, label: string, props: Record<string, unknown> = {}) => {
@@ -172,6 +177,7 @@ export function Deploy() {
 
   const submit = async (e: Event) => {
     e.preventDefault();
+    setSubmitted(true);
     setBusy(true);
     setSubmitError(null);
     try {
@@ -277,7 +283,9 @@ export function Deploy() {
                 {quote.discount_percent > 0 && ` · ${quote.discount} discount ${quote.discount_percent}%`}
               </small>
             </article>
-          ) : check && !badInput ? (
+          ) : check && faulty && !badInput ? (
+            <p>Complete the form to see its price.</p>
+          ) : check && !faulty ? (
             <ProblemView error={check} />
           ) : null}
         </output>
