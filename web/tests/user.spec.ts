@@ -150,6 +150,14 @@ test('every cloud-user page has no serious or critical accessibility violations,
     await expect(page.locator('[aria-busy="true"][role="status"]')).toHaveCount(0);
     await accessible(page, `${menu} (desktop)`);
     if (menu === 'Countries') await screenshot(page, 'countries');
+    if (menu === 'Deploy') {
+      // The cluster form: masters and workers, each with its size, priced by the API.
+      await page.getByRole('radio', { name: 'A Kubernetes cluster' }).check();
+      await expect(page.getByRole('group', { name: 'Each worker' })).toBeVisible();
+      await page.getByLabel('SSH public key').fill(SSH_KEY);
+      await expect(page.getByText(/a month \(/)).toBeVisible();
+      await accessible(page, 'Deploy, a Kubernetes cluster');
+    }
   }
   await page.setViewportSize({ width: 390, height: 844 });
   for (const menu of ['Nodes', 'Deploy', 'Wallet']) {
@@ -161,4 +169,7 @@ test('every cloud-user page has no serious or critical accessibility violations,
     expect(overflow, `${menu} fits a phone's width`).toBeLessThanOrEqual(1);
   }
   await screenshot(page, 'wallet-phone');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Nodes' }).click();
+  await expect(page.locator('tbody tr').first()).toBeVisible();
+  await screenshot(page, 'nodes-phone');
 });
