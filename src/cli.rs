@@ -68,6 +68,9 @@ pub enum Command {
     Provision(ProvisionArgs),
     /// The chain-event follower alone: bills, grace periods, uptime and the TFT price from TFChain.
     FollowChain(FollowChainArgs),
+    /// Print the API's OpenAPI document as JSON (for the console's typed client).
+    #[command(hide = true)]
+    Openapi,
 }
 
 /// `marketplace follow-chain`.

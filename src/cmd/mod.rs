@@ -5,6 +5,7 @@ mod dead_letters;
 mod dev;
 mod follow_chain;
 mod grid_sim;
+mod openapi;
 mod payments;
 mod project;
 mod provision;
@@ -34,5 +35,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Payments(args) => payments::run(args).await,
         Command::Provision(args) => provision::run(args).await,
         Command::FollowChain(args) => follow_chain::run(args).await,
+        Command::Openapi => openapi::run(),
     }
 }

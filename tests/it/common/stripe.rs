@@ -62,6 +62,9 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+#[path = "stripe_browser.rs"]
+mod browser;
+
 /// The localstripe release the tests are pinned to.
 pub const LOCALSTRIPE_VERSION: &str = "1.15.10";
 /// Any key works with localstripe; this one looks like a test key.
@@ -768,6 +771,9 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
     let body = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
+    if let Some(answer) = browser::intercept(&inner, &method, &path, &headers, &body).await {
+        return answer;
+    }
     if method == Method::GET
         && path.starts_with("/v1/charges/")
         && inner.shared.lock().expect("lock").fail_charge_reads
@@ -919,12 +925,13 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
             .idempotent
             .insert(key, (status, out.clone()));
     }
-    (
+    let answer = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         [("content-type", "application/json")],
         out,
     )
-        .into_response()
+        .into_response();
+    browser::allow_origin(&headers, answer)
 }
 
 /// A setup intent succeeded: Stripe attaches the card to the setup
