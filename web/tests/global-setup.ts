@@ -10,8 +10,9 @@ import { mkdtempSync, rmSync, chmodSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const repo = resolve(__dirname, '../..');
+const repo = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const target = process.env.CARGO_TARGET_DIR ?? join(repo, 'target');
 const WEBHOOK_SECRET = 'whsec_console_tests';
 

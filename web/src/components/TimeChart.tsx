@@ -6,7 +6,8 @@ import 'uplot/dist/uPlot.min.css';
 
 export interface Series {
   label: string;
-  values: number[];
+  /** One per time; null where there is no value. */
+  values: (number | null)[];
 }
 
 export function TimeChart({ title, times, series, format }: {
@@ -37,7 +38,7 @@ export function TimeChart({ title, times, series, format }: {
         ],
         axes: [{}, { values: (_: uPlot, ticks: number[]) => ticks.map((t) => (format ? format(t) : String(t))), size: 90 }],
       },
-      [times, ...series.map((s) => s.values)],
+      [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
       el,
     );
     const resize = new ResizeObserver(() => plot.setSize({ width: width(), height: 220 }));
