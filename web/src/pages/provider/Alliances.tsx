@@ -31,7 +31,7 @@ export function ProviderAlliances() {
           p.items.length === 0 ? (
             <Empty>You are in no alliance, and invited to none.</Empty>
           ) : (
-            <div class="table-wrap">
+            <div class="table-wrap" tabIndex={0}>
               <table class="striped">
                 <thead>
                   <tr>
@@ -109,7 +109,7 @@ export function ProviderAlliance({ params }: { params: { id: string } }) {
             )}
             {answer.error ? <ProblemView error={answer.error} onReload={alliance.reload} /> : null}
             <h2>Members</h2>
-            <div class="table-wrap">
+            <div class="table-wrap" tabIndex={0}>
               <table>
                 <thead>
                   <tr>
@@ -137,7 +137,7 @@ export function ProviderAlliance({ params }: { params: { id: string } }) {
             {a.nodes.length === 0 ? (
               <Empty>No node is contributed yet.</Empty>
             ) : (
-              <div class="table-wrap">
+              <div class="table-wrap" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>
@@ -185,7 +185,7 @@ export function ProviderAlliance({ params }: { params: { id: string } }) {
 
 function Settlements({ items }: { items: Settlement[] }) {
   return (
-    <div class="table-wrap">
+    <div class="table-wrap" tabIndex={0}>
       <table>
         <thead>
           <tr>

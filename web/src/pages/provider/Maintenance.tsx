@@ -43,7 +43,7 @@ export function ProviderMaintenance() {
           cal.items.length === 0 ? (
             <Empty>No maintenance is scheduled on your nodes.</Empty>
           ) : (
-            <div class="table-wrap">
+            <div class="table-wrap" tabIndex={0}>
               <table class="striped" aria-label="Upcoming maintenance">
                 <thead>
                   <tr>

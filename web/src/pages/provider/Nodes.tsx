@@ -46,7 +46,7 @@ export function ProviderNodes() {
           ) : (
             <>
               <UptimeChart samples={samples} />
-              <div class="table-wrap">
+              <div class="table-wrap" tabIndex={0}>
                 <table class="striped">
                   <thead>
                     <tr>
