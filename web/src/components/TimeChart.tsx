@@ -27,6 +27,8 @@ export function TimeChart({ title, times, series, format }: {
       {
         width: width(),
         height: 220,
+        // A few samples only (a page just opened): a minute's window, not years.
+        scales: { x: { time: true, range: (_: uPlot, min: number, max: number) => (max - min < 60 ? [max - 60, max + 5] : [min, max]) } },
         series: [
           {},
           ...series.map((s, i) => ({
