@@ -3,7 +3,7 @@
 // browser context, against the real dev server.
 
 import { test, expect, type Page } from '@playwright/test';
-import { accessible, call, open, runningVm, screenshot, signIn, someone, token } from './helpers';
+import { accessible, open, runningVm, screenshot, signIn, someone, token } from './helpers';
 
 async function settled(page: Page) {
   await expect(page.locator('[aria-busy="true"][role="status"]')).toHaveCount(0);
@@ -102,25 +102,38 @@ test('a provider applies, answers the operator, is approved, schedules maintenan
   await expect(user.getByRole('heading', { name: 'maint1' })).toBeVisible();
   await expect(user.getByText('No maintenance is scheduled on its node.')).toBeVisible();
 
-  // An alliance it founds (through the API: founding is not in the console yet) shows members and nodes.
-  const bearer = await token(farmer, ['cloud-provider']);
-  const founded = await call<{ id: string; version: number }>(bearer, 'POST', '/v1/alliances', {
-    name: 'Ghent Edge',
-    description: 'Belgian capacity',
-    rule: { kind: 'equal' },
-    sla: { target_bps: 9500, credits_to: 'users' },
-  });
+  // It founds an alliance: members, nodes against the SLA, settlements.
   await open(provider, 'Alliances');
   await expect(provider.getByRole('heading', { name: 'Alliances' })).toBeVisible();
-  await provider.getByRole('link', { name: 'Ghent Edge' }).click();
-  await expect(provider).toHaveURL(new RegExp(`/provider/alliances/${founded.id}$`));
-  await expect(provider.getByRole('heading', { name: 'Ghent Edge' })).toBeVisible();
+  await provider.getByText('Found an alliance').click();
+  const found = provider.getByRole('form', { name: 'Found an alliance' });
+  await found.getByLabel('Name').fill('Ghent Edge');
+  await found.getByLabel('What it offers').fill('Belgian capacity');
+  await found.getByRole('spinbutton', { name: /SLA: uptime/ }).fill('98');
+  await found.getByRole('button', { name: 'Found the alliance' }).click();
+  await expect(provider).toHaveURL(/\/provider\/alliances\/[^/]+$/);
+  const id = decodeURIComponent(new URL(provider.url()).pathname.split('/').pop()!);
+  await expect(provider.getByText('98.00 % a node a month, credits to users')).toBeVisible();
+  await expect(provider.getByRole("heading", { name: "Ghent Edge" })).toBeVisible();
   await expect(provider.getByRole('cell', { name: farmer })).toBeVisible();
   await expect(provider.getByText('No period is settled yet.')).toBeVisible();
+  await expect(provider.getByText('No node is contributed yet.')).toBeVisible();
+  const contribute = provider.getByRole('form', { name: 'Contribute a node' });
+  // Once the chain has created the alliance's farm.
+  await expect(async () => {
+    await provider.reload();
+    await expect(contribute).toBeVisible({ timeout: 2_000 });
+  }).toPass({ timeout: 45_000 });
+  await contribute.getByRole('combobox', { name: /Your node/ }).selectOption(String(vm.node_id));
+  await contribute.getByRole('button', { name: 'Contribute the node' }).click();
+  const counted = provider.getByRole('row').filter({ hasText: `farm ${vm.farm_id}` }).filter({ hasText: farmer });
+  await expect(counted).toBeVisible();
+  await expect(counted).toContainText('98.00 %'); // the target beside the measured uptime
   await settled(provider);
   await accessible(provider, 'an alliance');
   await screenshot(provider, 'provider-alliance');
   await open(provider, 'Alliances');
+  await expect(provider.getByRole('link', { name: 'Ghent Edge' })).toHaveAttribute('href', `/provider/alliances/${encodeURIComponent(id)}`);
   await settled(provider);
   await accessible(provider, 'alliances');
 });

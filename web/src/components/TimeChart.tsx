@@ -22,7 +22,7 @@ export function TimeChart({ title, times, series, format }: {
     const el = box.current;
     if (!el) return;
     const width = () => Math.max(260, el.clientWidth);
-    const colors = ['#1e6fd9', '#d9480f', '#2f9e44', '#7048e8'];
+    const colors = ['#1e6fd9', '#d9480f', '#2f9e44', '#7048e8', '#868e96'];
     const plot = new uPlot(
       {
         width: width(),

@@ -3,11 +3,12 @@
 // uptime measured this period against the SLA, the shares if the period
 // ended now, and the settled periods.
 
-import { Link } from 'wouter-preact';
+import { Link, useLocation } from 'wouter-preact';
 import { api, ok, type Schemas } from '../../api/client';
-import { Empty, Loaded, ProblemView, useAction, useAsync } from '../../components/state';
+import { Empty, Loaded, ProblemView, formFields, useAction, useAsync } from '../../components/state';
 import { bps, tftText, when } from '../../components/format';
 import { session } from '../../auth/session';
+import { allProviderNodes } from './Nodes';
 
 type Settlement = Schemas['SettlementBody'];
 
@@ -26,6 +27,7 @@ export function ProviderAlliances() {
   return (
     <section>
       <h1>Alliances</h1>
+      <Found />
       <Loaded async={list}>
         {(p) =>
           p.items.length === 0 ? (
@@ -62,6 +64,66 @@ export function ProviderAlliances() {
         }
       </Loaded>
     </section>
+  );
+}
+
+/** Founding one (a provider with an approved request): its name, sharing rule and SLA. */
+function Found() {
+  const [, navigate] = useLocation();
+  const found = useAction(async (f: Record<string, string>) => {
+    const done = await ok(
+      api.POST('/v1/alliances', {
+        body: {
+          name: f.name,
+          description: f.description,
+          rule: { kind: f.rule },
+          sla: { target_bps: Math.round(Number(f.target) * 100), credits_to: f.credits_to },
+        },
+      }),
+    );
+    // Read it back at its version before showing it.
+    await ok(api.GET('/v1/alliances/{id}', { params: { path: { id: done.id }, query: { min_version: done.version } } }));
+    navigate(`/provider/alliances/${encodeURIComponent(done.id)}`);
+  });
+  return (
+    <details>
+      <summary>Found an alliance</summary>
+      <form aria-label="Found an alliance" onSubmit={(e) => void found.run(formFields(e))}>
+        <div class="filters">
+          <label>
+            Name
+            <input name="name" required maxLength={80} />
+          </label>
+          <label>
+            Sharing rule
+            <select name="rule" defaultValue="equal">
+              <option value="equal">Equal</option>
+              <option value="capacity">By capacity</option>
+              <option value="uptime_weighted_capacity">By capacity, weighted by uptime</option>
+            </select>
+          </label>
+          <label>
+            SLA: uptime a node a month (%)
+            <input name="target" type="number" min={0} max={100} step="0.01" required defaultValue="95" />
+          </label>
+          <label>
+            SLA credits go to
+            <select name="credits_to" defaultValue="users">
+              <option value="users">The users on the node</option>
+              <option value="members">The other members</option>
+            </select>
+          </label>
+        </div>
+        <label>
+          What it offers
+          <textarea name="description" rows={2} maxLength={2000} />
+        </label>
+        <button type="submit" aria-busy={found.busy} disabled={found.busy}>
+          Found the alliance
+        </button>
+        {found.error ? <ProblemView error={found.error} /> : null}
+      </form>
+    </details>
   );
 }
 
@@ -133,6 +195,12 @@ export function ProviderAlliance({ params }: { params: { id: string } }) {
                 </tbody>
               </table>
             </div>
+            {a.members.some((m) => m.member === me && m.status === 'member') &&
+              (a.farm_id == null ? (
+                <p role="status">Its farm is being created on chain; nodes can be contributed once it exists.</p>
+              ) : (
+                <Contribute alliance={a} onDone={alliance.reload} />
+              ))}
             <h2>Nodes against the SLA</h2>
             {a.nodes.length === 0 ? (
               <Empty>No node is contributed yet.</Empty>
@@ -180,6 +248,40 @@ export function ProviderAlliance({ params }: { params: { id: string } }) {
         {(list) => (list.length === 0 ? <Empty>No period is settled yet.</Empty> : <Settlements items={list} />)}
       </Loaded>
     </section>
+  );
+}
+
+/** A member contributes one of its nodes (counted from this period on). */
+function Contribute({ alliance: a, onDone }: { alliance: Schemas['AllianceBody']; onDone: () => void }) {
+  const mine = useAsync(allProviderNodes, []);
+  const taken = new Set(a.nodes.filter((n) => !n.counted_until).map((n) => n.node_id));
+  const free = (mine.data ?? []).filter((n) => !taken.has(n.node_id) && !n.alliance);
+  const contribute = useAction(async (nodeId: number) => {
+    const done = await ok(
+      api.POST('/v1/alliances/{id}/nodes', { params: { path: { id: a.id }, header: { 'If-Match': `"${a.version}"` } }, body: { node_id: nodeId } }),
+    );
+    await ok(api.GET('/v1/alliances/{id}', { params: { path: { id: a.id }, query: { min_version: done.version } } }));
+  }, onDone);
+  if (free.length === 0) return null;
+  return (
+    <form aria-label="Contribute a node" onSubmit={(e) => void contribute.run(Number(formFields(e).node_id))}>
+      <div class="filters">
+        <label>
+          Your node to contribute
+          <select name="node_id">
+            {free.map((n) => (
+              <option key={n.node_id} value={n.node_id}>
+                {n.node_id} (farm {n.farm_id}, {n.status})
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <button type="submit" aria-busy={contribute.busy} disabled={contribute.busy}>
+        Contribute the node
+      </button>
+      {contribute.error ? <ProblemView error={contribute.error} onReload={() => { contribute.clear(); onDone(); }} /> : null}
+    </form>
   );
 }
 
