@@ -12,7 +12,14 @@ import { DeploymentDetail } from './pages/user/DeploymentDetail';
 import { Wallet } from './pages/user/Wallet';
 import { Notifications } from './pages/user/Notifications';
 import { ProviderHome } from './pages/provider/Home';
+import { ProviderNodes } from './pages/provider/Nodes';
+import { ProviderMaintenance } from './pages/provider/Maintenance';
+import { ProviderAlliances, ProviderAlliance } from './pages/provider/Alliances';
 import { OperatorHome } from './pages/operator/Home';
+import { Pricing } from './pages/operator/Pricing';
+import { DeadLetters } from './pages/operator/DeadLetters';
+import { Audit, Correlation } from './pages/operator/Audit';
+import { Overview } from './pages/operator/Overview';
 
 export interface PageRoute {
   path: string;
@@ -32,9 +39,18 @@ export const ROUTES: PageRoute[] = [
   { path: '/wallet', role: 'cloud-user', component: Wallet, nav: 'Wallet' },
   { path: '/notifications', role: 'cloud-user', component: Notifications, nav: 'Notifications' },
 
-  { path: '/provider', role: 'cloud-provider', component: ProviderHome, nav: 'Provider' },
+  { path: '/provider', role: 'cloud-provider', component: ProviderHome, nav: 'Requests' },
+  { path: '/provider/nodes', role: 'cloud-provider', component: ProviderNodes, nav: 'My nodes' },
+  { path: '/provider/maintenance', role: 'cloud-provider', component: ProviderMaintenance, nav: 'Maintenance' },
+  { path: '/provider/alliances', role: 'cloud-provider', component: ProviderAlliances, nav: 'Alliances' },
+  { path: '/provider/alliances/:id', role: 'cloud-provider', component: ProviderAlliance },
 
-  { path: '/operator', role: 'cloud-operator', component: OperatorHome, nav: 'Operator' },
+  { path: '/operator', role: 'cloud-operator', component: OperatorHome, nav: 'Review queue' },
+  { path: '/operator/pricing', role: 'cloud-operator', component: Pricing, nav: 'Pricing' },
+  { path: '/operator/dead-letters', role: 'cloud-operator', component: DeadLetters, nav: 'Dead letters' },
+  { path: '/operator/audit', role: 'cloud-operator', component: Audit, nav: 'Audit' },
+  { path: '/operator/audit/correlations/:id', role: 'cloud-operator', component: Correlation },
+  { path: '/operator/overview', role: 'cloud-operator', component: Overview, nav: 'Overview' },
 ];
 
 export const ROLE_LABEL: Record<Role, string> = {

@@ -111,6 +111,8 @@ export default async function globalSetup() {
         STRIPE_PUBLISHABLE_KEY: 'pk_test_console',
         STRIPE_API_BASE: stripeBase,
         STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+        // Alliances get their chain farm within seconds, not a minute.
+        ALLIANCE_SETTLEMENT_INTERVAL_SECS: '2',
         RUST_LOG: process.env.RUST_LOG ?? 'warn',
       },
       stdio: ['ignore', 'pipe', 'pipe'],

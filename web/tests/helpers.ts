@@ -51,3 +51,47 @@ export async function accessible(page: Page, what: string) {
     `accessibility of ${what}`,
   ).toEqual([]);
 }
+
+/** A dev token for `sub` (the API mints them in dev mode only), for setting up through the API. */
+export async function token(sub: string, roles: string[]): Promise<string> {
+  const r = await fetch(`${process.env.CONSOLE_URL}/dev/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sub, roles }),
+  });
+  expect(r.status, 'POST /dev/token').toBe(200);
+  return ((await r.json()) as { token: string }).token;
+}
+
+/** Calls the API as the token's holder; the JSON answer (any 2xx), else fails with the problem. */
+export async function call<T = Record<string, unknown>>(bearer: string, method: string, path: string, body?: unknown): Promise<T> {
+  const r = await fetch(`${process.env.CONSOLE_URL}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${bearer}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  expect(r.ok, `${method} ${path}: ${r.status} ${text}`).toBe(true);
+  return (text ? JSON.parse(text) : {}) as T;
+}
+
+/** A VM for `bearer`'s user, through the API (the deploy form has its own test), once it runs. */
+export async function runningVm(bearer: string, name: string): Promise<{ id: string; node_id: number; farm_id: number }> {
+  const { id } = await call<{ id: string }>(bearer, 'POST', '/v1/deployments', {
+    name,
+    spec: { kind: 'vm', size: { cpu: 1, memory_mib: 1024, rootfs_gb: 10 }, image: 'https://hub.grid.tf/tf-official-apps/base:latest.flist', ssh_key: SSH_KEY },
+  });
+  let d: { status: string; node_id?: number; farm_id?: number } = { status: '' };
+  await expect
+    .poll(
+      async () => {
+        // 503 while the view catches up with the request: ask again.
+        const r = await fetch(`${process.env.CONSOLE_URL}/v1/deployments/${id}`, { headers: { authorization: `Bearer ${bearer}` } });
+        if (r.ok) d = await r.json();
+        return d.status;
+      },
+      { timeout: 60_000, intervals: [500] },
+    )
+    .toBe('running');
+  return { id, node_id: d.node_id!, farm_id: d.farm_id! };
+}

@@ -6,7 +6,8 @@ import 'uplot/dist/uPlot.min.css';
 
 export interface Series {
   label: string;
-  values: number[];
+  /** One per time; null where there is no value. */
+  values: (number | null)[];
 }
 
 export function TimeChart({ title, times, series, format }: {
@@ -21,11 +22,13 @@ export function TimeChart({ title, times, series, format }: {
     const el = box.current;
     if (!el) return;
     const width = () => Math.max(260, el.clientWidth);
-    const colors = ['#1e6fd9', '#d9480f', '#2f9e44', '#7048e8'];
+    const colors = ['#1e6fd9', '#d9480f', '#2f9e44', '#7048e8', '#868e96'];
     const plot = new uPlot(
       {
         width: width(),
         height: 220,
+        // A few samples only (a page just opened): a minute's window, not years.
+        scales: { x: { time: true, range: (_: uPlot, min: number, max: number) => (max - min < 60 ? [max - 60, max + 5] : [min, max]) } },
         series: [
           {},
           ...series.map((s, i) => ({
@@ -37,7 +40,7 @@ export function TimeChart({ title, times, series, format }: {
         ],
         axes: [{}, { values: (_: uPlot, ticks: number[]) => ticks.map((t) => (format ? format(t) : String(t))), size: 90 }],
       },
-      [times, ...series.map((s) => s.values)],
+      [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
       el,
     );
     const resize = new ResizeObserver(() => plot.setSize({ width: width(), height: 220 }));

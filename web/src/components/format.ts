@@ -27,3 +27,24 @@ export function when(iso: string | null | undefined): string {
   if (!iso) return '—';
   return new Date(iso).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' });
 }
+
+/** Basis points as a percentage (9,850 → 98.50 %). */
+export function bps(b: number | null | undefined): string {
+  if (b == null) return '—';
+  return `${(b / 100).toFixed(2)} %`;
+}
+
+/** Seconds as days and hours. */
+export function duration(s: number | null | undefined): string {
+  if (s == null) return '—';
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  return d > 0 ? `${d} d ${h} h` : `${h} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+/** TFT base units given as a decimal string (alliance figures). */
+export function tftText(units: string | null | undefined): string {
+  if (units == null || units === '') return '—';
+  const n = Number(units);
+  return Number.isFinite(n) ? tft(n) : `${units} units`;
+}

@@ -2,7 +2,7 @@
 // loads a page's data.
 
 import type { ComponentChildren } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { Problem } from '../api/client';
 
 export function Loading({ what = 'Loading' }: { what?: string }) {
@@ -73,4 +73,54 @@ export function Loaded<T>({ async: a, children }: { async: Async<T>; children: (
   if (a.error) return <ProblemView error={a.error} onReload={a.reload} />;
   if (a.data === undefined) return <Loading />;
   return <>{children(a.data)}</>;
+}
+
+export interface Action<A extends unknown[]> {
+  busy: boolean;
+  error: unknown;
+  /** Runs the action; resolves true when it succeeded. */
+  run: (...args: A) => Promise<boolean>;
+  clear: () => void;
+}
+
+/** One user action (a button, a form): busy while it runs, its problem kept to show. */
+export function useAction<A extends unknown[]>(act: (...args: A) => Promise<unknown>, onDone?: () => void): Action<A> {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const run = async (...args: A) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await act(...args);
+      onDone?.();
+      return true;
+    } catch (e) {
+      setError(e);
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run, clear: () => setError(undefined) };
+}
+
+/** A submitted form's text fields, trimmed. */
+export function formFields(e: Event): Record<string, string> {
+  e.preventDefault();
+  const out: Record<string, string> = {};
+  for (const [k, v] of new FormData(e.currentTarget as HTMLFormElement).entries()) if (typeof v === 'string') out[k] = v.trim();
+  return out;
+}
+
+/** Calls `tick` every `ms` while the page is open (and visible). */
+export function useInterval(tick: () => void, ms: number) {
+  const latest = useRef(tick);
+  latest.current = tick;
+  useEffect(() => {
+    const t = setInterval(() => {
+      if (document.visibilityState !== 'hidden') latest.current();
+    }, ms);
+    return () => clearInterval(t);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [ms]);
 }
