@@ -165,8 +165,18 @@ test('every cloud-user page has no serious or critical accessibility violations,
     await expect(page.locator('[aria-busy="true"][role="status"]')).toHaveCount(0);
     await accessible(page, `${menu} (phone)`);
     // Nothing wider than the phone but the tables' own scroll boxes.
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow, `${menu} fits a phone's width`).toBeLessThanOrEqual(1);
+    const { overflow, wide } = await page.evaluate(() => {
+      // The outermost elements reaching past the screen, to say what does not fit.
+      const past = [...document.querySelectorAll('body *')].filter(
+        (e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.parentElement?.closest('.table-wrap'),
+      );
+      const outer = past.filter((e) => !past.some((o) => o !== e && o.contains(e)));
+      return {
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+        wide: outer.slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().width)}px`),
+      };
+    });
+    expect(overflow, `${menu} fits a phone's width (too wide: ${wide.join(', ')})`).toBeLessThanOrEqual(1);
   }
   await screenshot(page, 'wallet-phone');
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Nodes' }).click();
