@@ -501,24 +501,6 @@ async fn wait_for_views(pool: &PgPool, expected: i64) -> Option<Duration> {
     }
 }
 
-/// The statements PostgreSQL spent most time on during the throughput
-/// phases (needs `MARKETPLACE_PG_SETTINGS=shared_preload_libraries=pg_stat_statements`).
-async fn top_statements(pool: &PgPool, mode: &str) -> Vec<String> {
-    let rows: Result<Vec<(String, i64, f64)>, sqlx::Error> = sqlx::query_as(
-        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 110), calls, total_exec_time
-           FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12",
-    )
-    .fetch_all(pool)
-    .await;
-    match rows {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|(q, calls, ms)| format!("[{mode}] pg: {ms:>9.0} ms {calls:>7} calls  {q}"))
-            .collect(),
-        Err(e) => vec![format!("[{mode}] pg_stat_statements unavailable: {e}")],
-    }
-}
-
 async fn run_mode(
     durable: bool,
     cfg: &Config,

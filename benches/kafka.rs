@@ -400,10 +400,14 @@ async fn rebuild_phase(pool: &PgPool) -> anyhow::Result<String> {
     while copies > 0 {
         let chunk = copies.min(50_000);
         sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+            // MATERIALIZED: the ids are drawn once per copy. Unmaterialized,
+            // the planner may rescan the series for each template event,
+            // drawing new ids, so that every copied event starts an
+            // aggregate of its own (a gap the projection dead-letters).
+            "WITH ids AS MATERIALIZED (SELECT n, gen_random_uuid()::text AS id FROM generate_series(1, $2) n)
+             INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
              SELECT t.aggregate_type, ids.id, t.sequence, t.event_type, t.event_version, t.payload, t.metadata
-               FROM (SELECT n, gen_random_uuid()::text AS id FROM generate_series(1, $2) n) ids
-              CROSS JOIN (SELECT * FROM events WHERE aggregate_id = $1) t
+               FROM ids CROSS JOIN (SELECT * FROM events WHERE aggregate_id = $1) t
               ORDER BY ids.n, t.sequence",
         )
         .bind(&template)
