@@ -121,11 +121,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 });
             }
         }
-        let expected_version = match header("if-match") {
+        // Present but empty is as malformed as any other value that is not
+        // the documented shape (`crate::contract::IF_MATCH_PATTERN`).
+        let expected_version = match parts.headers.get("if-match") {
             None => None,
-            Some(v) => Some(v.trim_matches('"').parse::<u64>().map_err(|_| {
+            Some(v) => Some(if_match(v.to_str().unwrap_or_default()).ok_or_else(|| {
                 ApiError::BadRequest(
-                    "If-Match must be a version number, as returned in `version`".into(),
+                    "If-Match must be a version number, as returned in `version` or `ETag`".into(),
                 )
             })?),
         };
@@ -135,5 +137,41 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
             idempotency_key,
             expected_version,
         })
+    }
+}
+
+/// A version as `If-Match` carries it: `7` or `"7"` (1 to 18 digits).
+fn if_match(value: &str) -> Option<u64> {
+    let digits = match value.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"')?,
+        None => value,
+    };
+    let well_formed =
+        (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    well_formed.then(|| digits.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::if_match;
+
+    #[test]
+    fn if_match_takes_a_version_quoted_or_not_and_nothing_else() {
+        assert_eq!(if_match("7"), Some(7));
+        assert_eq!(if_match("\"12\""), Some(12));
+        for bad in [
+            "",
+            "\"",
+            "\"\"",
+            "\"7",
+            "7\"",
+            "\"\"7\"\"",
+            "W/\"7\"",
+            "-1",
+            " 7",
+            "1234567890123456789",
+        ] {
+            assert_eq!(if_match(bad), None, "{bad:?}");
+        }
     }
 }

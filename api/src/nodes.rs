@@ -69,6 +69,7 @@ pub struct CatalogParams {
     /// With a GPU.
     pub has_gpu: Option<bool>,
     /// Comma-separated statuses: up, standby, down.
+    #[param(pattern = "^(up|standby|down)(,(up|standby|down))*$")]
     pub status: Option<String>,
     /// Up for at least this many seconds.
     pub min_uptime_seconds: Option<u64>,
@@ -81,10 +82,13 @@ pub struct CatalogParams {
     /// Only alliance nodes whose alliance's SLA targets at least this uptime (basis points).
     pub sla_min_bps: Option<u16>,
     /// node_id (default), free_cru, free_mru, price or uptime.
+    #[param(schema_with = crate::contract::node_sort)]
     pub sort: Option<String>,
     /// The `next_cursor` of the previous page (same sort).
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

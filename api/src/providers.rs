@@ -284,16 +284,19 @@ pub struct ProviderRequestPage {
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only requests in this status.
+    #[param(schema_with = crate::contract::provider_request_status)]
     pub status: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
 /// The operator's review queue (every request, oldest first), or a provider's own requests.
 #[utoipa::path(
-    get, path = "/v1/provider-requests", tag = "providers",
+    get, path = "/v1/provider-requests", tag = "providers", operation_id = "list_provider_requests",
     params(ListParams),
     responses((status = 200, body = ProviderRequestPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []))

@@ -25,6 +25,7 @@ mod bus;
 mod chain_sim;
 mod cli;
 mod commands;
+mod contract;
 mod deployments_api;
 mod grid_sync;
 mod group_commit;

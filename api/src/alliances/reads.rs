@@ -93,14 +93,16 @@ pub struct AlliancePage {
 #[serde(deny_unknown_fields)]
 pub struct AllianceListParams {
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
 /// A provider's alliances (as member or invitee), or every one for operators.
 #[utoipa::path(
-    get, path = "/v1/alliances", tag = "alliances",
+    get, path = "/v1/alliances", tag = "alliances", operation_id = "list_alliances",
     params(AllianceListParams),
     responses((status = 200, body = AlliancePage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []))

@@ -50,6 +50,7 @@ pub struct EventsParams {
     /// Send only changes after this sequence (default 0: the whole history).
     /// A `Last-Event-ID` header takes precedence: it is where a reconnecting
     /// client left off.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
 }
 

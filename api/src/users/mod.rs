@@ -549,7 +549,7 @@ pub async fn send_verification_code(
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     /// The 6 digits sent to your contact email.
-    #[schema(example = "042917")]
+    #[schema(example = "042917", pattern = "^[0-9]{6}$")]
     pub code: String,
 }
 
@@ -625,8 +625,10 @@ pub struct UserListParams {
     /// Only users whose token email or contact email is this (any case).
     pub email: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

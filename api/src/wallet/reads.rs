@@ -403,8 +403,10 @@ pub async fn get_any_wallet(
 #[serde(deny_unknown_fields)]
 pub struct ActivityParams {
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^-?[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

@@ -41,8 +41,10 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionRequest {
     /// Cents charged every month, 500 to 200,000 ($5 to $2,000).
+    #[schema(minimum = 500, maximum = 200_000)]
     pub usd_cents: u64,
     /// The saved card charged; the default card when omitted.
+    #[schema(pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255)]
     pub payment_method_id: Option<String>,
 }
 
@@ -314,7 +316,7 @@ pub async fn create_subscription(
 /// answers 404.
 #[utoipa::path(
     get, path = "/v1/wallet/subscriptions/{subscription_id}", tag = "wallet",
-    params(("subscription_id" = String, Path, description = "Stripe's subscription id"), ReadParams),
+    params(("subscription_id" = String, Path, description = "Stripe's subscription id", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255), ReadParams),
     responses(
         (status = 200, body = SubscriptionBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -395,7 +397,7 @@ async fn cancel(
 #[utoipa::path(
     post, path = "/v1/wallet/subscriptions/{subscription_id}/cancel", tag = "wallet",
     request_body = CancelSubscriptionRequest,
-    params(("subscription_id" = String, Path, description = "Stripe's subscription id"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
+    params(("subscription_id" = String, Path, description = "Stripe's subscription id", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 400, body = Problem, description = "Malformed body"),
@@ -436,7 +438,7 @@ pub async fn cancel_subscription(
 /// `at_period_end: false`).
 #[utoipa::path(
     delete, path = "/v1/wallet/subscriptions/{subscription_id}", tag = "wallet",
-    params(("subscription_id" = String, Path, description = "Stripe's subscription id"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
+    params(("subscription_id" = String, Path, description = "Stripe's subscription id", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 401, body = Problem), (status = 403, body = Problem),

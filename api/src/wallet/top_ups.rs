@@ -30,6 +30,7 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
     /// The price in USD cents, 500 to 1,000,000.
+    #[schema(minimum = 500, maximum = 1_000_000)]
     pub usd_cents: u64,
 }
 
