@@ -79,6 +79,63 @@ fn errors_as_problems(op: &mut Operation) {
     }
 }
 
+/// A `text/event-stream` answer documents one event, as OpenAPI 3.1 reads
+/// the schema of a stream: `id`, `event` and `data`, whose text is the JSON
+/// the operation declared (`contentMediaType`, `contentSchema`).
+fn events_as_events(op: &mut Operation) {
+    use utoipa::openapi::extensions::ExtensionsBuilder;
+    use utoipa::openapi::schema::ObjectBuilder;
+    for response in op.responses.responses.values_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        let Some(RefOr::T(content)) = response.content.get_mut("text/event-stream") else {
+            continue;
+        };
+        let Some(payload) = content.schema.take() else {
+            continue;
+        };
+        let payload = serde_json::to_value(&payload).unwrap_or_default();
+        let mut data = Object::with_type(Type::String);
+        data.content_media_type = "application/json".into();
+        data.extensions = Some(
+            ExtensionsBuilder::new()
+                .add("contentSchema", payload)
+                .build(),
+        );
+        let event = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("id", Object::with_type(Type::String))
+            .property("event", Object::with_type(Type::String))
+            .property("data", data)
+            .required("data")
+            .description(Some("One server-sent event; `data` is JSON"))
+            .build();
+        content.schema = Some(RefOr::T(Schema::Object(event)));
+    }
+}
+
+/// A parameter is absent or has a value: an optional one is not
+/// required, never `null` (which a header or query string would send as
+/// the text `null`).
+fn not_null(param: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::schema::SchemaType;
+    let Some(RefOr::T(Schema::Object(object))) = param.schema.as_mut() else {
+        return;
+    };
+    if let SchemaType::Array(types) = &object.schema_type {
+        let kept: Vec<Type> = types
+            .iter()
+            .filter(|t| **t != Type::Null)
+            .cloned()
+            .collect();
+        object.schema_type = match kept.as_slice() {
+            [one] => SchemaType::Type(one.clone()),
+            _ => SchemaType::Array(kept),
+        };
+    }
+}
+
 fn string_schema(pattern: Option<&str>, max_length: Option<usize>) -> RefOr<Schema> {
     let mut object = Object::with_type(Type::String);
     object.pattern = pattern.map(str::to_string);
@@ -125,6 +182,7 @@ impl utoipa::Modify for Contract {
                 let mut statuses = Vec::new();
                 for param in op.parameters.iter_mut().flatten() {
                     let RefOr::T(param) = param else { continue };
+                    not_null(param);
                     match (
                         &param.parameter_in,
                         param.name.to_ascii_lowercase().as_str(),
@@ -148,6 +206,7 @@ impl utoipa::Modify for Contract {
                     ensure(op, "503");
                 }
                 errors_as_problems(op);
+                events_as_events(op);
             }
         }
         add_links(openapi);

@@ -213,7 +213,7 @@ impl SpecBody {
 pub struct PlacementBody {
     /// Only nodes in this country.
     #[serde(default)]
-    #[schema(min_length = 2, max_length = 56)]
+    #[schema(pattern = r"^[^\W\d_]([^\W\d_]|[ .'-]){1,55}$")]
     pub country: Option<String>,
     /// Only nodes of this farm.
     #[serde(default)]
@@ -300,8 +300,9 @@ impl RequestDeploymentBody {
 pub struct ResizeBody {
     /// The new size of the VM, or of every worker of a cluster.
     pub size: SizeBody,
-    /// For a cluster, a new worker count.
+    /// For a cluster, a new worker count (0 to 50).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 50)]
     pub workers: Option<u8>,
 }
 

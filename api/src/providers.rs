@@ -62,14 +62,31 @@ pub struct SubmitBody {
     /// A contact e-mail address.
     pub contact_email: String,
     /// The grid farm to sell.
+    #[schema(minimum = 1)]
     pub farm_id: u32,
-    /// The farm's nodes to sell (1 to 500).
+    /// The farm's nodes to sell (1 to 500, each positive, no duplicates).
+    #[schema(schema_with = node_ids_schema)]
     pub node_ids: Vec<u32>,
     /// The farm's country.
     pub country: String,
     /// Anything the reviewers should know.
     #[serde(default)]
     pub message: Option<String>,
+}
+
+fn node_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(u32::MAX)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(500))
+        .unique_items(true)
+        .build()
 }
 
 /// Apply to sell a farm's capacity (provider).

@@ -117,6 +117,11 @@ pub async fn list(
         return Err(ApiError::BadRequest("limit is 1 to 100".into()));
     }
     let member = (!actor.is_operator()).then_some(actor.subject.as_str());
+    if params.cursor.as_deref() == Some("") {
+        return Err(ApiError::BadRequest(
+            "cursor: pass a page's next_cursor, or no cursor".into(),
+        ));
+    }
     let rows = views::list(&state.pool, member, params.cursor.as_deref(), limit).await?;
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.alliance_id.clone()))

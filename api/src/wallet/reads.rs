@@ -99,6 +99,7 @@ pub struct AutoTopUpBody {
     /// Most cents charged per calendar month (UTC).
     pub monthly_cap_cents: u64,
     /// The card charged; the default card when omitted.
+    #[schema(pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255)]
     pub payment_method_id: Option<String>,
 }
 

@@ -29,6 +29,7 @@ use utoipa::ToSchema;
 
 use super::reads::{read_wallet_row, ReadParams};
 use super::{accepted, accepted_on_wallet, payments, stripe_id};
+use super::{no_saved_card, unknown_card};
 use crate::auth::AsUser;
 use crate::command::{fingerprint, keyed, metadata};
 use crate::dto::CommandAccepted;
@@ -202,7 +203,7 @@ fn record<'a>(
         (status = 400, body = Problem, description = "Malformed body"),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem, description = "`/problems/already-subscribed`: a subscription is running; or a stale If-Match"),
-        (status = 422, body = Problem, description = "`/problems/invalid-command`: amount out of range, no saved card, not a saved card of this wallet; `/problems/payment-refused`: Stripe refused the card (`card_declined`)"),
+        (status = 422, body = Problem, description = "`/problems/invalid-command`: amount out of range; `/problems/no-saved-card`; `/problems/unknown-card`: not a saved card of this wallet; `/problems/payment-refused`: Stripe refused the card (`card_declined`)"),
         (status = 503, body = Problem, description = "Payments not configured, or Stripe unavailable")
     ),
     security(("bearer" = []))
@@ -231,26 +232,15 @@ pub async fn create_subscription(
             ctx.idempotency_key.as_deref(),
         );
         let (current, version) = load(&state.stores.wallets, &actor.subject).await?;
-        let s = current
-            .state()
-            .ok_or_else(|| invalid("payment_method_id", "save a card first"))?;
+        let s = current.state().ok_or_else(|| no_saved_card())?;
         let pm = match &body.payment_method_id {
             Some(id) => stripe_id("payment_method_id", id)?,
-            None => s
-                .default_card
-                .clone()
-                .ok_or_else(|| invalid("payment_method_id", "save a card first"))?,
+            None => s.default_card.clone().ok_or_else(|| no_saved_card())?,
         };
         if !s.cards.contains_key(&pm) {
-            return Err(invalid(
-                "payment_method_id",
-                "not a saved card of this wallet",
-            ));
+            return Err(unknown_card().into());
         }
-        let customer = s
-            .stripe_customer
-            .clone()
-            .ok_or_else(|| invalid("payment_method_id", "save a card first"))?;
+        let customer = s.stripe_customer.clone().ok_or_else(|| no_saved_card())?;
         if let Some(running) = s.current_subscription() {
             return Err(CommandError::from(WalletError::AlreadySubscribed(
                 running.subscription_id.clone(),
