@@ -77,4 +77,8 @@ async fn the_server_reads_requests_as_the_document_describes_them() {
     expect_problem(r, 400).await;
     let r = app.get("/v1/alliances?cursor=", &farmer).await;
     expect_problem(r, 400).await;
+
+    // An audit search's text filter is 1 to 200 characters: empty is not "any".
+    let r = app.get("/v1/audit/events?event_type=", &operator()).await;
+    expect_problem(r, 400).await;
 }
