@@ -33,6 +33,7 @@ pub struct DeadLetterParams {
     /// Resolved ones too (they stay as the audit trail of retries).
     pub include_resolved: Option<bool>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Pass `next_after` from the previous page.
     pub after: Option<i64>,

@@ -18,10 +18,13 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct SizeBody {
     /// Virtual CPUs (1 to 32).
+    #[schema(minimum = 1, maximum = 32)]
     pub cpu: u32,
     /// Memory in MiB (256 to 262,144).
+    #[schema(minimum = 256, maximum = 262_144)]
     pub memory_mib: u32,
     /// Root filesystem in GB (1 to 10,000).
+    #[schema(minimum = 1, maximum = 10_000)]
     pub rootfs_gb: u32,
 }
 
@@ -29,6 +32,25 @@ impl SizeBody {
     fn into_domain(self, field: &str) -> Result<MachineSize, SpecError> {
         MachineSize::new(self.cpu, self.memory_mib, self.rootfs_gb).map_err(|e| e.under(field))
     }
+}
+
+/// An extra SSD disk's size in GB.
+#[derive(ToSchema)]
+#[schema(minimum = 1, maximum = 10_000)]
+#[allow(dead_code)]
+pub struct DiskGb(u32);
+
+/// A QSFS disk's size in GB.
+#[derive(ToSchema)]
+#[schema(minimum = 10, maximum = 10_000)]
+#[allow(dead_code)]
+pub struct QsfsGb(u32);
+
+fn masters_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some([1, 3, 5]))
+        .build()
 }
 
 /// A single VM.
@@ -39,13 +61,19 @@ pub struct VmBody {
     pub size: SizeBody,
     /// Extra SSD disks in GB (at most 8, each 1 to 10,000).
     #[serde(default)]
+    #[schema(max_items = 8, value_type = Vec<DiskGb>)]
     pub disks_gb: Vec<u32>,
     /// Whether it gets a public IPv4 address.
     #[serde(default)]
     pub public_ipv4: bool,
     /// The flist image URL (`https://….flist`).
+    #[schema(pattern = r"^https://\S+\.flist$", max_length = 512)]
     pub image: String,
     /// An OpenSSH public key line.
+    #[schema(
+        pattern = r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]{16,}( [^\n]*)?$",
+        max_length = 4096
+    )]
     pub ssh_key: String,
     /// Keep a standby VM on a node of another farm, started when this
     /// one's node has been unreachable for 30 minutes.
@@ -54,6 +82,7 @@ pub struct VmBody {
     /// Quantum-safe (QSFS) disks in GB (at most 2, each 10 to 10,000),
     /// each spread over 4 `zdb` backends on other nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 2, value_type = Vec<QsfsGb>)]
     pub qsfs_gb: Vec<u32>,
 }
 
@@ -62,8 +91,10 @@ pub struct VmBody {
 #[serde(deny_unknown_fields)]
 pub struct KubernetesBody {
     /// Masters: 1, 3 or 5.
+    #[schema(schema_with = masters_schema)]
     pub masters: u8,
     /// Workers: 0 to 50.
+    #[schema(minimum = 0, maximum = 50)]
     pub workers: u8,
     /// Size of each master.
     pub master_size: SizeBody,
@@ -73,8 +104,13 @@ pub struct KubernetesBody {
     #[serde(default)]
     pub public_ipv4: bool,
     /// The flist image URL.
+    #[schema(pattern = r"^https://\S+\.flist$", max_length = 512)]
     pub image: String,
     /// An OpenSSH public key line.
+    #[schema(
+        pattern = r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]{16,}( [^\n]*)?$",
+        max_length = 4096
+    )]
     pub ssh_key: String,
     /// Run each worker on a node of its own instead of all on the masters' node.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -82,13 +118,55 @@ pub struct KubernetesBody {
 }
 
 /// What a deployment runs, tagged by `kind`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SpecBody {
     /// One VM.
     Vm(VmBody),
     /// A Kubernetes cluster.
     Kubernetes(KubernetesBody),
+}
+
+// By hand: the derive describes each variant as `allOf` its body and the
+// tag, which no value satisfies, the body refusing unknown fields
+// (`additionalProperties: false`) and so the tag. Here each variant is its
+// body's object with `kind` added, as serde reads it.
+impl utoipa::PartialSchema for SpecBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{OneOfBuilder, Schema};
+        use utoipa::openapi::RefOr;
+        fn tagged(kind: &str, body: RefOr<Schema>) -> Schema {
+            let RefOr::T(Schema::Object(mut object)) = body else {
+                unreachable!("a struct's schema is an object")
+            };
+            object.properties.insert(
+                "kind".into(),
+                RefOr::T(Schema::Object(crate::contract::string_enum([kind]))),
+            );
+            object.required.insert(0, "kind".into());
+            Schema::Object(object)
+        }
+        OneOfBuilder::new()
+            .item(tagged("vm", <VmBody as utoipa::PartialSchema>::schema()))
+            .item(tagged(
+                "kubernetes",
+                <KubernetesBody as utoipa::PartialSchema>::schema(),
+            ))
+            .description(Some("What a deployment runs, tagged by `kind`."))
+            .into()
+    }
+}
+
+impl ToSchema for SpecBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <VmBody as ToSchema>::schemas(schemas);
+        <KubernetesBody as ToSchema>::schemas(schemas);
+    }
 }
 
 impl SpecBody {
@@ -135,9 +213,11 @@ impl SpecBody {
 pub struct PlacementBody {
     /// Only nodes in this country.
     #[serde(default)]
+    #[schema(pattern = r"^[^\W\d_]([^\W\d_]|[ .'-]){1,55}$")]
     pub country: Option<String>,
     /// Only nodes of this farm.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub farm_id: Option<u32>,
     /// Only certified nodes.
     #[serde(default)]
@@ -147,6 +227,7 @@ pub struct PlacementBody {
     pub dedicated: bool,
     /// Minimum node uptime in basis points (9,500 = 95%).
     #[serde(default)]
+    #[schema(maximum = 10_000)]
     pub min_uptime_bps: u16,
     /// Alliance nodes only: nodes counted now in this provider alliance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +270,7 @@ impl PlacementBody {
 #[serde(deny_unknown_fields)]
 pub struct RequestDeploymentBody {
     /// 2 to 50 lowercase letters and digits, starting with a letter.
+    #[schema(pattern = "^[a-z][a-z0-9]{1,49}$")]
     pub name: String,
     /// What to run.
     pub spec: SpecBody,
@@ -218,8 +300,9 @@ impl RequestDeploymentBody {
 pub struct ResizeBody {
     /// The new size of the VM, or of every worker of a cluster.
     pub size: SizeBody,
-    /// For a cluster, a new worker count.
+    /// For a cluster, a new worker count (0 to 50).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 50)]
     pub workers: Option<u8>,
 }
 

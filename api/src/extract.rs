@@ -17,11 +17,69 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let mut value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        as_json_schema_reads(&mut value, &mut String::new())?;
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::Invalid {
+                    detail: format!(
+                        "Failed to deserialize the JSON body into the target type: {path}: {}",
+                        e.inner()
+                    ),
+                    field: (path != ".").then_some(path),
+                }
+            })
     }
+}
+
+/// Numbers as the OpenAPI document (JSON Schema) reads them: `5.0` is the
+/// integer 5, which serde would refuse for an integer field; an integer
+/// beyond int64, the format every documented integer has, is refused.
+fn as_json_schema_reads(value: &mut serde_json::Value, path: &mut String) -> Result<(), ApiError> {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if n.as_u64().is_some_and(|u| u > i64::MAX as u64) {
+                return Err(ApiError::Invalid {
+                    detail: format!("{path}: integers are at most {} (int64)", i64::MAX),
+                    field: (!path.is_empty()).then(|| path.clone()),
+                });
+            }
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                // Exactly representable integers only: beyond 2^53 a float
+                // is not the integer it looks like.
+                if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                    *n = serde_json::Number::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                as_json_schema_reads(item, path)?;
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                as_json_schema_reads(item, path)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -66,6 +124,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Every documented integer is an int64: larger digits are refused
+        // here as they would be in a body, whatever Rust type reads them.
+        let query = parts.uri.query().unwrap_or_default();
+        for (name, value) in form_urlencoded_pairs(query) {
+            let digits = value.strip_prefix('+').unwrap_or(&value);
+            let beyond = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<i64>().is_err();
+            if beyond {
+                return Err(ApiError::BadRequest(format!(
+                    "{name}: integers are at most {} (int64)",
+                    i64::MAX
+                )));
+            }
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
@@ -74,6 +147,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
     }
+}
+
+/// The query string's `name=value` pairs, decoded.
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
 }
 
 /// Ids that tie a request to its events: the request id (set by the
@@ -121,11 +199,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 });
             }
         }
-        let expected_version = match header("if-match") {
+        // Present but empty is as malformed as any other value that is not
+        // the documented shape (`crate::contract::IF_MATCH_PATTERN`).
+        let expected_version = match parts.headers.get("if-match") {
             None => None,
-            Some(v) => Some(v.trim_matches('"').parse::<u64>().map_err(|_| {
+            Some(v) => Some(if_match(v.to_str().unwrap_or_default()).ok_or_else(|| {
                 ApiError::BadRequest(
-                    "If-Match must be a version number, as returned in `version`".into(),
+                    "If-Match must be a version number, as returned in `version` or `ETag`".into(),
                 )
             })?),
         };
@@ -135,5 +215,52 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
             idempotency_key,
             expected_version,
         })
+    }
+}
+
+/// A version as `If-Match` carries it: `7` or `"7"` (1 to 18 digits).
+fn if_match(value: &str) -> Option<u64> {
+    let digits = match value.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"')?,
+        None => value,
+    };
+    let well_formed =
+        (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    well_formed.then(|| digits.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{as_json_schema_reads, if_match};
+
+    #[test]
+    fn integral_numbers_read_as_integers_and_int64_bounds_hold() {
+        let mut v = serde_json::json!({"a": 5.0, "b": [1.5, 2.0], "c": -3.0});
+        as_json_schema_reads(&mut v, &mut String::new()).expect("fits");
+        assert_eq!(v, serde_json::json!({"a": 5, "b": [1.5, 2], "c": -3}));
+        let mut big = serde_json::json!({"n": {"m": 9_223_372_036_854_775_808u64}});
+        let e = as_json_schema_reads(&mut big, &mut String::new()).expect_err("beyond int64");
+        assert!(matches!(e, crate::error::ApiError::Invalid { field: Some(f), .. } if f == "n.m"));
+    }
+
+    #[test]
+    fn if_match_takes_a_version_quoted_or_not_and_nothing_else() {
+        assert_eq!(if_match("7"), Some(7));
+        assert_eq!(if_match("0"), Some(0));
+        assert_eq!(if_match("\"12\""), Some(12));
+        for bad in [
+            "",
+            "\"",
+            "\"\"",
+            "\"7",
+            "7\"",
+            "\"\"7\"\"",
+            "W/\"7\"",
+            "-1",
+            " 7",
+            "1234567890123456789",
+        ] {
+            assert_eq!(if_match(bad), None, "{bad:?}");
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod command;
 pub mod console;
+pub mod contract;
 pub mod dead_letters;
 pub mod deployments;
 pub mod dto;
@@ -307,10 +308,17 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
 }
 
+/// The modifiers that need every operation: they run after the routes
+/// are merged in.
+fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    utoipa::Modify::modify(&RateLimited, doc);
+    utoipa::Modify::modify(&contract::Contract, doc);
+}
+
 /// The OpenAPI document the API serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = routes().into_openapi();
-    utoipa::Modify::modify(&RateLimited, &mut doc);
+    finish(&mut doc);
     doc
 }
 
@@ -337,7 +345,7 @@ pub fn metrics_app(state: AppState) -> Router {
 pub fn app(state: AppState) -> Router {
     let (router, mut doc) = routes().split_for_parts();
     // After the routes are merged in, so that it sees every operation.
-    utoipa::Modify::modify(&RateLimited, &mut doc);
+    finish(&mut doc);
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     router

@@ -55,6 +55,7 @@ pub struct CatalogParams {
     /// City (any case).
     pub city: Option<String>,
     /// Comma-separated farm ids.
+    #[param(pattern = r"^\s*([0-9]{1,9}\s*)?(,\s*([0-9]{1,9}\s*)?)*$")]
     pub farm_ids: Option<String>,
     /// Certified nodes only (or uncertified only).
     pub certified: Option<bool>,
@@ -69,6 +70,7 @@ pub struct CatalogParams {
     /// With a GPU.
     pub has_gpu: Option<bool>,
     /// Comma-separated statuses: up, standby, down.
+    #[param(pattern = r"^\s*((up|standby|down)\s*)?(,\s*((up|standby|down)\s*)?)*$")]
     pub status: Option<String>,
     /// Up for at least this many seconds.
     pub min_uptime_seconds: Option<u64>,
@@ -79,12 +81,16 @@ pub struct CatalogParams {
     /// Only nodes counted now in this alliance.
     pub alliance_id: Option<String>,
     /// Only alliance nodes whose alliance's SLA targets at least this uptime (basis points).
+    #[param(maximum = 65_535)]
     pub sla_min_bps: Option<u16>,
     /// node_id (default), free_cru, free_mru, price or uptime.
+    #[param(schema_with = crate::contract::node_sort)]
     pub sort: Option<String>,
     /// The `next_cursor` of the previous page (same sort).
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -272,6 +278,12 @@ async fn catalog_page(
     if !(1..=100).contains(&limit) {
         return Err(bad("limit is 1 to 100"));
     }
+    // Every filter is read before a provider with no farms is answered
+    // an empty page: a malformed one is refused either way.
+    let status = match params.status.as_deref() {
+        Some(list) => parse_list(list, "status", NodeStatus::parse)?,
+        None => Vec::new(),
+    };
     let mut farm_ids = match params.farm_ids.as_deref() {
         Some(list) => parse_list(list, "farm id", |s| s.parse::<u32>().ok())?,
         None => Vec::new(),
@@ -290,10 +302,6 @@ async fn catalog_page(
             });
         }
     }
-    let status = match params.status.as_deref() {
-        Some(list) => parse_list(list, "status", NodeStatus::parse)?,
-        None => Vec::new(),
-    };
     let policy = crate::policy::in_force(state).await?.policy;
     let query = CatalogQuery {
         min_free_cru: params.free_cru,

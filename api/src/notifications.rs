@@ -226,7 +226,7 @@ pub async fn mark_all_read(
 #[utoipa::path(
     get, path = "/v1/notifications/stream", tag = "notifications",
     params(
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position"),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this position"),
         FeedParams,
     ),
     responses(

@@ -208,6 +208,7 @@ pub struct HistoryParams {
     /// Only changes older than this version.
     pub before: Option<i64>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

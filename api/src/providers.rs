@@ -62,14 +62,31 @@ pub struct SubmitBody {
     /// A contact e-mail address.
     pub contact_email: String,
     /// The grid farm to sell.
+    #[schema(minimum = 1)]
     pub farm_id: u32,
-    /// The farm's nodes to sell (1 to 500).
+    /// The farm's nodes to sell (1 to 500, each positive, no duplicates).
+    #[schema(schema_with = node_ids_schema)]
     pub node_ids: Vec<u32>,
     /// The farm's country.
     pub country: String,
     /// Anything the reviewers should know.
     #[serde(default)]
     pub message: Option<String>,
+}
+
+fn node_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(u32::MAX)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(500))
+        .unique_items(true)
+        .build()
 }
 
 /// Apply to sell a farm's capacity (provider).
@@ -284,16 +301,19 @@ pub struct ProviderRequestPage {
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only requests in this status.
+    #[param(schema_with = crate::contract::provider_request_status)]
     pub status: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
 /// The operator's review queue (every request, oldest first), or a provider's own requests.
 #[utoipa::path(
-    get, path = "/v1/provider-requests", tag = "providers",
+    get, path = "/v1/provider-requests", tag = "providers", operation_id = "list_provider_requests",
     params(ListParams),
     responses((status = 200, body = ProviderRequestPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []))

@@ -39,7 +39,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     /// Where to POST notifications: `https://…`.
-    #[schema(example = "https://example.com/hooks/marketplace")]
+    #[schema(
+        example = "https://example.com/hooks/marketplace",
+        pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+        max_length = 2048
+    )]
     pub url: String,
 }
 

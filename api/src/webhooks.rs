@@ -253,7 +253,7 @@ pub async fn list_troubled_events(
 /// Apply a set-aside Stripe event again (after fixing its cause).
 #[utoipa::path(
     post, path = "/v1/stripe-events/{event_id}/retry", tag = "payments",
-    params(("event_id" = String, Path, description = "Stripe's event id")),
+    params(("event_id" = String, Path, description = "Stripe's event id", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255)),
     responses(
         (status = 202, body = InboxEvent, description = "Queued again"),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)

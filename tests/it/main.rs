@@ -26,6 +26,7 @@ mod chain_sim;
 mod cli;
 mod commands;
 mod console;
+mod contract;
 mod deployments_api;
 mod grid_sync;
 mod group_commit;

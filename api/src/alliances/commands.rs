@@ -24,6 +24,9 @@ use marketplace_app::CommandError;
 #[serde(deny_unknown_fields)]
 pub struct FoundBody {
     /// 1 to 80 characters.
+    #[schema(
+        pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{0,78}[^\s\x00-\x1f\x7f-\x9f])?\s*$"
+    )]
     pub name: String,
     /// What the alliance offers; at most 2,000 characters.
     #[serde(default)]
@@ -34,7 +37,17 @@ pub struct FoundBody {
     pub sla: SlaBody,
     /// `founder` (default) or `capacity_majority`.
     #[serde(default)]
+    #[schema(schema_with = governance_schema)]
     pub governance: Option<String>,
+}
+
+fn governance_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::contract::string_enum(["founder", "capacity_majority"]);
+    schema.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::schema::Type::String,
+        utoipa::openapi::schema::Type::Null,
+    ]);
+    schema
 }
 
 fn this_period() -> Result<Period, CommandError> {

@@ -37,7 +37,12 @@ pub struct PayoutChallengeRequest {
     /// The SS58 address payouts go to.
     pub account: String,
     /// `sr25519` or `ed25519`.
+    #[schema(schema_with = key_type_schema)]
     pub key_type: String,
+}
+
+fn key_type_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::string_enum(["sr25519", "ed25519"])
 }
 
 /// A challenge to sign.

@@ -89,11 +89,20 @@ pub(crate) fn invalid(e: SpecError) -> CommandError {
     }
 }
 
+fn rule_kind_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::string_enum(["equal", "capacity", "uptime_weighted_capacity", "fixed"])
+}
+
+fn credits_to_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::string_enum(["users", "members"])
+}
+
 /// A sharing rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleBody {
     /// `equal`, `capacity`, `uptime_weighted_capacity` or `fixed`.
+    #[schema(schema_with = rule_kind_schema)]
     pub kind: String,
     /// For `fixed`: basis points per member, summing to 10,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,8 +159,10 @@ impl RuleBody {
 #[serde(deny_unknown_fields)]
 pub struct TierBody {
     /// Uptime (basis points) under which the tier applies.
+    #[schema(maximum = 10_000)]
     pub below_bps: u16,
     /// Credit, basis points of the node's period income.
+    #[schema(maximum = 10_000)]
     pub credit_bps: u16,
 }
 
@@ -160,11 +171,13 @@ pub struct TierBody {
 #[serde(deny_unknown_fields)]
 pub struct SlaBody {
     /// Monthly uptime target per node (basis points, e.g. 9,800).
+    #[schema(maximum = 10_000)]
     pub target_bps: u16,
     /// From the highest threshold down, credits never falling.
     #[serde(default)]
     pub tiers: Vec<TierBody>,
     /// `users` (the users billed on the node, pro rata) or `members` (the other members).
+    #[schema(schema_with = credits_to_schema)]
     pub credits_to: String,
 }
 

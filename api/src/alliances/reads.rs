@@ -93,14 +93,16 @@ pub struct AlliancePage {
 #[serde(deny_unknown_fields)]
 pub struct AllianceListParams {
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
 /// A provider's alliances (as member or invitee), or every one for operators.
 #[utoipa::path(
-    get, path = "/v1/alliances", tag = "alliances",
+    get, path = "/v1/alliances", tag = "alliances", operation_id = "list_alliances",
     params(AllianceListParams),
     responses((status = 200, body = AlliancePage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []))
@@ -115,6 +117,11 @@ pub async fn list(
         return Err(ApiError::BadRequest("limit is 1 to 100".into()));
     }
     let member = (!actor.is_operator()).then_some(actor.subject.as_str());
+    if params.cursor.as_deref() == Some("") {
+        return Err(ApiError::BadRequest(
+            "cursor: pass a page's next_cursor, or no cursor".into(),
+        ));
+    }
     let rows = views::list(&state.pool, member, params.cursor.as_deref(), limit).await?;
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.alliance_id.clone()))

@@ -81,7 +81,7 @@ pub struct StatementParams {
 /// application/pdf`) a PDF.
 #[utoipa::path(
     get, path = "/v1/alliances/{id}/statements/{period}", tag = "alliances",
-    params(("id" = String, Path, description = "The alliance"), ("period" = String, Path, description = "The month, YYYY-MM"), StatementParams),
+    params(("id" = String, Path, description = "The alliance"), ("period" = String, Path, description = "The month, YYYY-MM (1970-01 to 9999-12)", pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$"), StatementParams),
     responses(
         (status = 200, body = MemberStatement, description = "JSON, or application/pdf when asked"),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),

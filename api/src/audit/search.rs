@@ -121,6 +121,22 @@ pub async fn search_events(
                 .ok_or_else(|| ApiError::BadRequest("cursor is not one this search gave".into()))
         })
         .transpose()?;
+    // The text filters are 1 to 200 characters, as documented: an empty
+    // one is malformed, not absent.
+    for (name, value) in [
+        ("correlation_id", &params.correlation_id),
+        ("actor", &params.actor),
+        ("event_type", &params.event_type),
+    ] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.chars().count() > 200)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{name} is 1 to 200 characters"
+            )));
+        }
+    }
     if let (Some(from), Some(to)) = (params.from, params.to) {
         if from >= to {
             return Err(ApiError::BadRequest("from must be before to".into()));

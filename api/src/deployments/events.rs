@@ -50,6 +50,7 @@ pub struct EventsParams {
     /// Send only changes after this sequence (default 0: the whole history).
     /// A `Last-Event-ID` header takes precedence: it is where a reconnecting
     /// client left off.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
 }
 
@@ -64,7 +65,7 @@ pub struct EventsParams {
     get, path = "/v1/deployments/{id}/events", tag = "deployments",
     params(
         ("id" = Uuid, Path, description = "Deployment id"),
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this sequence (the last event's id)"),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this sequence (the last event's id)"),
         EventsParams,
     ),
     responses(
@@ -108,6 +109,9 @@ pub async fn deployment_events(
 /// The sequence to resume after: `Last-Event-ID`, else `?after=`, else 0.
 fn resume_after(headers: &HeaderMap, after: Option<i64>) -> Result<i64, ApiError> {
     let bad = |what: &str| ApiError::BadRequest(what.to_string());
+    if after.is_some_and(|a| a < 0) {
+        return Err(bad("after must not be negative"));
+    }
     let last = headers
         .get("last-event-id")
         .map(|v| {

@@ -119,12 +119,16 @@ pub async fn request_deployment(
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only deployments in this status.
+    #[param(schema_with = crate::contract::deployment_status)]
     pub status: Option<String>,
     /// Only `vm` or `kubernetes`.
+    #[param(schema_with = crate::contract::deployment_kind)]
     pub kind: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

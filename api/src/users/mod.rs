@@ -160,6 +160,22 @@ async fn own_user(
     Ok((actor, version.map_or(1, |v| v as i64)))
 }
 
+/// ISO 3166-1 alpha-2 codes, `null` clearing the country.
+fn country_schema() -> utoipa::openapi::schema::Object {
+    let mut codes = crate::contract::string_enum(marketplace_domain::user::ISO_3166_ALPHA_2);
+    codes.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::schema::Type::String,
+        utoipa::openapi::schema::Type::Null,
+    ]);
+    codes.examples = vec![serde_json::json!("BE")];
+    codes
+}
+
+/// The tz database's names, exactly those the server takes.
+fn time_zone_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::string_enum(marketplace_domain::user::TimeZoneName::all())
+}
+
 /// Read-your-writes.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -222,7 +238,7 @@ pub struct UserPatchBody {
         deserialize_with = "clearable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{0,98}[^\s\x00-\x1f\x7f-\x9f])?\s*$")]
     pub display_name: Option<Option<String>>,
     /// 1 to 100 characters; `null` clears it.
     #[serde(
@@ -230,7 +246,7 @@ pub struct UserPatchBody {
         deserialize_with = "clearable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{0,98}[^\s\x00-\x1f\x7f-\x9f])?\s*$")]
     pub company: Option<Option<String>>,
     /// ISO 3166-1 alpha-2 code (`BE`); `null` clears it.
     #[serde(
@@ -238,7 +254,7 @@ pub struct UserPatchBody {
         deserialize_with = "clearable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, example = "BE")]
+    #[schema(schema_with = country_schema)]
     pub country: Option<Option<String>>,
     /// Where you want mail; a new address is unverified until a code sent
     /// there comes back. `null` removes it.
@@ -256,6 +272,7 @@ pub struct UserPatchBody {
     pub notification_prefs: Option<Value>,
     /// IANA time zone name (`Europe/Brussels`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = time_zone_schema)]
     pub time_zone: Option<String>,
     /// Placement criteria for deployments whose request names none, as
     /// `POST /v1/deployments` takes them; `null` removes them.
@@ -549,7 +566,7 @@ pub async fn send_verification_code(
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     /// The 6 digits sent to your contact email.
-    #[schema(example = "042917")]
+    #[schema(example = "042917", pattern = "^[0-9]{6}$")]
     pub code: String,
 }
 
@@ -625,8 +642,10 @@ pub struct UserListParams {
     /// Only users whose token email or contact email is this (any case).
     pub email: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

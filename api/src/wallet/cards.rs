@@ -129,7 +129,7 @@ pub async fn create_setup_intent(
 /// rule names none).
 #[utoipa::path(
     post, path = "/v1/wallet/payment-methods/{payment_method_id}/default", tag = "wallet",
-    params(("payment_method_id" = String, Path, description = "A saved card"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
+    params(("payment_method_id" = String, Path, description = "A saved card", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -160,7 +160,7 @@ pub async fn set_default_payment_method(
 /// is turned off).
 #[utoipa::path(
     delete, path = "/v1/wallet/payment-methods/{payment_method_id}", tag = "wallet",
-    params(("payment_method_id" = String, Path, description = "A saved card"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
+    params(("payment_method_id" = String, Path, description = "A saved card", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),

@@ -34,6 +34,7 @@ pub struct LinkChallengeRequest {
     /// The SS58 address.
     pub account: String,
     /// `sr25519` (Substrate's default) or `ed25519`.
+    #[schema(schema_with = key_type_schema)]
     pub key_type: String,
 }
 
@@ -48,6 +49,10 @@ pub struct LinkChallengeBody {
     pub expires_at: DateTime<Utc>,
     /// The wallet's version.
     pub version: u64,
+}
+
+fn key_type_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::string_enum(["sr25519", "ed25519"])
 }
 
 fn key_type(text: &str) -> Result<KeyType, ApiError> {

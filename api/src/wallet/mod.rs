@@ -151,3 +151,21 @@ fn stripe_id(field: &str, id: &str) -> Result<StripeId, CommandError> {
         field: Some(e.field),
     })
 }
+
+/// A command that charges a card, from a wallet with none saved: the
+/// wallet's state refuses it (422 `/problems/no-saved-card`).
+fn no_saved_card() -> CommandError {
+    CommandError::Rule {
+        slug: "no-saved-card",
+        detail: "save a card first (payment_method_id)".into(),
+    }
+}
+
+/// A well-formed card id that is not one of this wallet's saved cards
+/// (422 `/problems/unknown-card`).
+fn unknown_card() -> CommandError {
+    CommandError::Rule {
+        slug: "unknown-card",
+        detail: "payment_method_id is not a saved card of this wallet".into(),
+    }
+}

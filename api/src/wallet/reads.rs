@@ -99,6 +99,7 @@ pub struct AutoTopUpBody {
     /// Most cents charged per calendar month (UTC).
     pub monthly_cap_cents: u64,
     /// The card charged; the default card when omitted.
+    #[schema(pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255)]
     pub payment_method_id: Option<String>,
 }
 
@@ -403,8 +404,10 @@ pub async fn get_any_wallet(
 #[serde(deny_unknown_fields)]
 pub struct ActivityParams {
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^-?[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

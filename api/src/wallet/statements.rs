@@ -269,7 +269,7 @@ fn answer(
 #[utoipa::path(
     get, path = "/v1/wallet/statements/{month}", tag = "wallet",
     params(
-        ("month" = String, Path, description = "The calendar month (UTC), YYYY-MM", example = "2026-11"),
+        ("month" = String, Path, description = "The calendar month (UTC), YYYY-MM", example = "2026-11", pattern = r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])$"),
         ReadParams
     ),
     responses(
@@ -303,7 +303,7 @@ pub async fn get_statement(
     get, path = "/v1/wallets/{wallet_id}/statements/{month}", tag = "wallet",
     params(
         ("wallet_id" = String, Path, description = "The owner's subject"),
-        ("month" = String, Path, description = "The calendar month (UTC), YYYY-MM", example = "2026-11"),
+        ("month" = String, Path, description = "The calendar month (UTC), YYYY-MM", example = "2026-11", pattern = r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])$"),
         ReadParams
     ),
     responses(

@@ -29,6 +29,7 @@ use utoipa::ToSchema;
 
 use super::reads::{read_wallet_row, ReadParams};
 use super::{accepted, accepted_on_wallet, payments, stripe_id};
+use super::{no_saved_card, unknown_card};
 use crate::auth::AsUser;
 use crate::command::{fingerprint, keyed, metadata};
 use crate::dto::CommandAccepted;
@@ -41,8 +42,10 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionRequest {
     /// Cents charged every month, 500 to 200,000 ($5 to $2,000).
+    #[schema(minimum = 500, maximum = 200_000)]
     pub usd_cents: u64,
     /// The saved card charged; the default card when omitted.
+    #[schema(pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255)]
     pub payment_method_id: Option<String>,
 }
 
@@ -200,7 +203,7 @@ fn record<'a>(
         (status = 400, body = Problem, description = "Malformed body"),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem, description = "`/problems/already-subscribed`: a subscription is running; or a stale If-Match"),
-        (status = 422, body = Problem, description = "`/problems/invalid-command`: amount out of range, no saved card, not a saved card of this wallet; `/problems/payment-refused`: Stripe refused the card (`card_declined`)"),
+        (status = 422, body = Problem, description = "`/problems/invalid-command`: amount out of range; `/problems/no-saved-card`; `/problems/unknown-card`: not a saved card of this wallet; `/problems/payment-refused`: Stripe refused the card (`card_declined`)"),
         (status = 503, body = Problem, description = "Payments not configured, or Stripe unavailable")
     ),
     security(("bearer" = []))
@@ -229,26 +232,15 @@ pub async fn create_subscription(
             ctx.idempotency_key.as_deref(),
         );
         let (current, version) = load(&state.stores.wallets, &actor.subject).await?;
-        let s = current
-            .state()
-            .ok_or_else(|| invalid("payment_method_id", "save a card first"))?;
+        let s = current.state().ok_or_else(|| no_saved_card())?;
         let pm = match &body.payment_method_id {
             Some(id) => stripe_id("payment_method_id", id)?,
-            None => s
-                .default_card
-                .clone()
-                .ok_or_else(|| invalid("payment_method_id", "save a card first"))?,
+            None => s.default_card.clone().ok_or_else(|| no_saved_card())?,
         };
         if !s.cards.contains_key(&pm) {
-            return Err(invalid(
-                "payment_method_id",
-                "not a saved card of this wallet",
-            ));
+            return Err(unknown_card().into());
         }
-        let customer = s
-            .stripe_customer
-            .clone()
-            .ok_or_else(|| invalid("payment_method_id", "save a card first"))?;
+        let customer = s.stripe_customer.clone().ok_or_else(|| no_saved_card())?;
         if let Some(running) = s.current_subscription() {
             return Err(CommandError::from(WalletError::AlreadySubscribed(
                 running.subscription_id.clone(),
@@ -314,7 +306,7 @@ pub async fn create_subscription(
 /// answers 404.
 #[utoipa::path(
     get, path = "/v1/wallet/subscriptions/{subscription_id}", tag = "wallet",
-    params(("subscription_id" = String, Path, description = "Stripe's subscription id"), ReadParams),
+    params(("subscription_id" = String, Path, description = "Stripe's subscription id", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255), ReadParams),
     responses(
         (status = 200, body = SubscriptionBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -395,7 +387,7 @@ async fn cancel(
 #[utoipa::path(
     post, path = "/v1/wallet/subscriptions/{subscription_id}/cancel", tag = "wallet",
     request_body = CancelSubscriptionRequest,
-    params(("subscription_id" = String, Path, description = "Stripe's subscription id"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
+    params(("subscription_id" = String, Path, description = "Stripe's subscription id", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 400, body = Problem, description = "Malformed body"),
@@ -436,7 +428,7 @@ pub async fn cancel_subscription(
 /// `at_period_end: false`).
 #[utoipa::path(
     delete, path = "/v1/wallet/subscriptions/{subscription_id}", tag = "wallet",
-    params(("subscription_id" = String, Path, description = "Stripe's subscription id"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
+    params(("subscription_id" = String, Path, description = "Stripe's subscription id", pattern = "^[A-Za-z0-9]+_[A-Za-z0-9_]+$", max_length = 255), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key replays the first answer"), ("If-Match" = Option<String>, Header, description = "Refuse (409) unless the wallet is at this version")),
     responses(
         (status = 202, body = CommandAccepted),
         (status = 401, body = Problem), (status = 403, body = Problem),

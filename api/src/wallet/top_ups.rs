@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::reads::{top_up_body, AutoTopUpBody, TopUpBody};
 use super::{accepted, accepted_on_wallet, own_wallet, own_wallet_command, payments, stripe_id};
+use super::{no_saved_card, unknown_card};
 use crate::auth::{AsOperator, AsUser};
 use crate::command::{exec, fingerprint, keyed};
 use crate::dto::CommandAccepted;
@@ -30,6 +31,7 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
     /// The price in USD cents, 500 to 1,000,000.
+    #[schema(minimum = 500, maximum = 1_000_000)]
     pub usd_cents: u64,
 }
 
@@ -165,16 +167,10 @@ pub async fn configure_auto_top_up(
         let s = w.state().ok_or(CommandError::NotFound)?;
         let pm = match &body.payment_method_id {
             Some(id) => stripe_id("payment_method_id", id)?,
-            None => s
-                .default_card
-                .clone()
-                .ok_or_else(|| CommandError::invalid("payment_method_id", "save a card first"))?,
+            None => s.default_card.clone().ok_or_else(|| no_saved_card())?,
         };
         if !s.cards.contains_key(&pm) {
-            return Err(CommandError::invalid(
-                "payment_method_id",
-                "not a saved card of this wallet",
-            ));
+            return Err(unknown_card());
         }
         let config = AutoTopUpConfig::new(
             TftAmount::from_base_units(body.threshold_tft_units),

@@ -143,6 +143,11 @@ impl TimeZoneName {
         }
     }
 
+    /// Every name [`TimeZoneName::new`] takes, as the tz database spells it.
+    pub fn all() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+    }
+
     /// The zone messages are dated in when the user chose none.
     pub fn utc() -> Self {
         Self("UTC".to_string())
