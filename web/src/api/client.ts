@@ -4,10 +4,12 @@
 // error answers become a thrown Problem (RFC 9457).
 
 import createClient, { type Middleware } from 'openapi-fetch';
-import type { paths, components } from './schema';
+import type { paths, components, operations } from './schema';
 import { session, signOut } from '../auth/session';
 
 export type Schemas = components['schemas'];
+/** The query parameters of an operation, by its operationId. */
+export type Query<Op extends keyof operations> = NonNullable<operations[Op]['parameters']['query']>;
 
 export interface ProblemDoc {
   type?: string;

@@ -6,10 +6,10 @@ import { useLocation, useSearch } from 'wouter-preact';
 import { api, ok, type Schemas } from '../../api/client';
 import { Empty, Loaded, ProblemView, formFields, useAction, useAsync } from '../../components/state';
 import { when } from '../../components/format';
-import { REQUEST_STATUS, listRequests, requestAt } from '../provider/Home';
+import { REQUEST_STATUS, listRequests, requestAt, type RequestStatus } from '../provider/Home';
 
 type Request = Schemas['ProviderRequestBody'];
-const STATUSES = ['submitted', 'information_requested', 'approved', 'rejected', 'withdrawn'];
+const STATUSES: RequestStatus[] = ['submitted', 'information_requested', 'approved', 'rejected', 'withdrawn'];
 
 export function OperatorHome() {
   const search = useSearch();
@@ -17,7 +17,7 @@ export function OperatorHome() {
   const status = new URLSearchParams(search).get('status') ?? 'open';
   const queue = useAsync(async () => {
     if (status === 'all') return listRequests();
-    if (status !== 'open') return listRequests(status);
+    if (status !== 'open') return listRequests(status as RequestStatus);
     // Waiting on someone: new and re-submitted ones, and those asked about.
     const [a, b] = await Promise.all([listRequests('submitted'), listRequests('information_requested')]);
     return { items: [...a.items, ...b.items].sort((x, y) => x.submitted_at.localeCompare(y.submitted_at)) };

@@ -76,8 +76,12 @@ function Found() {
         body: {
           name: f.name,
           description: f.description,
-          rule: { kind: f.rule },
-          sla: { target_bps: Math.round(Number(f.target) * 100), credits_to: f.credits_to },
+          // The form's selects offer exactly the document's values.
+          rule: { kind: f.rule as Schemas['RuleBody']['kind'] },
+          sla: {
+            target_bps: Math.round(Number(f.target) * 100),
+            credits_to: f.credits_to as Schemas['SlaBody']['credits_to'],
+          },
         },
       }),
     );

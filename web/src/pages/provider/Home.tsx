@@ -2,7 +2,7 @@
 // provider their own): each with its status and the reviewers' question to
 // answer, and the form to apply (again, after a rejection).
 
-import { api, ok, Problem, type Schemas } from '../../api/client';
+import { api, ok, Problem, type Query, type Schemas } from '../../api/client';
 import { Empty, Loaded, ProblemView, formFields, useAction, useAsync } from '../../components/state';
 import { when } from '../../components/format';
 
@@ -13,15 +13,11 @@ export async function requestAt(farmId: number, version: number) {
   return ok(api.GET('/v1/provider-requests/{farm_id}', { params: { path: { farm_id: farmId }, query: { min_version: version } } }));
 }
 
-/**
- * GET /v1/provider-requests. Its operationId (`list`) is also GET
- * /v1/alliances', so the generated client types its answer as the
- * alliances' page; this states the documented type until the server names
- * them apart.
- */
-export async function listRequests(status?: string) {
-  const page = await ok(api.GET('/v1/provider-requests', { params: { query: { limit: 100, ...(status ? { status } : {}) } } }));
-  return page as unknown as Schemas['ProviderRequestPage'];
+/** GET /v1/provider-requests, all of them or those in one status. */
+export type RequestStatus = NonNullable<Query<'list_provider_requests'>['status']>;
+
+export async function listRequests(status?: RequestStatus) {
+  return ok(api.GET('/v1/provider-requests', { params: { query: { limit: 100, ...(status ? { status } : {}) } } }));
 }
 
 export const REQUEST_STATUS: Record<string, string> = {
