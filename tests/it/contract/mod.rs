@@ -205,6 +205,8 @@ fn fuzz(base: &str, token: &str, role: &str, dir: &Path) -> (bool, String) {
         .arg(dir.join(format!("report-{role}")))
         .args(["--report", "junit"])
         .env("SCHEMATHESIS_HOOKS", here.join("hooks.py"))
+        // Its cache (`.schemathesis/`) goes to the scratch directory, not the repository.
+        .current_dir(dir)
         .stdin(Stdio::null());
     // The findings not fixed yet, each listed in the role's baseline file
     // (operation, check, signature): they are reported, and only a finding
