@@ -143,7 +143,8 @@ fn string_schema(pattern: Option<&str>, max_length: Option<usize>) -> RefOr<Sche
     RefOr::T(Schema::Object(object))
 }
 
-fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<&mut Operation> {
+/// Every operation of a path.
+pub(crate) fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<&mut Operation> {
     [
         &mut item.get,
         &mut item.put,

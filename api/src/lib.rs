@@ -265,19 +265,7 @@ impl utoipa::Modify for RateLimited {
             if ["/healthz", "/readyz", "/metrics"].contains(&path.as_str()) {
                 continue;
             }
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for operation in contract::operations(item) {
                 operation.responses.responses.insert(
                     "429".into(),
                     RefOr::Ref(Ref::from_response_name("RateLimited")),
