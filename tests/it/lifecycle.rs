@@ -317,7 +317,9 @@ async fn health_and_request_ids() {
     assert_eq!(meta["actor_role"], "cloud-user");
     assert!(meta["recorded_at"].is_string());
 
-    let r = app.get("/no/such/route", &alice()).await;
+    // Outside the API's paths a GET is the console's (tests/it/console.rs);
+    // an unknown API route is a problem 404.
+    let r = app.get("/v1/no/such/route", &alice()).await;
     expect_problem(r, 404).await;
 }
 
