@@ -154,7 +154,8 @@ pub(crate) async fn dev_token(
 fn is_api_path(path: &str) -> bool {
     ["/v1", "/dev", "/console", "/metrics", "/healthz", "/readyz"]
         .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+        .filter_map(|p| path.strip_prefix(p))
+        .any(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The router's fallback: console files and routes for GET and HEAD
