@@ -124,6 +124,39 @@ async fn in_a_batch_a_conflicting_append_fails_alone() {
     assert!(found.broken.is_none(), "{found:?}");
 }
 
+/// A batch the database refuses for what one append carries (a NUL
+/// character, which `jsonb` cannot hold) is tried again append by append:
+/// that one fails, and its batch-mates commit.
+#[tokio::test]
+async fn in_a_batch_an_append_the_database_refuses_fails_alone() {
+    let app = spawn_app_with(AppOptions {
+        projections: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let batch = vec![
+        append("before", vec![row(1, "fine")]),
+        append("poisoned", vec![row(1, "nul \u{0} inside")]),
+        append("after", vec![row(1, "fine too"), row(2, "and this")]),
+    ];
+    let answers = group::commit(&app.pool, &batch).await;
+    assert!(answers[0].is_ok(), "{answers:?}");
+    assert!(
+        matches!(answers[1], Err(group::AppendError::Database(_))),
+        "{answers:?}"
+    );
+    assert!(answers[2].is_ok(), "{answers:?}");
+    let ids: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence FROM events
+          WHERE aggregate_type = 'group_test' ORDER BY aggregate_id, sequence",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("rows");
+    let ids: Vec<(&str, i64)> = ids.iter().map(|(i, s)| (i.as_str(), *s)).collect();
+    assert_eq!(ids, [("after", 1), ("after", 2), ("before", 1)]);
+}
+
 /// `marketplace serve` SIGKILLed while 16 clients open wallets (each an
 /// append of two events): every answered wallet has both events, and no
 /// wallet has one without the other.

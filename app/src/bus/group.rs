@@ -205,9 +205,21 @@ impl GroupCommit {
 
 async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
     let (appends, replies): (Vec<Append>, Vec<_>) = batch.into_iter().unzip();
-    let outcome = write_batch(pool, &appends).await;
+    let answers = commit(pool, &appends).await;
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
+    }
+}
+
+/// Commits `appends` as one batch, answering each. When the database
+/// refuses the batch's transaction for what one append carries (a text it
+/// cannot store, a check failing), each append is tried again on its own,
+/// so that only the one at fault fails and its batch-mates commit. A
+/// connection lost on the way is answered to every append as it is (the
+/// commit's outcome is then unknown, and trying again could write twice).
+pub async fn commit(pool: &PgPool, appends: &[Append]) -> Vec<Result<(), AppendError>> {
     let size = appends.len();
-    match outcome {
+    match write_batch(pool, appends).await {
         Ok(lost) => {
             tracing::debug!(appends = size, lost = lost.len(), "group commit");
             STATS.batches.fetch_add(1, Ordering::Relaxed);
@@ -215,21 +227,29 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
                 .appends
                 .fetch_add((size - lost.len()) as u64, Ordering::Relaxed);
             STATS.lost.fetch_add(lost.len() as u64, Ordering::Relaxed);
-            for (i, reply) in replies.into_iter().enumerate() {
-                let answer = match lost.get(&i) {
+            (0..size)
+                .map(|i| match lost.get(&i) {
                     Some(why) => Err(why.clone()),
                     None => Ok(()),
-                };
-                let _ = reply.send(answer);
+                })
+                .collect()
+        }
+        Err(e @ sqlx::Error::Database(_)) if size > 1 => {
+            STATS.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, appends = size, "a group commit was refused; its appends are tried one by one");
+            let mut answers = Vec::with_capacity(size);
+            for one in appends {
+                answers.extend(Box::pin(commit(pool, std::slice::from_ref(one))).await);
             }
+            answers
         }
         Err(e) => {
             STATS.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, appends = size, "a group commit failed; every command in it is told");
             let e = Arc::new(e);
-            for reply in replies {
-                let _ = reply.send(Err(AppendError::Database(e.clone())));
-            }
+            (0..size)
+                .map(|_| Err(AppendError::Database(e.clone())))
+                .collect()
         }
     }
 }
