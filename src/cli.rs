@@ -680,14 +680,15 @@ pub enum AuditCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Print an aggregate's state (JSON) at a version or a time, folded by the domain's rules.
+    /// Print an aggregate's state (JSON) through a version and/or a time
+    /// (the latest without either), folded by the domain's rules.
     State {
         /// The aggregate type.
         aggregate_type: String,
         /// The aggregate's id.
         id: String,
         /// Through the last event committed at or before this instant (RFC 3339).
-        #[arg(long, conflicts_with = "version", required_unless_present = "version")]
+        #[arg(long)]
         at: Option<chrono::DateTime<chrono::Utc>>,
         /// Through this version.
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
@@ -696,17 +697,18 @@ pub enum AuditCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Print what changed between two versions (JSON: a JSON Patch and the events between).
+    /// Print what changed from one version to another, in either order
+    /// (JSON: a JSON Patch and the events between).
     Diff {
         /// The aggregate type.
         aggregate_type: String,
         /// The aggregate's id.
         id: String,
-        /// The older version.
+        /// The version the patch starts from.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         from: i64,
-        /// The newer version.
-        #[arg(value_parser = clap::value_parser!(i64).range(2..))]
+        /// The version it leads to.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         to: i64,
         /// Database.
         #[command(flatten)]

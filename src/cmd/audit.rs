@@ -76,15 +76,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             db,
         } => {
             let pool = connect(&db.database_url, 2).await?;
-            let until = match (version, at) {
-                (Some(v), _) => Until::Version(v),
-                (None, Some(t)) => Until::At(t),
-                (None, None) => anyhow::bail!("give --version or --at"),
-            };
-            let asked = match until {
-                Until::Version(v) => format!("state version={v} (cli)"),
-                Until::At(t) => format!("state at={} (cli)", t.to_rfc3339()),
-            };
+            let until = Until { version, at };
+            let asked = format!("state {} (cli)", until.describe());
             audit::record_access(&pool, &cli_actor(), &aggregate_type, &id, &asked, "").await?;
             let Some((version, state)) = audit::state(&pool, &aggregate_type, &id, until).await?
             else {
@@ -99,14 +92,14 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             to,
             db,
         } => {
-            if to <= from {
-                anyhow::bail!("versions must be 1 <= FROM < TO");
-            }
             let pool = connect(&db.database_url, 2).await?;
             let asked = format!("diff from={from} to={to} (cli)");
             audit::record_access(&pool, &cli_actor(), &aggregate_type, &id, &asked, "").await?;
             let Some(diff) = audit::diff(&pool, &aggregate_type, &id, from, to).await? else {
-                anyhow::bail!("{aggregate_type} {id} has not reached version {to}");
+                anyhow::bail!(
+                    "{aggregate_type} {id} has not reached version {}",
+                    from.max(to)
+                );
             };
             print(&diff)
         }

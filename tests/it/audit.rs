@@ -90,8 +90,27 @@ async fn an_operator_reads_a_deployments_history_and_its_state_at_any_version_or
     assert_eq!(diff["events"][0]["event_type"], "DeploymentCancelled");
     let (status, _) = audit(&app, &format!("{base}/diff?from=1&to=3"), &operator()).await;
     assert_eq!(status, 404, "not at version 3");
-    let (status, _) = audit(&app, &format!("{base}/diff?from=2&to=2"), &operator()).await;
-    assert_eq!(status, 400);
+    // Backwards: the patch that undoes the cancel, with the same event.
+    let (status, undo) = audit(&app, &format!("{base}/diff?from=2&to=1"), &operator()).await;
+    assert_eq!(status, 200, "{undo:#}");
+    assert!(
+        undo["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .any(|c| c["op"] == "replace"
+                && c["path"] == "/state/status"
+                && c["value"] == "requested"),
+        "{undo:#}"
+    );
+    assert_eq!(undo["events"][0]["event_type"], "DeploymentCancelled");
+    // The same version twice: nothing changed, nothing between.
+    let (status, same) = audit(&app, &format!("{base}/diff?from=2&to=2"), &operator()).await;
+    assert_eq!(status, 200, "{same:#}");
+    assert_eq!(same["changes"], serde_json::json!([]));
+    assert_eq!(same["events"], serde_json::json!([]));
+    let (status, _) = audit(&app, &format!("{base}/diff?from=0&to=2"), &operator()).await;
+    assert_eq!(status, 400, "versions start at 1");
 
     // Every read above is in the access log, the operator's, in order.
     let (status, log) = audit(&app, "/v1/audit/access-log?actor=ops", &operator()).await;
@@ -134,15 +153,19 @@ async fn audit_reads_are_for_operators_and_refuse_bad_questions() {
     )
     .await;
     assert_eq!(status, 404);
-    let (status, _) = audit(&app, &format!("{base}/state"), &operator()).await;
-    assert_eq!(status, 400, "neither version nor at");
+    // Without a bound, the latest state; with both, both hold.
+    let (status, latest) = audit(&app, &format!("{base}/state"), &operator()).await;
+    assert_eq!(status, 200, "{latest:#}");
+    assert_eq!(latest["version"], 1);
     let (status, _) = audit(
         &app,
-        &format!("{base}/state?version=1&at=2026-01-01T00:00:00Z"),
+        &format!("{base}/state?version=1&at=2001-01-01T00:00:00Z"),
         &operator(),
     )
     .await;
-    assert_eq!(status, 400, "both");
+    assert_eq!(status, 404, "version 1 had not happened by 2001");
+    let (status, _) = audit(&app, &format!("{base}/state?version=0"), &operator()).await;
+    assert_eq!(status, 400);
     let (status, _) = audit(&app, &format!("{base}/events?limit=0"), &operator()).await;
     assert_eq!(status, 400);
 }

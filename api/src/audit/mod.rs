@@ -192,7 +192,8 @@ pub async fn aggregate_events(
     }))
 }
 
-/// Up to which point.
+/// Up to which point: both bounds hold when both are given; with neither,
+/// the latest state.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -214,8 +215,9 @@ pub struct AuditState {
     pub state: serde_json::Value,
 }
 
-/// An aggregate's state (operator) at `version` or at time `at` (one of
-/// them), folded from its events by the domain's own rules.
+/// An aggregate's state (operator) through `version` and through time
+/// `at` (each optional; the latest state without either), folded from its
+/// events by the domain's own rules.
 #[utoipa::path(
     get, path = "/v1/audit/aggregates/{aggregate_type}/{id}/state", tag = "audit",
     params(
@@ -225,7 +227,7 @@ pub struct AuditState {
     ),
     responses(
         (status = 200, body = AuditState),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "Neither or both of version and at, or a malformed one"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "A malformed version or at"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "No such aggregate type, or no event by then")
@@ -239,20 +241,14 @@ pub async fn aggregate_state(
     ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<StateParams>,
 ) -> Result<Json<AuditState>, ApiError> {
-    let until = match (params.version, params.at) {
-        (Some(v), None) if v >= 1 => Until::Version(v),
-        (None, Some(at)) => Until::At(at),
-        (Some(_), None) => return Err(ApiError::BadRequest("version must be 1 or more".into())),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give exactly one of version and at".into(),
-            ))
-        }
+    if params.version.is_some_and(|v| v < 1) {
+        return Err(ApiError::BadRequest("version must be 1 or more".into()));
+    }
+    let until = Until {
+        version: params.version,
+        at: params.at,
     };
-    let asked = match until {
-        Until::Version(v) => format!("state version={v}"),
-        Until::At(t) => format!("state at={}", t.to_rfc3339()),
-    };
+    let asked = format!("state {}", until.describe());
     logged(&state, &operator, &ctx, &aggregate_type, &id, &asked).await?;
     let (version, folded) = audit::state(&state.pool, &aggregate_type, &id, until)
         .await?
@@ -263,39 +259,41 @@ pub async fn aggregate_state(
     }))
 }
 
-/// Between which versions.
+/// Between which versions, in either order.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiffParams {
-    /// The older version.
+    /// The version the patch starts from.
     #[param(minimum = 1)]
     pub from: i64,
-    /// The newer version (more than `from`).
-    #[param(minimum = 2)]
+    /// The version the patch leads to; older than `from` gives the patch
+    /// that undoes, equal gives an empty one.
+    #[param(minimum = 1)]
     pub to: i64,
 }
 
 /// What changed between two versions.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditDiff {
-    /// The older version.
+    /// The version the patch starts from.
     pub from: i64,
-    /// The newer version.
+    /// The version it leads to.
     pub to: i64,
-    /// An RFC 6902 JSON Patch from the older state to the newer: `op`
-    /// (`add`, `remove`, `replace`), `path`, `value`.
+    /// An RFC 6902 JSON Patch from the state at `from` to the state at
+    /// `to`: `op` (`add`, `remove`, `replace`), `path`, `value`.
     #[schema(value_type = Vec<Object>)]
     pub changes: serde_json::Value,
-    /// The events between (sequences `from + 1` to `to`), at most 500.
+    /// The events between, oldest first (sequences from the lower version
+    /// + 1 to the higher), at most 500.
     pub events: Vec<AuditEventBody>,
     /// Whether more events lie between than listed.
     pub events_truncated: bool,
 }
 
-/// What changed in an aggregate between versions `from` and `to`
-/// (operator): a JSON Patch of its state, field by field, and the events
-/// between.
+/// What changed in an aggregate from version `from` to version `to`
+/// (operator; either order): a JSON Patch of its state, field by field,
+/// and the events between.
 #[utoipa::path(
     get, path = "/v1/audit/aggregates/{aggregate_type}/{id}/diff", tag = "audit",
     params(
@@ -305,10 +303,10 @@ pub struct AuditDiff {
     ),
     responses(
         (status = 200, body = AuditDiff),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "from and to missing, malformed, or not 1 <= from < to"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "from or to missing, malformed, or below 1"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "No such aggregate type, or it has not reached version `to`")
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "No such aggregate type, or it has not reached the higher version")
     ),
     security(("bearer" = []))
 )]
@@ -319,10 +317,8 @@ pub async fn aggregate_diff(
     ApiPath((aggregate_type, id)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<Json<AuditDiff>, ApiError> {
-    if params.from < 1 || params.to <= params.from {
-        return Err(ApiError::BadRequest(
-            "versions must be 1 <= from < to".into(),
-        ));
+    if params.from < 1 || params.to < 1 {
+        return Err(ApiError::BadRequest("versions start at 1".into()));
     }
     let asked = format!("diff from={} to={}", params.from, params.to);
     logged(&state, &operator, &ctx, &aggregate_type, &id, &asked).await?;

@@ -50,13 +50,43 @@ pub struct AuditEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// Up to where a state is folded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Until {
+/// Up to where a state is folded: through `version`, and through the
+/// last event committed at or before `at`; both bounds hold when both are
+/// given, and with neither the fold goes to the latest event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Until {
     /// Through this sequence.
-    Version(i64),
+    pub version: Option<i64>,
     /// Through the last event committed at or before this instant.
-    At(DateTime<Utc>),
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Until {
+    /// Through this sequence.
+    pub fn version(v: i64) -> Self {
+        Self {
+            version: Some(v),
+            at: None,
+        }
+    }
+
+    /// Through the last event committed at or before `at`.
+    pub fn at(at: DateTime<Utc>) -> Self {
+        Self {
+            version: None,
+            at: Some(at),
+        }
+    }
+
+    /// How the access log writes the question (`version=3 at=...`, or `latest`).
+    pub fn describe(&self) -> String {
+        match (self.version, self.at) {
+            (None, None) => "latest".to_string(),
+            (Some(v), None) => format!("version={v}"),
+            (None, Some(t)) => format!("at={}", t.to_rfc3339()),
+            (Some(v), Some(t)) => format!("version={v} at={}", t.to_rfc3339()),
+        }
+    }
 }
 
 /// Why an audit read failed.
@@ -107,11 +137,7 @@ async fn stored(
     limit: Option<i64>,
     until: Option<Until>,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let (version, at) = match until {
-        Some(Until::Version(v)) => (Some(v), None),
-        Some(Until::At(t)) => (None, Some(t)),
-        None => (None, None),
-    };
+    let Until { version, at } = until.unwrap_or_default();
     sqlx::query_as(
         "SELECT position, txid, aggregate_type, aggregate_id, sequence, event_type,
                 event_version, payload, metadata, recorded_at
@@ -251,15 +277,16 @@ pub async fn state(
 /// What changed between two versions of an aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diff {
-    /// The older version.
+    /// The version the patch starts from.
     pub from: i64,
-    /// The newer version.
+    /// The version the patch leads to (older than `from` for a patch
+    /// that undoes).
     pub to: i64,
-    /// The state's change as an RFC 6902 JSON Patch from the older state to
-    /// the newer (`op`, `path`, `value`), field by field.
+    /// An RFC 6902 JSON Patch turning the state at `from` into the state at
+    /// `to` (`op`, `path`, `value`), field by field.
     pub changes: Value,
-    /// The events between: sequences `from + 1` to `to`, at most
-    /// [`DIFF_EVENTS`].
+    /// The events between the two, oldest first: sequences from the lower
+    /// version + 1 to the higher, at most [`DIFF_EVENTS`].
     pub events: Vec<AuditEvent>,
     /// Whether there were more events between than listed.
     pub events_truncated: bool,
@@ -268,8 +295,9 @@ pub struct Diff {
 /// The most events a diff lists.
 pub const DIFF_EVENTS: i64 = 500;
 
-/// What changed between versions `from` and `to` (1 <= from < to):
-/// `None` when the aggregate has not reached `to`.
+/// What changed from version `from` to version `to` (either order; equal
+/// versions give an empty patch): `None` when the aggregate has not
+/// reached the higher of the two.
 pub async fn diff(
     pool: &PgPool,
     aggregate_type: &str,
@@ -277,24 +305,35 @@ pub async fn diff(
     from: i64,
     to: i64,
 ) -> Result<Option<Diff>, AuditError> {
-    let Some((reached, after)) = state(pool, aggregate_type, id, Until::Version(to)).await? else {
+    let (low, high) = (from.min(to), from.max(to));
+    let Some((reached, at_high)) = state(pool, aggregate_type, id, Until::version(high)).await?
+    else {
         return Ok(None);
     };
-    if reached < to {
+    if reached < high {
         return Ok(None);
     }
-    let Some((_, before)) = state(pool, aggregate_type, id, Until::Version(from)).await? else {
+    let Some((_, at_low)) = state(pool, aggregate_type, id, Until::version(low)).await? else {
         return Ok(None);
     };
+    let (before, after) = if from <= to {
+        (&at_low, &at_high)
+    } else {
+        (&at_high, &at_low)
+    };
     let changes =
-        serde_json::to_value(json_patch::diff(&before, &after)).unwrap_or(Value::Array(Vec::new()));
-    let listed = (to - from).min(DIFF_EVENTS);
-    let events = history(pool, aggregate_type, id, from, listed).await?;
+        serde_json::to_value(json_patch::diff(before, after)).unwrap_or(Value::Array(Vec::new()));
+    let listed = (high - low).min(DIFF_EVENTS);
+    let events = if listed == 0 {
+        Vec::new()
+    } else {
+        history(pool, aggregate_type, id, low, listed).await?
+    };
     Ok(Some(Diff {
         from,
         to,
         changes,
-        events_truncated: to - from > listed,
+        events_truncated: high - low > listed,
         events,
     }))
 }
