@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterParams {
     /// Only this projection's.
+    #[param(schema_with = projection_name)]
     pub projection: Option<String>,
     /// Resolved ones too (they stay as the audit trail of retries).
     pub include_resolved: Option<bool>,
@@ -78,7 +79,13 @@ pub struct DeadLetterPage {
 #[serde(deny_unknown_fields)]
 pub struct RetryBody {
     /// The projection whose unresolved dead letters to retry, in store order.
+    #[schema(schema_with = projection_name)]
     pub projection: String,
+}
+
+/// The registry's projections, by name.
+fn projection_name() -> utoipa::openapi::schema::Object {
+    crate::contract::string_enum(marketplace_projections::names())
 }
 
 /// What a retry did.

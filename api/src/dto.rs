@@ -213,7 +213,7 @@ impl SpecBody {
 pub struct PlacementBody {
     /// Only nodes in this country.
     #[serde(default)]
-    #[schema(pattern = r"^[^\W\d_]([^\W\d_]|[ .'-]){1,55}$")]
+    #[schema(schema_with = crate::contract::nullable_country_name)]
     pub country: Option<String>,
     /// Only nodes of this farm.
     #[serde(default)]
@@ -231,7 +231,7 @@ pub struct PlacementBody {
     pub min_uptime_bps: u16,
     /// Alliance nodes only: nodes counted now in this provider alliance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alliance_id: Option<String>,
+    pub alliance_id: Option<Uuid>,
 }
 
 impl PlacementBody {
@@ -252,15 +252,7 @@ impl PlacementBody {
             self.min_uptime_bps,
         )
         .map_err(under)?;
-        if let Some(id) = self.alliance_id {
-            if id.trim().is_empty() || id.len() > 100 {
-                return Err(under(SpecError::new(
-                    "alliance_id",
-                    "an alliance id, 1 to 100 characters",
-                )));
-            }
-            placement.alliance_id = Some(id);
-        }
+        placement.alliance_id = self.alliance_id.map(|id| id.to_string());
         Ok(placement)
     }
 }
@@ -350,7 +342,7 @@ pub struct WorkloadBody {
     /// Workload name.
     pub name: String,
     /// `init`, `ok`, `error`, `deleted`, `paused` or `unchanged`.
-    #[schema(value_type = String, example = "ok")]
+    #[schema(schema_with = workload_state_schema)]
     pub state: WorkloadState,
     /// The node's message.
     #[serde(default)]
@@ -401,8 +393,36 @@ pub struct FailedBody {
 #[serde(deny_unknown_fields)]
 pub struct DeleteBody {
     /// `canceled_by_user`, `out_of_funds` or `canceled_by_collective`.
-    #[schema(value_type = String, example = "canceled_by_user")]
+    #[schema(schema_with = deletion_cause_schema)]
     pub cause: DeletionCause,
+}
+
+/// A domain enum's names, as serde writes them.
+fn names_of<T: Serialize>(values: &[T]) -> Vec<String> {
+    values
+        .iter()
+        .filter_map(|v| serde_json::to_value(v).ok())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+fn workload_state_schema() -> utoipa::openapi::schema::Object {
+    use WorkloadState::*;
+    // A new state fails to compile here until it is listed below.
+    let _every = |s: WorkloadState| match s {
+        Init | Ok | Error | Deleted | Paused | Unchanged => (),
+    };
+    let names = names_of(&[Init, Ok, Error, Deleted, Paused, Unchanged]);
+    crate::contract::string_enum(names.iter().map(String::as_str))
+}
+
+fn deletion_cause_schema() -> utoipa::openapi::schema::Object {
+    use DeletionCause::*;
+    let _every = |c: DeletionCause| match c {
+        CanceledByUser | OutOfFunds | CanceledByCollective => (),
+    };
+    let names = names_of(&[CanceledByUser, OutOfFunds, CanceledByCollective]);
+    crate::contract::string_enum(names.iter().map(String::as_str))
 }
 
 /// An empty command body.

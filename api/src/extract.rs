@@ -39,7 +39,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Numbers as the OpenAPI document (JSON Schema) reads them: `5.0` is the
 /// integer 5, which serde would refuse for an integer field; an integer
-/// beyond int64, the format every documented integer has, is refused.
+/// beyond int64, the format every documented integer has, is refused. And
+/// a text holding U+0000, which PostgreSQL can store in neither `text` nor
+/// `jsonb`, is refused naming its field (the document's patterns say so).
 fn as_json_schema_reads(value: &mut serde_json::Value, path: &mut String) -> Result<(), ApiError> {
     use serde_json::Value;
     match value {
@@ -73,13 +75,24 @@ fn as_json_schema_reads(value: &mut serde_json::Value, path: &mut String) -> Res
                     path.push('.');
                 }
                 path.push_str(key);
+                if key.contains('\0') {
+                    return Err(nul(path));
+                }
                 as_json_schema_reads(item, path)?;
                 path.truncate(len);
             }
         }
+        Value::String(text) if text.contains('\0') => return Err(nul(path)),
         _ => {}
     }
     Ok(())
+}
+
+fn nul(path: &str) -> ApiError {
+    ApiError::Invalid {
+        detail: format!("{path}: a text must not hold U+0000 (NUL)"),
+        field: (!path.is_empty()).then(|| path.to_string()),
+    }
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {

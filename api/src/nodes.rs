@@ -411,8 +411,13 @@ pub struct ScheduleBody {
     pub starts_at: DateTime<Utc>,
     /// End, after the start, at most 14 days later.
     pub ends_at: DateTime<Utc>,
-    /// Why (shown to users on the node).
+    /// Why (shown to users on the node): not blank, at most 500 characters.
+    #[schema(schema_with = maintenance_reason)]
     pub reason: String,
+}
+
+fn maintenance_reason() -> utoipa::openapi::schema::Object {
+    crate::contract::not_blank(marketplace_domain::node::MAX_MAINTENANCE_REASON)
 }
 
 /// `PUT /v1/nodes/{node_id}/maintenance/{window_id}`.

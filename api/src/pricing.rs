@@ -33,12 +33,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct DiscountTierBody {
     /// `default`, `bronze`, `silver` or `gold`.
-    #[schema(value_type = String, example = "bronze")]
+    #[schema(schema_with = tier_level_schema)]
     pub level: DiscountLevel,
     /// Balance needed, in half-months of the contract's cost (3 = 1.5 months).
+    #[schema(minimum = 1)]
     pub min_half_months: u32,
     /// Discount in percent.
+    #[schema(maximum = 100)]
     pub percent: u8,
+}
+
+/// The levels a tier can have (`none` is what no tier gives).
+fn tier_level_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::string_enum(["default", "bronze", "silver", "gold"])
 }
 
 /// A pricing policy. Prices are USD chain units (1 USD = 10,000,000), per hour unless said.
@@ -46,22 +53,32 @@ pub struct DiscountTierBody {
 #[serde(deny_unknown_fields)]
 pub struct PricingPolicyBody {
     /// One compute unit for an hour.
+    #[schema(minimum = 1)]
     pub cu_per_hour: u64,
     /// One storage unit for an hour.
+    #[schema(minimum = 1)]
     pub su_per_hour: u64,
     /// One GB of public traffic.
+    #[schema(minimum = 1)]
     pub nu_per_gb: u64,
     /// One public IPv4 address for an hour.
+    #[schema(minimum = 1)]
     pub ipv4_per_hour: u64,
     /// A gateway name for an hour.
+    #[schema(minimum = 1)]
     pub name_per_hour: u64,
     /// A gateway domain for an hour.
+    #[schema(minimum = 1)]
     pub domain_per_hour: u64,
     /// Certified-node multiplier on CU and SU, basis points (12,500 = x1.25).
+    #[schema(minimum = 10_000, maximum = 50_000)]
     pub certified_multiplier_bps: u32,
     /// The marketplace's markup on the whole price, basis points.
+    #[schema(maximum = 10_000)]
     pub markup_bps: u32,
-    /// Staking discount tiers, lowest first.
+    /// Staking discount tiers, lowest first: levels, balances and percents
+    /// each rising (422 `discount-tiers-out-of-order` otherwise).
+    #[schema(max_items = 8)]
     pub discounts: Vec<DiscountTierBody>,
 }
 

@@ -57,9 +57,11 @@ fn invalid(e: marketplace_domain::deployment::SpecError) -> CommandError {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBody {
-    /// The provider's company.
+    /// The provider's company: 2 to 100 characters once trimmed.
+    #[schema(schema_with = company_schema)]
     pub company: String,
     /// A contact e-mail address.
+    #[schema(schema_with = crate::contract::email)]
     pub contact_email: String,
     /// The grid farm to sell.
     #[schema(minimum = 1)]
@@ -67,11 +69,17 @@ pub struct SubmitBody {
     /// The farm's nodes to sell (1 to 500, each positive, no duplicates).
     #[schema(schema_with = node_ids_schema)]
     pub node_ids: Vec<u32>,
-    /// The farm's country.
+    /// The farm's country, a name or code as the grid writes it.
+    #[schema(schema_with = crate::contract::country_name)]
     pub country: String,
-    /// Anything the reviewers should know.
+    /// Anything the reviewers should know; at most 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub message: Option<String>,
+}
+
+fn company_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::trimmed_text(2, 100)
 }
 
 fn node_ids_schema() -> utoipa::openapi::schema::Array {
@@ -145,8 +153,9 @@ pub async fn submit(
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
-    /// Optional note.
+    /// Optional note; at most 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -154,7 +163,8 @@ pub struct ApproveBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
-    /// Why (shown to the provider).
+    /// Why (shown to the provider): not blank, at most 2,000 characters.
+    #[schema(schema_with = required_text)]
     pub reason: String,
 }
 
@@ -162,7 +172,8 @@ pub struct RejectBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuestionBody {
-    /// What the reviewers need to know.
+    /// What the reviewers need to know: not blank, at most 2,000 characters.
+    #[schema(schema_with = required_text)]
     pub question: String,
 }
 
@@ -170,8 +181,14 @@ pub struct QuestionBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
-    /// The answer.
+    /// The answer: not blank, at most 2,000 characters.
+    #[schema(schema_with = required_text)]
     pub answer: String,
+}
+
+/// A free text the reviewers or the provider must write.
+fn required_text() -> utoipa::openapi::schema::Object {
+    crate::contract::not_blank(marketplace_domain::provider::MAX_FREE_TEXT)
 }
 
 macro_rules! review_step {

@@ -76,6 +76,21 @@ pub enum CommandError {
 }
 
 impl CommandError {
+    /// A spec error: `invalid-command` naming the field, or, for a rule
+    /// across fields, that rule's problem.
+    pub fn from_spec(e: &SpecError) -> Self {
+        match e.rule {
+            Some(slug) => CommandError::Rule {
+                slug,
+                detail: format!("{}: {}", e.field, e.reason),
+            },
+            None => CommandError::Invalid {
+                detail: e.reason.clone(),
+                field: Some(e.field.clone()),
+            },
+        }
+    }
+
     /// Whether trying the same command again later may succeed; such an
     /// outcome is not kept as an Idempotency-Key's answer.
     pub fn is_transient(&self) -> bool {
@@ -134,10 +149,7 @@ where
 }
 
 fn spec_invalid(e: &SpecError) -> CommandError {
-    CommandError::Invalid {
-        detail: e.reason.clone(),
-        field: Some(e.field.clone()),
-    }
+    CommandError::from_spec(e)
 }
 
 fn unfieldable(e: &impl std::fmt::Display) -> CommandError {

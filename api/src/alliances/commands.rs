@@ -24,12 +24,11 @@ use marketplace_app::CommandError;
 #[serde(deny_unknown_fields)]
 pub struct FoundBody {
     /// 1 to 80 characters.
-    #[schema(
-        pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{0,78}[^\s\x00-\x1f\x7f-\x9f])?\s*$"
-    )]
+    #[schema(schema_with = name_schema)]
     pub name: String,
     /// What the alliance offers; at most 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// How income is shared (fixed shares may list only the founder).
     pub rule: RuleBody,
@@ -39,6 +38,10 @@ pub struct FoundBody {
     #[serde(default)]
     #[schema(schema_with = governance_schema)]
     pub governance: Option<String>,
+}
+
+fn name_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::trimmed_text(1, marketplace_domain::alliance::MAX_NAME)
 }
 
 fn governance_schema() -> utoipa::openapi::schema::Object {
@@ -64,7 +67,7 @@ fn this_period() -> Result<Period, CommandError> {
     responses(
         (status = 202, body = CommandAccepted), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 422, body = Problem, description = "Invalid, or `provider-not-approved`")
+        (status = 422, body = Problem, description = "Invalid, or `provider-not-approved`, `shares-must-sum-to-whole`, `sla-tiers-out-of-order`, `not-a-member` (fixed shares may list only the founder)")
     ),
     security(("bearer" = []))
 )]
@@ -114,8 +117,15 @@ pub async fn found(
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteBody {
-    /// The invited provider's subject.
+    /// The invited provider's subject (not blank).
+    #[schema(schema_with = invitee_schema)]
     pub provider: String,
+}
+
+fn invitee_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::contract::not_blank(255);
+    schema.max_length = None;
+    schema
 }
 
 /// Invite a provider (the founder).
@@ -258,9 +268,9 @@ async fn check_node(
             .fetch_optional(&state.pool)
             .await?;
     let Some((farm_id, cu_milli, su_milli)) = row else {
-        return Err(ApiError::Invalid {
+        return Err(ApiError::Rule {
+            slug: "unknown-node",
             detail: format!("node {node_id} is not in the catalog"),
-            field: Some("node_id".into()),
         });
     };
     let member_farm: Option<i64> = sqlx::query_scalar(
@@ -301,7 +311,7 @@ async fn check_node(
         (status = 202, body = CommandAccepted), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "`node-already-contributed`, or a version conflict"),
-        (status = 422, body = Problem, description = "`node-not-yours`, `node-in-another-alliance`, `farm-not-assigned`, ...")
+        (status = 422, body = Problem, description = "`unknown-node`, `node-not-yours`, `node-in-another-alliance`, `farm-not-assigned`, `node-without-capacity`, ...")
     ),
     security(("bearer" = []))
 )]
@@ -340,7 +350,12 @@ pub async fn contribute_node(
         }
         let capacity = match &check.capacity {
             Ok(c) => *c,
-            Err(e) => return Err(CommandError::invalid("node_id", e.to_string())),
+            Err(e) => {
+                return Err(CommandError::Rule {
+                    slug: "node-without-capacity",
+                    detail: e.to_string(),
+                })
+            }
         };
         Ok(AllianceCommand::ContributeNode {
             by: by.clone(),
@@ -396,7 +411,7 @@ pub async fn withdraw_node(
     responses(
         (status = 202, body = CommandAccepted), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)
+        (status = 409, body = Problem), (status = 422, body = Problem, description = "Invalid, `shares-must-sum-to-whole`, `not-a-member` (a share for someone not a member), ...")
     ),
     security(("bearer" = []))
 )]
@@ -428,7 +443,7 @@ pub async fn change_rule(
     responses(
         (status = 202, body = CommandAccepted), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)
+        (status = 409, body = Problem), (status = 422, body = Problem, description = "Invalid, `sla-tiers-out-of-order`, ...")
     ),
     security(("bearer" = []))
 )]

@@ -83,60 +83,60 @@ pub(crate) fn reach(a: &Alliance, actor: &Actor) -> Result<(), CommandError> {
 }
 
 pub(crate) fn invalid(e: SpecError) -> CommandError {
-    CommandError::Invalid {
-        detail: e.reason,
-        field: Some(e.field),
-    }
-}
-
-fn rule_kind_schema() -> utoipa::openapi::schema::Object {
-    crate::contract::string_enum(["equal", "capacity", "uptime_weighted_capacity", "fixed"])
+    CommandError::from_spec(&e)
 }
 
 fn credits_to_schema() -> utoipa::openapi::schema::Object {
     crate::contract::string_enum(["users", "members"])
 }
 
-/// A sharing rule.
+/// Fixed shares: basis points per member, each 1 to 10,000.
+fn shares_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let bps = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(10_000));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            utoipa::openapi::RefOr::T(bps.into()),
+        )))
+        .min_properties(Some(1))
+        .build()
+}
+
+/// A sharing rule, by `kind`; only `fixed` lists shares. (The variants
+/// without fields are empty structs: serde would let a unit variant of an
+/// internally tagged enum ignore the fields it does not know.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RuleBody {
-    /// `equal`, `capacity`, `uptime_weighted_capacity` or `fixed`.
-    #[schema(schema_with = rule_kind_schema)]
-    pub kind: String,
-    /// For `fixed`: basis points per member, summing to 10,000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shares: Option<BTreeMap<String, u16>>,
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RuleBody {
+    /// Equal shares among the members.
+    Equal {},
+    /// Shares by contributed capacity.
+    Capacity {},
+    /// Shares by capacity weighted by each node's uptime.
+    UptimeWeightedCapacity {},
+    /// Fixed shares: basis points per member, summing to 10,000 (422
+    /// `shares-must-sum-to-whole` otherwise, which no schema can say).
+    Fixed {
+        /// Basis points per member.
+        #[schema(schema_with = shares_schema)]
+        shares: BTreeMap<String, u16>,
+    },
 }
 
 impl RuleBody {
     /// The domain's rule.
     pub fn rule(&self) -> Result<SharingRule, CommandError> {
-        let rule = match (self.kind.as_str(), &self.shares) {
-            ("equal", None) => SharingRule::Equal,
-            ("capacity", None) => SharingRule::Capacity,
-            ("uptime_weighted_capacity", None) => SharingRule::UptimeWeightedCapacity,
-            ("fixed", Some(shares)) => SharingRule::Fixed {
+        let rule = match self {
+            RuleBody::Equal {} => SharingRule::Equal,
+            RuleBody::Capacity {} => SharingRule::Capacity,
+            RuleBody::UptimeWeightedCapacity {} => SharingRule::UptimeWeightedCapacity,
+            RuleBody::Fixed { shares } => SharingRule::Fixed {
                 shares: shares.clone(),
             },
-            ("fixed", None) => {
-                return Err(CommandError::invalid(
-                    "rule.shares",
-                    "a fixed rule lists shares",
-                ))
-            }
-            ("equal" | "capacity" | "uptime_weighted_capacity", Some(_)) => {
-                return Err(CommandError::invalid(
-                    "rule.shares",
-                    "only a fixed rule lists shares",
-                ))
-            }
-            _ => {
-                return Err(CommandError::invalid(
-                    "rule.kind",
-                    "equal, capacity, uptime_weighted_capacity or fixed",
-                ))
-            }
         };
         rule.validate().map_err(invalid)?;
         Ok(rule)
@@ -144,11 +144,12 @@ impl RuleBody {
 
     /// The body of a domain rule.
     pub fn of(rule: &SharingRule) -> Self {
-        Self {
-            kind: rule.as_str().to_string(),
-            shares: match rule {
-                SharingRule::Fixed { shares } => Some(shares.clone()),
-                _ => None,
+        match rule {
+            SharingRule::Equal => RuleBody::Equal {},
+            SharingRule::Capacity => RuleBody::Capacity {},
+            SharingRule::UptimeWeightedCapacity => RuleBody::UptimeWeightedCapacity {},
+            SharingRule::Fixed { shares } => RuleBody::Fixed {
+                shares: shares.clone(),
             },
         }
     }
@@ -173,7 +174,8 @@ pub struct SlaBody {
     /// Monthly uptime target per node (basis points, e.g. 9,800).
     #[schema(maximum = 10_000)]
     pub target_bps: u16,
-    /// From the highest threshold down, credits never falling.
+    /// From the highest threshold down, none above the target, credits
+    /// never falling (422 `sla-tiers-out-of-order` otherwise).
     #[serde(default)]
     pub tiers: Vec<TierBody>,
     /// `users` (the users billed on the node, pro rata) or `members` (the other members).

@@ -17,6 +17,11 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{Object, Schema, Type};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 
+mod requests;
+mod text;
+
+pub use text::*;
+
 /// The media type every error is answered with.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -211,6 +216,31 @@ impl utoipa::Modify for Contract {
             }
         }
         add_links(openapi);
+        close_variants(openapi);
+        requests::requests(openapi);
+    }
+}
+
+/// Request enums tagged by a field whose variants take no other fields
+/// than their own (serde's `deny_unknown_fields`), which utoipa does not
+/// write for an enum's variants.
+const CLOSED_ONE_OFS: [&str; 1] = ["RuleBody"];
+
+fn close_variants(openapi: &mut OpenApi) {
+    use utoipa::openapi::schema::AdditionalProperties;
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    for name in CLOSED_ONE_OFS {
+        let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(name) else {
+            continue;
+        };
+        for item in one_of.items.iter_mut() {
+            if let RefOr::T(Schema::Object(object)) = item {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
     }
 }
 

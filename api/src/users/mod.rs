@@ -171,6 +171,43 @@ fn country_schema() -> utoipa::openapi::schema::Object {
     codes
 }
 
+/// A display name or company: 1 to 100 characters once trimmed, no
+/// control characters; `null` clears it.
+fn profile_text_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::nullable_trimmed_text(1, 100)
+}
+
+/// `{"<kind>": {"<channel>": true | false | null}}`, kinds and channels
+/// exactly the server's.
+fn prefs_patch_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let setting = || {
+        ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Boolean,
+            Type::Null,
+        ]))
+    };
+    let channels = Channel::ALL
+        .iter()
+        .fold(ObjectBuilder::new().schema_type(Type::Object), |o, c| {
+            o.property(c.as_str(), setting())
+        })
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .build();
+    let kinds = NotificationKind::ALL
+        .iter()
+        .fold(
+            ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                Type::Object,
+                Type::Null,
+            ])),
+            |o, k| o.property(k.as_str(), channels.clone()),
+        )
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .examples([serde_json::json!({"balance_low": {"email": false}})]);
+    kinds.build()
+}
+
 /// The tz database's names, exactly those the server takes.
 fn time_zone_schema() -> utoipa::openapi::schema::Object {
     crate::contract::string_enum(marketplace_domain::user::TimeZoneName::all())
@@ -238,7 +275,7 @@ pub struct UserPatchBody {
         deserialize_with = "clearable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{0,98}[^\s\x00-\x1f\x7f-\x9f])?\s*$")]
+    #[schema(schema_with = profile_text_schema)]
     pub display_name: Option<Option<String>>,
     /// 1 to 100 characters; `null` clears it.
     #[serde(
@@ -246,7 +283,7 @@ pub struct UserPatchBody {
         deserialize_with = "clearable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{0,98}[^\s\x00-\x1f\x7f-\x9f])?\s*$")]
+    #[schema(schema_with = profile_text_schema)]
     pub company: Option<Option<String>>,
     /// ISO 3166-1 alpha-2 code (`BE`); `null` clears it.
     #[serde(
@@ -263,12 +300,12 @@ pub struct UserPatchBody {
         deserialize_with = "clearable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::contract::nullable_email)]
     pub contact_email: Option<Option<String>>,
     /// Channels per kind: `{"<kind>": {"feed" | "email" | "webhook": true | false | null}}`;
     /// `null` puts a channel back to its default (on); kinds and channels not named stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>, example = json!({"balance_low": {"email": false}}))]
+    #[schema(schema_with = prefs_patch_schema)]
     pub notification_prefs: Option<Value>,
     /// IANA time zone name (`Europe/Brussels`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -213,12 +213,20 @@ pub async fn disable_auto_top_up(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DebitRequest {
-    /// The same id twice debits once.
+    /// The same id twice debits once: 1 to 128 ASCII letters, digits,
+    /// `-`, `_`, `.` or `:`.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub debit_id: String,
     /// TFT base units, more than zero.
+    #[schema(minimum = 1)]
     pub amount_tft_units: u64,
-    /// What for.
+    /// What for: not blank, at most 500 characters.
+    #[schema(schema_with = debit_reason_schema)]
     pub reason: String,
+}
+
+fn debit_reason_schema() -> utoipa::openapi::schema::Object {
+    crate::contract::not_blank(marketplace_domain::wallet::MAX_REASON)
 }
 
 /// Debit a wallet (billing; operators and workers). Never below zero.

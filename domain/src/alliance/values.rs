@@ -262,8 +262,9 @@ impl SharingRule {
         if let SharingRule::Fixed { shares } = self {
             let sum: u32 = shares.values().map(|&b| u32::from(b)).sum();
             if sum != u32::from(BPS_WHOLE) {
-                return Err(SpecError::new(
+                return Err(SpecError::across(
                     "rule.shares",
+                    "shares-must-sum-to-whole",
                     format!("must sum to exactly 10000 basis points, got {sum}"),
                 ));
             }
@@ -336,8 +337,9 @@ impl Sla {
         }
         for (i, t) in tiers.iter().enumerate() {
             if t.below_bps > target_bps {
-                return Err(SpecError::new(
+                return Err(SpecError::across(
                     "sla.tiers",
+                    "sla-tiers-out-of-order",
                     "a tier must not start above the target",
                 ));
             }
@@ -350,8 +352,9 @@ impl Sla {
             if i > 0 {
                 let before = tiers[i - 1];
                 if t.below_bps >= before.below_bps || t.credit_bps < before.credit_bps {
-                    return Err(SpecError::new(
+                    return Err(SpecError::across(
                         "sla.tiers",
+                        "sla-tiers-out-of-order",
                         "tiers must go from the highest threshold down, credits never falling",
                     ));
                 }

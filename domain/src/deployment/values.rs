@@ -16,6 +16,11 @@ pub struct SpecError {
     pub field: String,
     /// What is wrong with it.
     pub reason: String,
+    /// For a value that is fine on its own but breaks a rule across
+    /// fields (tiers out of order, shares not summing to the whole), which
+    /// no schema can state: the rule's stable name, which the API answers
+    /// as its problem type instead of `invalid-command`.
+    pub rule: Option<&'static str>,
 }
 
 impl SpecError {
@@ -24,6 +29,15 @@ impl SpecError {
         Self {
             field: field.to_string(),
             reason: reason.into(),
+            rule: None,
+        }
+    }
+
+    /// An error about how `field` stands to other fields, named `rule`.
+    pub fn across(field: &str, rule: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            rule: Some(rule),
+            ..Self::new(field, reason)
         }
     }
 
@@ -391,14 +405,25 @@ impl WorkloadSpec {
 #[serde(transparent)]
 pub struct Country(String);
 
+/// The letters a country's name is written in: the Latin letters of ASCII
+/// and Latin-1 (`Côte d'Ivoire`, `Curaçao`), as the grid names countries.
+pub fn is_country_letter(c: char) -> bool {
+    c.is_ascii_alphabetic()
+        || matches!(c, '\u{c0}'..='\u{d6}' | '\u{d8}'..='\u{f6}' | '\u{f8}'..='\u{ff}')
+}
+
+/// [`Country::new`]'s rule as a regular expression, for the API's document.
+pub const COUNTRY_PATTERN: &str =
+    "^[A-Za-z\\u00c0-\\u00d6\\u00d8-\\u00f6\\u00f8-\\u00ff][A-Za-z\\u00c0-\\u00d6\\u00d8-\\u00f6\\u00f8-\\u00ff .'-]{1,55}$";
+
 impl Country {
-    /// Validates a country: 2 to 56 letters, spaces, dots or hyphens.
+    /// Validates a country: 2 to 56 characters, a letter first, then
+    /// letters, spaces, dots, apostrophes or hyphens.
     pub fn new(name: &str) -> Result<Self, SpecError> {
+        let mut chars = name.chars();
         let ok = (2..=56).contains(&name.chars().count())
-            && name
-                .chars()
-                .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '.' || c == '\'')
-            && name.chars().next().is_some_and(char::is_alphabetic);
+            && chars.next().is_some_and(is_country_letter)
+            && chars.all(|c| is_country_letter(c) || matches!(c, ' ' | '-' | '.' | '\''));
         if !ok {
             return Err(SpecError::new("country", "must be a country name or code"));
         }

@@ -148,20 +148,23 @@ impl PricingPolicy {
             }
             if let Some(p) = previous {
                 if tier.level <= p.level {
-                    return Err(SpecError::new(
+                    return Err(SpecError::across(
                         &field("level"),
+                        "discount-tiers-out-of-order",
                         "levels must be in order: default, bronze, silver, gold",
                     ));
                 }
                 if tier.min_half_months <= p.min_half_months {
-                    return Err(SpecError::new(
+                    return Err(SpecError::across(
                         &field("min_half_months"),
+                        "discount-tiers-out-of-order",
                         "must be greater than the previous tier's",
                     ));
                 }
                 if tier.percent <= p.percent {
-                    return Err(SpecError::new(
+                    return Err(SpecError::across(
                         &field("percent"),
+                        "discount-tiers-out-of-order",
                         "must be greater than the previous tier's",
                     ));
                 }

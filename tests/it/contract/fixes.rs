@@ -82,3 +82,110 @@ async fn the_server_reads_requests_as_the_document_describes_them() {
     let r = app.get("/v1/audit/events?event_type=", &operator()).await;
     expect_problem(r, 400).await;
 }
+
+/// What the fuzzer found the server refusing as malformed although the
+/// document allowed it, now answered as what it is: a rule across fields
+/// gets its own problem type, a node missing from the catalog is a rule,
+/// and a text holding U+0000 (which PostgreSQL cannot store) is refused
+/// naming its field, where it used to fail its whole commit with a 503.
+#[tokio::test]
+async fn rules_across_fields_and_unstorable_texts_get_their_own_answers() {
+    use crate::alliances::{alliance_grid, found_body, provider, this_month};
+    let grid = alliance_grid(this_month()).await;
+    let app = &grid.app;
+    crate::nodes_api::approve_farm(app, "p1", 1).await;
+    let rule_of = |p: &serde_json::Value| p["type"].as_str().unwrap_or_default().to_string();
+
+    // Fixed shares that do not make the whole; SLA tiers out of order.
+    let mut body = found_body("Pool");
+    body["rule"] = json!({ "kind": "fixed", "shares": { "p1": 9_000 } });
+    let p = expect_problem(app.post("/v1/alliances", &provider("p1"), &body).await, 422).await;
+    assert_eq!(rule_of(&p), "/problems/shares-must-sum-to-whole", "{p:#}");
+    let mut body = found_body("Pool");
+    body["sla"]["tiers"] = json!([
+        { "below_bps": 9000, "credit_bps": 1000 },
+        { "below_bps": 9500, "credit_bps": 2500 }
+    ]);
+    let p = expect_problem(app.post("/v1/alliances", &provider("p1"), &body).await, 422).await;
+    assert_eq!(rule_of(&p), "/problems/sla-tiers-out-of-order", "{p:#}");
+    // A rule kind that lists no shares may not carry any.
+    let mut body = found_body("Pool");
+    body["rule"] = json!({ "kind": "equal", "shares": { "p1": 10_000 } });
+    let p = expect_problem(app.post("/v1/alliances", &provider("p1"), &body).await, 422).await;
+    assert_eq!(rule_of(&p), "/problems/invalid-command", "{p:#}");
+
+    // A node that is not in the catalog.
+    let r = app
+        .post("/v1/alliances", &provider("p1"), &found_body("Pool"))
+        .await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let p = expect_problem(
+        app.post(
+            &format!("/v1/alliances/{id}/nodes"),
+            &provider("p1"),
+            &json!({ "node_id": 4_000_000_000u32 }),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(rule_of(&p), "/problems/unknown-node", "{p:#}");
+
+    // Discount tiers whose levels do not rise.
+    let current: serde_json::Value = app
+        .get("/v1/pricing", &operator())
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut policy = current["policy"].clone();
+    policy["discounts"] = json!([
+        { "level": "silver", "min_half_months": 3, "percent": 30 },
+        { "level": "bronze", "min_half_months": 6, "percent": 40 }
+    ]);
+    let r = app
+        .client
+        .put(app.url("/v1/pricing"))
+        .bearer_auth(operator())
+        .json(&policy)
+        .send()
+        .await
+        .expect("send");
+    let p = expect_problem(r, 422).await;
+    assert_eq!(
+        rule_of(&p),
+        "/problems/discount-tiers-out-of-order",
+        "{p:#}"
+    );
+
+    // U+0000 in a text, or in a key: refused naming the field, nothing written.
+    let (deployment, _) = app.request(&alice(), &vm_body("nul1")).await;
+    let events = |id: String| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE aggregate_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("count")
+    };
+    let before = events(deployment.clone()).await;
+    let p = expect_problem(
+        app.post(
+            &format!("/v1/deployments/{deployment}/cancel"),
+            &alice(),
+            &json!({ "reason": "bye\u{0}" }),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["field"], "reason", "{p:#}");
+    assert_eq!(events(deployment.clone()).await, before);
+    let mut body = found_body("Pool");
+    body["rule"] = json!({ "kind": "fixed", "shares": { "p\u{0}1": 10_000 } });
+    let p = expect_problem(app.post("/v1/alliances", &provider("p1"), &body).await, 422).await;
+    assert_eq!(p["field"], "rule.shares.p\u{0}1", "{p:#}");
+}

@@ -373,9 +373,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * What changed in an aggregate between versions `from` and `to`
-         *     (operator): a JSON Patch of its state, field by field, and the events
-         *     between.
+         * What changed in an aggregate from version `from` to version `to`
+         *     (operator; either order): a JSON Patch of its state, field by field,
+         *     and the events between.
          */
         get: operations["aggregate_diff"];
         put?: never;
@@ -414,8 +414,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * An aggregate's state (operator) at `version` or at time `at` (one of
-         *     them), folded from its events by the domain's own rules.
+         * An aggregate's state (operator) through `version` and through time
+         *     `at` (each optional; the latest state without either), folded from its
+         *     events by the domain's own rules.
          */
         get: operations["aggregate_state"];
         put?: never;
@@ -1921,23 +1922,22 @@ export interface components {
         };
         /** @description The provider's answer. */
         AnswerBody: {
-            /** @description The answer. */
             answer: string;
         };
         /** @description An operator's note on approval. */
         ApproveBody: {
-            /** @description Optional note. */
+            /** @description Optional note; at most 2,000 characters. */
             note?: string | null;
         };
         /** @description The node placement chose. */
         AssignNodeBody: {
             /**
-             * Format: int32
+             * Format: int64
              * @description The node's farm.
              */
             farm_id: number;
             /**
-             * Format: int32
+             * Format: int64
              * @description Grid node id.
              */
             node_id: number;
@@ -1970,22 +1970,25 @@ export interface components {
         /** @description What changed between two versions. */
         AuditDiff: {
             /**
-             * @description An RFC 6902 JSON Patch from the older state to the newer: `op`
-             *     (`add`, `remove`, `replace`), `path`, `value`.
+             * @description An RFC 6902 JSON Patch from the state at `from` to the state at
+             *     `to`: `op` (`add`, `remove`, `replace`), `path`, `value`.
              */
             changes: Record<string, never>[];
-            /** @description The events between (sequences `from + 1` to `to`), at most 500. */
+            /**
+             * @description The events between, oldest first (sequences from the lower version
+             *     + 1 to the higher), at most 500.
+             */
             events: components["schemas"]["AuditEventBody"][];
             /** @description Whether more events lie between than listed. */
             events_truncated: boolean;
             /**
              * Format: int64
-             * @description The older version.
+             * @description The version the patch starts from.
              */
             from: number;
             /**
              * Format: int64
-             * @description The newer version.
+             * @description The version it leads to.
              */
             to: number;
         };
@@ -2249,7 +2252,7 @@ export interface components {
         /** @description `POST /v1/alliances/{id}/nodes`. */
         ContributeBody: {
             /**
-             * Format: int32
+             * Format: int64
              * @description The grid node: in one of the member's approved farms (or listed in
              *     one's request and already moved into the alliance's farm), in no
              *     other alliance.
@@ -2349,18 +2352,17 @@ export interface components {
              * @description TFT base units, more than zero.
              */
             amount_tft_units: number;
-            /** @description The same id twice debits once. */
+            /**
+             * @description The same id twice debits once: 1 to 128 ASCII letters, digits,
+             *     `-`, `_`, `.` or `:`.
+             */
             debit_id: string;
-            /** @description What for. */
             reason: string;
         };
         /** @description A deleted deployment's cause. */
         DeleteBody: {
-            /**
-             * @description `canceled_by_user`, `out_of_funds` or `canceled_by_collective`.
-             * @example canceled_by_user
-             */
-            cause: string;
+            /** @enum {string} */
+            cause: "canceled_by_user" | "out_of_funds" | "canceled_by_collective";
         };
         /** @description A notification's delivery to an endpoint. */
         Delivery: {
@@ -2638,13 +2640,10 @@ export interface components {
         };
         /** @description One discount tier. */
         DiscountTierBody: {
+            /** @enum {string} */
+            level: "default" | "bronze" | "silver" | "gold";
             /**
-             * @description `default`, `bronze`, `silver` or `gold`.
-             * @example bronze
-             */
-            level: string;
-            /**
-             * Format: int32
+             * Format: int64
              * @description Balance needed, in half-months of the contract's cost (3 = 1.5 months).
              */
             min_half_months: number;
@@ -2699,7 +2698,6 @@ export interface components {
             description?: string;
             /** @enum {string|null} */
             governance?: "founder" | "capacity_majority" | null;
-            /** @description 1 to 80 characters. */
             name: string;
             /** @description How income is shared (fixed shares may list only the founder). */
             rule: components["schemas"]["RuleBody"];
@@ -2770,7 +2768,6 @@ export interface components {
         };
         /** @description `POST /v1/alliances/{id}/invitations`. */
         InviteBody: {
-            /** @description The invited provider's subject. */
             provider: string;
         };
         /** @description A ledger line. */
@@ -3188,16 +3185,18 @@ export interface components {
         };
         /** @description Where a deployment may be placed. */
         PlacementBody: {
-            /** @description Alliance nodes only: nodes counted now in this provider alliance. */
+            /**
+             * Format: uuid
+             * @description Alliance nodes only: nodes counted now in this provider alliance.
+             */
             alliance_id?: string | null;
             /** @description Only certified nodes. */
             certified_only?: boolean;
-            /** @description Only nodes in this country. */
             country?: string | null;
             /** @description A dedicated node. */
             dedicated?: boolean;
             /**
-             * Format: int32
+             * Format: int64
              * @description Only nodes of this farm.
              */
             farm_id?: number | null;
@@ -3246,7 +3245,10 @@ export interface components {
              * @description One compute unit for an hour.
              */
             cu_per_hour: number;
-            /** @description Staking discount tiers, lowest first. */
+            /**
+             * @description Staking discount tiers, lowest first: levels, balances and percents
+             *     each rising (422 `discount-tiers-out-of-order` otherwise).
+             */
             discounts: components["schemas"]["DiscountTierBody"][];
             /**
              * Format: int64
@@ -3364,7 +3366,6 @@ export interface components {
         QsfsGb: number;
         /** @description A question for the provider. */
         QuestionBody: {
-            /** @description What the reviewers need to know. */
             question: string;
         };
         /**
@@ -3471,7 +3472,6 @@ export interface components {
         };
         /** @description A rejection's reason. */
         RejectBody: {
-            /** @description Why (shown to the provider). */
             reason: string;
         };
         /** @description `POST /v1/deployments`. */
@@ -3507,8 +3507,8 @@ export interface components {
         };
         /** @description What to retry. */
         RetryBody: {
-            /** @description The projection whose unresolved dead letters to retry, in store order. */
-            projection: string;
+            /** @enum {string} */
+            projection: "deployments" | "nodes" | "provider_requests" | "pricing_policy" | "wallets" | "tft_price" | "alliances" | "audit_index" | "users";
         };
         /** @description What a retry did. */
         RetryOutcome: {
@@ -3519,14 +3519,26 @@ export interface components {
             /** @description Dead letters that failed again (their error is updated). */
             still_failing: number;
         };
-        /** @description A sharing rule. */
+        /**
+         * @description A sharing rule, by `kind`; only `fixed` lists shares. (The variants
+         *     without fields are empty structs: serde would let a unit variant of an
+         *     internally tagged enum ignore the fields it does not know.)
+         */
         RuleBody: {
             /** @enum {string} */
-            kind: "equal" | "capacity" | "uptime_weighted_capacity" | "fixed";
-            /** @description For `fixed`: basis points per member, summing to 10,000. */
-            shares?: {
+            kind: "equal";
+        } | {
+            /** @enum {string} */
+            kind: "capacity";
+        } | {
+            /** @enum {string} */
+            kind: "uptime_weighted_capacity";
+        } | {
+            /** @enum {string} */
+            kind: "fixed";
+            shares: {
                 [key: string]: number;
-            } | null;
+            };
         };
         /** @description What the user's active deployments burn, and what the balance earns. */
         RunwayBody: {
@@ -3574,7 +3586,6 @@ export interface components {
              * @description End, after the start, at most 14 days later.
              */
             ends_at: string;
-            /** @description Why (shown to users on the node). */
             reason: string;
             /**
              * Format: date-time
@@ -3674,7 +3685,10 @@ export interface components {
              * @description Monthly uptime target per node (basis points, e.g. 9,800).
              */
             target_bps: number;
-            /** @description From the highest threshold down, credits never falling. */
+            /**
+             * @description From the highest threshold down, none above the target, credits
+             *     never falling (422 `sla-tiers-out-of-order` otherwise).
+             */
             tiers?: components["schemas"]["TierBody"][];
         };
         /** @description What a deployment runs, tagged by `kind`. */
@@ -3829,18 +3843,16 @@ export interface components {
         StatementPdf: string;
         /** @description `POST /v1/provider-requests`. */
         SubmitBody: {
-            /** @description The provider's company. */
             company: string;
-            /** @description A contact e-mail address. */
+            /** Format: email */
             contact_email: string;
-            /** @description The farm's country. */
             country: string;
             /**
-             * Format: int32
+             * Format: int64
              * @description The grid farm to sell.
              */
             farm_id: number;
-            /** @description Anything the reviewers should know. */
+            /** @description Anything the reviewers should know; at most 2,000 characters. */
             message?: string | null;
             node_ids: number[];
         };
@@ -4084,12 +4096,8 @@ export interface components {
          *     `null` clears a clearable one.
          */
         UserPatchBody: {
-            /** @description 1 to 100 characters; `null` clears it. */
             company?: string | null;
-            /**
-             * @description Where you want mail; a new address is unverified until a code sent
-             *     there comes back. `null` removes it.
-             */
+            /** Format: email */
             contact_email?: string | null;
             /**
              * @example BE
@@ -4097,13 +4105,76 @@ export interface components {
              */
             country?: "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AQ" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BV" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GS" | "GT" | "GU" | "GW" | "GY" | "HK" | "HM" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PN" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TC" | "TD" | "TF" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "UM" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "YE" | "YT" | "ZA" | "ZM" | "ZW" | null;
             default_placement?: components["schemas"]["PlacementBody"] | null;
-            /** @description 1 to 100 characters; `null` clears it. */
             display_name?: string | null;
             /**
-             * @description Channels per kind: `{"<kind>": {"feed" | "email" | "webhook": true | false | null}}`;
-             *     `null` puts a channel back to its default (on); kinds and channels not named stay.
+             * @example {
+             *       "balance_low": {
+             *         "email": false
+             *       }
+             *     }
              */
-            notification_prefs?: Record<string, never> | null;
+            notification_prefs?: {
+                alliance_settlement_paid?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                auto_top_up_failed?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                balance_low?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                deleted_out_of_funds?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                deployment_failed?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                deployment_running?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                grace_period_ended?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                grace_period_started?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                maintenance_announced?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                maintenance_soon?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                provider_request_answered?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+                subscription_payment_failed?: {
+                    email?: boolean | null;
+                    feed?: boolean | null;
+                    webhook?: boolean | null;
+                };
+            } | null;
             /** @enum {string} */
             time_zone?: "Africa/Abidjan" | "Africa/Accra" | "Africa/Addis_Ababa" | "Africa/Algiers" | "Africa/Asmara" | "Africa/Asmera" | "Africa/Bamako" | "Africa/Bangui" | "Africa/Banjul" | "Africa/Bissau" | "Africa/Blantyre" | "Africa/Brazzaville" | "Africa/Bujumbura" | "Africa/Cairo" | "Africa/Casablanca" | "Africa/Ceuta" | "Africa/Conakry" | "Africa/Dakar" | "Africa/Dar_es_Salaam" | "Africa/Djibouti" | "Africa/Douala" | "Africa/El_Aaiun" | "Africa/Freetown" | "Africa/Gaborone" | "Africa/Harare" | "Africa/Johannesburg" | "Africa/Juba" | "Africa/Kampala" | "Africa/Khartoum" | "Africa/Kigali" | "Africa/Kinshasa" | "Africa/Lagos" | "Africa/Libreville" | "Africa/Lome" | "Africa/Luanda" | "Africa/Lubumbashi" | "Africa/Lusaka" | "Africa/Malabo" | "Africa/Maputo" | "Africa/Maseru" | "Africa/Mbabane" | "Africa/Mogadishu" | "Africa/Monrovia" | "Africa/Nairobi" | "Africa/Ndjamena" | "Africa/Niamey" | "Africa/Nouakchott" | "Africa/Ouagadougou" | "Africa/Porto-Novo" | "Africa/Sao_Tome" | "Africa/Timbuktu" | "Africa/Tripoli" | "Africa/Tunis" | "Africa/Windhoek" | "America/Adak" | "America/Anchorage" | "America/Anguilla" | "America/Antigua" | "America/Araguaina" | "America/Argentina/Buenos_Aires" | "America/Argentina/Catamarca" | "America/Argentina/ComodRivadavia" | "America/Argentina/Cordoba" | "America/Argentina/Jujuy" | "America/Argentina/La_Rioja" | "America/Argentina/Mendoza" | "America/Argentina/Rio_Gallegos" | "America/Argentina/Salta" | "America/Argentina/San_Juan" | "America/Argentina/San_Luis" | "America/Argentina/Tucuman" | "America/Argentina/Ushuaia" | "America/Aruba" | "America/Asuncion" | "America/Atikokan" | "America/Atka" | "America/Bahia" | "America/Bahia_Banderas" | "America/Barbados" | "America/Belem" | "America/Belize" | "America/Blanc-Sablon" | "America/Boa_Vista" | "America/Bogota" | "America/Boise" | "America/Buenos_Aires" | "America/Cambridge_Bay" | "America/Campo_Grande" | "America/Cancun" | "America/Caracas" | "America/Catamarca" | "America/Cayenne" | "America/Cayman" | "America/Chicago" | "America/Chihuahua" | "America/Ciudad_Juarez" | "America/Coral_Harbour" | "America/Cordoba" | "America/Costa_Rica" | "America/Coyhaique" | "America/Creston" | "America/Cuiaba" | "America/Curacao" | "America/Danmarkshavn" | "America/Dawson" | "America/Dawson_Creek" | "America/Denver" | "America/Detroit" | "America/Dominica" | "America/Edmonton" | "America/Eirunepe" | "America/El_Salvador" | "America/Ensenada" | "America/Fort_Nelson" | "America/Fort_Wayne" | "America/Fortaleza" | "America/Glace_Bay" | "America/Godthab" | "America/Goose_Bay" | "America/Grand_Turk" | "America/Grenada" | "America/Guadeloupe" | "America/Guatemala" | "America/Guayaquil" | "America/Guyana" | "America/Halifax" | "America/Havana" | "America/Hermosillo" | "America/Indiana/Indianapolis" | "America/Indiana/Knox" | "America/Indiana/Marengo" | "America/Indiana/Petersburg" | "America/Indiana/Tell_City" | "America/Indiana/Vevay" | "America/Indiana/Vincennes" | "America/Indiana/Winamac" | "America/Indianapolis" | "America/Inuvik" | "America/Iqaluit" | "America/Jamaica" | "America/Jujuy" | "America/Juneau" | "America/Kentucky/Louisville" | "America/Kentucky/Monticello" | "America/Knox_IN" | "America/Kralendijk" | "America/La_Paz" | "America/Lima" | "America/Los_Angeles" | "America/Louisville" | "America/Lower_Princes" | "America/Maceio" | "America/Managua" | "America/Manaus" | "America/Marigot" | "America/Martinique" | "America/Matamoros" | "America/Mazatlan" | "America/Mendoza" | "America/Menominee" | "America/Merida" | "America/Metlakatla" | "America/Mexico_City" | "America/Miquelon" | "America/Moncton" | "America/Monterrey" | "America/Montevideo" | "America/Montreal" | "America/Montserrat" | "America/Nassau" | "America/New_York" | "America/Nipigon" | "America/Nome" | "America/Noronha" | "America/North_Dakota/Beulah" | "America/North_Dakota/Center" | "America/North_Dakota/New_Salem" | "America/Nuuk" | "America/Ojinaga" | "America/Panama" | "America/Pangnirtung" | "America/Paramaribo" | "America/Phoenix" | "America/Port-au-Prince" | "America/Port_of_Spain" | "America/Porto_Acre" | "America/Porto_Velho" | "America/Puerto_Rico" | "America/Punta_Arenas" | "America/Rainy_River" | "America/Rankin_Inlet" | "America/Recife" | "America/Regina" | "America/Resolute" | "America/Rio_Branco" | "America/Rosario" | "America/Santa_Isabel" | "America/Santarem" | "America/Santiago" | "America/Santo_Domingo" | "America/Sao_Paulo" | "America/Scoresbysund" | "America/Shiprock" | "America/Sitka" | "America/St_Barthelemy" | "America/St_Johns" | "America/St_Kitts" | "America/St_Lucia" | "America/St_Thomas" | "America/St_Vincent" | "America/Swift_Current" | "America/Tegucigalpa" | "America/Thule" | "America/Thunder_Bay" | "America/Tijuana" | "America/Toronto" | "America/Tortola" | "America/Vancouver" | "America/Virgin" | "America/Whitehorse" | "America/Winnipeg" | "America/Yakutat" | "America/Yellowknife" | "Antarctica/Casey" | "Antarctica/Davis" | "Antarctica/DumontDUrville" | "Antarctica/Macquarie" | "Antarctica/Mawson" | "Antarctica/McMurdo" | "Antarctica/Palmer" | "Antarctica/Rothera" | "Antarctica/South_Pole" | "Antarctica/Syowa" | "Antarctica/Troll" | "Antarctica/Vostok" | "Arctic/Longyearbyen" | "Asia/Aden" | "Asia/Almaty" | "Asia/Amman" | "Asia/Anadyr" | "Asia/Aqtau" | "Asia/Aqtobe" | "Asia/Ashgabat" | "Asia/Ashkhabad" | "Asia/Atyrau" | "Asia/Baghdad" | "Asia/Bahrain" | "Asia/Baku" | "Asia/Bangkok" | "Asia/Barnaul" | "Asia/Beirut" | "Asia/Bishkek" | "Asia/Brunei" | "Asia/Calcutta" | "Asia/Chita" | "Asia/Choibalsan" | "Asia/Chongqing" | "Asia/Chungking" | "Asia/Colombo" | "Asia/Dacca" | "Asia/Damascus" | "Asia/Dhaka" | "Asia/Dili" | "Asia/Dubai" | "Asia/Dushanbe" | "Asia/Famagusta" | "Asia/Gaza" | "Asia/Harbin" | "Asia/Hebron" | "Asia/Ho_Chi_Minh" | "Asia/Hong_Kong" | "Asia/Hovd" | "Asia/Irkutsk" | "Asia/Istanbul" | "Asia/Jakarta" | "Asia/Jayapura" | "Asia/Jerusalem" | "Asia/Kabul" | "Asia/Kamchatka" | "Asia/Karachi" | "Asia/Kashgar" | "Asia/Kathmandu" | "Asia/Katmandu" | "Asia/Khandyga" | "Asia/Kolkata" | "Asia/Krasnoyarsk" | "Asia/Kuala_Lumpur" | "Asia/Kuching" | "Asia/Kuwait" | "Asia/Macao" | "Asia/Macau" | "Asia/Magadan" | "Asia/Makassar" | "Asia/Manila" | "Asia/Muscat" | "Asia/Nicosia" | "Asia/Novokuznetsk" | "Asia/Novosibirsk" | "Asia/Omsk" | "Asia/Oral" | "Asia/Phnom_Penh" | "Asia/Pontianak" | "Asia/Pyongyang" | "Asia/Qatar" | "Asia/Qostanay" | "Asia/Qyzylorda" | "Asia/Rangoon" | "Asia/Riyadh" | "Asia/Saigon" | "Asia/Sakhalin" | "Asia/Samarkand" | "Asia/Seoul" | "Asia/Shanghai" | "Asia/Singapore" | "Asia/Srednekolymsk" | "Asia/Taipei" | "Asia/Tashkent" | "Asia/Tbilisi" | "Asia/Tehran" | "Asia/Tel_Aviv" | "Asia/Thimbu" | "Asia/Thimphu" | "Asia/Tokyo" | "Asia/Tomsk" | "Asia/Ujung_Pandang" | "Asia/Ulaanbaatar" | "Asia/Ulan_Bator" | "Asia/Urumqi" | "Asia/Ust-Nera" | "Asia/Vientiane" | "Asia/Vladivostok" | "Asia/Yakutsk" | "Asia/Yangon" | "Asia/Yekaterinburg" | "Asia/Yerevan" | "Atlantic/Azores" | "Atlantic/Bermuda" | "Atlantic/Canary" | "Atlantic/Cape_Verde" | "Atlantic/Faeroe" | "Atlantic/Faroe" | "Atlantic/Jan_Mayen" | "Atlantic/Madeira" | "Atlantic/Reykjavik" | "Atlantic/South_Georgia" | "Atlantic/St_Helena" | "Atlantic/Stanley" | "Australia/ACT" | "Australia/Adelaide" | "Australia/Brisbane" | "Australia/Broken_Hill" | "Australia/Canberra" | "Australia/Currie" | "Australia/Darwin" | "Australia/Eucla" | "Australia/Hobart" | "Australia/LHI" | "Australia/Lindeman" | "Australia/Lord_Howe" | "Australia/Melbourne" | "Australia/NSW" | "Australia/North" | "Australia/Perth" | "Australia/Queensland" | "Australia/South" | "Australia/Sydney" | "Australia/Tasmania" | "Australia/Victoria" | "Australia/West" | "Australia/Yancowinna" | "Brazil/Acre" | "Brazil/DeNoronha" | "Brazil/East" | "Brazil/West" | "CET" | "CST6CDT" | "Canada/Atlantic" | "Canada/Central" | "Canada/Eastern" | "Canada/Mountain" | "Canada/Newfoundland" | "Canada/Pacific" | "Canada/Saskatchewan" | "Canada/Yukon" | "Chile/Continental" | "Chile/EasterIsland" | "Cuba" | "EET" | "EST" | "EST5EDT" | "Egypt" | "Eire" | "Etc/GMT" | "Etc/GMT+0" | "Etc/GMT+1" | "Etc/GMT+10" | "Etc/GMT+11" | "Etc/GMT+12" | "Etc/GMT+2" | "Etc/GMT+3" | "Etc/GMT+4" | "Etc/GMT+5" | "Etc/GMT+6" | "Etc/GMT+7" | "Etc/GMT+8" | "Etc/GMT+9" | "Etc/GMT-0" | "Etc/GMT-1" | "Etc/GMT-10" | "Etc/GMT-11" | "Etc/GMT-12" | "Etc/GMT-13" | "Etc/GMT-14" | "Etc/GMT-2" | "Etc/GMT-3" | "Etc/GMT-4" | "Etc/GMT-5" | "Etc/GMT-6" | "Etc/GMT-7" | "Etc/GMT-8" | "Etc/GMT-9" | "Etc/GMT0" | "Etc/Greenwich" | "Etc/UCT" | "Etc/UTC" | "Etc/Universal" | "Etc/Zulu" | "Europe/Amsterdam" | "Europe/Andorra" | "Europe/Astrakhan" | "Europe/Athens" | "Europe/Belfast" | "Europe/Belgrade" | "Europe/Berlin" | "Europe/Bratislava" | "Europe/Brussels" | "Europe/Bucharest" | "Europe/Budapest" | "Europe/Busingen" | "Europe/Chisinau" | "Europe/Copenhagen" | "Europe/Dublin" | "Europe/Gibraltar" | "Europe/Guernsey" | "Europe/Helsinki" | "Europe/Isle_of_Man" | "Europe/Istanbul" | "Europe/Jersey" | "Europe/Kaliningrad" | "Europe/Kiev" | "Europe/Kirov" | "Europe/Kyiv" | "Europe/Lisbon" | "Europe/Ljubljana" | "Europe/London" | "Europe/Luxembourg" | "Europe/Madrid" | "Europe/Malta" | "Europe/Mariehamn" | "Europe/Minsk" | "Europe/Monaco" | "Europe/Moscow" | "Europe/Nicosia" | "Europe/Oslo" | "Europe/Paris" | "Europe/Podgorica" | "Europe/Prague" | "Europe/Riga" | "Europe/Rome" | "Europe/Samara" | "Europe/San_Marino" | "Europe/Sarajevo" | "Europe/Saratov" | "Europe/Simferopol" | "Europe/Skopje" | "Europe/Sofia" | "Europe/Stockholm" | "Europe/Tallinn" | "Europe/Tirane" | "Europe/Tiraspol" | "Europe/Ulyanovsk" | "Europe/Uzhgorod" | "Europe/Vaduz" | "Europe/Vatican" | "Europe/Vienna" | "Europe/Vilnius" | "Europe/Volgograd" | "Europe/Warsaw" | "Europe/Zagreb" | "Europe/Zaporozhye" | "Europe/Zurich" | "GB" | "GB-Eire" | "GMT" | "GMT+0" | "GMT-0" | "GMT0" | "Greenwich" | "HST" | "Hongkong" | "Iceland" | "Indian/Antananarivo" | "Indian/Chagos" | "Indian/Christmas" | "Indian/Cocos" | "Indian/Comoro" | "Indian/Kerguelen" | "Indian/Mahe" | "Indian/Maldives" | "Indian/Mauritius" | "Indian/Mayotte" | "Indian/Reunion" | "Iran" | "Israel" | "Jamaica" | "Japan" | "Kwajalein" | "Libya" | "MET" | "MST" | "MST7MDT" | "Mexico/BajaNorte" | "Mexico/BajaSur" | "Mexico/General" | "NZ" | "NZ-CHAT" | "Navajo" | "PRC" | "PST8PDT" | "Pacific/Apia" | "Pacific/Auckland" | "Pacific/Bougainville" | "Pacific/Chatham" | "Pacific/Chuuk" | "Pacific/Easter" | "Pacific/Efate" | "Pacific/Enderbury" | "Pacific/Fakaofo" | "Pacific/Fiji" | "Pacific/Funafuti" | "Pacific/Galapagos" | "Pacific/Gambier" | "Pacific/Guadalcanal" | "Pacific/Guam" | "Pacific/Honolulu" | "Pacific/Johnston" | "Pacific/Kanton" | "Pacific/Kiritimati" | "Pacific/Kosrae" | "Pacific/Kwajalein" | "Pacific/Majuro" | "Pacific/Marquesas" | "Pacific/Midway" | "Pacific/Nauru" | "Pacific/Niue" | "Pacific/Norfolk" | "Pacific/Noumea" | "Pacific/Pago_Pago" | "Pacific/Palau" | "Pacific/Pitcairn" | "Pacific/Pohnpei" | "Pacific/Ponape" | "Pacific/Port_Moresby" | "Pacific/Rarotonga" | "Pacific/Saipan" | "Pacific/Samoa" | "Pacific/Tahiti" | "Pacific/Tarawa" | "Pacific/Tongatapu" | "Pacific/Truk" | "Pacific/Wake" | "Pacific/Wallis" | "Pacific/Yap" | "Poland" | "Portugal" | "ROC" | "ROK" | "Singapore" | "Turkey" | "UCT" | "US/Alaska" | "US/Aleutian" | "US/Arizona" | "US/Central" | "US/East-Indiana" | "US/Eastern" | "US/Hawaii" | "US/Indiana-Starke" | "US/Michigan" | "US/Mountain" | "US/Pacific" | "US/Samoa" | "UTC" | "Universal" | "W-SU" | "WET" | "Zulu";
         };
@@ -4198,11 +4269,8 @@ export interface components {
             name: string;
             /** @description A VM's public IPv4, when it has one. */
             public_ip?: string | null;
-            /**
-             * @description `init`, `ok`, `error`, `deleted`, `paused` or `unchanged`.
-             * @example ok
-             */
-            state: string;
+            /** @enum {string} */
+            state: "init" | "ok" | "error" | "deleted" | "paused" | "unchanged";
         };
         /** @description Workload states reported by the node. */
         WorkloadsBody: {
@@ -4453,7 +4521,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid, or `provider-not-approved` */
+            /** @description Invalid, or `provider-not-approved`, `shares-must-sum-to-whole`, `sla-tiers-out-of-order`, `not-a-member` (fixed shares may list only the founder) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5164,7 +5232,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `node-not-yours`, `node-in-another-alliance`, `farm-not-assigned`, ... */
+            /** @description `unknown-node`, `node-not-yours`, `node-in-another-alliance`, `farm-not-assigned`, `node-without-capacity`, ... */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5694,6 +5762,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Invalid, `shares-must-sum-to-whole`, `not-a-member` (a share for someone not a member), ... */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5857,6 +5926,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Invalid, `sla-tiers-out-of-order`, ... */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6011,9 +6081,12 @@ export interface operations {
     aggregate_diff: {
         parameters: {
             query: {
-                /** @description The older version. */
+                /** @description The version the patch starts from. */
                 from: number;
-                /** @description The newer version (more than `from`). */
+                /**
+                 * @description The version the patch leads to; older than `from` gives the patch
+                 *     that undoes, equal gives an empty one.
+                 */
                 to: number;
             };
             header?: never;
@@ -6035,7 +6108,7 @@ export interface operations {
                     "application/json": components["schemas"]["AuditDiff"];
                 };
             };
-            /** @description from and to missing, malformed, or not 1 <= from < to */
+            /** @description from or to missing, malformed, or below 1 */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6060,7 +6133,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such aggregate type, or it has not reached version `to` */
+            /** @description No such aggregate type, or it has not reached the higher version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6180,7 +6253,7 @@ export interface operations {
                     "application/json": components["schemas"]["AuditState"];
                 };
             };
-            /** @description Neither or both of version and at, or a malformed one */
+            /** @description A malformed version or at */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6375,7 +6448,7 @@ export interface operations {
                     "application/json": components["schemas"]["SearchPage"];
                 };
             };
-            /** @description No filter, a malformed one, from not before to, or a bad cursor */
+            /** @description A malformed filter, or a cursor this search did not give */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8742,8 +8815,7 @@ export interface operations {
     list_dead_letters: {
         parameters: {
             query?: {
-                /** @description Only this projection's. */
-                projection?: string;
+                projection?: "deployments" | "nodes" | "provider_requests" | "pricing_policy" | "wallets" | "tft_price" | "alliances" | "audit_index" | "users";
                 /** @description Resolved ones too (they stay as the audit trail of retries). */
                 include_resolved?: boolean;
                 /** @description Page size, 1 to 200 (default 50). */

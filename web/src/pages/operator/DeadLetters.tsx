@@ -4,7 +4,10 @@
 
 import { useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
-import { api, ok } from '../../api/client';
+import { api, ok, type Schemas } from '../../api/client';
+
+/** A projection of the registry, the one kind that has dead letters to retry. */
+type Projection = Schemas['RetryBody']['projection'];
 import { Empty, Loaded, ProblemView, useAction, useAsync } from '../../components/state';
 import { when } from '../../components/format';
 
@@ -13,7 +16,7 @@ export function DeadLetters() {
   const letters = useAsync(() => ok(api.GET('/v1/operator/dead-letters', { params: { query: { limit: 200, include_resolved: resolved } } })), [resolved]);
   const stripe = useAsync(() => ok(api.GET('/v1/stripe-events')), []);
   const [outcome, setOutcome] = useState<string>();
-  const retry = useAction(async (projection: string) => {
+  const retry = useAction(async (projection: Projection) => {
     const r = await ok(api.POST('/v1/operator/dead-letters/retry', { body: { projection } }));
     setOutcome(`${r.projection}: ${r.resolved} applied now, ${r.still_failing} still failing.`);
   }, letters.reload);
@@ -43,7 +46,7 @@ export function DeadLetters() {
               {projections.length > 0 && (
                 <p>
                   {projections.map((name) => (
-                    <button key={name} disabled={retry.busy} aria-busy={retry.busy} onClick={() => void retry.run(name)}>
+                    <button key={name} disabled={retry.busy} aria-busy={retry.busy} onClick={() => void retry.run(name as Projection)}>
                       Retry {name}
                     </button>
                   ))}

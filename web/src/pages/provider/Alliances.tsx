@@ -76,8 +76,9 @@ function Found() {
         body: {
           name: f.name,
           description: f.description,
-          // The form's selects offer exactly the document's values.
-          rule: { kind: f.rule as Schemas['RuleBody']['kind'] },
+          // The form's selects offer exactly the document's values (the
+          // rules without shares; fixed shares are set once members join).
+          rule: { kind: f.rule as 'equal' | 'capacity' | 'uptime_weighted_capacity' },
           sla: {
             target_bps: Math.round(Number(f.target) * 100),
             credits_to: f.credits_to as Schemas['SlaBody']['credits_to'],
