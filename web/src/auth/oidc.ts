@@ -46,8 +46,9 @@ export async function startOidc(cfg: Oidc): Promise<void> {
   manager.events.addUserUnloaded(() => apply(null));
   manager.events.addAccessTokenExpired(() => apply(null));
   onSignOut(async () => {
-    await manager?.removeUser();
-    await manager?.signoutRedirect().catch(() => undefined);
+    // signoutRedirect reads the ID token (the issuer's id_token_hint) and
+    // then forgets the user; only when it cannot go is the user dropped here.
+    await manager?.signoutRedirect().catch(() => manager?.removeUser());
   });
   const path = window.location.pathname;
   if (path === SILENT_PATH) {
