@@ -23,7 +23,7 @@ function OidcSignIn() {
   return (
     <>
       <p>You will be sent to your organisation's sign-in page and back.</p>
-      <button onClick={() => oidcSignIn(window.location.pathname).catch((e) => setError(String(e)))}>Sign in</button>
+      <button onClick={() => oidcSignIn(window.location.pathname + window.location.search + window.location.hash).catch((e) => setError(String(e)))}>Sign in</button>
       {error && <p role="alert">{error}</p>}
     </>
   );
