@@ -3,7 +3,9 @@
 // built by `cargo test`; it installs localstripe into
 // ~/.cache/marketplace-localstripe on first use) and the real dev server
 // (`marketplace dev`, MARKETPLACE_BIN or $CARGO_TARGET_DIR/debug/marketplace)
-// with a fresh data dir. Returns the teardown that stops both.
+// with a fresh data dir. Returns the teardown that stops both. The dev
+// server's database is handed on (CONSOLE_DATABASE_URL) to the OIDC spec,
+// whose `marketplace serve` reads the same catalog.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, chmodSync, existsSync } from 'node:fs';
@@ -113,7 +115,10 @@ export default async function globalSetup() {
         STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
         // Alliances get their chain farm within seconds, not a minute.
         ALLIANCE_SETTLEMENT_INTERVAL_SECS: '2',
-        RUST_LOG: process.env.RUST_LOG ?? 'warn',
+        // Info from the dev command itself: it names its database, which
+        // the OIDC spec's `marketplace serve` joins.
+        RUST_LOG: `${process.env.RUST_LOG ?? 'warn'},marketplace::cmd::dev=info`,
+        NO_COLOR: '1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -124,10 +129,15 @@ export default async function globalSetup() {
     };
     dev.stdout!.on('data', keep);
     dev.stderr!.on('data', keep);
+    let database: string | undefined;
+    dev.stderr!.on('data', () => (database ??= logs.join('').match(/database_url=(postgres\S+)/)?.[1]));
     await ready(`${api}/readyz`, dev, 120_000).catch((e) => {
       throw new Error(`${e.message}\n${logs.join('')}`);
     });
     process.env.CONSOLE_URL = api;
+    // Logged before it listens, so known by now.
+    if (!database) throw new Error(`marketplace dev did not log its database_url\n${logs.join('')}`);
+    process.env.CONSOLE_DATABASE_URL = database;
     process.env.STRIPE_API_BASE = stripeBase;
     console.log(`marketplace dev on ${api}, localstripe at ${stripeBase} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   } catch (e) {

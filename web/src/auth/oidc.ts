@@ -5,6 +5,7 @@
 // iframe, which is also how a reload finds its session again.
 
 import { UserManager, InMemoryWebStorage, WebStorageStateStore, type User } from 'oidc-client-ts';
+import { signal } from '@preact/signals';
 import type { AuthConfig } from '../config';
 import { session, sessionFromToken, onSignOut } from './session';
 
@@ -14,6 +15,9 @@ export const CALLBACK_PATH = '/auth/callback';
 export const SILENT_PATH = '/auth/silent';
 
 let manager: UserManager | null = null;
+
+/** Why the last redirect back from the issuer did not sign anyone in. */
+export const signInError = signal<string | null>(null);
 let rolesClaim = 'roles';
 
 function make(cfg: Oidc): UserManager {
@@ -38,7 +42,7 @@ function apply(user: User | null) {
   session.value = user && !user.expired ? sessionFromToken(user.access_token, rolesClaim) : null;
 }
 
-/** Starts OIDC; returns true when this page load was a redirect callback handled here. */
+/** Starts OIDC: finishes a redirect back from the issuer, answers in the silent-renew iframe, or (any other load) looks for a session silently. */
 export async function startOidc(cfg: Oidc): Promise<void> {
   rolesClaim = cfg.roles_claim ?? 'roles';
   manager = make(cfg);
@@ -46,8 +50,9 @@ export async function startOidc(cfg: Oidc): Promise<void> {
   manager.events.addUserUnloaded(() => apply(null));
   manager.events.addAccessTokenExpired(() => apply(null));
   onSignOut(async () => {
-    await manager?.removeUser();
-    await manager?.signoutRedirect().catch(() => undefined);
+    // signoutRedirect reads the ID token (the issuer's id_token_hint) and
+    // then forgets the user; only when it cannot go is the user dropped here.
+    await manager?.signoutRedirect().catch(() => manager?.removeUser());
   });
   const path = window.location.pathname;
   if (path === SILENT_PATH) {
@@ -55,10 +60,17 @@ export async function startOidc(cfg: Oidc): Promise<void> {
     return;
   }
   if (path === CALLBACK_PATH) {
-    const user = await manager.signinRedirectCallback();
-    apply(user);
-    const back = typeof user.state === 'string' ? user.state : '/';
-    window.history.replaceState(null, '', back);
+    try {
+      const user = await manager.signinRedirectCallback();
+      apply(user);
+      const back = typeof user.state === 'string' ? user.state : '/';
+      window.history.replaceState(null, '', back);
+    } catch (e) {
+      // Cancelled at the issuer, or refused there: back to the sign-in
+      // page, saying why (the callback URL cannot be used twice).
+      signInError.value = e instanceof Error ? e.message : String(e);
+      window.history.replaceState(null, '', '/');
+    }
     return;
   }
   // A reload: ask the issuer silently whether its session is still there.

@@ -4,7 +4,7 @@
 import { useState } from 'preact/hooks';
 import { config } from '../config';
 import { devSignIn } from '../auth/dev';
-import { oidcSignIn } from '../auth/oidc';
+import { oidcSignIn, signInError } from '../auth/oidc';
 import { ROLES, type Role } from '../auth/session';
 import { ROLE_LABEL } from '../routes';
 
@@ -23,7 +23,12 @@ function OidcSignIn() {
   return (
     <>
       <p>You will be sent to your organisation's sign-in page and back.</p>
-      <button onClick={() => oidcSignIn(window.location.pathname).catch((e) => setError(String(e)))}>Sign in</button>
+      {signInError.value && (
+        <p role="alert" class="error">
+          Signing in did not finish: {signInError.value}
+        </p>
+      )}
+      <button onClick={() => oidcSignIn(window.location.pathname + window.location.search + window.location.hash).catch((e) => setError(String(e)))}>Sign in</button>
       {error && <p role="alert">{error}</p>}
     </>
   );
