@@ -96,22 +96,29 @@ async fn a_vm_goes_from_request_to_running_with_no_operator_call() {
         assert_eq!(causation, &correlation, "{event} is caused by the request");
     }
 
-    // The manager's intake and queue show in the metrics.
-    let metrics = grid
-        .app
-        .get("/metrics", &alice())
-        .await
-        .text()
-        .await
-        .expect("metrics");
-    assert!(
-        metrics.contains("marketplace_projection_lag_events{projection=\"provisioning-intake\"} 0"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("marketplace_jobs{queue=\"provisioning\",state=\"due\"} 0"),
-        "{metrics}"
-    );
+    // The manager's intake and queue show in the metrics: the intake
+    // catches up with the last event and its queue drains. (The running
+    // deployment's last event may still be on its way to the intake when
+    // the view shows it, so this waits, bounded, rather than reading once.)
+    let caught_up = [
+        "marketplace_projection_lag_events{projection=\"provisioning-intake\"} 0",
+        "marketplace_jobs{queue=\"provisioning\",state=\"due\"} 0",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let metrics = grid
+            .app
+            .get("/metrics", &alice())
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        if caught_up.iter().all(|line| metrics.contains(line)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
