@@ -9,6 +9,7 @@
 pub mod alliances;
 pub mod as_of;
 pub mod audit;
+mod copy;
 pub mod deployments;
 pub mod nodes;
 pub mod notifications;
