@@ -249,14 +249,14 @@ async fn apply_in_two_lanes<P: Projection>(
     isolate_each_event: bool,
 ) -> Result<bool, sqlx::Error> {
     use std::hash::{Hash, Hasher};
-    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let (mut first, mut second): (Vec<&StoredEvent>, Vec<&StoredEvent>) = (Vec::new(), Vec::new());
     for event in events {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (&event.aggregate_type, &event.aggregate_id).hash(&mut hasher);
         if hasher.finish().is_multiple_of(2) {
-            first.push(event.clone());
+            first.push(event);
         } else {
-            second.push(event.clone());
+            second.push(event);
         }
     }
     let mut other = pool.begin().await?;
