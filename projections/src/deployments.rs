@@ -208,11 +208,13 @@ async fn write_folded(
         return Ok(HashSet::new());
     }
     let ids: Vec<Uuid> = folds.iter().map(|(f, _, _)| f.id()).collect();
-    // A join on the key, not `id = ANY($1)`: on a table a rebuild is
-    // filling (no statistics yet) the planner took `ANY` of 625 ids for a
-    // sequential scan, 77 ms a batch.
+    // One probe of the key per id (a LATERAL with a LIMIT is not turned
+    // into a join): on a table a rebuild is filling, `id = ANY($1)` of 625
+    // ids was planned as a sequential scan (77 ms a batch), and a join as
+    // a hash join over the table (7.6 ms).
     let present: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
-        "SELECT v.id FROM UNNEST($1::uuid[]) AS u(id) JOIN deployment_views v ON v.id = u.id",
+        "SELECT u.id FROM UNNEST($1::uuid[]) AS u(id),
+                LATERAL (SELECT 1 FROM deployment_views v WHERE v.id = u.id LIMIT 1) AS found",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)

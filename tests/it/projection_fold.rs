@@ -499,6 +499,19 @@ async fn a_folded_rebuild_and_the_live_runner_build_what_one_event_at_a_time_bui
         "{statuses:?}"
     );
 
+    let indexes = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, String>(
+            "SELECT regexp_replace(indexdef, '^.* USING ', '') FROM pg_indexes
+              WHERE schemaname = 'public' AND tablename IN ('deployment_views', 'deployment_history')
+              ORDER BY 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("indexes")
+    };
+    let indexed = indexes(pool.clone()).await;
+    assert_eq!(indexed.len(), 4, "{indexed:?}");
+
     // Batches of one event, of a few (cutting through every deployment's
     // events, a request in one batch and its followers in the next), and
     // of the whole store (every deployment folded whole).
@@ -513,6 +526,8 @@ async fn a_folded_rebuild_and_the_live_runner_build_what_one_event_at_a_time_bui
             &dump_pool(&pool).await,
         );
         assert_eq!(dead_letters(&pool).await, vec![], "batches of {batch}");
+        // The indexes the rebuild built after its rows are all there.
+        assert_eq!(indexes(pool.clone()).await, indexed, "batches of {batch}");
     }
 
     // The live runner (set-based, folding too) from an empty view.
