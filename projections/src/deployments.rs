@@ -124,6 +124,11 @@ impl Projection for DeploymentProjection {
     fn tables(&self) -> &'static [&'static str] {
         &["deployment_views", "deployment_history"]
     }
+
+    /// Every statement here finds a row by its deployment id (the key).
+    fn rebuild_indexes_after_rows(&self) -> bool {
+        true
+    }
 }
 
 /// Folds a deployment's events (in batch order) when the first is its

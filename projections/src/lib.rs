@@ -158,6 +158,14 @@ pub trait Projection: Send + Sync + 'static {
     /// rebuild can build them aside in another schema (through the
     /// `search_path`) and swap them in.
     fn tables(&self) -> &'static [&'static str];
+
+    /// Whether a rebuild may build the tables' indexes that only serve
+    /// reads (not unique, no constraint) after the rows are in, one sort
+    /// each: only for a projection whose own statements find rows by their
+    /// keys alone (otherwise each lookup would scan the table).
+    fn rebuild_indexes_after_rows(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -184,6 +192,10 @@ impl Projection for Arc<dyn Projection> {
 
     fn tables(&self) -> &'static [&'static str] {
         (**self).tables()
+    }
+
+    fn rebuild_indexes_after_rows(&self) -> bool {
+        (**self).rebuild_indexes_after_rows()
     }
 }
 

@@ -475,19 +475,23 @@ pub async fn rebuild<P: Projection>(
     }
     // Indexes that only serve reads (not unique, no constraint behind
     // them) are built once the rows are in, by one sort each, instead of
-    // taking every row on the way: the rebuild itself looks rows up by
+    // taking every row on the way, when the projection looks rows up by
     // their keys only.
-    let deferred: Vec<(String, String)> = sqlx::query_as(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+    let deferred: Vec<(String, String)> = if !projection.rebuild_indexes_after_rows() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
            FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
           WHERE t.relnamespace = $1::regnamespace AND t.relname = ANY($2)
             AND NOT i.indisunique
             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
-    )
-    .bind(&shadow)
-    .bind(&tables)
-    .fetch_all(&mut *tx)
-    .await?;
+        )
+        .bind(&shadow)
+        .bind(&tables)
+        .fetch_all(&mut *tx)
+        .await?
+    };
     for (index, _) in &deferred {
         sqlx::query(&format!("DROP INDEX {index}"))
             .execute(&mut *tx)
