@@ -52,6 +52,10 @@ impl<P: Projection> Projection for OneByOne<P> {
     fn tables(&self) -> &'static [&'static str] {
         self.0.tables()
     }
+
+    fn rebuild_indexes_after_rows(&self) -> bool {
+        self.0.rebuild_indexes_after_rows()
+    }
 }
 
 /// One deployment from request to running through the bus; its id.

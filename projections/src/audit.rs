@@ -102,4 +102,9 @@ impl Projection for AuditIndexProjection {
     fn tables(&self) -> &'static [&'static str] {
         &["audit_events"]
     }
+
+    /// It only inserts, by position (the key), and reads the store.
+    fn rebuild_indexes_after_rows(&self) -> bool {
+        true
+    }
 }

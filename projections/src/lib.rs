@@ -9,6 +9,7 @@
 pub mod alliances;
 pub mod as_of;
 pub mod audit;
+mod copy;
 pub mod deployments;
 pub mod nodes;
 pub mod notifications;
@@ -19,6 +20,7 @@ pub mod tft_price;
 pub mod users;
 pub mod wallets;
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -156,6 +158,14 @@ pub trait Projection: Send + Sync + 'static {
     /// rebuild can build them aside in another schema (through the
     /// `search_path`) and swap them in.
     fn tables(&self) -> &'static [&'static str];
+
+    /// Whether a rebuild may build the tables' indexes that only serve
+    /// reads (not unique, no constraint) after the rows are in, one sort
+    /// each: only for a projection whose own statements find rows by their
+    /// keys alone (otherwise each lookup would scan the table).
+    fn rebuild_indexes_after_rows(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -183,6 +193,10 @@ impl Projection for Arc<dyn Projection> {
     fn tables(&self) -> &'static [&'static str] {
         (**self).tables()
     }
+
+    fn rebuild_indexes_after_rows(&self) -> bool {
+        (**self).rebuild_indexes_after_rows()
+    }
 }
 
 /// Reads a stored event's payload as the domain event of `current_version`,
@@ -193,20 +207,24 @@ pub fn decode_event<E>(stored: &StoredEvent, current_version: &str) -> Result<E,
 where
     E: cqrs_es::DomainEvent,
 {
-    let payload = if stored.event_version == current_version {
-        stored.payload.clone()
+    let malformed = |e: serde_json::Error| {
+        ApplyError::Poison(format!("malformed {} payload: {e}", stored.event_type))
+    };
+    // The payload is `{ "<EventType>": { ... } }`; its tag must agree with
+    // event_type. A current one is read in place (a rebuild reads every
+    // event: no copy of each payload first).
+    let parsed: E = if stored.event_version == current_version {
+        serde::Deserialize::deserialize(&stored.payload).map_err(malformed)?
     } else {
-        marketplace_domain::upcast::upcast(
+        let payload = marketplace_domain::upcast::upcast(
             &stored.aggregate_type,
             &stored.event_type,
             &stored.event_version,
             stored.payload.clone(),
         )
-        .map_err(|e| ApplyError::Poison(e.to_string()))?
+        .map_err(|e| ApplyError::Poison(e.to_string()))?;
+        serde_json::from_value(payload).map_err(malformed)?
     };
-    // The payload is `{ "<EventType>": { ... } }`; its tag must agree with event_type.
-    let parsed: E = serde_json::from_value(payload)
-        .map_err(|e| ApplyError::Poison(format!("malformed {} payload: {e}", stored.event_type)))?;
     let tag = parsed.event_type();
     if tag != stored.event_type {
         return Err(ApplyError::Poison(format!(
@@ -243,10 +261,10 @@ pub fn unchanged(
 /// attempt and `None` is returned: the caller rolls back and tries again with
 /// isolation. With it, each event runs in a savepoint and poison is
 /// dead-lettered; the number dead-lettered is returned.
-pub async fn apply_events<P: Projection>(
+pub async fn apply_events<P: Projection, S: Borrow<StoredEvent> + Sync>(
     tx: &mut PgConnection,
     projection: &P,
-    events: &[StoredEvent],
+    events: &[S],
     isolate_each_event: bool,
 ) -> Result<Option<Vec<(usize, String)>>, sqlx::Error> {
     use sqlx::Acquire;
@@ -254,7 +272,8 @@ pub async fn apply_events<P: Projection>(
     if !isolate_each_event {
         let mine: Vec<&StoredEvent> = events
             .iter()
-            .filter(|e| projection.handles(&e.aggregate_type))
+            .map(Borrow::borrow)
+            .filter(|e: &&StoredEvent| projection.handles(&e.aggregate_type))
             .collect();
         if mine.is_empty() {
             return Ok(Some(dead));
@@ -265,7 +284,7 @@ pub async fn apply_events<P: Projection>(
             Err(ApplyError::Database(e)) => Err(e),
         };
     }
-    for (i, event) in events.iter().enumerate() {
+    for (i, event) in events.iter().map(Borrow::borrow).enumerate() {
         if !projection.handles(&event.aggregate_type) {
             continue;
         }

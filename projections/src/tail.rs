@@ -152,10 +152,7 @@ async fn attempt<P: Projection>(
     let name = projection.name();
     let mut tx = pool.begin().await?;
     if let Target::Shadow(schema) = target {
-        // Unqualified names (views, checkpoint, dead letters) now mean the shadow copies.
-        sqlx::query(&format!("SET LOCAL search_path = {schema}, public"))
-            .execute(&mut *tx)
-            .await?;
+        shadow_session(&mut tx, schema).await?;
     }
     // One runner per projection at a time; an advisory lock takes no
     // transaction id, so it does not hold back any reader's xmin.
@@ -231,6 +228,22 @@ async fn attempt<P: Projection>(
     Ok(Some((Step::Applied(events.len()), true)))
 }
 
+/// Sets a rebuild's transaction up: unqualified names (views, checkpoint,
+/// dead letters) mean the shadow copies, and its commit does not wait for
+/// the WAL flush. A crash may lose the last batches of a rebuild, but a
+/// rebuild's tables are never used unless it completes, and its swap
+/// commits durably: WAL is flushed in order, so the swap's flush carries
+/// every batch before it.
+async fn shadow_session(conn: &mut sqlx::PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true)",
+    )
+    .bind(format!("{schema}, public"))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A rebuild's batch, applied on two connections at once: the events split
 /// by aggregate, so each aggregate's events stay in order on one lane, and
 /// the projections' rows are per aggregate, so the lanes touch different
@@ -249,20 +262,18 @@ async fn apply_in_two_lanes<P: Projection>(
     isolate_each_event: bool,
 ) -> Result<bool, sqlx::Error> {
     use std::hash::{Hash, Hasher};
-    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let (mut first, mut second): (Vec<&StoredEvent>, Vec<&StoredEvent>) = (Vec::new(), Vec::new());
     for event in events {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (&event.aggregate_type, &event.aggregate_id).hash(&mut hasher);
         if hasher.finish().is_multiple_of(2) {
-            first.push(event.clone());
+            first.push(event);
         } else {
-            second.push(event.clone());
+            second.push(event);
         }
     }
     let mut other = pool.begin().await?;
-    sqlx::query(&format!("SET LOCAL search_path = {schema}, public"))
-        .execute(&mut *other)
-        .await?;
+    shadow_session(&mut other, schema).await?;
     let (a, b) = tokio::join!(
         crate::apply_events(tx, projection, &first, isolate_each_event),
         crate::apply_events(&mut other, projection, &second, isolate_each_event),
@@ -462,6 +473,30 @@ pub async fn rebuild<P: Projection>(
             .await?;
         }
     }
+    // Indexes that only serve reads (not unique, no constraint behind
+    // them) are built once the rows are in, by one sort each, instead of
+    // taking every row on the way, when the projection looks rows up by
+    // their keys only.
+    let deferred: Vec<(String, String)> = if !projection.rebuild_indexes_after_rows() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+           FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+          WHERE t.relnamespace = $1::regnamespace AND t.relname = ANY($2)
+            AND NOT i.indisunique
+            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+        )
+        .bind(&shadow)
+        .bind(&tables)
+        .fetch_all(&mut *tx)
+        .await?
+    };
+    for (index, _) in &deferred {
+        sqlx::query(&format!("DROP INDEX {index}"))
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
 
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
@@ -511,6 +546,10 @@ pub async fn rebuild<P: Projection>(
                 }
             }
         }
+    }
+
+    for (_, definition) in &deferred {
+        sqlx::query(definition).execute(pool).await?;
     }
 
     // Swap: hold the live runners between batches (the tailing runner, or

@@ -39,6 +39,7 @@ mod notifications;
 mod openapi;
 mod placement;
 mod projection;
+mod projection_fold;
 mod providers_api;
 mod provisioning;
 mod rate_limit;

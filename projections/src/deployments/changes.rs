@@ -7,7 +7,7 @@
 //! same rows.
 
 use chrono::{DateTime, Utc};
-use marketplace_domain::deployment::DeploymentEvent;
+use marketplace_domain::deployment::{DeletionCause, DeploymentEvent, NodeAssignment};
 use serde_json::{json, Value};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
@@ -67,8 +67,57 @@ impl Param {
 
 /// A timestamp as text at the microsecond the database keeps, cut as the
 /// driver cuts a bound value (not rounded as PostgreSQL rounds text).
-fn micros(at: &DateTime<Utc>) -> String {
+pub(super) fn micros(at: &DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// A spread worker's entry as its assignment writes it.
+pub(super) fn worker_json(node: &NodeAssignment) -> Value {
+    json!({
+        "node_id": node.node_id, "farm_id": node.farm_id,
+        "contract_id": null, "running_revision": null, "workload": null,
+    })
+}
+
+/// A zdb backend's entry as its assignment writes it.
+pub(super) fn zdb_json(node: &NodeAssignment) -> Value {
+    json!({
+        "node_id": node.node_id, "farm_id": node.farm_id,
+        "contract_id": null, "endpoint": null,
+    })
+}
+
+/// A standby as its assignment writes it.
+pub(super) fn standby_json(node: &NodeAssignment, reason: &Option<String>) -> Value {
+    json!({
+        "node_id": node.node_id, "farm_id": node.farm_id, "reason": reason,
+        "contract_id": null, "ready": false,
+    })
+}
+
+/// The last takeover, as the view keeps it.
+pub(super) fn failover_json(
+    from_node: u32,
+    to_node: &NodeAssignment,
+    reason: &str,
+    at: &DateTime<Utc>,
+) -> Value {
+    json!({ "from_node": from_node, "to_node": to_node.node_id, "reason": reason, "at": at })
+}
+
+/// The deletion cause's column: its serialised name.
+pub(super) fn deletion_cause(cause: &DeletionCause) -> Result<Option<String>, ApplyError> {
+    Ok(to_json(cause)?.as_str().map(str::to_string))
+}
+
+/// A spread worker's key in `spread_workers`.
+pub(super) fn worker_key(index: u8) -> String {
+    index.to_string()
+}
+
+/// A zdb backend's key in `qsfs_backends`.
+pub(super) fn zdb_key(disk: u8, index: u8) -> String {
+    format!("{disk}/{index}")
 }
 
 /// What one event does to its row: a `SET` clause and its parameters.
@@ -115,25 +164,22 @@ pub(super) fn of(event: &DeploymentEvent) -> Result<Option<Change>, ApplyError> 
         E::WorkerAssigned { index, node, .. } => change(
             "spread_workers = jsonb_set(spread_workers, ARRAY[$8], $9)",
             vec![
-                Text(index.to_string()),
-                Json(json!({
-                    "node_id": node.node_id, "farm_id": node.farm_id,
-                    "contract_id": null, "running_revision": null, "workload": null,
-                })),
+                Text(worker_key(*index)),
+                Json(worker_json(node)),
             ],
         ),
         E::WorkerContractCreated {
             index, contract_id, ..
         } => change(
             "spread_workers = jsonb_set(spread_workers, ARRAY[$8, 'contract_id'], to_jsonb($9::bigint))",
-            vec![Text(index.to_string()), contract(*contract_id)?],
+            vec![Text(worker_key(*index)), contract(*contract_id)?],
         ),
         E::WorkerRunning {
             index, workload, ..
         } => change(
             "spread_workers = jsonb_set(jsonb_set(spread_workers, ARRAY[$8, 'workload'], $9), \
              ARRAY[$8, 'running_revision'], to_jsonb(revision))",
-            vec![Text(index.to_string()), Json(to_json(workload)?)],
+            vec![Text(worker_key(*index)), Json(to_json(workload)?)],
         ),
         E::WorkerReleased {
             index,
@@ -144,7 +190,7 @@ pub(super) fn of(event: &DeploymentEvent) -> Result<Option<Change>, ApplyError> 
             "spread_workers = spread_workers - $8, \
              tried_nodes = CASE WHEN $10 THEN array_append(tried_nodes, $9) ELSE tried_nodes END",
             vec![
-                Text(index.to_string()),
+                Text(worker_key(*index)),
                 Int((*node_id).into()),
                 Bool(failure.is_some()),
             ],
@@ -154,11 +200,8 @@ pub(super) fn of(event: &DeploymentEvent) -> Result<Option<Change>, ApplyError> 
         } => change(
             "qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8], $9)",
             vec![
-                Text(format!("{disk}/{index}")),
-                Json(json!({
-                    "node_id": node.node_id, "farm_id": node.farm_id,
-                    "contract_id": null, "endpoint": null,
-                })),
+                Text(zdb_key(*disk, *index)),
+                Json(zdb_json(node)),
             ],
         ),
         E::ZdbContractCreated {
@@ -168,7 +211,7 @@ pub(super) fn of(event: &DeploymentEvent) -> Result<Option<Change>, ApplyError> 
             ..
         } => change(
             "qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8, 'contract_id'], to_jsonb($9::bigint))",
-            vec![Text(format!("{disk}/{index}")), contract(*contract_id)?],
+            vec![Text(zdb_key(*disk, *index)), contract(*contract_id)?],
         ),
         E::ZdbReady {
             disk,
@@ -177,7 +220,7 @@ pub(super) fn of(event: &DeploymentEvent) -> Result<Option<Change>, ApplyError> 
             ..
         } => change(
             "qsfs_backends = jsonb_set(qsfs_backends, ARRAY[$8, 'endpoint'], $9)",
-            vec![Text(format!("{disk}/{index}")), Json(to_json(endpoint)?)],
+            vec![Text(zdb_key(*disk, *index)), Json(to_json(endpoint)?)],
         ),
         E::ZdbAbandoned {
             disk,
@@ -186,14 +229,11 @@ pub(super) fn of(event: &DeploymentEvent) -> Result<Option<Change>, ApplyError> 
             ..
         } => change(
             "qsfs_backends = qsfs_backends - $8, tried_nodes = array_append(tried_nodes, $9)",
-            vec![Text(format!("{disk}/{index}")), Int((*node_id).into())],
+            vec![Text(zdb_key(*disk, *index)), Int((*node_id).into())],
         ),
         E::StandbyAssigned { node, reason, .. } => change(
             "standby = $8",
-            vec![Json(json!({
-                "node_id": node.node_id, "farm_id": node.farm_id, "reason": reason,
-                "contract_id": null, "ready": false,
-            }))],
+            vec![Json(standby_json(node, reason))],
         ),
         E::StandbyContractCreated { contract_id, .. } => change(
             "standby = jsonb_set(standby, '{contract_id}', to_jsonb($8::bigint))",
@@ -219,9 +259,7 @@ pub(super) fn of(event: &DeploymentEvent) -> Result<Option<Change>, ApplyError> 
                 Int(to_node.node_id.into()),
                 Int(to_node.farm_id.into()),
                 contract(*to_contract_id)?,
-                Json(json!({
-                    "from_node": from_node, "to_node": to_node.node_id, "reason": reason, "at": at,
-                })),
+                Json(failover_json(*from_node, to_node, reason, at)),
                 Int((*from_node).into()),
             ],
         ),
@@ -272,7 +310,7 @@ pub(super) fn of(event: &DeploymentEvent) -> Result<Option<Change>, ApplyError> 
         }
         E::DeploymentDeleted { cause, .. } => change(
             "status = 'deleted', deletion_cause = $8",
-            vec![OptText(to_json(cause)?.as_str().map(str::to_string))],
+            vec![OptText(deletion_cause(cause)?)],
         ),
     }))
 }
