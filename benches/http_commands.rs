@@ -12,9 +12,12 @@
 //! Phases, per mode: warm-up; `POST /v1/deployments` throughput; the same
 //! with an `Idempotency-Key`; accepted-to-visible latency under load (a
 //! single poller runs `SELECT id FROM deployment_views WHERE id = ANY($1) AND
-//! version >= 1` every 1 ms over the ids whose 202 arrived); the same latency
-//! paced (one command at a time, its own 1 ms poll of
-//! `SELECT version FROM deployment_views WHERE id = $1`).
+//! version >= 1` every 1 ms over the ids whose 202 arrived); the same at a
+//! held arrival rate of 50% and of 80% of the plain phase's commands/s
+//! (request `i` sent no earlier than `i / rate` into the run, by the same
+//! BENCH_CONCURRENCY workers); the same latency paced (one command at a
+//! time, its own 1 ms poll of `SELECT version FROM deployment_views WHERE
+//! id = $1`).
 //!
 //! Each mode first runs `pgbench` on the same server (BENCH_CONCURRENCY
 //! clients, 10 s, one event-sized row inserted per transaction into a table
@@ -244,7 +247,11 @@ impl Load {
     }
 }
 
-/// Sends `n` requests with `c` workers; names are `{tag}{i}`.
+/// Sends `n` requests with `c` workers; names are `{tag}{i}`. With a
+/// `rate` (commands/s), request `i` is not sent before `i / rate` seconds
+/// into the run: an arrival rate held whatever the answers' latency, as
+/// long as `c` requests in flight are enough for it.
+#[allow(clippy::too_many_arguments)]
 async fn run_load(
     url: &str,
     tokens: &[String],
@@ -253,6 +260,7 @@ async fn run_load(
     tag: &str,
     keyed: bool,
     vis: Option<Arc<Visibility>>,
+    rate: Option<f64>,
 ) -> Load {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -275,6 +283,10 @@ async fn run_load(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     break;
+                }
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 let mut req = client
                     .post(&url)
@@ -520,6 +532,8 @@ async fn run_mode(
         cfg.pool
     ));
     let (c, mut accepted, mut ok) = (cfg.concurrency, 0i64, true);
+    // The plain command phase's rate, which the paced phases take shares of.
+    let mut max_rate: Option<f64> = None;
     // The database's own speed, in this run, on this server: `pgbench`,
     // C clients each inserting one event-sized row per transaction into a
     // table shaped like the store (its columns, key and commit-order index).
@@ -537,7 +551,7 @@ async fn run_mode(
     };
 
     eprintln!("[{mode}] warm-up: {} requests", cfg.warmup);
-    let warm = run_load(&stack.url, tokens, cfg.warmup, c, "w", false, None).await;
+    let warm = run_load(&stack.url, tokens, cfg.warmup, c, "w", false, None, None).await;
     accepted += warm.ok as i64;
     if warm.failed > 0 {
         rows.push(Row {
@@ -582,7 +596,7 @@ async fn run_mode(
         let batches0 = stats.batches.load(Ordering::Relaxed);
         let appends0 = stats.appends.load(Ordering::Relaxed);
         let cpu0 = cpu_times();
-        let load = run_load(&stack.url, tokens, cfg.requests, c, tag, keyed, None).await;
+        let load = run_load(&stack.url, tokens, cfg.requests, c, tag, keyed, None, None).await;
         let cpu1 = cpu_times();
         let batches = stats.batches.load(Ordering::Relaxed) - batches0;
         let appends = stats.appends.load(Ordering::Relaxed) - appends0;
@@ -594,6 +608,9 @@ async fn run_mode(
             .await?;
         let drain = wait_for_views(&stack.bench_pool, accepted).await;
         let secs = load.elapsed.as_secs_f64();
+        if !keyed {
+            max_rate = Some(load.ok as f64 / secs.max(1e-9));
+        }
         let machine = (cpu1.0 - cpu0.0) / secs;
         let own = (cpu1.2 - cpu0.2) / secs;
         if let Some(tps) = baseline {
@@ -660,7 +677,17 @@ async fn run_mode(
         vis.clone(),
         stop.clone(),
     ));
-    let mut load = run_load(&stack.url, tokens, n, c, "l", false, Some(vis.clone())).await;
+    let mut load = run_load(
+        &stack.url,
+        tokens,
+        n,
+        c,
+        "l",
+        false,
+        Some(vis.clone()),
+        None,
+    )
+    .await;
     stop.store(true, Ordering::Release);
     poller.await.expect("poller");
     accepted += load.ok as i64;
@@ -676,6 +703,55 @@ async fn run_mode(
         load,
         visible: Some(seen),
     });
+
+    // The same at a held arrival rate: 50% and 80% of the plain phase's
+    // maximum (the visibility targets are stated at those loads).
+    if let Some(max) = max_rate {
+        for share in [0.5, 0.8] {
+            let rate = max * share;
+            eprintln!(
+                "[{mode}] accepted-to-visible at {:.0}% of the maximum ({rate:.0}/s): {n} requests",
+                share * 100.0
+            );
+            let vis = Arc::new(Visibility::default());
+            let stop = Arc::new(AtomicBool::new(false));
+            let poller = tokio::spawn(poll_visibility(
+                stack.bench_pool.clone(),
+                vis.clone(),
+                stop.clone(),
+            ));
+            let tag = format!("r{}", (share * 100.0) as u32);
+            let mut load = run_load(
+                &stack.url,
+                tokens,
+                n,
+                c,
+                &tag,
+                false,
+                Some(vis.clone()),
+                Some(rate),
+            )
+            .await;
+            stop.store(true, Ordering::Release);
+            poller.await.expect("poller");
+            accepted += load.ok as i64;
+            let missing = vis.pending.lock().unwrap().len();
+            for _ in 0..missing {
+                load.fail("accepted but never visible".into());
+            }
+            let mut seen = std::mem::take(&mut *vis.seen.lock().unwrap());
+            seen.sort();
+            rows.push(Row {
+                mode,
+                what: format!(
+                    "visible (poll ANY, 1 ms), {:.0}% of max = {rate:.0}/s",
+                    share * 100.0
+                ),
+                load,
+                visible: Some(seen),
+            });
+        }
+    }
 
     let p = cfg.paced_samples;
     eprintln!("[{mode}] accepted-to-visible paced: {p} requests, one at a time");
