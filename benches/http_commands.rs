@@ -349,6 +349,46 @@ async fn run_load(
     total
 }
 
+/// `n` commands from `c` workers (at `rate` if given) while one poller
+/// times each from its 202 to its row in the view; an accepted command
+/// never seen counts as a failure. The times come back sorted.
+async fn visible_under_load(
+    stack: &Stack,
+    tokens: &[String],
+    n: usize,
+    c: usize,
+    tag: &str,
+    rate: Option<f64>,
+) -> (Load, Vec<Duration>) {
+    let vis = Arc::new(Visibility::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = tokio::spawn(poll_visibility(
+        stack.bench_pool.clone(),
+        vis.clone(),
+        stop.clone(),
+    ));
+    let mut load = run_load(
+        &stack.url,
+        tokens,
+        n,
+        c,
+        tag,
+        false,
+        Some(vis.clone()),
+        rate,
+    )
+    .await;
+    stop.store(true, Ordering::Release);
+    poller.await.expect("poller");
+    let missing = vis.pending.lock().unwrap().len();
+    for _ in 0..missing {
+        load.fail("accepted but never visible".into());
+    }
+    let mut seen = std::mem::take(&mut *vis.seen.lock().unwrap());
+    seen.sort();
+    (load, seen)
+}
+
 /// One command at a time; after each 202, polls its view row every 1 ms.
 async fn run_paced(url: &str, token: &str, pool: &PgPool, n: usize) -> (Load, Vec<Duration>) {
     let client = reqwest::Client::new();
@@ -670,33 +710,8 @@ async fn run_mode(
         notes.extend(top_statements(&stack.bench_pool, mode).await);
     }
     eprintln!("[{mode}] accepted-to-visible under load: {n} requests, C={c}");
-    let vis = Arc::new(Visibility::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let poller = tokio::spawn(poll_visibility(
-        stack.bench_pool.clone(),
-        vis.clone(),
-        stop.clone(),
-    ));
-    let mut load = run_load(
-        &stack.url,
-        tokens,
-        n,
-        c,
-        "l",
-        false,
-        Some(vis.clone()),
-        None,
-    )
-    .await;
-    stop.store(true, Ordering::Release);
-    poller.await.expect("poller");
+    let (load, seen) = visible_under_load(&stack, tokens, n, c, "l", None).await;
     accepted += load.ok as i64;
-    let missing = vis.pending.lock().unwrap().len();
-    for _ in 0..missing {
-        load.fail("accepted but never visible".into());
-    }
-    let mut seen = std::mem::take(&mut *vis.seen.lock().unwrap());
-    seen.sort();
     rows.push(Row {
         mode,
         what: format!("visible (poll ANY, 1 ms), C={c}"),
@@ -713,34 +728,9 @@ async fn run_mode(
                 "[{mode}] accepted-to-visible at {:.0}% of the maximum ({rate:.0}/s): {n} requests",
                 share * 100.0
             );
-            let vis = Arc::new(Visibility::default());
-            let stop = Arc::new(AtomicBool::new(false));
-            let poller = tokio::spawn(poll_visibility(
-                stack.bench_pool.clone(),
-                vis.clone(),
-                stop.clone(),
-            ));
             let tag = format!("r{}", (share * 100.0) as u32);
-            let mut load = run_load(
-                &stack.url,
-                tokens,
-                n,
-                c,
-                &tag,
-                false,
-                Some(vis.clone()),
-                Some(rate),
-            )
-            .await;
-            stop.store(true, Ordering::Release);
-            poller.await.expect("poller");
+            let (load, seen) = visible_under_load(&stack, tokens, n, c, &tag, Some(rate)).await;
             accepted += load.ok as i64;
-            let missing = vis.pending.lock().unwrap().len();
-            for _ in 0..missing {
-                load.fail("accepted but never visible".into());
-            }
-            let mut seen = std::mem::take(&mut *vis.seen.lock().unwrap());
-            seen.sort();
             rows.push(Row {
                 mode,
                 what: format!("visible, {:.0}% of max = {rate:.0}/s", share * 100.0),
