@@ -241,12 +241,12 @@ async fn view_of(pool: &PgPool, id: Uuid) -> Option<(i64, String)> {
 
 /// Both tables of the projection, every row as JSON, in key order.
 #[derive(Debug, PartialEq)]
-struct Tables {
-    views: Vec<Value>,
-    history: Vec<Value>,
+pub(crate) struct Tables {
+    pub views: Vec<Value>,
+    pub history: Vec<Value>,
 }
 
-async fn dump(conn: &mut PgConnection) -> Tables {
+pub(crate) async fn dump(conn: &mut PgConnection) -> Tables {
     let views = sqlx::query_scalar("SELECT to_jsonb(v) FROM deployment_views v ORDER BY id")
         .fetch_all(&mut *conn)
         .await

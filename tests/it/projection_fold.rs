@@ -19,11 +19,12 @@ use marketplace_domain::pricing::DiscountLevel;
 use marketplace_domain::{Actor, Role, TftAmount};
 use marketplace_projections::deployments::DeploymentProjection;
 use marketplace_projections::{apply_events, tail, Projection, StoredEvent};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::common::{serial, store_database};
+use crate::projection::{dump, Tables};
 
 /// A time with sub-microsecond digits, which the database cuts.
 fn t(step: i64) -> DateTime<Utc> {
@@ -406,30 +407,15 @@ async fn stored_events(pool: &PgPool) -> Vec<StoredEvent> {
     .expect("read events")
 }
 
-/// Both tables, every row as JSON, in key order.
-async fn dump(conn: &mut PgConnection) -> (Vec<Value>, Vec<Value>) {
-    let views = sqlx::query_scalar("SELECT to_jsonb(v) FROM deployment_views v ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await
-        .expect("dump views");
-    let history = sqlx::query_scalar(
-        "SELECT to_jsonb(h) FROM deployment_history h ORDER BY deployment_id, sequence",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .expect("dump history");
-    (views, history)
-}
-
-async fn dump_pool(pool: &PgPool) -> (Vec<Value>, Vec<Value>) {
+async fn dump_pool(pool: &PgPool) -> Tables {
     dump(&mut pool.acquire().await.expect("connection")).await
 }
 
 #[track_caller]
-fn assert_same(what: &str, live: &(Vec<Value>, Vec<Value>), other: &(Vec<Value>, Vec<Value>)) {
+fn assert_same(what: &str, live: &Tables, other: &Tables) {
     for (table, a, b) in [
-        ("deployment_views", &live.0, &other.0),
-        ("deployment_history", &live.1, &other.1),
+        ("deployment_views", &live.views, &other.views),
+        ("deployment_history", &live.history, &other.history),
     ] {
         assert_eq!(a.len(), b.len(), "{what}: {table} row counts");
         if let Some((i, (x, y))) = a.iter().zip(b).enumerate().find(|(_, (x, y))| x != y) {
@@ -450,7 +436,7 @@ async fn dead_letters(pool: &PgPool) -> Vec<(String, i64)> {
 
 /// The rows one event at a time builds (the projection's `apply`, each
 /// event in commit order), rolled back.
-async fn one_at_a_time(pool: &PgPool, events: &[StoredEvent]) -> (Vec<Value>, Vec<Value>) {
+async fn one_at_a_time(pool: &PgPool, events: &[StoredEvent]) -> Tables {
     let mut tx = pool.begin().await.expect("begin");
     for e in events {
         DeploymentProjection
@@ -485,12 +471,12 @@ async fn a_folded_rebuild_and_the_live_runner_build_what_one_event_at_a_time_bui
     store(&pool, &lives(12)).await;
     let events = stored_events(&pool).await;
     let live = one_at_a_time(&pool, &events).await;
-    assert_eq!(live.0.len(), 12);
-    assert_eq!(live.1.len(), events.len());
+    assert_eq!(live.views.len(), 12);
+    assert_eq!(live.history.len(), events.len());
     // The lives end deleted, failed and deleted; the first one's standby
     // took over (revision 1, then resized: 2).
     let statuses: Vec<&str> = live
-        .0
+        .views
         .iter()
         .map(|v| v["status"].as_str().unwrap_or(""))
         .collect();
@@ -607,7 +593,7 @@ async fn a_redelivered_or_out_of_order_batch_gives_what_it_gave_before_the_fold(
         .expect("applied");
     let dead_at: Vec<i64> = dead.iter().map(|(i, _)| swapped[*i].sequence).collect();
     assert_eq!(dead_at.first(), Some(&4), "{dead:?}");
-    let (views, _) = dump(&mut tx).await;
+    let views = dump(&mut tx).await.views;
     assert_eq!(views.len(), 6);
     tx.rollback().await.expect("rollback");
 
