@@ -375,14 +375,7 @@ pub(crate) async fn seed_every_aggregate(app: &TestApp) -> String {
             .expect("json");
         policy = policy["policy"].clone();
         policy["cu_per_hour"] = json!(cu);
-        let r = app
-            .client
-            .put(app.url("/v1/pricing"))
-            .bearer_auth(operator())
-            .json(&policy)
-            .send()
-            .await
-            .expect("put");
+        let r = app.put("/v1/pricing", &operator(), &policy).await;
         assert!(
             r.status().is_success(),
             "{}",

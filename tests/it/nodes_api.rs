@@ -277,14 +277,7 @@ async fn maintenance_windows_by_the_farms_provider_and_seen_on_deployments() {
     expect_problem(r, 403).await;
 
     // Reschedule, then cancel the second one.
-    let r = app
-        .client
-        .put(app.url(&format!("/v1/nodes/11/maintenance/{w1}")))
-        .bearer_auth(&farmer)
-        .json(&json!({ "starts_at": start + Duration::days(1), "ends_at": start + Duration::days(1) + Duration::hours(2) }))
-        .send()
-        .await
-        .expect("put");
+    let r = app.put(&format!("/v1/nodes/11/maintenance/{w1}"), &farmer, &json!({ "starts_at": start + Duration::days(1), "ends_at": start + Duration::days(1) + Duration::hours(2) })).await;
     assert_eq!(r.status(), 202);
     let r = app
         .post(

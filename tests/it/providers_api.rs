@@ -282,36 +282,15 @@ async fn a_pricing_change_moves_the_next_quote_and_is_in_the_history() {
     let mut policy = current["policy"].clone();
     policy["cu_per_hour"] = json!(200_000);
     // Only operators change prices.
-    let r = app
-        .client
-        .put(app.url("/v1/pricing"))
-        .bearer_auth(alice())
-        .json(&policy)
-        .send()
-        .await
-        .expect("put");
+    let r = app.put("/v1/pricing", &alice(), &policy).await;
     expect_problem(r, 403).await;
     let mut invalid = policy.clone();
     invalid["certified_multiplier_bps"] = json!(5);
-    let r = app
-        .client
-        .put(app.url("/v1/pricing"))
-        .bearer_auth(operator())
-        .json(&invalid)
-        .send()
-        .await
-        .expect("put");
+    let r = app.put("/v1/pricing", &operator(), &invalid).await;
     let p = expect_problem(r, 422).await;
     assert_eq!(p["field"], "certified_multiplier_bps");
 
-    let r = app
-        .client
-        .put(app.url("/v1/pricing"))
-        .bearer_auth(operator())
-        .json(&policy)
-        .send()
-        .await
-        .expect("put");
+    let r = app.put("/v1/pricing", &operator(), &policy).await;
     assert_eq!(r.status(), 202);
 
     // The very next quote uses the new price: 0.02 + 0.00175 + 0.004.
@@ -326,14 +305,7 @@ async fn a_pricing_change_moves_the_next_quote_and_is_in_the_history() {
     assert_eq!(current["version"], 1);
 
     // The same policy again changes nothing.
-    let r = app
-        .client
-        .put(app.url("/v1/pricing"))
-        .bearer_auth(operator())
-        .json(&policy)
-        .send()
-        .await
-        .expect("put");
+    let r = app.put("/v1/pricing", &operator(), &policy).await;
     expect_problem(r, 422).await;
 
     // The history shows the change, once the view has it.
@@ -372,14 +344,7 @@ async fn prices_stay_up_and_current_when_the_pricing_view_is_behind() {
         .expect("json");
     let mut policy = current["policy"].clone();
     policy["cu_per_hour"] = json!(200_000);
-    let r = app
-        .client
-        .put(app.url("/v1/pricing"))
-        .bearer_auth(operator())
-        .json(&policy)
-        .send()
-        .await
-        .expect("put");
+    let r = app.put("/v1/pricing", &operator(), &policy).await;
     assert_eq!(r.status(), 202);
     // Once the bounded wait for the view is over, the quote is priced by
     // the policy folded from the store: the new one, not an error.

@@ -619,14 +619,7 @@ async fn auto_top_up_fires_exactly_once_under_concurrent_balance_drops_and_respe
     paid_top_up(&app, &alice()).await; // 2,500 TFT
     save_card(&app, &alice(), VISA).await;
     // Below 1,000 TFT, charge $10 (1,000 TFT), at most $20 a month.
-    let r = app
-        .client
-        .put(app.url("/v1/wallet/auto-top-up"))
-        .bearer_auth(alice())
-        .json(&json!({ "threshold_tft_units": 1_000 * 10_000_000i64, "amount_cents": 1_000, "monthly_cap_cents": 2_000 }))
-        .send()
-        .await
-        .expect("put");
+    let r = app.put("/v1/wallet/auto-top-up", &alice(), &json!({ "threshold_tft_units": 1_000 * 10_000_000i64, "amount_cents": 1_000, "monthly_cap_cents": 2_000 })).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
     let v: Value = r.json().await.expect("json");
     let version = v["version"].as_i64().expect("version");
@@ -695,14 +688,7 @@ async fn auto_top_up_failures_are_recorded_for_the_user() {
         let app = stripe_app().await;
         paid_top_up(&app, &alice()).await;
         let pm = save_card(&app, &alice(), card).await;
-        let r = app
-            .client
-            .put(app.url("/v1/wallet/auto-top-up"))
-            .bearer_auth(alice())
-            .json(&json!({ "threshold_tft_units": 1_000 * 10_000_000i64, "amount_cents": 1_000, "monthly_cap_cents": 5_000, "payment_method_id": pm }))
-            .send()
-            .await
-            .expect("put");
+        let r = app.put("/v1/wallet/auto-top-up", &alice(), &json!({ "threshold_tft_units": 1_000 * 10_000_000i64, "amount_cents": 1_000, "monthly_cap_cents": 5_000, "payment_method_id": pm })).await;
         assert_eq!(r.status(), 202);
         let v: Value = r.json().await.expect("json");
         app.get(

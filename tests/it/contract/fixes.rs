@@ -147,14 +147,7 @@ async fn rules_across_fields_and_unstorable_texts_get_their_own_answers() {
         { "level": "silver", "min_half_months": 3, "percent": 30 },
         { "level": "bronze", "min_half_months": 6, "percent": 40 }
     ]);
-    let r = app
-        .client
-        .put(app.url("/v1/pricing"))
-        .bearer_auth(operator())
-        .json(&policy)
-        .send()
-        .await
-        .expect("send");
+    let r = app.put("/v1/pricing", &operator(), &policy).await;
     let p = expect_problem(r, 422).await;
     assert_eq!(
         rule_of(&p),
